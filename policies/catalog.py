@@ -1,0 +1,117 @@
+"""The decision-point catalog: actions, rules and reward settings per decision point.
+
+Loaded from YAML (the shipped default is ``policies/catalog.yaml``; a workspace
+keeps its own copy). Validated once, at load.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from policies.errors import CatalogError, InvalidInputError, UnknownDecisionPointError
+from policies.rules import RuleSet
+from policies.types import Action, validate_actions
+
+DEFAULT_CATALOG = "catalog.yaml"
+
+
+@dataclass(frozen=True)
+class DecisionPoint:
+    """One decision point: its catalog of actions, its rules and its reward window."""
+
+    name: str
+    actions: tuple[Action, ...]
+    rules: RuleSet
+    reward_window_hours: float = 72.0
+    default_reward: float = 0.0
+    journey_priority: tuple[str, ...] = ()
+
+    @property
+    def reward_window_seconds(self) -> float:
+        return self.reward_window_hours * 3600.0
+
+
+@dataclass(frozen=True)
+class Catalog:
+    decision_points: Mapping[str, DecisionPoint]
+
+    def __getitem__(self, name: str) -> DecisionPoint:
+        try:
+            return self.decision_points[name]
+        except KeyError:
+            raise UnknownDecisionPointError(
+                f"unknown decision point {name!r}; known: {sorted(self.decision_points)}",
+                field="decision_point",
+            ) from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.decision_points
+
+    def names(self) -> list[str]:
+        return sorted(self.decision_points)
+
+
+def _merge(base: Mapping[str, object], override: Mapping[str, object]) -> dict[str, object]:
+    merged = dict(base)
+    merged.update(override)
+    return merged
+
+
+def parse_catalog(data: Mapping[str, object]) -> Catalog:
+    """Build a :class:`Catalog` from the parsed YAML mapping."""
+    if not isinstance(data, Mapping) or "decision_points" not in data:
+        raise CatalogError("catalog: a top-level 'decision_points' mapping is required")
+    defaults = dict(data.get("defaults") or {})
+    default_rules = dict(defaults.pop("rules", {}) or {})
+    points: dict[str, DecisionPoint] = {}
+    for name, raw in (data["decision_points"] or {}).items():
+        raw = dict(raw or {})
+        cfg = _merge(defaults, {k: v for k, v in raw.items() if k != "rules"})
+        rules_cfg = _merge(default_rules, raw.get("rules") or {})
+        try:
+            actions = tuple(
+                Action(a["id"], a["channel"], dict(a.get("features") or {}))
+                for a in cfg.get("actions") or []
+            )
+            if actions:
+                validate_actions(actions)
+        except (KeyError, TypeError, InvalidInputError) as exc:
+            raise CatalogError(f"decision point {name!r}: bad action ({exc})") from exc
+        priority = tuple(cfg.get("journey_priority") or ())
+        unknown = set(priority) - {a.id for a in actions}
+        if unknown:
+            raise CatalogError(f"decision point {name!r}: journey_priority names {sorted(unknown)}")
+        try:
+            points[name] = DecisionPoint(
+                name=name,
+                actions=actions,
+                rules=RuleSet.from_config(rules_cfg),
+                reward_window_hours=float(cfg.get("reward_window_hours", 72.0)),
+                default_reward=float(cfg.get("default_reward", 0.0)),
+                journey_priority=priority,
+            )
+        except CatalogError as exc:
+            raise CatalogError(f"decision point {name!r}: {exc}") from exc
+    if "default" not in points:
+        raise CatalogError("catalog: a 'default' decision point is required")
+    return Catalog(points)
+
+
+def load_catalog(path: str | Path | None = None) -> Catalog:
+    """Load the catalog at ``path``, or the one shipped with Maestro."""
+    import yaml  # imported here: keep `import policies` light
+
+    try:
+        if path is None:
+            text = resources.files("policies").joinpath(DEFAULT_CATALOG).read_text("utf-8")
+        else:
+            text = Path(path).read_text("utf-8")
+        data = yaml.safe_load(text)
+    except OSError as exc:
+        raise CatalogError(f"catalog: cannot read {path}: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise CatalogError(f"catalog: invalid YAML in {path}: {exc}") from exc
+    return parse_catalog(data)

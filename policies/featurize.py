@@ -1,0 +1,120 @@
+"""The one featuriser: (customer features, request context, action) → model inputs.
+
+Serving and training call the same functions, so a policy sees identical inputs
+in both. Features become *tokens*, ``(name, value)`` pairs:
+
+- numbers → ``(name, sign(x)·log1p(|x|))`` (heavy-tailed money and counts tamed);
+- strings and booleans → ``(name=value, 1.0)`` (one-hot);
+- a missing value (``None``) → ``(name=__missing__, 1.0)``, an explicit indicator
+  rather than a silent zero.
+
+Two views are built from the tokens: namespaced token lists for Vowpal Wabbit
+(``policies.vw`` renders them), and dense hashed vectors for torch and LinUCB
+(signed feature hashing, Weinberger et al., *Feature Hashing for Large Scale
+Multitask Learning*, ICML 2009).
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from policies.types import Action, Context, FeatureValue
+
+Token = tuple[str, float]
+MISSING = "__missing__"
+
+
+def _tokens(prefix: str, features: Mapping[str, FeatureValue], out: list[Token]) -> None:
+    for name, value in features.items():
+        if value is None:
+            out.append((f"{prefix}{name}={MISSING}", 1.0))
+        elif isinstance(value, bool):
+            out.append((f"{prefix}{name}={'true' if value else 'false'}", 1.0))
+        elif isinstance(value, (int, float)):
+            x = float(value)
+            out.append((f"{prefix}{name}", math.copysign(math.log1p(abs(x)), x)))
+        else:
+            out.append((f"{prefix}{name}={value}", 1.0))
+
+
+def shared_tokens(context: Context) -> list[Token]:
+    """Tokens of what is shared by every action: customer features (``c.``) and request context (``r.``)."""
+    out: list[Token] = []
+    _tokens("c.", context.customer, out)
+    _tokens("r.", context.request, out)
+    out.append((f"dp={context.decision_point}", 1.0))
+    return out
+
+
+def action_tokens(action: Action) -> list[Token]:
+    """Tokens of one action: its id, its channel and its features (``a.``)."""
+    out: list[Token] = [(f"id={action.id}", 1.0), (f"ch={action.channel}", 1.0)]
+    _tokens("a.", action.features, out)
+    return out
+
+
+@dataclass
+class DenseFeaturizer:
+    """Signed feature hashing into fixed-width vectors.
+
+    ``shared(context)`` has shape ``(shared_dim,)``; ``actions(actions)`` has shape
+    ``(n_actions, action_dim)``; ``joint(context, actions)`` concatenates them per
+    action, shape ``(n_actions, shared_dim + action_dim + 1)`` (last column a bias).
+    Hash slots and action vectors are memoised (bounded), so the per-request cost is
+    one pass over the customer's features.
+    """
+
+    shared_dim: int = 64
+    action_dim: int = 16
+    _slots: dict[tuple[str, int], tuple[int, float]] = field(default_factory=dict, repr=False)
+    _action_cache: dict[tuple[object, ...], np.ndarray] = field(default_factory=dict, repr=False)
+
+    def _slot(self, token: str, dim: int) -> tuple[int, float]:
+        key = (token, dim)
+        hit = self._slots.get(key)
+        if hit is None:
+            h = zlib.crc32(token.encode())
+            hit = (h % dim, 1.0 if (h >> 31) & 1 == 0 else -1.0)
+            if len(self._slots) < 1_000_000:
+                self._slots[key] = hit
+        return hit
+
+    def _vector(self, tokens: Sequence[Token], dim: int) -> np.ndarray:
+        vec = [0.0] * dim
+        slot = self._slot
+        for name, value in tokens:
+            i, sign = slot(name, dim)
+            vec[i] += sign * value
+        return np.array(vec, dtype=np.float32)
+
+    def shared(self, context: Context) -> np.ndarray:
+        return self._vector(shared_tokens(context), self.shared_dim)
+
+    def action(self, action: Action) -> np.ndarray:
+        key = (action.id, action.channel, *action.features.items())
+        vec = self._action_cache.get(key)
+        if vec is None:
+            vec = self._vector(action_tokens(action), self.action_dim)
+            if len(self._action_cache) < 100_000:
+                self._action_cache[key] = vec
+        return vec
+
+    def actions(self, actions: Sequence[Action]) -> np.ndarray:
+        return np.stack([self.action(a) for a in actions])
+
+    @property
+    def joint_dim(self) -> int:
+        return self.shared_dim + self.action_dim + 1
+
+    def joint(self, context: Context, actions: Sequence[Action]) -> np.ndarray:
+        n = len(actions)
+        out = np.empty((n, self.joint_dim), dtype=np.float32)
+        out[:, : self.shared_dim] = self.shared(context)
+        out[:, self.shared_dim : -1] = self.actions(actions)
+        out[:, -1] = 1.0
+        return out

@@ -1,0 +1,272 @@
+"""Business rules: which candidate actions a customer may receive right now.
+
+Rules run before every policy and before every fallback, so a forbidden action
+can never be drawn. Each exclusion carries a machine-readable reason:
+
+``no_consent:<channel>`` · ``cap:<channel>:<window>`` · ``suppressed:<flag>`` ·
+``quiet_hours`` · ``missing_feature:<name>`` · ``skill`` · ``language`` · ``capacity`` ·
+``retention_only``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from policies.errors import CatalogError
+from policies.types import CHANNELS, NO_CONTACT_ID, Action, Context, Exclusion, FeatureValue
+
+_UTC = ZoneInfo("UTC")
+
+
+@lru_cache(maxsize=1024)
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return _UTC
+
+
+def local_hour(timestamp: float, timezone: FeatureValue) -> int:
+    """The hour of day (0–23) at ``timestamp`` in ``timezone`` (UTC when unknown)."""
+    zone = _zone(timezone) if isinstance(timezone, str) and timezone else _UTC
+    return datetime.fromtimestamp(timestamp, zone).hour
+
+
+def _truthy(value: FeatureValue) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in {"1", "true", "yes", "y"}
+    return bool(value)
+
+
+def _split_list(value: FeatureValue) -> set[str]:
+    if not isinstance(value, str):
+        return set()
+    return {part.strip().lower() for part in value.split(",") if part.strip()}
+
+
+def _number(value: FeatureValue, default: float = 0.0) -> float:
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return default
+    return default
+
+
+@dataclass(frozen=True, slots=True)
+class FrequencyCap:
+    """At most ``max`` sends on ``channel`` within ``window`` (feature ``sends_<channel>_<window>``)."""
+
+    channel: str
+    window: str
+    max: int
+
+    def __post_init__(self) -> None:
+        if self.channel not in CHANNELS:
+            raise CatalogError(f"frequency cap: unknown channel {self.channel!r}")
+        if self.max < 0:
+            raise CatalogError("frequency cap: max must be >= 0")
+
+    @property
+    def feature(self) -> str:
+        return f"sends_{self.channel}_{self.window}"
+
+
+@dataclass(frozen=True, slots=True)
+class Suppression:
+    """When the customer feature ``when`` is true, block or allow-only categories of actions."""
+
+    when: str
+    block_categories: frozenset[str] = frozenset()
+    allow_only_categories: frozenset[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QuietHours:
+    """No contact on ``channels`` from ``start`` to ``end`` o'clock in the customer's time zone."""
+
+    start: int
+    end: int
+    channels: frozenset[str]
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.start <= 23 and 0 <= self.end <= 23):
+            raise CatalogError("quiet_hours: start and end must be hours 0-23")
+
+    def covers(self, hour: int) -> bool:
+        if self.start == self.end:
+            return False
+        if self.start < self.end:
+            return self.start <= hour < self.end
+        return hour >= self.start or hour < self.end
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRouting:
+    """Contact-centre routing: skill, level, language, capacity; VIP or high churn risk
+    customers only to agents with the ``retention`` skill."""
+
+    retention_churn_risk: float = 0.7
+    retention_tiers: frozenset[str] = frozenset({"vip"})
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """The rules of one decision point, applied by :meth:`split`."""
+
+    consent_channels: frozenset[str] = frozenset()
+    frequency_caps: tuple[FrequencyCap, ...] = ()
+    suppressions: tuple[Suppression, ...] = ()
+    quiet_hours: QuietHours | None = None
+    required_action_features: tuple[str, ...] = ()
+    agent_routing: AgentRouting | None = None
+    _caps_by_channel: dict[str, tuple[FrequencyCap, ...]] = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        unknown = set(self.consent_channels) - CHANNELS
+        if unknown:
+            raise CatalogError(f"consent_channels: unknown channels {sorted(unknown)}")
+        by_channel: dict[str, list[FrequencyCap]] = {}
+        for cap in self.frequency_caps:
+            by_channel.setdefault(cap.channel, []).append(cap)
+        object.__setattr__(
+            self, "_caps_by_channel", {k: tuple(v) for k, v in by_channel.items()}
+        )
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, object] | None) -> RuleSet:
+        """Build from the ``rules:`` mapping of the catalog YAML."""
+        config = dict(config or {})
+        known = {
+            "consent_channels", "frequency_caps", "suppressions", "quiet_hours",
+            "required_action_features", "agent_routing",
+        }
+        extra = set(config) - known
+        if extra:
+            raise CatalogError(f"rules: unknown keys {sorted(extra)}")
+        try:
+            caps = tuple(FrequencyCap(**c) for c in config.get("frequency_caps") or [])
+            sups = tuple(
+                Suppression(
+                    when=s["when"],
+                    block_categories=frozenset(s.get("block_categories") or ()),
+                    allow_only_categories=(
+                        frozenset(s["allow_only_categories"])
+                        if s.get("allow_only_categories") is not None
+                        else None
+                    ),
+                )
+                for s in config.get("suppressions") or []
+            )
+            qh_cfg = config.get("quiet_hours")
+            quiet = (
+                QuietHours(
+                    start=int(qh_cfg["start"]),
+                    end=int(qh_cfg["end"]),
+                    channels=frozenset(qh_cfg.get("channels") or ()),
+                )
+                if qh_cfg
+                else None
+            )
+            ar_cfg = config.get("agent_routing")
+            routing = (
+                AgentRouting(
+                    retention_churn_risk=float(ar_cfg.get("retention_churn_risk", 0.7)),
+                    retention_tiers=frozenset(ar_cfg.get("retention_tiers") or ()),
+                )
+                if ar_cfg is not None
+                else None
+            )
+            return cls(
+                consent_channels=frozenset(config.get("consent_channels") or ()),
+                frequency_caps=caps,
+                suppressions=sups,
+                quiet_hours=quiet,
+                required_action_features=tuple(config.get("required_action_features") or ()),
+                agent_routing=routing,
+            )
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise CatalogError(f"rules: malformed entry ({exc})") from exc
+
+    # ------------------------------------------------------------------ applying
+    def reason(self, context: Context, action: Action, hour: int | None) -> str | None:
+        """Why ``action`` is forbidden for ``context``, or ``None`` when it is allowed."""
+        if action.id == NO_CONTACT_ID or action.channel == "none":
+            return None
+        customer = context.customer
+        for name in self.required_action_features:
+            if action.features.get(name) is None:
+                return f"missing_feature:{name}"
+        channel = action.channel
+        if channel in self.consent_channels and not _truthy(customer.get(f"consent_{channel}")):
+            return f"no_consent:{channel}"
+        for cap in self._caps_by_channel.get(channel, ()):
+            if _number(customer.get(cap.feature)) >= cap.max:
+                return f"cap:{channel}:{cap.window}"
+        category = action.features.get("category")
+        for sup in self.suppressions:
+            if not _truthy(customer.get(sup.when)):
+                continue
+            if category in sup.block_categories:
+                return f"suppressed:{sup.when}"
+            if sup.allow_only_categories is not None and category not in sup.allow_only_categories:
+                return f"suppressed:{sup.when}"
+        if self.quiet_hours is not None and channel in self.quiet_hours.channels and hour is not None:
+            if self.quiet_hours.covers(hour):
+                return "quiet_hours"
+        if channel == "agent" and self.agent_routing is not None:
+            return self._agent_reason(context, action)
+        return None
+
+    def _agent_reason(self, context: Context, action: Action) -> str | None:
+        routing = self.agent_routing
+        assert routing is not None
+        feats, req = action.features, context.request
+        skills = _split_list(feats.get("skills"))
+        required = req.get("required_skill")
+        if isinstance(required, str) and required and required.lower() not in skills:
+            return "skill"
+        if _number(feats.get("level"), 0.0) < _number(req.get("required_level"), 0.0):
+            return "skill"
+        language = req.get("language")
+        if isinstance(language, str) and language and language.lower() not in _split_list(
+            feats.get("languages")
+        ):
+            return "language"
+        if _number(feats.get("load"), 0.0) >= _number(feats.get("capacity"), 0.0):
+            return "capacity"
+        customer = context.customer
+        needs_retention = (
+            _number(customer.get("churn_risk"), 0.0) >= routing.retention_churn_risk
+            or str(customer.get("tier", "")).lower() in routing.retention_tiers
+        )
+        if needs_retention and "retention" not in skills:
+            return "retention_only"
+        return None
+
+    def split(
+        self, context: Context, actions: Sequence[Action]
+    ) -> tuple[list[Action], list[Exclusion]]:
+        """Partition ``actions`` into the eligible ones and the excluded ones with reasons."""
+        hour = None
+        if self.quiet_hours is not None:
+            hour = local_hour(context.timestamp, context.customer.get("timezone"))
+        eligible: list[Action] = []
+        excluded: list[Exclusion] = []
+        for action in actions:
+            why = self.reason(context, action, hour)
+            if why is None:
+                eligible.append(action)
+            else:
+                excluded.append(Exclusion(action.id, why))
+        return eligible, excluded

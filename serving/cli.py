@@ -1,0 +1,145 @@
+"""The ``maestro`` command: the only place that knows every package.
+
+Heavy libraries (feast, ray, mlflow, torch) are imported inside the commands that
+need them, so ``maestro --help`` answers at once. Every command exits 0 on success,
+2 on bad usage and 1 on failure, with a one-line error on stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+import click
+
+from policies.registry import POLICY_KINDS
+
+
+class NotBuiltYet(click.ClickException):
+    """A contract command whose issue has not landed yet."""
+
+    exit_code = 1
+
+    def __init__(self, command: str, issue: int) -> None:
+        super().__init__(f"`maestro {command}` is not built yet (see issue #{issue})")
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    click.echo(f"maestro: error: {message}", err=True)
+    sys.exit(code)
+
+
+def _policy_list(_ctx: click.Context, _param: click.Parameter, value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    kinds = [v.strip() for v in value.split(",") if v.strip()]
+    unknown = [k for k in kinds if k not in POLICY_KINDS]
+    if unknown or not kinds:
+        raise click.BadParameter(
+            f"unknown policy kind(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(POLICY_KINDS)}"
+        )
+    return kinds
+
+
+def _run(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call a command body, turning Maestro's errors into a one-line message and exit code."""
+    from policies.errors import InvalidInputError, PolicyError
+
+    try:
+        return fn(*args, **kwargs)
+    except click.ClickException:
+        raise
+    except (InvalidInputError, ValueError) as exc:
+        _fail(str(exc), 2)
+    except (PolicyError, OSError, RuntimeError) as exc:
+        _fail(str(exc), 1)
+    except KeyboardInterrupt:
+        _fail("interrupted", 1)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="maestro-nba", prog_name="maestro")
+def cli() -> None:
+    """Maestro: real-time next-best-action decisions with contextual bandits."""
+
+
+@cli.command()
+@click.option("--customers", type=click.IntRange(1, 10_000_000), default=10_000, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+def init(customers: int, seed: int) -> None:
+    """Build the workspace under $MAESTRO_HOME (Feast repo, data, MLflow store, cold-start champion)."""
+    raise NotBuiltYet("init", 3)
+
+
+@cli.command()
+@click.option("--engine", type=click.Choice(["ray", "uvicorn"]), default="ray", show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--replicas", type=click.IntRange(1, 64), default=1, show_default=True)
+def serve(engine: str, host: str, port: int, replicas: int) -> None:
+    """Serve the HTTP API (Ray Serve by default; uvicorn runs the same app in one process)."""
+    raise NotBuiltYet("serve", 4)
+
+
+@cli.command()
+@click.option("--policy", "policy_kind", type=click.Choice(list(POLICY_KINDS)), default="vw-cb", show_default=True)
+@click.option("--decision-point", default=None, help="Train one decision point (default: all with data).")
+@click.option("--promote", is_flag=True, help="Move the champion alias when the gate passes.")
+@click.option("--every", default=None, help="Retrain on a schedule, e.g. 10m or 1h.")
+def train(policy_kind: str, decision_point: str | None, promote: bool, every: str | None) -> None:
+    """Train a candidate from logged decisions and rewards, evaluate it off-policy, register it."""
+    raise NotBuiltYet("train", 6)
+
+
+@cli.command()
+@click.option("--policy", "policy_ref", default=None, help="A policy kind, or models:/name@alias.")
+@click.option("--logs", type=click.Path(dir_okay=True), default=None)
+def evaluate(policy_ref: str | None, logs: str | None) -> None:
+    """Off-policy evaluation (IPS, SNIPS, DM, DR) with 95% confidence intervals."""
+    if policy_ref is None and logs is None:
+        raise click.UsageError("give --policy, --logs FILE.parquet, or both")
+    raise NotBuiltYet("evaluate", 6)
+
+
+@cli.command()
+@click.option("--policies", callback=_policy_list, default="uniform,rules,vw-cb", show_default=True)
+@click.option("--customers", type=click.IntRange(1, 10_000_000), default=1_000, show_default=True)
+@click.option("--steps", type=click.IntRange(1, 100_000_000), default=10_000, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), default="simulation", show_default=True)
+@click.option("--target", default=None, help="URL of a running Maestro to drive over HTTP.")
+def simulate(
+    policies: list[str], customers: int, steps: int, seed: int, out: str, target: str | None
+) -> None:
+    """Run the journey simulator and write report.json, report.html and plots."""
+    raise NotBuiltYet("simulate", 5)
+
+
+@cli.command()
+@click.option("--decision-point", required=True)
+@click.option("--version", "model_version", type=click.IntRange(1), required=True)
+def promote(decision_point: str, model_version: int) -> None:
+    """Move the champion alias of a decision point to a registered version (rollback)."""
+    raise NotBuiltYet("promote", 6)
+
+
+@cli.command()
+def report() -> None:
+    """Experiment results per decision point: variants, rewards, lift with intervals."""
+    raise NotBuiltYet("report", 8)
+
+
+@cli.command()
+@click.argument("customer_id")
+def erase(customer_id: str) -> None:
+    """Erase one customer everywhere (online store, offline data, logs, training sets)."""
+    raise NotBuiltYet("erase", 7)
+
+
+def main() -> None:
+    cli(prog_name="maestro")
+
+
+if __name__ == "__main__":
+    main()
