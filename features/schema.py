@@ -76,3 +76,18 @@ for _name in CONSENT:
 
 #: Values served for a customer the store does not know. Consent defaults to False.
 DEFAULTS = MappingProxyType(_DEFAULTS)
+
+#: Time to live of each feature view (seconds; 0 = never expires). A value older than its
+#: view's TTL is still served but flagged in ``CustomerFeatures.stale``. Consent never
+#: expires: it holds until a ``consent_changed`` event changes it.
+TTL_SECONDS: dict[str, int] = {
+    "customer_profile": 30 * 86400,
+    "customer_engagement": 2 * 86400,
+    "customer_service": 2 * 86400,
+    "customer_billing": 2 * 86400,
+    "customer_consent": 0,
+    "customer_session": 30 * 60,
+}
+
+#: The feature view each feature belongs to.
+VIEW_OF: dict[str, str] = {name: view for view, group in GROUPS.items() for name in group}

@@ -44,7 +44,9 @@ class InMemoryFeatureSource:
     """A dict-backed source: for unit tests and the in-process simulator."""
 
     def __init__(self, rows: Mapping[str, Mapping[str, FeatureValue]] | None = None) -> None:
-        self._rows: dict[str, dict[str, FeatureValue]] = {k: dict(v) for k, v in (rows or {}).items()}
+        self._rows: dict[str, dict[str, FeatureValue]] = {
+            k: dict(v) for k, v in (rows or {}).items()
+        }
         self.available = True
 
     def get(self, customer_id: str) -> CustomerFeatures:

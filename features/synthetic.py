@@ -26,13 +26,26 @@ SEGMENTS = ("new", "casual", "loyal", "at_risk", "bargain_hunter")
 SEGMENT_P = (0.18, 0.32, 0.22, 0.13, 0.15)
 TIERS = ("standard", "silver", "gold", "vip")
 TIMEZONES = (
-    "Europe/London", "Europe/Paris", "Europe/Madrid", "America/New_York",
-    "America/Sao_Paulo", "Asia/Kolkata", "Asia/Tokyo", "UTC",
+    "Europe/London",
+    "Europe/Paris",
+    "Europe/Madrid",
+    "America/New_York",
+    "America/Sao_Paulo",
+    "Asia/Kolkata",
+    "Asia/Tokyo",
+    "UTC",
 )
 TIMEZONE_P = (0.2, 0.18, 0.12, 0.18, 0.1, 0.1, 0.07, 0.05)
-LANGUAGES = {"Europe/London": "en", "Europe/Paris": "fr", "Europe/Madrid": "es",
-             "America/New_York": "en", "America/Sao_Paulo": "pt", "Asia/Kolkata": "en",
-             "Asia/Tokyo": "ja", "UTC": "en"}
+LANGUAGES = {
+    "Europe/London": "en",
+    "Europe/Paris": "fr",
+    "Europe/Madrid": "es",
+    "America/New_York": "en",
+    "America/Sao_Paulo": "pt",
+    "Asia/Kolkata": "en",
+    "Asia/Tokyo": "ja",
+    "UTC": "en",
+}
 OFFERS = ("discount", "reminder", "loyalty", "content", "recommendation", "free_shipping")
 PAGES = ("home", "product", "cart", "checkout", "account", "help")
 
@@ -67,7 +80,9 @@ def generate_customers(n: int, seed: int = 7, now: float | None = None) -> Custo
 
     seg_idx = rng.choice(len(SEGMENTS), size=n, p=SEGMENT_P)
     segment = np.array(SEGMENTS)[seg_idx]
-    tenure = np.where(segment == "new", rng.integers(0, 60, n), rng.gamma(2.0, 300.0, n)).astype(int)
+    tenure = np.where(segment == "new", rng.integers(0, 60, n), rng.gamma(2.0, 300.0, n)).astype(
+        int
+    )
     tier_score = 0.002 * tenure + rng.normal(0, 1, n) + (segment == "loyal") * 1.0
     tier_idx = np.digitize(tier_score, [0.8, 2.0, 3.2])
     tier = np.array(TIERS)[tier_idx]
@@ -80,9 +95,20 @@ def generate_customers(n: int, seed: int = 7, now: float | None = None) -> Custo
     responsiveness = rng.beta(2, 5, n) + (segment == "loyal") * 0.15
     channel_taste = rng.dirichlet(np.ones(len(CHANNELS)) * 1.5, n)
     age_like = rng.normal(0, 1, n)  # hidden: younger-like customers prefer push/whatsapp
-    tilt = np.stack([-0.3 * age_like, 0.4 * age_like, 0.1 * age_like, 0.3 * age_like,
-                     0.4 * age_like, -0.5 * age_like], axis=1)
-    affinity = np.clip(responsiveness[:, None] * channel_taste * len(CHANNELS) * np.exp(tilt) / 3.0, 0, 1)
+    tilt = np.stack(
+        [
+            -0.3 * age_like,
+            0.4 * age_like,
+            0.1 * age_like,
+            0.3 * age_like,
+            0.4 * age_like,
+            -0.5 * age_like,
+        ],
+        axis=1,
+    )
+    affinity = np.clip(
+        responsiveness[:, None] * channel_taste * len(CHANNELS) * np.exp(tilt) / 3.0, 0, 1
+    )
     offer_taste = rng.beta(2, 3, (n, len(OFFERS)))
     offer_taste[:, 0] += (segment == "bargain_hunter") * 0.35
     offer_taste[:, 2] += (segment == "loyal") * 0.3
@@ -116,8 +142,19 @@ def generate_customers(n: int, seed: int = 7, now: float | None = None) -> Custo
     open_tickets = rng.poisson(0.3, n).astype(np.int64)
     open_complaint = rng.random(n) < (0.03 + 0.05 * (open_tickets > 0))
     last_csat = np.round(np.clip(rng.normal(4.0, 0.8, n) - open_complaint * 1.5, 1, 5), 1)
-    churn = 1 / (1 + np.exp(-(-1.8 + 1.6 * (segment == "at_risk") - 0.9 * (segment == "loyal")
-                              + 0.8 * open_complaint - 0.5 * (last_csat - 4) + rng.normal(0, 0.5, n))))
+    churn = 1 / (
+        1
+        + np.exp(
+            -(
+                -1.8
+                + 1.6 * (segment == "at_risk")
+                - 0.9 * (segment == "loyal")
+                + 0.8 * open_complaint
+                - 0.5 * (last_csat - 4)
+                + rng.normal(0, 0.5, n)
+            )
+        )
+    )
     overdue = rng.random(n) < np.where(tier == "standard", 0.08, 0.03)
     days_overdue = np.where(overdue, rng.integers(1, 90, n), 0).astype(np.int64)
     data.update(
@@ -128,8 +165,14 @@ def generate_customers(n: int, seed: int = 7, now: float | None = None) -> Custo
         overdue_invoice=overdue,
         days_overdue=days_overdue,
     )
-    consent_base = {"email": 0.85, "push": 0.6, "sms": 0.45, "in_app": 0.97,
-                    "whatsapp": 0.35, "call_center": 0.55}
+    consent_base = {
+        "email": 0.85,
+        "push": 0.6,
+        "sms": 0.45,
+        "in_app": 0.97,
+        "whatsapp": 0.35,
+        "call_center": 0.55,
+    }
     for c, channel in enumerate(CHANNELS):
         p = np.clip(consent_base[channel] + 0.2 * (affinity[:, c] - 0.3), 0.02, 0.99)
         data[f"consent_{channel}"] = rng.random(n) < p
@@ -137,8 +180,9 @@ def generate_customers(n: int, seed: int = 7, now: float | None = None) -> Custo
     data.update(
         last_page=np.where(in_session, np.array(PAGES)[rng.integers(0, len(PAGES), n)], ""),
         session_pages=np.where(in_session, rng.integers(1, 15, n), 0).astype(np.int64),
-        cart_value=np.where(in_session & (rng.random(n) < 0.5),
-                            np.round(rng.lognormal(4.0, 0.7, n), 2), 0.0),
+        cart_value=np.where(
+            in_session & (rng.random(n) < 0.5), np.round(rng.lognormal(4.0, 0.7, n), 2), 0.0
+        ),
         rapid_clicks=np.where(in_session, rng.poisson(0.3, n), 0).astype(np.int64),
         last_event_ts=np.where(in_session, now - rng.exponential(600.0, n), 0.0),
     )
@@ -151,5 +195,7 @@ def generate_customers(n: int, seed: int = 7, now: float | None = None) -> Custo
     for o, offer in enumerate(OFFERS):
         latent[f"offer_{offer}"] = offer_taste[:, o]
     latent["fatigue_sensitivity"] = rng.beta(2, 4, n) + (segment == "at_risk") * 0.2
-    latent["purchase_value"] = np.round(ltv / np.maximum(tenure / 30.0, 1.0) + rng.lognormal(3.0, 0.4, n), 2)
+    latent["purchase_value"] = np.round(
+        ltv / np.maximum(tenure / 30.0, 1.0) + rng.lognormal(3.0, 0.4, n), 2
+    )
     return CustomerBase(features=features, latent=latent)

@@ -163,7 +163,7 @@ class BasePolicy:
         )
 
     # ---------------------------------------------------------------- learning
-    def learn(self, batch: LoggedBatch) -> None:  # noqa: B027 - default: nothing to learn
+    def learn(self, batch: LoggedBatch) -> None:
         """Update from logged feedback. Stateless policies ignore it."""
 
     # ---------------------------------------------------------------- params & bytes
@@ -178,8 +178,17 @@ class BasePolicy:
         return None
 
     def save(self) -> bytes:
-        header = json.dumps({"kind": self.kind, "params": _jsonable(self.params)}).encode()
-        return _MAGIC + struct.pack("<I", len(header)) + header + self._state()
+        """Bytes holding kind, hyperparameters and learned state, with a SHA-256 of the state
+        so a corrupted artefact is refused at load instead of silently serving garbage."""
+        payload = self._state()
+        header = json.dumps(
+            {
+                "kind": self.kind,
+                "params": _jsonable(self.params),
+                "sha256": hashlib.sha256(payload).hexdigest(),
+            }
+        ).encode()
+        return _MAGIC + struct.pack("<I", len(header)) + header + payload
 
     @classmethod
     def load(cls, data: bytes) -> Self:
@@ -204,9 +213,13 @@ def unpack(data: bytes) -> tuple[str, dict[str, Any], bytes]:
         (length,) = struct.unpack_from("<I", data, len(_MAGIC))
         start = len(_MAGIC) + 4
         header = json.loads(bytes(data[start : start + length]))
-        return header["kind"], dict(header["params"]), bytes(data[start + length :])
+        payload = bytes(data[start + length :])
+        kind, params, digest = header["kind"], dict(header["params"]), header["sha256"]
     except (struct.error, ValueError, KeyError, TypeError) as exc:
         raise ModelLoadError(f"corrupt saved policy header: {exc}") from exc
+    if hashlib.sha256(payload).hexdigest() != digest:
+        raise ModelLoadError("corrupt saved policy: checksum mismatch")
+    return kind, params, payload
 
 
 def _jsonable(value: Any) -> Any:

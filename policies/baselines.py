@@ -50,7 +50,11 @@ class RulesPolicy(BasePolicy):
         def key(i: int) -> tuple[float, float, int]:
             a = actions[i]
             prio = a.features.get("priority")
-            p = float(prio) if isinstance(prio, (int, float)) and not isinstance(prio, bool) else 0.0
+            p = (
+                float(prio)
+                if isinstance(prio, (int, float)) and not isinstance(prio, bool)
+                else 0.0
+            )
             no_contact_last = 1.0 if a.id == NO_CONTACT_ID and a.id not in rank else 0.0
             return (rank.get(a.id, big) + no_contact_last, -p, i)
 
@@ -130,7 +134,9 @@ class LinUCBPolicy(BasePolicy):
         np.savez(
             buf,
             ids=np.array(ids, dtype=str),
-            a_inv=np.stack([self._a_inv[i] for i in ids]) if ids else np.zeros((0, self._d, self._d)),
+            a_inv=np.stack([self._a_inv[i] for i in ids])
+            if ids
+            else np.zeros((0, self._d, self._d)),
             b=np.stack([self._b[i] for i in ids]) if ids else np.zeros((0, self._d)),
         )
         return buf.getvalue()

@@ -43,7 +43,7 @@ def _tokens(prefix: str, features: Mapping[str, FeatureValue], out: list[Token])
 
 
 def shared_tokens(context: Context) -> list[Token]:
-    """Tokens of what is shared by every action: customer features (``c.``) and request context (``r.``)."""
+    """Tokens shared by every action: customer features (``c.``), request context (``r.``)."""
     out: list[Token] = []
     _tokens("c.", context.customer, out)
     _tokens("r.", context.request, out)

@@ -63,7 +63,10 @@ def _number(value: FeatureValue, default: float = 0.0) -> float:
 
 @dataclass(frozen=True, slots=True)
 class FrequencyCap:
-    """At most ``max`` sends on ``channel`` within ``window`` (feature ``sends_<channel>_<window>``)."""
+    """At most ``max`` sends on ``channel`` within ``window``.
+
+    Read from the customer feature ``sends_<channel>_<window>``.
+    """
 
     channel: str
     window: str
@@ -139,17 +142,19 @@ class RuleSet:
         by_channel: dict[str, list[FrequencyCap]] = {}
         for cap in self.frequency_caps:
             by_channel.setdefault(cap.channel, []).append(cap)
-        object.__setattr__(
-            self, "_caps_by_channel", {k: tuple(v) for k, v in by_channel.items()}
-        )
+        object.__setattr__(self, "_caps_by_channel", {k: tuple(v) for k, v in by_channel.items()})
 
     @classmethod
     def from_config(cls, config: Mapping[str, object] | None) -> RuleSet:
         """Build from the ``rules:`` mapping of the catalog YAML."""
         config = dict(config or {})
         known = {
-            "consent_channels", "frequency_caps", "suppressions", "quiet_hours",
-            "required_action_features", "agent_routing",
+            "consent_channels",
+            "frequency_caps",
+            "suppressions",
+            "quiet_hours",
+            "required_action_features",
+            "agent_routing",
         }
         extra = set(config) - known
         if extra:
@@ -221,7 +226,11 @@ class RuleSet:
                 return f"suppressed:{sup.when}"
             if sup.allow_only_categories is not None and category not in sup.allow_only_categories:
                 return f"suppressed:{sup.when}"
-        if self.quiet_hours is not None and channel in self.quiet_hours.channels and hour is not None:
+        if (
+            self.quiet_hours is not None
+            and channel in self.quiet_hours.channels
+            and hour is not None
+        ):
             if self.quiet_hours.covers(hour):
                 return "quiet_hours"
         if channel == "agent" and self.agent_routing is not None:
@@ -239,8 +248,10 @@ class RuleSet:
         if _number(feats.get("level"), 0.0) < _number(req.get("required_level"), 0.0):
             return "skill"
         language = req.get("language")
-        if isinstance(language, str) and language and language.lower() not in _split_list(
-            feats.get("languages")
+        if (
+            isinstance(language, str)
+            and language
+            and language.lower() not in _split_list(feats.get("languages"))
         ):
             return "language"
         if _number(feats.get("load"), 0.0) >= _number(feats.get("capacity"), 0.0):

@@ -39,13 +39,16 @@ def check_features(features: Mapping[str, FeatureValue], where: str) -> None:
     """Raise :class:`InvalidFeatureError` for NaN/infinite numbers or unsupported types."""
     for name, value in features.items():
         if not isinstance(name, str) or not name:
-            raise InvalidFeatureError(f"{where}: feature names must be non-empty strings", field=where)
+            raise InvalidFeatureError(
+                f"{where}: feature names must be non-empty strings", field=where
+            )
         if value is None or isinstance(value, (str, bool, int)):
             continue
         if isinstance(value, float):
             if not math.isfinite(value):
                 raise InvalidFeatureError(
-                    f"{where}.{name}: must be a finite number, got {value!r}", field=f"{where}.{name}"
+                    f"{where}.{name}: must be a finite number, got {value!r}",
+                    field=f"{where}.{name}",
                 )
             continue
         raise InvalidFeatureError(

@@ -96,9 +96,16 @@ class VWPolicy(BasePolicy):
 
     def vw_args(self) -> list[str]:
         args = [
-            "--cb_explore_adf", "--quiet", "--cb_type", self.cb_type,
-            "-b", str(self.bits), "-l", str(self.learning_rate),
-            "--random_seed", str(self.seed),
+            "--cb_explore_adf",
+            "--quiet",
+            "--cb_type",
+            self.cb_type,
+            "-b",
+            str(self.bits),
+            "-l",
+            str(self.learning_rate),
+            "--random_seed",
+            str(self.seed),
         ]
         for pair in self.interactions:
             args += ["-q", pair]
@@ -148,7 +155,11 @@ class VWPolicy(BasePolicy):
     def learn(self, batch: LoggedBatch) -> None:
         vw = self._vw
         for context, actions, idx, prob, reward in zip(
-            batch.contexts, batch.actions, batch.chosen, batch.probabilities, batch.rewards,
+            batch.contexts,
+            batch.actions,
+            batch.chosen,
+            batch.probabilities,
+            batch.rewards,
             strict=True,
         ):
             examples = self._examples(context, actions)

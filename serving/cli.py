@@ -30,14 +30,17 @@ def _fail(message: str, code: int = 1) -> NoReturn:
     sys.exit(code)
 
 
-def _policy_list(_ctx: click.Context, _param: click.Parameter, value: str | None) -> list[str] | None:
+def _policy_list(
+    _ctx: click.Context, _param: click.Parameter, value: str | None
+) -> list[str] | None:
     if value is None:
         return None
     kinds = [v.strip() for v in value.split(",") if v.strip()]
     unknown = [k for k in kinds if k not in POLICY_KINDS]
     if unknown or not kinds:
         raise click.BadParameter(
-            f"unknown policy kind(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(POLICY_KINDS)}"
+            f"unknown policy kind(s) {', '.join(unknown) or '(none)'}; "
+            f"choose from {', '.join(POLICY_KINDS)}"
         )
     return kinds
 
@@ -68,7 +71,7 @@ def cli() -> None:
 @click.option("--customers", type=click.IntRange(1, 10_000_000), default=10_000, show_default=True)
 @click.option("--seed", type=int, default=7, show_default=True)
 def init(customers: int, seed: int) -> None:
-    """Build the workspace under $MAESTRO_HOME (Feast repo, data, MLflow store, cold-start champion)."""
+    """Build the workspace under $MAESTRO_HOME: Feast repo, data, MLflow store, champions."""
     raise NotBuiltYet("init", 3)
 
 
@@ -83,8 +86,16 @@ def serve(engine: str, host: str, port: int, replicas: int) -> None:
 
 
 @cli.command()
-@click.option("--policy", "policy_kind", type=click.Choice(list(POLICY_KINDS)), default="vw-cb", show_default=True)
-@click.option("--decision-point", default=None, help="Train one decision point (default: all with data).")
+@click.option(
+    "--policy",
+    "policy_kind",
+    type=click.Choice(list(POLICY_KINDS)),
+    default="vw-cb",
+    show_default=True,
+)
+@click.option(
+    "--decision-point", default=None, help="Train one decision point (default: all with data)."
+)
 @click.option("--promote", is_flag=True, help="Move the champion alias when the gate passes.")
 @click.option("--every", default=None, help="Retrain on a schedule, e.g. 10m or 1h.")
 def train(policy_kind: str, decision_point: str | None, promote: bool, every: str | None) -> None:

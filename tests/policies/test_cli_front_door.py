@@ -1,0 +1,48 @@
+"""The `maestro` command's front door: help, exit codes, and a light start."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from serving.cli import cli
+
+COMMANDS = ["init", "serve", "train", "evaluate", "simulate", "promote", "report", "erase"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_contract_command_answers_help(command: str) -> None:
+    result = CliRunner().invoke(cli, [command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage: " in result.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["train", "--policy", "thompson"],
+        ["simulate", "--policies", "uniform,nope"],
+        ["evaluate", "--policy", "x", "--bogus"],
+    ],
+)
+def test_unknown_policy_or_option_exits_2(args: list[str]) -> None:
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+
+
+def test_help_does_not_import_heavy_libraries() -> None:
+    code = (
+        "import sys; from serving.cli import cli\n"
+        "try:\n    cli(['--help'], prog_name='maestro')\nexcept SystemExit:\n    pass\n"
+        "names = ('torch', 'feast', 'ray', 'mlflow', 'vowpal_wabbit_next', 'pandas')\n"
+        "heavy = [m for m in names if m in sys.modules]\n"
+        "print('HEAVY', heavy)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert "HEAVY []" in out
