@@ -226,13 +226,10 @@ class RuleSet:
                 return f"suppressed:{sup.when}"
             if sup.allow_only_categories is not None and category not in sup.allow_only_categories:
                 return f"suppressed:{sup.when}"
-        if (
-            self.quiet_hours is not None
-            and channel in self.quiet_hours.channels
-            and hour is not None
-        ):
-            if self.quiet_hours.covers(hour):
-                return "quiet_hours"
+        quiet = self.quiet_hours
+        in_quiet = quiet is not None and hour is not None and quiet.covers(hour)
+        if in_quiet and channel in quiet.channels:  # type: ignore[union-attr]
+            return "quiet_hours"
         if channel == "agent" and self.agent_routing is not None:
             return self._agent_reason(context, action)
         return None
