@@ -13,7 +13,7 @@ export MLFLOW_ENABLE_TELEMETRY := false
 export RAY_SERVE_ENABLE_HA_PROXY := 1
 export RAY_SERVE_THROUGHPUT_OPTIMIZED := 1
 
-.PHONY: install run test test-all lint bench clean
+.PHONY: install run test test-all test-deps lint bench clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -29,17 +29,23 @@ run: install
 	$(VENV)/bin/maestro init
 	$(VENV)/bin/maestro serve --engine ray --host 127.0.0.1 --port 8000
 
-test: install
+# redis-server for the feature store's Redis integration test (tests start it themselves).
+test-deps:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq redis-server; }
+
+test: install test-deps
 	$(PY) -m pytest -q -m "not slow"
 
-test-all: install
+test-all: install test-deps
 	$(PY) -m pytest -q
 
 lint: install
 	$(VENV)/bin/ruff check .
 
 bench: install
-	$(PY) benchmarks/bench_decide.py
+	$(PY) -m benchmarks.bench_decide --write
 
 clean:
 	rm -rf $(VENV) .pytest_cache maestro-data

@@ -29,17 +29,26 @@ Token = tuple[str, float]
 MISSING = "__missing__"
 
 
+def numeric_value(x: float) -> float:
+    """The one transform of numeric features: ``sign(x)·log1p(|x|)``."""
+    return math.copysign(math.log1p(abs(x)), x)
+
+
+def token_name(name: str, value: str | bool | None) -> str:
+    """The one-hot token of a categorical, boolean or missing value."""
+    if value is None:
+        return f"{name}={MISSING}"
+    if isinstance(value, bool):
+        return f"{name}={'true' if value else 'false'}"
+    return f"{name}={value}"
+
+
 def _tokens(prefix: str, features: Mapping[str, FeatureValue], out: list[Token]) -> None:
     for name, value in features.items():
-        if value is None:
-            out.append((f"{prefix}{name}={MISSING}", 1.0))
-        elif isinstance(value, bool):
-            out.append((f"{prefix}{name}={'true' if value else 'false'}", 1.0))
-        elif isinstance(value, (int, float)):
-            x = float(value)
-            out.append((f"{prefix}{name}", math.copysign(math.log1p(abs(x)), x)))
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            out.append((f"{prefix}{name}", numeric_value(float(value))))
         else:
-            out.append((f"{prefix}{name}={value}", 1.0))
+            out.append((token_name(f"{prefix}{name}", value), 1.0))
 
 
 def shared_tokens(context: Context) -> list[Token]:

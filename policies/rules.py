@@ -205,27 +205,53 @@ class RuleSet:
 
     # ------------------------------------------------------------------ applying
     def reason(self, context: Context, action: Action, hour: int | None) -> str | None:
-        """Why ``action`` is forbidden for ``context``, or ``None`` when it is allowed."""
-        if action.id == NO_CONTACT_ID or action.channel == "none":
-            return None
+        """Why ``action`` is forbidden for ``context``, or ``None`` when it is allowed.
+
+        ``hour`` is the customer's local hour (see :func:`local_hour`), ``None`` to skip
+        quiet hours.
+        """
+        return self._reason(context, action, hour, self._active(context), {})
+
+    def _active(self, context: Context) -> list[Suppression]:
         customer = context.customer
-        for name in self.required_action_features:
-            if action.features.get(name) is None:
-                return f"missing_feature:{name}"
-        channel = action.channel
+        return [s for s in self.suppressions if _truthy(customer.get(s.when))]
+
+    def _channel_reason(self, customer: Mapping[str, FeatureValue], channel: str) -> str | None:
         if channel in self.consent_channels and not _truthy(customer.get(f"consent_{channel}")):
             return f"no_consent:{channel}"
         for cap in self._caps_by_channel.get(channel, ()):
             if _number(customer.get(cap.feature)) >= cap.max:
                 return f"cap:{channel}:{cap.window}"
-        category = action.features.get("category")
-        for sup in self.suppressions:
-            if not _truthy(customer.get(sup.when)):
-                continue
-            if category in sup.block_categories:
-                return f"suppressed:{sup.when}"
-            if sup.allow_only_categories is not None and category not in sup.allow_only_categories:
-                return f"suppressed:{sup.when}"
+        return None
+
+    def _reason(
+        self,
+        context: Context,
+        action: Action,
+        hour: int | None,
+        active: list[Suppression],
+        per_channel: dict[str, str | None],
+    ) -> str | None:
+        if action.id == NO_CONTACT_ID or action.channel == "none":
+            return None
+        for name in self.required_action_features:
+            if action.features.get(name) is None:
+                return f"missing_feature:{name}"
+        channel = action.channel
+        if channel in per_channel:
+            why = per_channel[channel]
+        else:
+            why = per_channel[channel] = self._channel_reason(context.customer, channel)
+        if why is not None:
+            return why
+        if active:
+            category = action.features.get("category")
+            for sup in active:
+                if category in sup.block_categories or (
+                    sup.allow_only_categories is not None
+                    and category not in sup.allow_only_categories
+                ):
+                    return f"suppressed:{sup.when}"
         quiet = self.quiet_hours
         in_quiet = quiet is not None and hour is not None and quiet.covers(hour)
         if in_quiet and channel in quiet.channels:  # type: ignore[union-attr]
@@ -271,8 +297,10 @@ class RuleSet:
             hour = local_hour(context.timestamp, context.customer.get("timezone"))
         eligible: list[Action] = []
         excluded: list[Exclusion] = []
+        active = self._active(context)
+        per_channel: dict[str, str | None] = {}  # channel-level verdicts, computed once
         for action in actions:
-            why = self.reason(context, action, hour)
+            why = self._reason(context, action, hour, active, per_channel)
             if why is None:
                 eligible.append(action)
             else:

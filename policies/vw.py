@@ -22,14 +22,14 @@ References:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from policies.base import BasePolicy
 from policies.errors import InvalidParameterError, ModelLoadError
-from policies.featurize import Token, _tokens
-from policies.types import Action, Context, LoggedBatch
+from policies.featurize import Token, _tokens, numeric_value, token_name
+from policies.types import Action, Context, FeatureValue, LoggedBatch
 
 EXPLORATIONS = ("epsilon", "softmax", "squarecb", "bag", "cover")
 _UNSAFE = str.maketrans({" ": "_", ":": "_", "|": "_", "\t": "_", "\n": "_", "\r": "_"})
@@ -44,12 +44,47 @@ def _render(tokens: Sequence[Token]) -> str:
     return " ".join(f"{name.translate(_UNSAFE)}:{value:.6g}" for name, value in tokens)
 
 
+_PIECES: dict[tuple[object, ...], str] = {}  # memo of rendered one-hot tokens / numeric names
+
+
+def _render_features(features: Mapping[str, FeatureValue]) -> str:
+    """VW text for a feature mapping, memoising everything that does not change per value.
+
+    Same tokens as :func:`policies.featurize._tokens` (one-hot for categories, missing
+    indicators, ``sign·log1p`` for numbers). Numeric zeros are left out: VW ignores a
+    feature whose value is 0, in prediction and in learning alike.
+    """
+    parts: list[str] = []
+    pieces = _PIECES
+    for name, value in features.items():
+        if value.__class__ is float:
+            if value:
+                key: tuple[str, object] = (name, float)
+                prefix = pieces.get(key)
+                if prefix is None:
+                    prefix = pieces[key] = name.translate(_UNSAFE) + ":"
+                parts.append(f"{prefix}{numeric_value(value):.6g}")
+            continue
+        key = (name, value, value.__class__)  # 1, 1.0 and True must not share a piece
+        piece = pieces.get(key)
+        if piece is None:
+            if isinstance(value, int) and not isinstance(value, bool):
+                piece = (
+                    f"{name.translate(_UNSAFE)}:{numeric_value(float(value)):.6g}" if value else ""
+                )
+            else:
+                piece = token_name(name, value).translate(_UNSAFE) + ":1"
+            if len(pieces) < 200_000:
+                pieces[key] = piece
+        if piece:
+            parts.append(piece)
+    return " ".join(parts)
+
+
 def shared_line(context: Context) -> str:
-    c: list[Token] = []
-    r: list[Token] = [(f"dp={context.decision_point}", 1.0)]
-    _tokens("", context.customer, c)
-    _tokens("", context.request, r)
-    return f"shared |c {_render(c)} |r {_render(r)}"
+    dp = _render([(f"dp={context.decision_point}", 1.0)])
+    request = _render_features(context.request)
+    return f"shared |c {_render_features(context.customer)} |r {dp} {request}"
 
 
 def action_line(action: Action) -> str:
@@ -131,6 +166,7 @@ class VWPolicy(BasePolicy):
         except Exception as exc:  # VW raises RuntimeError / ValueError on bad models
             raise ModelLoadError(f"vw-cb: cannot build workspace: {exc}") from exc
         self._parser = vw.TextFormatParser(self._ws)
+        self._example_cache: dict[tuple[object, ...], Any] = {}
 
     def _action_text(self, action: Action) -> str:
         key = (action.id, action.channel, *action.features.items())
@@ -142,11 +178,32 @@ class VWPolicy(BasePolicy):
         return text
 
     def _examples(self, context: Context, actions: Sequence[Action]) -> list[Any]:
+        """Freshly parsed examples (for learning: labels are set on them)."""
         parse = self._parser.parse_line
         return [parse(shared_line(context))] + [parse(self._action_text(a)) for a in actions]
 
+    def _predict_examples(self, context: Context, actions: Sequence[Action]) -> list[Any]:
+        """Examples for prediction: action examples are parsed once and reused.
+
+        Prediction leaves an unlabelled action example as it found it (checked by
+        ``test_vw_cached_examples_predict_like_fresh_ones``), and learning never
+        sees these objects.
+        """
+        parse = self._parser.parse_line
+        cache = self._example_cache
+        out = [parse(shared_line(context))]
+        for action in actions:
+            key = (action.id, action.channel, *action.features.items())
+            example = cache.get(key)
+            if example is None:
+                example = parse(self._action_text(action))
+                if len(cache) < 10_000:
+                    cache[key] = example
+            out.append(example)
+        return out
+
     def raw_pmf(self, context: Context, actions: Sequence[Action]) -> list[float]:
-        prediction = self._ws.predict_one(self._examples(context, actions))
+        prediction = self._ws.predict_one(self._predict_examples(context, actions))
         pmf = [0.0] * len(actions)
         for index, prob in prediction:
             pmf[index] = prob

@@ -168,3 +168,28 @@ def test_vw_lines_are_sanitised_and_cost_is_negative_reward() -> None:
     assert "a_b_c_d" in line and line.count("|") == 2
     assert action_line(Action("id 1", "sms", {"offer": "big sale"})).startswith("|a id=id_1:1 ")
     assert cost_from_reward(2.5) == -2.5
+
+
+def test_vw_cached_examples_predict_like_fresh_ones() -> None:
+    """The VW adapter reuses parsed action examples for prediction; that must not change
+    any prediction, before or after learning."""
+    rng = np.random.default_rng(4)
+    policy = make_policy("vw-cb", exploration="softmax", seed=2)
+    actions = [Action(f"a{i}", "email", {"offer": f"o{i % 3}", "pct": i}) for i in range(6)]
+    contexts = [
+        Context("c", {"x": float(rng.random()), "seg": str(rng.integers(3))}) for _ in range(30)
+    ]
+    for step in range(3):
+        for ctx in contexts:
+            cached = policy.raw_pmf(ctx, actions)
+            fresh = policy._ws.predict_one(policy._examples(ctx, actions))
+            expected = [0.0] * len(actions)
+            for index, prob in fresh:
+                expected[index] = prob
+            assert cached == expected, step
+        chosen = rng.integers(0, 6, 30)
+        from policies.types import LoggedBatch
+
+        policy.learn(
+            LoggedBatch(contexts, [actions] * 30, chosen, np.full(30, 1 / 6), rng.random(30))
+        )
