@@ -72,7 +72,26 @@ def cli() -> None:
 @click.option("--seed", type=int, default=7, show_default=True)
 def init(customers: int, seed: int) -> None:
     """Build the workspace under $MAESTRO_HOME: Feast repo, data, MLflow store, champions."""
-    raise NotBuiltYet("init", 3)
+    import os
+
+    from features.errors import FeatureStoreError
+    from features.workspace import init_feature_workspace
+    from serving.settings import get_settings
+
+    home = get_settings().home
+    # MAESTRO_ONLINE_STORE: "sqlite" or "redis://HOST:PORT" (unset: keep the repo's config)
+    online_store = os.environ.get("MAESTRO_ONLINE_STORE") or None
+    try:
+        summary = _run(init_feature_workspace, home, customers=customers, seed=seed,
+                       progress=sys.stderr.isatty(), online_store=online_store)
+    except FeatureStoreError as exc:
+        _fail(str(exc), 1)
+    click.echo(
+        f"feature store: {summary.customers} customers (seed {summary.seed}) in "
+        f"{summary.repo_path} [{summary.online_store}]; "
+        f"{'generated' if summary.generated else 'data unchanged'}, "
+        f"{'materialized' if summary.materialized else 'already materialized'}"
+    )
 
 
 @cli.command()
@@ -82,7 +101,14 @@ def init(customers: int, seed: int) -> None:
 @click.option("--replicas", type=click.IntRange(1, 64), default=1, show_default=True)
 def serve(engine: str, host: str, port: int, replicas: int) -> None:
     """Serve the HTTP API (Ray Serve by default; uvicorn runs the same app in one process)."""
-    raise NotBuiltYet("serve", 4)
+    from features.errors import FeatureStoreError
+    from serving.errors import ServingError
+    from serving.runner import serve as run_serve
+
+    try:
+        _run(run_serve, engine, host, port, replicas)
+    except (FeatureStoreError, ServingError) as exc:
+        _fail(str(exc), 1)
 
 
 @cli.command()

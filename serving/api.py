@@ -1,0 +1,237 @@
+"""``create_app(service)``: the HTTP API of the contract, mapped onto a :class:`DecisionService`.
+
+Handlers are ``async`` and call the service directly on the event loop (no threadpool
+hop: the decision path is CPU-bound and sub-millisecond). Authentication and the body
+size limit are one pure-ASGI middleware (cheaper than Starlette's ``BaseHTTPMiddleware``).
+One exception handler maps the three error roots (:class:`policies.errors.PolicyError`,
+:class:`features.errors.FeatureStoreError`, :class:`serving.errors.ServingError`) and
+pydantic's validation errors to ``{"detail": [{"field", "problem", "type"}]}``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from features.errors import FeatureStoreError
+from policies.errors import PolicyError
+from serving.errors import ServingError
+from serving.metrics import CONTENT_TYPE
+from serving.schemas import (
+    DecideRequest,
+    DecideResponse,
+    ErasureResponse,
+    ErrorResponse,
+    EventAccepted,
+    EventRequest,
+    RewardRequest,
+    RewardResponse,
+)
+from serving.service import DecisionService
+
+logger = logging.getLogger(__name__)
+OPEN_PATHS = frozenset({"/healthz", "/metrics"})
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse} for code in (401, 404, 409, 413, 422, 503)
+}
+
+
+def _error(
+    status: int, field: str | None, problem: str, kind: str, headers: dict[str, str] | None = None
+) -> Response:
+    body = orjson.dumps({"detail": [{"field": field, "problem": problem, "type": kind}]})
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+class GuardMiddleware:
+    """API keys (``Authorization: Bearer <key>``, any listed key) and the body size limit."""
+
+    def __init__(self, app: ASGIApp, api_keys: Iterable[str], max_body_bytes: int) -> None:
+        self.app = app
+        self.keys = [k.encode() for k in api_keys]
+        self.max_body = max_body_bytes
+
+    def _authorized(self, scope: Scope) -> bool:
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                scheme, _, token = value.partition(b" ")
+                if scheme.lower() != b"bearer":
+                    return False
+                token = token.strip()
+                return any(hmac.compare_digest(token, k) for k in self.keys)
+        return False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self.keys and scope["path"] not in OPEN_PATHS and not self._authorized(scope):
+            err = _error(
+                401,
+                "authorization",
+                "missing or invalid API key (Authorization: Bearer <key>)",
+                "UnauthorizedError",
+                {"WWW-Authenticate": "Bearer"},
+            )
+            await err(scope, receive, send)
+            return
+        length = next((v for k, v in scope["headers"] if k == b"content-length"), None)
+        if length is not None and length.isdigit() and int(length) > self.max_body:
+            err = _error(
+                413, "body", f"request body over {self.max_body} bytes", "PayloadTooLargeError"
+            )
+            await err(scope, receive, send)
+            return
+        if length is None and scope["method"] in ("POST", "PUT", "PATCH"):
+            # chunked upload: read it here, within the limit, then replay it to the app
+            chunks: list[bytes] = []
+            size = 0
+            more = True
+            while more:
+                message = await receive()
+                if message["type"] != "http.request":
+                    break
+                chunks.append(message.get("body", b""))
+                size += len(chunks[-1])
+                more = message.get("more_body", False)
+                if size > self.max_body:
+                    err = _error(
+                        413,
+                        "body",
+                        f"request body over {self.max_body} bytes",
+                        "PayloadTooLargeError",
+                    )
+                    await err(scope, receive, send)
+                    return
+            body = b"".join(chunks)
+            sent = False
+
+            async def replay() -> Message:
+                nonlocal sent
+                if not sent:
+                    sent = True
+                    return {"type": "http.request", "body": body, "more_body": False}
+                return await receive()
+
+            await self.app(scope, replay, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _field(loc: tuple[Any, ...], kind: str = "") -> str:
+    if kind == "json_invalid":
+        return "body"
+    parts = [str(p) for p in loc if p not in ("body",)]
+    return ".".join(parts) or "body"
+
+
+def create_app(
+    service: DecisionService,
+    *,
+    api_keys: Iterable[str] = (),
+    max_body_bytes: int = 64 * 1024,
+    manage_lifecycle: bool = True,
+) -> FastAPI:
+    """The FastAPI app around ``service``. With ``manage_lifecycle`` the app's lifespan
+    starts the service (log recovery, champion loading) and closes it (flush) on shutdown."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if manage_lifecycle:
+            service.start()
+        try:
+            yield
+        finally:
+            if manage_lifecycle:
+                service.close()
+
+    app = FastAPI(
+        title="Maestro",
+        version="0.1.0",
+        description="Real-time next-best-action decisions.",
+        lifespan=lifespan,
+        responses=_ERRORS,
+    )
+    app.state.service = service
+    app.add_middleware(GuardMiddleware, api_keys=list(api_keys), max_body_bytes=max_body_bytes)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> Response:
+        items = [
+            {
+                "field": _field(tuple(e.get("loc", ())), e.get("type", "")),
+                "problem": e.get("msg", "invalid"),
+                "type": e.get("type", "value_error"),
+            }
+            for e in exc.errors()
+        ]
+        return Response(
+            orjson.dumps({"detail": items}), status_code=422, media_type="application/json"
+        )
+
+    async def _domain(_request: Request, exc: Exception) -> Response:
+        status = int(getattr(exc, "status_code", 500))
+        if status >= 500:
+            logger.warning("request failed: %s: %s", type(exc).__name__, exc)
+        return _error(
+            status,
+            getattr(exc, "field", None),
+            str(exc),
+            type(exc).__name__,
+            getattr(exc, "headers", None),
+        )
+
+    for root in (PolicyError, FeatureStoreError, ServingError):
+        app.add_exception_handler(root, _domain)
+
+    @app.post("/decide", response_model=DecideResponse, tags=["decisions"])
+    async def decide(body: DecideRequest) -> Response:
+        """Choose the next best action for one customer at one decision point."""
+        return Response(service.decide(body), media_type="application/json")
+
+    @app.post("/reward", response_model=RewardResponse, tags=["decisions"])
+    async def reward(body: RewardRequest) -> Response:
+        """Report the reward of a decision (idempotent by event id)."""
+        return Response(orjson.dumps(service.reward(body)), media_type="application/json")
+
+    @app.post("/events", status_code=202, response_model=EventAccepted, tags=["features"])
+    async def events(body: EventRequest) -> Response:
+        """Ingest a customer event; its real-time features are visible to the next /decide."""
+        return Response(
+            orjson.dumps(service.ingest(body)), status_code=202, media_type="application/json"
+        )
+
+    @app.delete("/customers/{customer_id}", response_model=ErasureResponse, tags=["features"])
+    async def erase(customer_id: str) -> Response:
+        """Erase one customer from the online store and the decision logs."""
+        return Response(orjson.dumps(service.erase(customer_id)), media_type="application/json")
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> Response:
+        return Response(b'{"status":"ok"}', media_type="application/json")
+
+    @app.get("/readyz", tags=["ops"])
+    async def readyz() -> Response:
+        checks = service.ready()
+        status = 200 if all(checks.values()) else 503
+        return JSONResponse({"ready": status == 200, **checks}, status_code=status)
+
+    @app.get("/metrics", tags=["ops"])
+    async def metrics() -> Response:
+        return Response(service.metrics.render(), media_type=CONTENT_TYPE)
+
+    @app.post("/_empty", include_in_schema=False)
+    async def empty() -> Response:
+        """The baseline of the benchmarks: same server, same middleware, no work."""
+        return Response(b"{}", media_type="application/json")
+
+    return app

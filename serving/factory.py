@@ -1,0 +1,94 @@
+"""Wiring: settings → a ready-to-start :class:`DecisionService` (the one place serving
+knows which feature layer, registry and log directory to use)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from features.errors import WorkspaceError
+from policies.catalog import load_catalog
+from serving.event_log import EventLog
+from serving.feature_layer import InMemoryFeatureLayer
+from serving.ids import EventIdSigner
+from serving.metrics import Metrics
+from serving.policy_store import PolicyStore
+from serving.service import DecisionService, ServiceOptions
+from serving.settings import Settings
+
+
+def memory_layer_from_synthetic(n: int = 1000, seed: int = 7) -> InMemoryFeatureLayer:
+    """An in-memory feature layer holding ``n`` synthetic customers (demos, tests)."""
+    from features.source import InMemoryFeatureSource
+    from features.synthetic import generate_customers
+
+    frame = generate_customers(n, seed).features
+    rows = {
+        r["customer_id"]: {
+            k: (v.item() if hasattr(v, "item") else v)
+            for k, v in r.items()
+            if k not in ("customer_id", "event_timestamp")
+        }
+        for r in frame.to_dict(orient="records")
+    }
+    return InMemoryFeatureLayer(InMemoryFeatureSource(rows))
+
+
+def feast_layer(settings: Settings) -> Any:
+    """The Feast-backed feature layer of the workspace at ``$MAESTRO_HOME/feature_repo``."""
+    repo = settings.feature_repo
+    if not (repo / "feature_store.yaml").exists():
+        raise WorkspaceError(
+            f"no Feast repo at {repo}: run `maestro init` first (or set MAESTRO_HOME)",
+            field="MAESTRO_HOME",
+        )
+    from serving.feast_layer import FeastFeatureLayer
+
+    return FeastFeatureLayer(repo)
+
+
+def build_service(settings: Settings, feature_layer: Any | None = None) -> DecisionService:
+    """A service for ``settings`` (not started: the app's lifespan starts it)."""
+    catalog = load_catalog(settings.catalog_file)
+    if feature_layer is None:
+        feature_layer = (
+            memory_layer_from_synthetic()
+            if settings.feature_source == "memory"
+            else feast_layer(settings)
+        )
+    policies = PolicyStore(
+        catalog,
+        settings.tracking_uri,
+        poll_seconds=settings.poll_seconds,
+        cold_start_kind=settings.cold_start_kind,
+    )
+    log = EventLog(
+        settings.logs_dir,
+        flush_ms=settings.flush_ms,
+        roll_seconds=settings.roll_seconds,
+        reward_mode=settings.reward_mode,
+    )
+    return DecisionService(
+        catalog=catalog,
+        features=feature_layer,
+        writer=feature_layer,
+        policies=policies,
+        log=log,
+        signer=EventIdSigner(settings.signing_key()),
+        metrics=Metrics(),
+        options=ServiceOptions(
+            time_budget_ms=settings.time_budget_ms,
+            kill_switch=settings.kill_switch,
+            apprentice=settings.apprentice,
+        ),
+    )
+
+
+def build_app(settings: Settings, feature_layer: Any | None = None) -> Any:
+    """The FastAPI app for ``settings`` (both engines serve exactly this)."""
+    from serving.api import create_app
+
+    return create_app(
+        build_service(settings, feature_layer),
+        api_keys=settings.api_keys,
+        max_body_bytes=settings.max_body_bytes,
+    )

@@ -1,0 +1,148 @@
+"""Rolling the SQLite spool into Parquet datasets (temporary file, then an atomic rename).
+
+A part file is named after its spool and the range of spool row ids it holds
+(``part-<spool>-<first>-<last>.parquet``), so rolling the same rows twice (a crash
+between the rename and the spool delete) rewrites the same file instead of duplicating
+rows.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+DECISION_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
+    ("event_id", pa.string()),
+    ("request_id", pa.string()),
+    ("timestamp", pa.timestamp("us", tz="UTC")),
+    ("customer_id", pa.string()),
+    ("decision_point", pa.string()),
+    ("customer_features", pa.string()),
+    ("context", pa.string()),
+    ("actions", pa.string()),
+    ("probabilities", pa.string()),
+    ("excluded", pa.string()),
+    ("action_id", pa.string()),
+    ("channel", pa.string()),
+    ("probability", pa.float64()),
+    ("policy", pa.string()),
+    ("policy_version", pa.string()),
+    ("variant", pa.string()),
+    ("explored", pa.bool_()),
+    ("degraded", pa.bool_()),
+    ("reward_deadline", pa.timestamp("us", tz="UTC")),
+    ("shadow_policy", pa.string()),
+    ("shadow_policy_version", pa.string()),
+    ("shadow_action_id", pa.string()),
+    ("shadow_probability", pa.float64()),
+    ("replica", pa.string()),
+)
+REWARD_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
+    ("event_id", pa.string()),
+    ("reward", pa.float64()),
+    ("timestamp", pa.timestamp("us", tz="UTC")),
+    ("counted", pa.bool_()),
+    ("duplicate", pa.bool_()),
+    ("late", pa.bool_()),
+    ("replica", pa.string()),
+)
+DECISION_SCHEMA = pa.schema(DECISION_COLUMNS)
+REWARD_SCHEMA = pa.schema(REWARD_COLUMNS)
+_TIME_COLUMNS = {"timestamp", "reward_deadline"}
+_BOOL_COLUMNS = {"explored", "degraded", "counted", "duplicate", "late"}
+
+
+def _column(name: str, values: list[Any]) -> list[Any]:
+    if name in _TIME_COLUMNS:
+        return [None if v is None else int(v * 1_000_000) for v in values]
+    if name in _BOOL_COLUMNS:
+        return [bool(v) for v in values]
+    return values
+
+
+def rows_to_table(rows: list[tuple[Any, ...]], schema: pa.Schema) -> pa.Table:
+    """Rows in schema column order (times as epoch seconds) → an Arrow table."""
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in schema.names]
+    arrays = []
+    for f, values in zip(schema, columns, strict=True):
+        data = _column(f.name, list(values))
+        if pa.types.is_timestamp(f.type):
+            arrays.append(pa.array(data, type=pa.int64()).cast(f.type))
+        else:
+            arrays.append(pa.array(data, type=f.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def write_atomic(table: pa.Table, path: Path) -> None:
+    """Write ``table`` to ``path`` through a temporary file and ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    pq.write_table(table, tmp, compression="zstd")
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def roll_table(
+    conn: sqlite3.Connection,
+    table: str,
+    schema: pa.Schema,
+    out_dir: Path,
+    spool_name: str,
+    batch: int = 50_000,
+) -> tuple[int, int]:
+    """Copy every row of spool ``table`` into Parquet part files; return (rows, last rowid).
+
+    Rows are not deleted here: the caller deletes ``rowid <= last`` once the file is in
+    place, so a crash in between only re-rolls the same range into the same file name.
+    """
+    cols = ", ".join(schema.names)
+    total, last = 0, 0
+    while True:
+        cur = conn.execute(
+            f"SELECT rowid, {cols} FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT ?",
+            (last, batch),
+        )
+        fetched = cur.fetchall()
+        if not fetched:
+            return total, last
+        first_id, last_id = fetched[0][0], fetched[-1][0]
+        tbl = rows_to_table([r[1:] for r in fetched], schema)
+        write_atomic(tbl, out_dir / f"part-{spool_name}-{first_id:012d}-{last_id:012d}.parquet")
+        total += len(fetched)
+        last = last_id
+
+
+def rewrite_without(directory: Path, column: str, values: Iterable[str]) -> int:
+    """Rewrite every Parquet part in ``directory`` dropping rows whose ``column`` is in
+    ``values``; return how many rows were dropped (used by erasure)."""
+    import pyarrow.compute as pc
+
+    wanted = pa.array(sorted(set(values)), type=pa.string())
+    if len(wanted) == 0 or not directory.exists():
+        return 0
+    dropped = 0
+    for path in sorted(directory.glob("part-*.parquet")):
+        table = pq.read_table(path)
+        mask = pc.is_in(table[column], value_set=wanted)
+        hits = pc.sum(mask).as_py() or 0
+        if not hits:
+            continue
+        kept = table.filter(pc.invert(mask))
+        if kept.num_rows:
+            write_atomic(kept, path)
+        else:
+            path.unlink(missing_ok=True)
+        dropped += hits
+    return dropped

@@ -1,0 +1,54 @@
+"""Running the app: one uvicorn process, or a Ray Serve deployment (:mod:`serving.deployment`)."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from serving.settings import Settings, get_settings
+
+
+def uvicorn_config(app: object, host: str, port: int) -> object:
+    """uvicorn with uvloop and httptools, no access log (keys never reach a log line)."""
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_level="warning",
+        timeout_graceful_shutdown=10,
+        backlog=4096,
+    )
+
+
+def run_uvicorn(settings: Settings, host: str, port: int) -> None:
+    """Serve in this process until SIGINT/SIGTERM (then the lifespan flushes the log)."""
+    import uvicorn
+
+    from serving.factory import build_app
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    app = build_app(settings)
+    server = uvicorn.Server(uvicorn_config(app, host, port))  # type: ignore[arg-type]
+    print(f"maestro: serving on http://{host}:{port} (uvicorn, pid {os.getpid()})", flush=True)
+    server.run()
+
+
+def serve(engine: str, host: str, port: int, replicas: int) -> None:
+    """The body of ``maestro serve``."""
+    settings = get_settings()
+    if engine == "uvicorn":
+        if replicas != 1:
+            raise ValueError("--replicas applies to --engine ray; uvicorn runs one process")
+        run_uvicorn(settings, host, port)
+    else:
+        from serving.deployment import run_ray
+
+        run_ray(settings, host, port, replicas)

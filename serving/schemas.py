@@ -1,0 +1,140 @@
+"""Pydantic models of the HTTP API (the contract's shapes).
+
+Every request model forbids unknown fields and NaN/infinite numbers; lists, mappings and
+strings are bounded so one request cannot make the service do unbounded work.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StrictStr,
+    StringConstraints,
+    WithJsonSchema,
+)
+
+MAX_ACTIONS = 100
+MAX_KEYS = 64
+MAX_STRING = 512
+
+Key = Annotated[StrictStr, StringConstraints(min_length=1, max_length=64)]
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+
+
+def _scalar(value: Any) -> str | bool | int | float:
+    """A context/feature value: a string (≤ 512 chars), a finite number or a boolean."""
+    if isinstance(value, (bool, int)):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("must be a finite number (NaN and infinity are not allowed)")
+        return value
+    if isinstance(value, str):
+        if len(value) > MAX_STRING:
+            raise ValueError(f"strings are limited to {MAX_STRING} characters")
+        return value
+    raise ValueError(f"must be a string, number or boolean, not {type(value).__name__}")
+
+
+Scalar = Annotated[
+    Any,
+    PlainValidator(_scalar),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "maxLength": MAX_STRING},
+                {"type": "number"},
+                {"type": "boolean"},
+            ]
+        }
+    ),
+]
+Id = Annotated[StrictStr, StringConstraints(min_length=1, max_length=128)]
+
+Channel = Literal["email", "push", "sms", "in_app", "whatsapp", "call_center", "agent", "none"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+
+class ActionIn(_Strict):
+    id: Id
+    channel: Channel
+    features: dict[Key, Scalar] = Field(default_factory=dict, max_length=MAX_KEYS)
+
+
+class DecideRequest(_Strict):
+    customer_id: Id
+    decision_point: Annotated[StrictStr, StringConstraints(min_length=1, max_length=64)] = "default"
+    request_id: Id | None = None
+    context: dict[Key, Scalar] = Field(default_factory=dict, max_length=MAX_KEYS)
+    actions: list[ActionIn] | None = Field(default=None, min_length=1, max_length=MAX_ACTIONS)
+
+
+class RankedOut(BaseModel):
+    action_id: str
+    probability: float
+
+
+class ExcludedOut(BaseModel):
+    action_id: str
+    reason: str
+
+
+class DecideResponse(BaseModel):
+    event_id: str
+    action_id: str | None
+    channel: str | None
+    probability: float
+    ranking: list[RankedOut]
+    excluded: list[ExcludedOut]
+    policy: str
+    policy_version: str
+    degraded: bool
+
+
+class RewardRequest(_Strict):
+    event_id: Annotated[StrictStr, StringConstraints(min_length=1, max_length=128)]
+    reward: FiniteFloat
+
+
+class RewardResponse(BaseModel):
+    event_id: str
+    accepted: bool
+    duplicate: bool
+
+
+class EventRequest(_Strict):
+    customer_id: Id
+    type: Annotated[StrictStr, StringConstraints(min_length=1, max_length=64)]
+    properties: dict[Key, Scalar | None] = Field(default_factory=dict, max_length=MAX_KEYS)
+    timestamp: datetime | None = None
+
+
+class EventAccepted(BaseModel):
+    accepted: bool = True
+    customer_id: str
+    type: str
+
+
+class ErasureResponse(BaseModel):
+    customer_id: str
+    erased: dict[str, int]
+
+
+class ErrorItem(BaseModel):
+    field: str | None
+    problem: str
+    type: str
+
+
+class ErrorResponse(BaseModel):
+    detail: list[ErrorItem]

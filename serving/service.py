@@ -1,0 +1,253 @@
+"""The decision service: features → rules → policy → log → answer. No HTTP here.
+
+One ``decide`` call:
+
+1. an optional ``request_id`` already answered by this process returns the same answer
+   (logged once);
+2. one read of the customer's features (:class:`features.source.FeatureSource`); a
+   failure there answers from the fallback with ``degraded: true``;
+3. the decision point's rules split the candidates into eligible and excluded (always,
+   whatever answers next);
+4. the champion policy draws among the eligible actions, seeded by the signed event id
+   (kill switch: the ``rules`` policy; apprentice: ``rules`` answers while the champion's
+   choice is logged as the shadow); a policy error, or a time budget spent by then,
+   answers from the fallback policy with ``degraded: true`` — never a 500;
+5. the decision and everything the policy saw is appended to the event log *before*
+   the answer is returned.
+
+The time budget is checked between stages: a stage that blocks is not pre-empted (that
+would need a thread hop on every request); the feature source's own timeout bounds it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from features.errors import FeatureStoreError
+from features.schema import DEFAULTS
+from policies.base import seed_from_event_id
+from policies.catalog import Catalog
+from policies.decision import decide_among, eligible_actions
+from policies.types import Action, Context, Decision
+from serving.errors import LateRewardError, UnknownEventError
+from serving.event_log import EventLog, dumps
+from serving.feature_layer import FeatureEvent, FeatureWriter
+from serving.ids import EventIdSigner
+from serving.metrics import Metrics
+from serving.policy_store import LoadedPolicy, PolicyStore
+from serving.schemas import DecideRequest, EventRequest, RewardRequest
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceOptions:
+    time_budget_ms: float = 50.0
+    kill_switch: bool = False
+    apprentice: bool = False
+
+
+def _actions_json(actions: list[Action]) -> list[dict[str, Any]]:
+    return [{"id": a.id, "channel": a.channel, "features": dict(a.features)} for a in actions]
+
+
+class DecisionService:
+    """Everything behind the HTTP API (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        catalog: Catalog,
+        features: Any,
+        writer: FeatureWriter,
+        policies: PolicyStore,
+        log: EventLog,
+        signer: EventIdSigner,
+        metrics: Metrics | None = None,
+        options: ServiceOptions | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.features = features
+        self.writer = writer
+        self.policies = policies
+        self.log = log
+        self.signer = signer
+        self.metrics = metrics or Metrics()
+        self.options = options or ServiceOptions()
+        self._budget = self.options.time_budget_ms / 1000.0
+        self.metrics.bind_log(log.unsynced_seconds, lambda: time.time() - log.last_roll)
+        policies.on_swap = lambda dp, _loaded: self.metrics.policy_swaps.labels(dp).inc()
+        policies.on_load_error = lambda dp: self.metrics.policy_load_errors.labels(dp).inc()
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> DecisionService:
+        self.log.open()
+        self.policies.start()
+        return self
+
+    def close(self) -> None:
+        self.policies.stop()
+        self.log.close()
+
+    def ready(self) -> dict[str, bool]:
+        try:
+            features_ok = bool(self.features.ping())
+        except Exception:
+            features_ok = False
+        return {"policies": self.policies.loaded, "features": features_ok}
+
+    # ------------------------------------------------------------------ decide
+    def decide(self, req: DecideRequest) -> bytes:
+        """Answer one decision as the contract's JSON bytes (logged before returning)."""
+        start = time.perf_counter()
+        request_key = None
+        if req.request_id is not None:
+            request_key = f"{req.customer_id}\x1f{req.decision_point}\x1f{req.request_id}"
+            previous = self.log.find_request(request_key)
+            if previous is not None:
+                return previous.encode()
+        point = self.catalog[req.decision_point]
+        candidates = (
+            [Action(a.id, a.channel, a.features) for a in req.actions]
+            if req.actions is not None
+            else list(point.actions)
+        )
+        now = time.time()
+        degraded_reason = None
+        try:
+            customer: Mapping[str, Any] = self.features.get(req.customer_id).values
+        except FeatureStoreError:
+            customer, degraded_reason = DEFAULTS, "feature_store"
+        context = Context(req.customer_id, customer, req.context, point.name, now)
+        eligible, excluded = eligible_actions(point.rules, context, candidates)
+
+        event_id = self.signer.issue(now + point.reward_window_seconds)
+        seed = seed_from_event_id(event_id)
+        fallback = self.policies.fallback
+        served: LoadedPolicy = fallback
+        variant = "fallback"
+        shadow: Decision | None = None
+        decision: Decision | None = None
+        if degraded_reason is None:
+            champion = self.policies.get(point.name)
+            if self.options.kill_switch:
+                variant = "kill_switch"
+            else:
+                try:
+                    decision = decide_among(
+                        champion.policy, context, eligible, excluded, seed, event_id
+                    )
+                except Exception:
+                    degraded_reason = "policy_error"
+                if decision is not None and time.perf_counter() - start > self._budget:
+                    decision, degraded_reason = None, "time_budget"
+                if decision is not None and self.options.apprentice:
+                    shadow, decision, variant = decision, None, "apprentice"
+                elif decision is not None:
+                    served, variant = champion, "champion"
+        if decision is None:
+            decision = decide_among(fallback.policy, context, eligible, excluded, seed, event_id)
+        degraded = degraded_reason is not None
+        if degraded:
+            variant = "fallback"
+            self.metrics.degraded.labels(point.name, degraded_reason).inc()
+
+        action = decision.action
+        probs = {r.action_id: r.probability for r in decision.ranking}
+        self.log.append_decision(
+            {
+                "event_id": event_id,
+                "request_id": req.request_id,
+                "timestamp": now,
+                "customer_id": req.customer_id,
+                "decision_point": point.name,
+                "customer_features": dumps(dict(customer)),
+                "context": dumps(req.context),
+                "actions": dumps(_actions_json(eligible)),
+                "probabilities": dumps([probs.get(a.id, 0.0) for a in eligible]),
+                "excluded": dumps(
+                    [{"action_id": e.action_id, "reason": e.reason} for e in excluded]
+                ),
+                "action_id": action.id if action else None,
+                "channel": action.channel if action else None,
+                "probability": decision.probability,
+                "policy": decision.policy,
+                "policy_version": served.version
+                if served is not fallback
+                else decision.policy_version,
+                "variant": variant,
+                "explored": int(decision.explored),
+                "degraded": int(degraded),
+                "reward_deadline": now + point.reward_window_seconds,
+                "shadow_policy": shadow.policy if shadow else None,
+                "shadow_policy_version": shadow.policy_version if shadow else None,
+                "shadow_action_id": shadow.action.id if shadow and shadow.action else None,
+                "shadow_probability": shadow.probability if shadow else None,
+            }
+        )
+        body = orjson.dumps(
+            {
+                "event_id": event_id,
+                "action_id": action.id if action else None,
+                "channel": action.channel if action else None,
+                "probability": decision.probability,
+                "ranking": [
+                    {"action_id": r.action_id, "probability": r.probability}
+                    for r in decision.ranking
+                ],
+                "excluded": [{"action_id": e.action_id, "reason": e.reason} for e in excluded],
+                "policy": decision.policy,
+                "policy_version": served.version
+                if served is not fallback
+                else decision.policy_version,
+                "degraded": degraded,
+            }
+        )
+        if request_key is not None:
+            self.log.remember_request(request_key, body.decode())
+        m = self.metrics
+        m.decisions.labels(
+            point.name,
+            action.id if action else "none",
+            action.channel if action else "none",
+            decision.policy,
+            decision.policy_version,
+        ).inc()
+        m.latency.labels(point.name).observe(time.perf_counter() - start)
+        return body
+
+    # ------------------------------------------------------------------ rewards, events
+    def reward(self, req: RewardRequest) -> dict[str, Any]:
+        parsed = self.signer.verify(req.event_id)
+        if parsed is None:
+            self.metrics.rewards.labels("unknown").inc()
+            raise UnknownEventError(f"event id {req.event_id!r} was never issued by this service")
+        late = time.time() > parsed.deadline
+        outcome = self.log.record_reward(req.event_id, req.reward, late)
+        if late:
+            self.metrics.rewards.labels("late").inc()
+            raise LateRewardError(
+                f"event {req.event_id} is past its reward window; the reward is kept, not learned"
+            )
+        self.metrics.rewards.labels("duplicate" if outcome.duplicate else "accepted").inc()
+        if outcome.accepted:
+            self.metrics.reward_sum.inc(req.reward)
+        return {"event_id": req.event_id, "accepted": True, "duplicate": outcome.duplicate}
+
+    def ingest(self, req: EventRequest) -> dict[str, Any]:
+        ts = req.timestamp.timestamp() if req.timestamp is not None else time.time()
+        self.writer.ingest(FeatureEvent(req.customer_id, req.type, dict(req.properties), ts))
+        self.metrics.events.labels(req.type).inc()
+        return {"accepted": True, "customer_id": req.customer_id, "type": req.type}
+
+    def erase(self, customer_id: str) -> dict[str, Any]:
+        counts = dict(self.writer.erase(customer_id))
+        counts.update(self.log.erase_customer(customer_id))
+        return {"customer_id": customer_id, "erased": counts}
+
+
+def parse_json(body: bytes) -> Any:
+    return orjson.loads(body)

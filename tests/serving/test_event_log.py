@@ -1,0 +1,189 @@
+"""Unit tests of the event log and the signed event ids (real SQLite and Parquet in tmp_path)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from serving.event_log import EventLog
+from serving.ids import EventIdSigner
+from serving.log_roll import DECISION_SCHEMA, roll_table
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _row(event_id: str, customer: str = "c-1") -> dict:
+    return {
+        "event_id": event_id,
+        "request_id": None,
+        "timestamp": time.time(),
+        "customer_id": customer,
+        "decision_point": "default",
+        "customer_features": '{"consent_email":true}',
+        "context": '{"page":"home"}',
+        "actions": '[{"id":"a","channel":"email","features":{}}]',
+        "probabilities": "[1.0]",
+        "excluded": "[]",
+        "action_id": "a",
+        "channel": "email",
+        "probability": 1.0,
+        "policy": "rules",
+        "policy_version": "1",
+        "variant": "champion",
+        "explored": 0,
+        "degraded": 0,
+        "reward_deadline": time.time() + 60,
+    }
+
+
+def test_signed_ids_round_trip_and_reject_forgeries() -> None:
+    signer = EventIdSigner(b"k" * 32)
+    deadline = time.time() + 3600
+    eid = signer.issue(deadline)
+    parsed = signer.verify(eid)
+    assert parsed is not None and abs(parsed.deadline - deadline) < 0.002
+    assert len(eid) == 44 and int(eid, 16) >= 0
+    assert signer.verify(eid[:-1] + ("0" if eid[-1] != "0" else "1")) is None
+    assert signer.verify(eid[:20] + "f" + eid[21:]) is None or eid[20] == "f"
+    assert EventIdSigner(b"j" * 32).verify(eid) is None
+    assert signer.verify("short") is None and signer.verify("z" * 44) is None
+    assert signer.issue(deadline) != eid
+    with pytest.raises(ValueError, match="at least 16 bytes"):
+        EventIdSigner(b"short")
+
+
+def test_roll_writes_parquet_and_close_removes_the_spool(tmp_path: Path) -> None:
+    log = EventLog(tmp_path / "logs", roll_seconds=3600).open()
+    for i in range(10):
+        log.append_decision(_row(f"e{i}"))
+    log.record_reward("e1", 1.0, late=False)
+    assert log.roll() == 11
+    assert log.roll() == 0  # nothing new
+    log.append_decision(_row("e10"))
+    log.close()
+    frame = pd.read_parquet(tmp_path / "logs" / "decisions")
+    assert sorted(frame["event_id"]) == sorted(f"e{i}" for i in range(11))
+    assert list(frame.columns) == DECISION_SCHEMA.names
+    assert str(frame["timestamp"].dt.tz) == "UTC"
+    rewards = pd.read_parquet(tmp_path / "logs" / "rewards")
+    assert rewards["event_id"].tolist() == ["e1"] and rewards["counted"].tolist() == [True]
+    assert not list((tmp_path / "logs" / "spool").glob("*.db"))
+
+
+def test_rolling_the_same_rows_twice_does_not_duplicate(tmp_path: Path) -> None:
+    log = EventLog(tmp_path / "logs", roll_seconds=3600).open()
+    for i in range(5):
+        log.append_decision(_row(f"e{i}"))
+    import sqlite3
+
+    conn = sqlite3.connect(log.spool_dir / f"{log.name}.db")
+    # a crash between the rename and the delete: the next roll rewrites the same part
+    roll_table(conn, "decisions", DECISION_SCHEMA, log.decisions_dir, log.name)
+    conn.close()
+    log.close()
+    assert len(pd.read_parquet(tmp_path / "logs" / "decisions")) == 5
+
+
+def test_group_commit_within_the_window(tmp_path: Path) -> None:
+    log = EventLog(tmp_path / "logs", flush_ms=50, roll_seconds=3600).open()
+    try:
+        log.append_decision(_row("e0"))
+        assert log.unsynced_seconds() >= 0.0
+        time.sleep(0.3)
+        assert log.unsynced_seconds() == 0.0
+    finally:
+        log.close()
+
+
+def test_reward_idempotency_is_shared_by_replicas(tmp_path: Path) -> None:
+    a = EventLog(tmp_path / "logs", roll_seconds=3600).open()
+    b = EventLog(tmp_path / "logs", roll_seconds=3600).open()
+    try:
+        assert a.record_reward("e1", 1.0, late=False).duplicate is False
+        second = b.record_reward("e1", 1.0, late=False)
+        assert second.duplicate is True and second.accepted is False
+        late = b.record_reward("e2", 1.0, late=True)
+        assert late.accepted is False and late.duplicate is False
+    finally:
+        a.close()
+        b.close()
+    rewards = pd.read_parquet(tmp_path / "logs" / "rewards")
+    assert rewards.groupby("event_id")["counted"].sum().to_dict() == {"e1": 1, "e2": 0}
+
+
+def test_sum_mode_counts_every_reward(tmp_path: Path) -> None:
+    log = EventLog(tmp_path / "logs", roll_seconds=3600, reward_mode="sum").open()
+    try:
+        assert log.record_reward("e1", 1.0, late=False).accepted
+        again = log.record_reward("e1", 2.0, late=False)
+        assert again.accepted and again.duplicate
+    finally:
+        log.close()
+
+
+def test_crashed_process_is_recovered_by_the_next_one(tmp_path: Path) -> None:
+    script = textwrap.dedent(f"""
+        import os, signal, sys, time
+        sys.path.insert(0, {str(ROOT)!r})
+        from serving.event_log import EventLog
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_event_log import _row
+        log = EventLog({str(tmp_path / "logs")!r}, roll_seconds=3600).open()
+        for i in range(25):
+            log.append_decision(_row(f"crash-{{i}}"))
+        log.record_reward("crash-3", 1.0, late=False)
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, timeout=120)
+    assert proc.returncode == -9
+    assert list((tmp_path / "logs" / "spool").glob("*.db"))
+    assert not list((tmp_path / "logs" / "decisions").glob("*.parquet"))
+    survivor = EventLog(tmp_path / "logs", roll_seconds=3600).open()  # recovers on open
+    try:
+        frame = pd.read_parquet(tmp_path / "logs" / "decisions")
+        assert sorted(frame["event_id"]) == sorted(f"crash-{i}" for i in range(25))
+        assert pd.read_parquet(tmp_path / "logs" / "rewards")["event_id"].tolist() == ["crash-3"]
+        assert [p.name for p in (tmp_path / "logs" / "spool").glob("*.db")] == [
+            f"{survivor.name}.db"
+        ]
+    finally:
+        survivor.close()
+
+
+def test_a_live_replica_spool_is_not_taken_over(tmp_path: Path) -> None:
+    live = EventLog(tmp_path / "logs", roll_seconds=3600).open()
+    try:
+        live.append_decision(_row("live-1"))
+        other = EventLog(tmp_path / "logs", roll_seconds=3600).open()
+        other.close()
+        # the live process's row was not rolled by the other one
+        assert not (tmp_path / "logs" / "decisions").exists() or not list(
+            (tmp_path / "logs" / "decisions").glob(f"part-{live.name}-*")
+        )
+        assert os.path.exists(live.spool_dir / f"{live.name}.db")
+    finally:
+        live.close()
+    assert pd.read_parquet(tmp_path / "logs" / "decisions")["event_id"].tolist() == ["live-1"]
+
+
+def test_erase_customer_from_spool_and_parquet(tmp_path: Path) -> None:
+    log = EventLog(tmp_path / "logs", roll_seconds=3600).open()
+    try:
+        log.append_decision(_row("x1", "c-x"))
+        log.append_decision(_row("y1", "c-y"))
+        log.record_reward("x1", 1.0, late=False)
+        log.roll()
+        log.append_decision(_row("x2", "c-x"))
+        counts = log.erase_customer("c-x")
+        assert counts == {"decisions": 2, "rewards": 1}
+    finally:
+        log.close()
+    frame = pd.read_parquet(tmp_path / "logs" / "decisions")
+    assert frame["customer_id"].tolist() == ["c-y"]

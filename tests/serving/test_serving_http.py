@@ -1,0 +1,458 @@
+"""The HTTP contract against a real uvicorn server on 127.0.0.1 (see conftest)."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+
+import httpx
+import pandas as pd
+import pytest
+
+from serving.schemas import MAX_ACTIONS
+
+pytestmark = pytest.mark.integration
+
+CART = "cart_abandoned"
+
+
+def _decide(server, **body) -> httpx.Response:
+    return server.client.post("/decide", json=body)
+
+
+def test_decide_contract_shape_and_probabilities(server) -> None:
+    r = _decide(
+        server,
+        customer_id="c-all",
+        decision_point=CART,
+        context={"page": "checkout", "device": "mobile", "cart_value": 89.5},
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert set(body) == {
+        "event_id",
+        "action_id",
+        "channel",
+        "probability",
+        "ranking",
+        "excluded",
+        "policy",
+        "policy_version",
+        "degraded",
+    }
+    assert body["degraded"] is False
+    ranked = {x["action_id"]: x["probability"] for x in body["ranking"]}
+    assert math.isclose(sum(ranked.values()), 1.0, abs_tol=1e-9)
+    assert body["action_id"] in ranked
+    assert math.isclose(body["probability"], ranked[body["action_id"]])
+    # every catalog action is either ranked or excluded, never both
+    excluded = {x["action_id"] for x in body["excluded"]}
+    assert not excluded & set(ranked)
+    assert len(excluded) + len(ranked) == 9
+
+
+def test_explicit_actions_and_default_decision_point(server) -> None:
+    actions = [
+        {"id": "push_discount", "channel": "push", "features": {"category": "marketing"}},
+        {"id": "email_x", "channel": "email", "features": {"category": "marketing"}},
+    ]
+    r = _decide(server, customer_id="c-none", actions=actions)
+    assert r.status_code == 200
+    body = r.json()
+    # c-none has no consent at all: nothing is eligible, still 200
+    assert body["action_id"] is None and body["ranking"] == []
+    assert {x["reason"] for x in body["excluded"]} == {"no_consent:push", "no_consent:email"}
+
+
+def test_rules_are_honoured(server) -> None:
+    body = _decide(server, customer_id="c-complaint", decision_point="default").json()
+    reasons = {x["action_id"]: x["reason"] for x in body["excluded"]}
+    assert reasons["email_newsletter"] == "suppressed:open_complaint"
+    overdue = _decide(server, customer_id="c-overdue", decision_point="default").json()
+    assert overdue["action_id"] in {"no_contact"}  # only billing (none here) or no_contact
+
+
+def test_draws_are_spread_with_the_logged_probability(server) -> None:
+    seen = set()
+    for _ in range(60):
+        seen.add(
+            _decide(server, customer_id="c-all", decision_point="onboarding").json()["action_id"]
+        )
+    assert len(seen) >= 2  # the exploration floor makes other actions possible
+
+
+def test_request_id_is_idempotent_and_logged_once(server) -> None:
+    first = _decide(server, customer_id="c-all", decision_point=CART, request_id="retry-1").json()
+    again = _decide(server, customer_id="c-all", decision_point=CART, request_id="retry-1").json()
+    other = _decide(server, customer_id="c-all", decision_point=CART, request_id="retry-2").json()
+    assert first == again
+    assert other["event_id"] != first["event_id"]
+    server.service.log.roll()
+    frame = pd.read_parquet(server.home / "logs" / "decisions")
+    assert (frame["event_id"] == first["event_id"]).sum() == 1
+
+
+def test_decision_row_holds_what_the_policy_saw(server) -> None:
+    body = _decide(
+        server, customer_id="c-all", decision_point=CART, context={"page": "cart"}
+    ).json()
+    server.service.log.roll()
+    frame = pd.read_parquet(server.home / "logs" / "decisions")
+    row = frame[frame["event_id"] == body["event_id"]].iloc[0]
+    assert row["customer_id"] == "c-all" and row["decision_point"] == CART
+    assert json.loads(row["context"]) == {"page": "cart"}
+    feats = json.loads(row["customer_features"])
+    assert feats["consent_email"] is True
+    actions = json.loads(row["actions"])
+    probs = json.loads(row["probabilities"])
+    assert [a["id"] for a in actions] and len(actions) == len(probs)
+    assert math.isclose(sum(probs), 1.0, abs_tol=1e-9)
+    assert row["action_id"] == body["action_id"]
+    assert math.isclose(row["probability"], body["probability"])
+    assert row["policy"] == body["policy"] and row["policy_version"] == body["policy_version"]
+
+
+def test_rewards_duplicate_unknown_and_late(server) -> None:
+    event_id = _decide(server, customer_id="c-all", decision_point=CART).json()["event_id"]
+    first = server.client.post("/reward", json={"event_id": event_id, "reward": 1.0})
+    assert first.status_code == 200
+    assert first.json() == {"event_id": event_id, "accepted": True, "duplicate": False}
+    dup = server.client.post("/reward", json={"event_id": event_id, "reward": 1.0})
+    assert dup.status_code == 200 and dup.json()["duplicate"] is True
+
+    forged = event_id[:-1] + ("0" if event_id[-1] != "0" else "1")
+    r = server.client.post("/reward", json={"event_id": forged, "reward": 1.0})
+    assert r.status_code == 404 and r.json()["detail"][0]["field"] == "event_id"
+    r = server.client.post("/reward", json={"event_id": "not-an-id", "reward": 1.0})
+    assert r.status_code == 404
+
+    # an id this workspace issued whose window ended a second ago
+    late_id = server.service.signer.issue(time.time() - 1.0)
+    r = server.client.post("/reward", json={"event_id": late_id, "reward": 1.0})
+    assert r.status_code == 409, r.text
+    server.service.log.roll()
+    rewards = pd.read_parquet(server.home / "logs" / "rewards")
+    mine = rewards[rewards["event_id"] == event_id]
+    assert list(mine["counted"]) == [True, False] and list(mine["duplicate"]) == [False, True]
+    late = rewards[rewards["event_id"] == late_id]
+    assert len(late) == 1 and bool(late["late"].iloc[0]) and not bool(late["counted"].iloc[0])
+
+
+BAD_BODIES = [
+    ({"decision_point": CART}, "customer_id"),
+    ({"customer_id": "c-all", "bogus": 1}, "bogus"),
+    ({"customer_id": "c-all", "context": {"x": [1, 2]}}, "context.x"),
+    ({"customer_id": "c-all", "context": {f"k{i}": i for i in range(100)}}, "context"),
+    ({"customer_id": "c-all", "decision_point": "nope"}, "decision_point"),
+    ({"customer_id": "c-all", "actions": []}, "actions"),
+    (
+        {
+            "customer_id": "c-all",
+            "actions": [{"id": f"a{i}", "channel": "email"} for i in range(MAX_ACTIONS + 1)],
+        },
+        "actions",
+    ),
+    ({"customer_id": "c-all", "actions": [{"id": "a", "channel": "pigeon"}]}, "actions.0.channel"),
+    (
+        {"customer_id": "c-all", "actions": [{"id": "a", "channel": "email", "extra": 1}]},
+        "actions.0.extra",
+    ),
+    (
+        {
+            "customer_id": "c-all",
+            "actions": [{"id": "a", "channel": "email"}, {"id": "a", "channel": "push"}],
+        },
+        "actions",
+    ),
+    ({"customer_id": 42}, "customer_id"),
+    ({"customer_id": ""}, "customer_id"),
+]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"), BAD_BODIES, ids=[b[1] + str(i) for i, b in enumerate(BAD_BODIES)]
+)
+def test_malformed_decide_bodies_are_4xx_naming_the_field(server, body, field) -> None:
+    r = server.client.post("/decide", json=body)
+    assert 400 <= r.status_code < 500, r.text
+    fields = [d["field"] for d in r.json()["detail"]]
+    assert any(f == field or f.startswith(field + ".") for f in fields), fields
+    assert all(d["problem"] for d in r.json()["detail"])
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        (b'{"customer_id": "c-all", "context": {"x": NaN}}', "context.x"),
+        (b'{"customer_id": "c-all", "context": {"x": -Infinity}}', "context.x"),
+        (b'{"customer_id": "c-all", "context": {"x": 1e999}}', "context.x"),
+        (b'{"customer_id": "c-all",', "body"),
+        (b"[]", "body"),
+    ],
+    ids=["nan", "neg-inf", "overflow-inf", "truncated-json", "not-an-object"],
+)
+def test_non_json_numbers_and_broken_json(server, raw, field) -> None:
+    r = server.client.post("/decide", content=raw, headers={"content-type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert any(d["field"].startswith(field) for d in r.json()["detail"])
+
+
+def test_bad_reward_and_event_bodies(server) -> None:
+    r = server.client.post("/reward", json={"event_id": "x", "reward": "lots"})
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "reward"
+    r = server.client.post(
+        "/reward",
+        content=b'{"event_id": "x", "reward": NaN}',
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "reward"
+    r = server.client.post("/events", json={"customer_id": "c-all", "type": "teleported"})
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "type"
+    r = server.client.post(
+        "/events",
+        json={"customer_id": "c-all", "type": "consent_changed", "properties": {"channel": "sms"}},
+    )
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "properties.granted"
+
+
+def test_body_over_64_kib_is_rejected(server) -> None:
+    big = {"customer_id": "c-all", "context": {"blob": "x" * 500}, "pad": "y" * 70_000}
+    r = server.client.post("/decide", json=big)
+    assert r.status_code == 413 and r.json()["detail"][0]["field"] == "body"
+
+    def chunks():
+        yield b'{"customer_id": "c-all", "pad": "'
+        for _ in range(80):
+            yield b"z" * 1024
+        yield b'"}'
+
+    r = server.client.post(
+        "/decide", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert r.status_code in (413, 422), r.text
+    assert _decide(server, customer_id="c-all").status_code == 200  # the server is fine
+
+
+def test_auth_and_key_rotation(server, api_keys) -> None:
+    body = {"customer_id": "c-all"}
+    with httpx.Client(base_url=server.base_url, timeout=10) as anon:
+        assert anon.post("/decide", json=body).status_code == 401
+        assert anon.post("/reward", json={"event_id": "x", "reward": 1}).status_code == 401
+        assert anon.get("/readyz").status_code == 401
+        assert anon.get("/openapi.json").status_code == 401
+        wrong = anon.post("/decide", json=body, headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401 and wrong.json()["detail"][0]["field"] == "authorization"
+        basic = anon.post("/decide", json=body, headers={"Authorization": f"Basic {api_keys[0]}"})
+        assert basic.status_code == 401
+        # the open endpoints
+        assert anon.get("/healthz").status_code == 200
+        assert anon.get("/metrics").status_code == 200
+        # both keys of the rotation are accepted
+        for key in api_keys:
+            r = anon.post("/decide", json=body, headers={"Authorization": f"Bearer {key}"})
+            assert r.status_code == 200, key
+
+
+def test_keys_never_reach_the_logs(server, api_keys, caplog) -> None:
+    with httpx.Client(base_url=server.base_url, timeout=10) as anon:
+        anon.post(
+            "/decide",
+            json={"customer_id": "c-all"},
+            headers={"Authorization": f"Bearer {api_keys[0]}"},
+        )
+        anon.post(
+            "/decide", json={"customer_id": "c-all"}, headers={"Authorization": "Bearer bad-key"}
+        )
+    text = caplog.text + "".join(p.read_text(errors="ignore") for p in server.home.rglob("*.log"))
+    assert api_keys[0] not in text and "bad-key" not in text
+    assert api_keys[0] not in repr(server.settings)
+
+
+def test_events_make_consent_revocation_hold_at_once(server) -> None:
+    before = _decide(server, customer_id="c-events", decision_point=CART).json()
+    assert not any(x["reason"] == "no_consent:email" for x in before["excluded"])
+    r = server.client.post(
+        "/events",
+        json={
+            "customer_id": "c-events",
+            "type": "consent_changed",
+            "properties": {"channel": "email", "granted": False},
+            "timestamp": "2026-01-01T00:00:00Z",
+        },
+    )
+    assert r.status_code == 202, r.text
+    after = _decide(server, customer_id="c-events", decision_point=CART).json()
+    reasons = {x["action_id"]: x["reason"] for x in after["excluded"]}
+    assert reasons["email_reminder"] == reasons["email_discount"] == "no_consent:email"
+    assert after["action_id"] not in {"email_reminder", "email_discount"}
+    server.client.post("/events", json={"customer_id": "c-events", "type": "complaint_opened"})
+    body = _decide(server, customer_id="c-events", decision_point=CART).json()
+    assert any(x["reason"] == "suppressed:open_complaint" for x in body["excluded"])
+
+
+def test_feature_store_down_gives_degraded_rules_answers(server) -> None:
+    server.layer.available = False
+    try:
+        assert server.client.get("/readyz").status_code == 503
+        for _ in range(5):
+            r = _decide(server, customer_id="c-all", decision_point=CART)
+            assert r.status_code == 200, r.text
+            body = r.json()
+            assert body["degraded"] is True and body["policy"] == "rules"
+            # features unknown: no consent is assumed, so every consent channel is excluded
+            reasons = {x["reason"] for x in body["excluded"]}
+            assert {"no_consent:email", "no_consent:push", "no_consent:sms"} <= reasons
+            assert body["action_id"] in {"in_app_free_shipping", "no_contact"}
+            assert math.isclose(sum(x["probability"] for x in body["ranking"]), 1.0)
+    finally:
+        server.layer.available = True
+    assert server.client.get("/readyz").status_code == 200
+    assert _decide(server, customer_id="c-all", decision_point=CART).json()["degraded"] is False
+    assert "maestro_degraded_decisions_total" in server.client.get("/metrics").text
+
+
+def test_policy_failure_and_time_budget_fall_back(server, monkeypatch) -> None:
+    from serving.service import ServiceOptions
+
+    champion = server.service.policies.get(CART).policy
+
+    def boom(*_a, **_k):
+        raise RuntimeError("model exploded")
+
+    monkeypatch.setattr(champion, "decide", boom)
+    body = _decide(server, customer_id="c-all", decision_point=CART).json()
+    assert body["degraded"] is True and body["policy_version"] == "fallback"
+    monkeypatch.undo()
+
+    def slow(*args, **kwargs):
+        time.sleep(0.02)
+        return type(champion).decide(champion, *args, **kwargs)
+
+    monkeypatch.setattr(champion, "decide", slow)
+    monkeypatch.setattr(server.service, "_budget", 0.005)
+    body = _decide(server, customer_id="c-all", decision_point=CART).json()
+    assert body["degraded"] is True
+    assert ServiceOptions().time_budget_ms == 50.0
+
+
+def test_kill_switch_and_apprentice(server, monkeypatch) -> None:
+    from serving.service import ServiceOptions
+
+    monkeypatch.setattr(server.service, "options", ServiceOptions(kill_switch=True))
+    body = _decide(server, customer_id="c-all", decision_point=CART).json()
+    assert (
+        body["policy"] == "rules" and body["policy_version"] == "fallback" and not body["degraded"]
+    )
+    monkeypatch.setattr(server.service, "options", ServiceOptions(apprentice=True))
+    body = _decide(server, customer_id="c-all", decision_point=CART).json()
+    assert body["policy"] == "rules"
+    server.service.log.roll()
+    frame = pd.read_parquet(server.home / "logs" / "decisions")
+    row = frame[frame["event_id"] == body["event_id"]].iloc[0]
+    assert row["variant"] == "apprentice"
+    assert row["shadow_policy"] == server.service.policies.get(CART).policy.kind
+    assert isinstance(row["shadow_action_id"], str)
+
+
+def test_agent_routing(server) -> None:
+    agents = [
+        {
+            "id": "agent-1",
+            "channel": "agent",
+            "features": {
+                "skills": "billing",
+                "level": 3,
+                "languages": "es,en",
+                "load": 0,
+                "capacity": 5,
+            },
+        },
+        {
+            "id": "agent-2",
+            "channel": "agent",
+            "features": {
+                "skills": "technical",
+                "level": 3,
+                "languages": "en",
+                "load": 0,
+                "capacity": 5,
+            },
+        },
+        {
+            "id": "agent-3",
+            "channel": "agent",
+            "features": {
+                "skills": "technical,billing",
+                "level": 2,
+                "languages": "es",
+                "load": 5,
+                "capacity": 5,
+            },
+        },
+        {
+            "id": "agent-4",
+            "channel": "agent",
+            "features": {
+                "skills": "technical",
+                "level": 2,
+                "languages": "es,en",
+                "load": 1,
+                "capacity": 5,
+            },
+        },
+    ]
+    body = _decide(
+        server,
+        customer_id="c-all",
+        decision_point="agent_routing",
+        actions=agents,
+        context={"required_skill": "technical", "required_level": 2, "language": "es"},
+    ).json()
+    reasons = {x["action_id"]: x["reason"] for x in body["excluded"]}
+    assert reasons == {"agent-1": "skill", "agent-2": "language", "agent-3": "capacity"}
+    assert body["action_id"] == "agent-4" and math.isclose(body["probability"], 1.0)
+
+
+def test_erase_customer(server) -> None:
+    eid = _decide(server, customer_id="c-erase", decision_point=CART).json()["event_id"]
+    server.client.post("/reward", json={"event_id": eid, "reward": 1.0})
+    server.service.log.roll()
+    _decide(server, customer_id="c-erase", decision_point=CART)  # one still in the spool
+    r = server.client.delete("/customers/c-erase")
+    assert r.status_code == 200
+    erased = r.json()["erased"]
+    assert erased["online"] == 1 and erased["decisions"] == 2 and erased["rewards"] >= 1
+    server.service.log.roll()
+    frame = pd.read_parquet(server.home / "logs" / "decisions")
+    assert not (frame["customer_id"] == "c-erase").any()
+    assert not (pd.read_parquet(server.home / "logs" / "rewards")["event_id"] == eid).any()
+
+
+def test_ops_endpoints(server) -> None:
+    assert server.client.get("/healthz").json() == {"status": "ok"}
+    ready = server.client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["ready"] is True
+    _decide(server, customer_id="c-all", decision_point=CART)
+    text = server.client.get("/metrics").text
+    for name in (
+        "maestro_decisions_total{",
+        "maestro_decide_latency_seconds_bucket",
+        "maestro_rewards_total",
+        "maestro_log_unsynced_seconds",
+        "maestro_log_seconds_since_roll",
+    ):
+        assert name in text
+    assert 'decision_point="cart_abandoned"' in text and 'channel="' in text
+    spec = server.client.get("/openapi.json").json()
+    assert {
+        "/decide",
+        "/reward",
+        "/events",
+        "/customers/{customer_id}",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    } <= set(spec["paths"])
+    decide_schema = spec["components"]["schemas"]["DecideRequest"]
+    assert decide_schema["additionalProperties"] is False
