@@ -38,7 +38,7 @@ class PolicyModel(mlflow.pyfunc.PythonModel):
         self.policy = load_policy(Path(context.artifacts[POLICY_ARTIFACT]).read_bytes())
 
     # no type hints here on purpose: MLflow derives a (wrong) input schema from them
-    def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201
+    def predict(self, context, model_input, params=None):
         out: list[list[float]] = []
         for row in model_input.to_dict(orient="records"):
             ctx = Context(
