@@ -29,3 +29,9 @@ class InvalidEventError(FeatureStoreError, ValueError):
 
 class WorkspaceError(FeatureStoreError):
     """The workspace (Feast repo, data) is missing or broken."""
+
+
+class EventBacklogFull(FeatureStoreError):
+    """The event writer's bounded queue is full (the store is slow or down): retry later."""
+
+    status_code = 503

@@ -1,0 +1,97 @@
+"""Erasure of one customer from the feature store: online rows and offline Parquet.
+
+The online store is cleared through the same tables/hash Feast reads (SQLite: every
+view table's rows under the customer's entity key; Redis: the customer's hash); the
+offline Parquet is rewritten without the customer's rows (atomically, by rename), so a
+later ``maestro init``/materialisation cannot bring the customer back. Pending events of
+the customer held by an :class:`~features.event_writer.EventWriter` are dropped first,
+so a flush cannot re-create the rows.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
+
+from features.errors import FeatureStoreUnavailable
+from features.feast_source import RedisBackend, SqliteBackend, entity_key_bytes
+from features.workspace import customers_parquet
+
+if TYPE_CHECKING:
+    from features.event_writer import EventWriter
+    from features.feast_source import FeastFeatureSource
+
+
+@dataclass(frozen=True)
+class ErasureCounts:
+    """What was erased: online feature values, offline Parquet rows, pending event rows."""
+
+    customer_id: str
+    online_values: int
+    offline_rows: int
+    pending_rows: int
+
+    def as_dict(self) -> dict[str, int | str]:
+        return asdict(self)
+
+
+def _erase_sqlite(backend: SqliteBackend, tables: list[str], key: bytes) -> int:
+    try:
+        conn = sqlite3.connect(backend.db_path, timeout=5.0)
+    except sqlite3.Error as exc:
+        raise FeatureStoreUnavailable(f"cannot open online store: {exc}") from exc
+    try:
+        with conn:
+            return sum(conn.execute(f'DELETE FROM "{t}" WHERE entity_key = ?', (key,)).rowcount
+                       for t in tables)
+    except sqlite3.Error as exc:
+        raise FeatureStoreUnavailable(f"cannot erase from online store: {exc}") from exc
+    finally:
+        conn.close()
+
+
+def _erase_redis(backend: RedisBackend, key: bytes) -> int:
+    import redis
+
+    redis_key = backend.redis_key(key)
+    try:
+        fields = backend.client.hkeys(redis_key)
+        backend.client.delete(redis_key)
+    except redis.RedisError as exc:
+        raise FeatureStoreUnavailable(f"cannot erase from redis: {exc}") from exc
+    return sum(1 for f in fields if not f.startswith(b"_ts:"))
+
+
+def _erase_offline(source: FeastFeatureSource, customer_id: str) -> int:
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    path = customers_parquet(source.repo_path)
+    if not path.exists():
+        return 0
+    table = pq.read_table(path)
+    keep = pc.not_equal(table["customer_id"], customer_id)
+    kept = table.filter(keep)
+    removed = table.num_rows - kept.num_rows
+    if removed:
+        tmp = path.with_suffix(".parquet.erasing")
+        pq.write_table(kept, tmp)
+        os.replace(tmp, path)
+    return removed
+
+
+def erase_customer(
+    source: FeastFeatureSource, customer_id: str, writer: EventWriter | None = None
+) -> ErasureCounts:
+    """Erase ``customer_id`` from the online store and the offline data; returns counts."""
+    pending = writer.erase(customer_id) if writer is not None else source.overlay.erase(customer_id)
+    key = entity_key_bytes(customer_id)
+    backend = source.backend
+    if isinstance(backend, SqliteBackend):
+        online = _erase_sqlite(backend, [v.table for v in source.views], key)
+    else:
+        online = _erase_redis(backend, key)
+    offline = _erase_offline(source, customer_id)
+    return ErasureCounts(customer_id, online, offline, pending)

@@ -1,0 +1,195 @@
+"""Simulated customers: observable features that evolve, and the hidden truth behind them.
+
+Customers come from :func:`features.synthetic.generate_customers`, the generator
+``maestro init`` loads into Feast, so the simulator's customer ``c-000042`` is the
+served one. Each customer keeps
+
+- ``features``: the observable feature row (what Feast serves), updated as the
+  simulation goes: contact history counters per channel and window, consent,
+  complaints, overdue invoices, tenure, session and cart;
+- the latent preferences (``affinity`` per channel, ``offer`` taste,
+  ``fatigue_sensitivity``, ``purchase_value``) that the simulator uses to draw
+  outcomes and that no policy ever sees.
+
+The engagement counters (``sends/opens/clicks_<channel>_<7d|30d>``,
+``last_contact_<channel>_ts``) are recomputed from a per-channel contact history,
+seeded from the generated counts, so they age out of their windows exactly.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from features.schema import CHANNELS
+from features.synthetic import OFFERS, CustomerBase, generate_customers
+from policies.types import FeatureValue
+
+DAY = 86_400.0
+WEEK = 7 * DAY
+MONTH = 30 * DAY
+
+
+def _plain(value: Any) -> FeatureValue:
+    """NumPy scalars → Python scalars (``Context`` accepts only plain types)."""
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and value != value:  # NaN from pandas
+        return None
+    return value  # type: ignore[no-any-return]
+
+
+@dataclass
+class Contact:
+    """One message sent on a channel: when, and whether it was opened and clicked."""
+
+    ts: float
+    opened: bool
+    clicked: bool
+
+
+@dataclass
+class CustomerState:
+    """One simulated customer: observable ``features`` plus hidden preferences."""
+
+    index: int
+    customer_id: str
+    features: dict[str, FeatureValue]
+    affinity: dict[str, float]
+    offer_taste: dict[str, float]
+    fatigue_sensitivity: float
+    purchase_value: float
+    device: str
+    history: dict[str, list[Contact]] = field(default_factory=dict)
+    last_visit: float = 0.0
+    churned: bool = False
+    #: base churn risk before fatigue and complaints push it up
+    base_churn_risk: float = 0.0
+
+    #: weighted count of messages in the last 7 days, as of the last :meth:`refresh`
+    recent_contacts: float = 0.0
+
+    def contacts_7d(self, now: float) -> float:
+        """Weighted count of messages in the last 7 days (in-app weighs 0.3: it is passive)."""
+        total = 0.0
+        for channel, contacts in self.history.items():
+            weight = 0.3 if channel == "in_app" else 1.0
+            total += weight * sum(1 for c in contacts if now - c.ts < WEEK)
+        return total
+
+    def refresh(self, now: float) -> None:
+        """Recompute every engagement counter at ``now`` from the contact history."""
+        feats = self.features
+        weighted = 0.0
+        week_start, month_start = now - WEEK, now - MONTH
+        for channel in CHANNELS:
+            contacts = [c for c in self.history.get(channel, ()) if c.ts > month_start]
+            self.history[channel] = contacts
+            s7 = o7 = k7 = o30 = k30 = 0
+            last = 0.0
+            for c in contacts:
+                o30 += c.opened
+                k30 += c.clicked
+                if c.ts > week_start:
+                    s7 += 1
+                    o7 += c.opened
+                    k7 += c.clicked
+                last = max(last, c.ts)
+            feats[f"sends_{channel}_7d"] = s7
+            feats[f"opens_{channel}_7d"] = o7
+            feats[f"clicks_{channel}_7d"] = k7
+            feats[f"sends_{channel}_30d"] = len(contacts)
+            feats[f"opens_{channel}_30d"] = o30
+            feats[f"clicks_{channel}_30d"] = k30
+            if contacts:
+                feats[f"last_contact_{channel}_ts"] = last
+            weighted += (0.3 if channel == "in_app" else 1.0) * s7
+        self.recent_contacts = weighted
+        risk = self.base_churn_risk + 0.03 * weighted * self.fatigue_sensitivity
+        risk += 0.15 if feats.get("open_complaint") else 0.0
+        feats["churn_risk"] = round(min(max(risk, 0.0), 1.0), 4)
+
+
+def _seed_history(
+    rng: random.Random, feats: dict[str, FeatureValue], channel: str, now: float
+) -> list[Contact]:
+    """Contacts consistent with the generated counters (clamped where they disagree)."""
+    def count(metric: str, window: str) -> int:
+        value = feats.get(f"{metric}_{channel}_{window}")
+        return int(value) if isinstance(value, (int, float)) else 0
+
+    s7, s30 = count("sends", "7d"), max(count("sends", "30d"), count("sends", "7d"))
+    o7 = min(count("opens", "7d"), s7)
+    o30 = min(max(count("opens", "30d") - o7, 0), s30 - s7)
+    c7 = min(count("clicks", "7d"), o7)
+    c30 = min(max(count("clicks", "30d") - c7, 0), o30)
+    out: list[Contact] = []
+    for i in range(s7):
+        out.append(Contact(now - rng.uniform(0.0, WEEK), i < o7, i < c7))
+    for i in range(s30 - s7):
+        out.append(Contact(now - rng.uniform(WEEK, MONTH - 1.0), i < o30, i < c30))
+    return out
+
+
+class Population:
+    """The customer base of one simulation, built lazily per customer.
+
+    Args:
+        base: the generated customers (features and latent frames, row-aligned).
+        seed: seeds the synthetic contact histories, one stream per customer.
+        now: the simulation's start time, epoch seconds.
+    """
+
+    def __init__(self, base: CustomerBase, seed: int, now: float) -> None:
+        feats = base.features.drop(columns=["event_timestamp"], errors="ignore")
+        self._rows: list[dict[str, Any]] = feats.to_dict("records")
+        self._latent: list[dict[str, Any]] = base.latent.to_dict("records")
+        self._seed = seed
+        self._now = now
+        self._states: dict[int, CustomerState] = {}
+
+    @classmethod
+    def generate(cls, n: int, seed: int, now: float | None = None) -> Population:
+        base = generate_customers(n, seed=seed, now=now)
+        start = float(base.features["event_timestamp"].iloc[0].timestamp())
+        return cls(base, seed, start)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @property
+    def start(self) -> float:
+        return self._now
+
+    def get(self, index: int) -> CustomerState:
+        state = self._states.get(index)
+        if state is None:
+            state = self._build(index)
+            self._states[index] = state
+        return state
+
+    def touched(self) -> list[CustomerState]:
+        """The customers the simulation has met so far."""
+        return list(self._states.values())
+
+    def _build(self, index: int) -> CustomerState:
+        row = self._rows[index]
+        latent = self._latent[index]
+        feats = {k: _plain(v) for k, v in row.items() if k != "customer_id"}
+        rng = random.Random(self._seed * 1_000_003 + index)
+        state = CustomerState(
+            index=index,
+            customer_id=str(row["customer_id"]),
+            features=feats,
+            affinity={c: float(latent[f"affinity_{c}"]) for c in CHANNELS},
+            offer_taste={o: float(latent[f"offer_{o}"]) for o in OFFERS},
+            fatigue_sensitivity=float(latent["fatigue_sensitivity"]),
+            purchase_value=float(latent["purchase_value"]),
+            device="mobile" if rng.random() < 0.6 else "desktop",
+            history={c: _seed_history(rng, feats, c, self._now) for c in CHANNELS},
+            last_visit=self._now - rng.uniform(0.0, 3 * DAY),
+            base_churn_risk=float(feats.get("churn_risk") or 0.0),  # type: ignore[arg-type]
+        )
+        state.refresh(self._now)
+        return state

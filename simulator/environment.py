@@ -1,0 +1,389 @@
+"""A journey environment in Gymnasium's shape, with Open Bandit Pipeline's ground truth.
+
+``reset(seed=)`` returns the first :class:`Observation`; ``step(decision)`` plays
+the decision's action for the customer of the current observation and returns a
+:class:`StepResult` with the realised reward, the *true expected reward of every
+candidate action*, the optimal eligible action's value and the next observation.
+Regret and any policy's true value are therefore exact, not estimated.
+
+Each step one customer visits (uniformly among those who have not churned); what
+happened to them since their last visit is simulated first (complaints opened or
+closed, invoices overdue or paid, a new session and possibly a cart), then the
+decision point follows from their state: ``billing_overdue`` when an invoice is
+overdue, ``cart_abandoned`` with a cart, ``onboarding`` in the first 30 days,
+``churn_risk`` when the churn risk is high, else ``default``. Candidate actions are
+the catalog's, split by the decision point's :class:`policies.rules.RuleSet`
+(rules always apply). Contacts then shape the future: they fill the engagement
+counters the rules cap, fatigue lowers response, over-contact makes customers
+withdraw consent, complain and churn.
+
+Two random streams keep comparisons fair: one draws arrivals and life events,
+the other outcomes, so two policies run with the same seed meet the same
+customers in the same order for as long as their actions leave them alike.
+
+References:
+    Towers et al., *Gymnasium: A Standard Interface for Reinforcement Learning
+    Environments* (2024). Saito et al., *Open Bandit Dataset and Pipeline*, NeurIPS
+    Datasets and Benchmarks (2021).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from features.synthetic import PAGES, CustomerBase, generate_customers
+from policies.catalog import Catalog, load_catalog
+from policies.rules import local_hour
+from policies.types import NO_CONTACT_ID, Action, Context, Decision, Exclusion, FeatureValue
+from simulator.customers import DAY, Contact, CustomerState, Population
+from simulator.economics import Economics
+from simulator.errors import InvalidDecision, InvalidSimulationConfig, NotReset, SimulatorError
+
+DECISION_POINTS = ("default", "cart_abandoned", "churn_risk", "onboarding", "billing_overdue")
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """Settings of one simulated world.
+
+    ``customer_seed`` seeds the customer base (``maestro init``'s seed, so the
+    simulated customers are the served ones); the episode seed given to
+    :meth:`JourneyEnvironment.reset` drives everything that happens to them.
+    """
+
+    customers: int = 1_000
+    customer_seed: int = 7
+    visits_per_customer_per_day: float = 1.5
+    churn_risk_threshold: float = 0.45
+    economics: Economics = field(default_factory=Economics)
+    catalog_path: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.customers < 1:
+            raise InvalidSimulationConfig("customers must be >= 1", field="customers")
+        if not 0 < self.visits_per_customer_per_day <= 1_000:
+            raise InvalidSimulationConfig("visits_per_customer_per_day must lie in (0, 1000]")
+
+    @property
+    def seconds_per_step(self) -> float:
+        return DAY / (self.visits_per_customer_per_day * self.customers)
+
+
+@dataclass(frozen=True, slots=True)
+class SimEvent:
+    """Something a customer did, in the contract's ``POST /events`` vocabulary."""
+
+    customer_id: str
+    type: str
+    properties: dict[str, FeatureValue]
+    timestamp: float
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One decision to make: the context a policy sees and the catalog split by the rules.
+
+    ``events`` are what the customer did since their last visit (the traffic a live
+    Maestro would receive on ``/events`` before this ``/decide``).
+    """
+
+    t: int
+    context: Context
+    candidates: tuple[Action, ...]
+    eligible: tuple[Action, ...]
+    excluded: tuple[Exclusion, ...]
+    events: tuple[SimEvent, ...] = ()
+
+    @property
+    def decision_point(self) -> str:
+        return self.context.decision_point
+
+    @property
+    def customer_id(self) -> str:
+        return self.context.customer_id
+
+    @property
+    def eligible_index(self) -> np.ndarray:
+        """Index into ``candidates`` of each eligible action, shape ``(n_eligible,)``."""
+        ids = {a.id: i for i, a in enumerate(self.candidates)}
+        return np.array([ids[a.id] for a in self.eligible], dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the customer did in response to the action."""
+
+    converted: bool = False
+    opened: bool = False
+    clicked: bool = False
+    complained: bool = False
+    unsubscribed: bool = False
+    churned: bool = False
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """The result of one step.
+
+    ``expected_rewards``: the true expected reward of every candidate action of the
+    observation, shape ``(n_candidates,)`` aligned with ``observation.candidates``;
+    ``optimal_value`` is its maximum over the *eligible* actions, ``regret`` is
+    ``optimal_value - expected_rewards[chosen]``.
+    """
+
+    observation: Observation
+    action: Action
+    chosen: int
+    reward: float
+    expected_rewards: np.ndarray
+    optimal_value: float
+    optimal_action: str
+    outcome: Outcome
+    events: tuple[SimEvent, ...]
+    next_observation: Observation
+    terminated: bool = False
+    truncated: bool = False
+
+    @property
+    def regret(self) -> float:
+        return self.optimal_value - float(self.expected_rewards[self.chosen])
+
+
+@runtime_checkable
+class Environment(Protocol):
+    """What the runner needs from a simulated world."""
+
+    catalog: Catalog
+
+    def reset(self, seed: int | None = None) -> Observation: ...
+
+    def step(self, decision: Decision) -> StepResult: ...
+
+    def expected_rewards(self) -> np.ndarray: ...
+
+
+@lru_cache(maxsize=4)
+def _customer_base(n: int, seed: int) -> CustomerBase:
+    return generate_customers(n, seed=seed)
+
+
+class JourneyEnvironment:
+    """The customer-journey world (see the module docstring)."""
+
+    def __init__(self, config: EnvConfig | None = None, catalog: Catalog | None = None) -> None:
+        self.config = config or EnvConfig()
+        self.catalog = catalog or load_catalog(self.config.catalog_path)
+        self.economics = self.config.economics
+        missing = [p for p in DECISION_POINTS if p not in self.catalog]
+        if missing:
+            raise InvalidSimulationConfig(f"catalog lacks decision points {missing}")
+        self._pop: Population | None = None
+        self._obs: Observation | None = None
+        self._truth: np.ndarray | None = None
+        self._hour = 0
+
+    # ------------------------------------------------------------------ protocol
+    def reset(self, seed: int | None = None) -> Observation:
+        """Start an episode: fresh customers, clock at the generator's epoch."""
+        seed = 0 if seed is None else int(seed)
+        cfg = self.config
+        self._pop = Population(_customer_base(cfg.customers, cfg.customer_seed), seed,
+                               now=1_767_225_600.0)
+        self._arrivals = np.random.default_rng([seed, 0])
+        self._outcomes = np.random.default_rng([seed, 1])
+        self.now = self._pop.start
+        self.t = 0
+        self._observe()
+        assert self._obs is not None
+        return self._obs
+
+    @property
+    def observation(self) -> Observation:
+        if self._obs is None:
+            raise NotReset("call reset() before step()")
+        return self._obs
+
+    def expected_rewards(self) -> np.ndarray:
+        """True expected reward of every candidate of the current observation."""
+        if self._truth is None:
+            raise NotReset("call reset() first")
+        return self._truth.copy()
+
+    def step(self, decision: Decision) -> StepResult:
+        obs = self.observation
+        assert self._truth is not None and self._pop is not None
+        if decision.action is None:
+            chosen = next(i for i, a in enumerate(obs.candidates) if a.id == NO_CONTACT_ID)
+        else:
+            wanted = decision.action.id
+            chosen = next((i for i, a in enumerate(obs.candidates) if a.id == wanted), -1)
+            if chosen < 0:
+                raise InvalidDecision(
+                    f"action {decision.action.id!r} is not a candidate of "
+                    f"{obs.decision_point!r}", field="action_id")
+        action = obs.candidates[chosen]
+        truth = self._truth
+        elig = obs.eligible_index
+        best = int(elig[np.argmax(truth[elig])]) if len(elig) else chosen
+        customer = self._pop.get(_index(obs.customer_id))
+        outcome, reward, events = self._play(obs.decision_point, customer, action)
+        result_obs = obs
+        self.t += 1
+        self.now += self.config.seconds_per_step
+        self._observe()
+        return StepResult(
+            observation=result_obs, action=action, chosen=chosen, reward=reward,
+            expected_rewards=truth, optimal_value=float(truth[best]),
+            optimal_action=obs.candidates[best].id, outcome=outcome, events=events,
+            next_observation=self.observation,
+        )
+
+    # ------------------------------------------------------------------ dynamics
+    def _play(self, point: str, c: CustomerState, action: Action
+              ) -> tuple[Outcome, float, tuple[SimEvent, ...]]:
+        """Draw the customer's response to ``action`` and update their state."""
+        econ, rng, now = self.economics, self._outcomes, self.now
+        feats = c.features
+        fatigue = econ.fatigue(c, now)
+        p = econ.conversion_prob(point, c, action, self._hour, fatigue)
+        value = econ.value(point, c)
+        converted = bool(rng.random() < p)
+        events: list[SimEvent] = []
+        if action.id == NO_CONTACT_ID or action.channel == "none":
+            reward = value if converted else 0.0
+            complained = opened = clicked = unsubscribed = churned = False
+        else:
+            ch = action.channel
+            complained = bool(rng.random() < econ.complaint_prob(c, now))
+            reward = (value * (1.0 - econ.discount(action)) if converted else 0.0)
+            reward -= econ.cost(point, ch) + (econ.complaint_cost if complained else 0.0)
+            aff = c.affinity.get(ch, 0.3)
+            opened = bool(rng.random() < min(aff * 0.9 + 0.05, 1.0) * fatigue)
+            clicked = opened and bool(rng.random() < aff * 0.6)
+            sends_ch = sum(1 for x in c.history.get(ch, ()) if now - x.ts < 7 * DAY)
+            unsubscribed = bool(rng.random() < 0.002 + 0.04 * c.fatigue_sensitivity
+                                * max(0, sends_ch - 1)) and ch != "in_app"
+            churned = bool(rng.random() < 0.0005 + 0.004 * c.fatigue_sensitivity
+                           * max(0.0, c.recent_contacts - 3) + (0.01 if complained else 0.0))
+            c.history.setdefault(ch, []).append(Contact(now, opened, clicked))
+            if opened:
+                events.append(self._event(c, "message_opened", {"channel": ch}))
+            if clicked:
+                events.append(self._event(c, "message_clicked", {"channel": ch}))
+            if unsubscribed and feats.get(f"consent_{ch}"):
+                feats[f"consent_{ch}"] = False
+                events.append(self._event(c, "consent_changed", {"channel": ch, "granted": False}))
+            if complained and not feats.get("open_complaint"):
+                feats["open_complaint"] = True
+                feats["open_tickets"] = int(feats.get("open_tickets") or 0) + 1  # type: ignore[arg-type]
+                events.append(self._event(c, "complaint_opened", {}))
+        if converted:
+            events.extend(self._convert(point, c, value))
+        elif point == "churn_risk" and rng.random() < 0.25:
+            churned = True
+        c.churned = c.churned or churned  # counters are refreshed at the next visit
+        outcome = Outcome(converted, opened, clicked, complained, unsubscribed, churned)
+        return outcome, float(reward), tuple(events)
+
+    def _convert(self, point: str, c: CustomerState, value: float) -> list[SimEvent]:
+        feats = c.features
+        if point == "billing_overdue":
+            feats["overdue_invoice"], feats["days_overdue"] = False, 0
+            return [self._event(c, "invoice_paid", {"amount": round(value, 2)})]
+        if point == "churn_risk":
+            c.base_churn_risk *= 0.6
+            return []
+        feats["cart_value"] = 0.0
+        feats["lifetime_value"] = round(float(feats.get("lifetime_value") or 0.0) + value, 2)  # type: ignore[arg-type]
+        return [self._event(c, "purchase", {"value": round(value, 2)})]
+
+    def _event(self, c: CustomerState, kind: str, props: dict[str, FeatureValue]) -> SimEvent:
+        return SimEvent(c.customer_id, kind, props, self.now)
+
+    def _arrive(self) -> CustomerState:
+        assert self._pop is not None
+        n = len(self._pop)
+        for _ in range(10 * n + 100):
+            c = self._pop.get(int(self._arrivals.integers(n)))
+            if not c.churned:
+                return c
+        raise SimulatorError("every simulated customer has churned")
+
+    def _life_events(self, c: CustomerState) -> list[SimEvent]:
+        """What happened to ``c`` between their last visit and now (a session starts)."""
+        rng, now, feats = self._arrivals, self.now, c.features
+        days = max(now - c.last_visit, 0.0) / DAY
+        c.last_visit = now
+        events: list[SimEvent] = []
+        tenure = int(feats.get("tenure_days") or 0) + int(days)  # type: ignore[arg-type]
+        feats["tenure_days"] = tenure
+        if feats.get("open_complaint"):
+            if rng.random() < 1 - math.exp(-0.3 * days):
+                feats["open_complaint"] = False
+                feats["open_tickets"] = max(int(feats.get("open_tickets") or 0) - 1, 0)  # type: ignore[arg-type]
+                events.append(self._event(c, "complaint_closed", {}))
+        elif rng.random() < 1 - math.exp(-days * (0.004 + 0.01 * c.fatigue_sensitivity
+                                                  * c.recent_contacts)):
+            feats["open_complaint"] = True
+            feats["open_tickets"] = int(feats.get("open_tickets") or 0) + 1  # type: ignore[arg-type]
+            events.append(self._event(c, "complaint_opened", {}))
+        if feats.get("overdue_invoice"):
+            feats["days_overdue"] = int(feats.get("days_overdue") or 0) + int(days)  # type: ignore[arg-type]
+            if rng.random() < 1 - math.exp(-0.05 * days):
+                feats["overdue_invoice"], feats["days_overdue"] = False, 0
+                events.append(self._event(c, "invoice_paid", {}))
+        elif rng.random() < 1 - math.exp(-days * (0.004 if feats.get("tier") == "standard"
+                                                  else 0.0015)):
+            feats["overdue_invoice"], feats["days_overdue"] = True, 1
+            events.append(self._event(c, "invoice_overdue", {"days_overdue": 1}))
+        page = PAGES[int(rng.integers(len(PAGES)))]
+        cart_p = 0.35 + (0.15 if feats.get("segment") == "bargain_hunter" else 0.0)
+        if rng.random() < cart_p:
+            cart = round(float(rng.lognormal(math.log(max(c.purchase_value, 1.0)), 0.5)), 2)
+            page = "cart" if rng.random() < 0.6 else "checkout"
+        else:
+            cart = 0.0
+        feats.update(last_page=page, session_pages=int(rng.integers(1, 15)), cart_value=cart,
+                     rapid_clicks=int(rng.poisson(0.3)), last_event_ts=now)
+        events.append(self._event(c, "cart_updated" if cart else "page_view",
+                                  {"page": page, "cart_value": cart}))
+        c.refresh(now)
+        return events
+
+    def _decision_point(self, c: CustomerState) -> str:
+        f = c.features
+        if f.get("overdue_invoice"):
+            return "billing_overdue"
+        if float(f.get("cart_value") or 0.0) > 0:  # type: ignore[arg-type]
+            return "cart_abandoned"
+        if int(f.get("tenure_days") or 0) < 30:  # type: ignore[arg-type]
+            return "onboarding"
+        if float(f.get("churn_risk") or 0.0) >= self.config.churn_risk_threshold:  # type: ignore[arg-type]
+            return "churn_risk"
+        return "default"
+
+    def _observe(self) -> None:
+        c = self._arrive()
+        events = self._life_events(c)
+        point = self._decision_point(c)
+        self._hour = local_hour(self.now, c.features.get("timezone"))
+        request: dict[str, FeatureValue] = {
+            "page": c.features.get("last_page") or "home", "device": c.device,
+            "cart_value": c.features.get("cart_value") or 0.0, "local_hour": self._hour,
+        }
+        context = Context(c.customer_id, dict(c.features), request, point, self.now)
+        dp = self.catalog[point]
+        eligible, excluded = dp.rules.split(context, dp.actions)
+        self._obs = Observation(self.t, context, dp.actions, tuple(eligible), tuple(excluded),
+                                tuple(events))
+        self._truth = np.asarray(self.economics.expected_rewards(
+            point, c, dp.actions, self._hour, self.now), dtype=float)
+
+
+def _index(customer_id: str) -> int:
+    return int(customer_id.rsplit("-", 1)[1])
