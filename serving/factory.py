@@ -41,8 +41,10 @@ def feast_layer(settings: Settings) -> Any:
             f"no Feast repo at {repo}: run `maestro init` first (or set MAESTRO_HOME)",
             field="MAESTRO_HOME",
         )
-    from serving.feast_layer import FeastFeatureLayer
-
+    try:
+        from features.layer import FeastFeatureLayer
+    except ImportError as exc:  # the Feast layer ships with the features package
+        raise WorkspaceError(f"the Feast feature layer is not available: {exc}") from exc
     return FeastFeatureLayer(repo)
 
 

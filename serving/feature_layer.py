@@ -39,7 +39,7 @@ _CONTACT = ("email", "push", "sms", "in_app", "whatsapp", "call_center")
 
 @dataclass(frozen=True, slots=True)
 class FeatureEvent:
-    """One customer event (``POST /events``); ``timestamp`` in epoch seconds."""
+    """One customer event (``POST /events``); ``timestamp`` in epoch seconds (0: now)."""
 
     customer_id: str
     type: str
@@ -73,7 +73,7 @@ def event_updates(
 ) -> dict[str, FeatureValue]:
     """The feature values ``event`` sets, given the customer's ``current`` values."""
     props, kind = event.properties, event.type
-    out: dict[str, FeatureValue] = {"last_event_ts": event.timestamp}
+    out: dict[str, FeatureValue] = {"last_event_ts": event.timestamp or time.time()}
 
     def bump(name: str) -> None:
         value = current.get(name, 0)

@@ -89,8 +89,12 @@ class DecisionService:
         return self
 
     def close(self) -> None:
+        """Stop polling, flush the log to Parquet, release the feature layer."""
         self.policies.stop()
         self.log.close()
+        close = getattr(self.features, "close", None)
+        if callable(close):
+            close()
 
     def ready(self) -> dict[str, bool]:
         try:
@@ -238,7 +242,7 @@ class DecisionService:
         return {"event_id": req.event_id, "accepted": True, "duplicate": outcome.duplicate}
 
     def ingest(self, req: EventRequest) -> dict[str, Any]:
-        ts = req.timestamp.timestamp() if req.timestamp is not None else time.time()
+        ts = req.timestamp.timestamp() if req.timestamp is not None else 0.0  # 0: now
         self.writer.ingest(FeatureEvent(req.customer_id, req.type, dict(req.properties), ts))
         self.metrics.events.labels(req.type).inc()
         return {"accepted": True, "customer_id": req.customer_id, "type": req.type}

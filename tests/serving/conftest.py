@@ -55,6 +55,19 @@ class Server:
 
 
 @pytest.fixture(scope="session")
+def helpers() -> object:
+    """``free_port`` and ``wait_http`` for tests that start their own servers."""
+
+    class _Helpers:
+        pass
+
+    h = _Helpers()
+    h.free_port = free_port  # type: ignore[attr-defined]
+    h.wait_http = wait_http  # type: ignore[attr-defined]
+    return h
+
+
+@pytest.fixture(scope="session")
 def api_keys() -> tuple[str, ...]:
     return KEYS
 
