@@ -150,7 +150,18 @@ def simulate(
     policies: list[str], customers: int, steps: int, seed: int, out: str, target: str | None
 ) -> None:
     """Run the journey simulator and write report.json, report.html and plots."""
-    raise NotBuiltYet("simulate", 5)
+    import os
+
+    from simulator.session import simulate as run_simulation
+    from training.ope_validation import validate_for_report
+
+    api_key = (os.environ.get("MAESTRO_API_KEY") or "").split(",")[0].strip() or None
+    report = _run(run_simulation, policies, customers, steps, seed, out, target=target,
+                  api_key=api_key, ope_validator=validate_for_report)
+    for kind, s in report["policies"].items():
+        click.echo(f"{kind}: mean reward {s['mean_reward']:.4f}, "
+                   f"cumulative regret {s['regret']:.1f}, optimal {s['optimal_rate']:.1%}")
+    click.echo(f"report: {os.path.join(out, 'report.html')}")
 
 
 @cli.command()

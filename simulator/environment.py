@@ -294,7 +294,7 @@ class JourneyEnvironment:
         feats = c.features
         if point == "billing_overdue":
             feats["overdue_invoice"], feats["days_overdue"] = False, 0
-            return [self._event(c, "invoice_paid", {"amount": round(value, 2)})]
+            return [self._event(c, "invoice_paid", {})]
         if point == "churn_risk":
             c.base_churn_risk *= 0.6
             return []
@@ -350,8 +350,8 @@ class JourneyEnvironment:
             cart = 0.0
         feats.update(last_page=page, session_pages=int(rng.integers(1, 15)), cart_value=cart,
                      rapid_clicks=int(rng.poisson(0.3)), last_event_ts=now)
-        events.append(self._event(c, "cart_updated" if cart else "page_view",
-                                  {"page": page, "cart_value": cart}))
+        events.append(self._event(c, "page_view", {"page": page}))
+        events.append(self._event(c, "cart_updated", {"cart_value": cart}))
         c.refresh(now)
         return events
 

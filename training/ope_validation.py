@@ -127,4 +127,11 @@ def validate(
     return ValidationResult(tuple(rows), logging_kind)
 
 
-__all__ = ["ErrorRow", "ValidationResult", "validate"]
+
+
+def validate_for_report(env: Environment, targets: Mapping[str, BasePolicy],
+                        sizes: Sequence[int], seeds: Sequence[int],
+                        logging_kind: str = "uniform") -> dict[str, object]:
+    """:func:`validate`, summarised for ``maestro simulate``'s report."""
+    result = validate(env, targets, sizes=sizes, seeds=seeds, logging_kind=logging_kind)
+    return {"by_size": result.summary()}

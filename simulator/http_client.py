@@ -1,0 +1,155 @@
+"""A small client of Maestro's HTTP API (``/events``, ``/decide``, ``/reward``), per the
+contract, and the runner that drives a live Maestro with simulated customers.
+
+With ``--target URL`` the simulator is the journey engine: for each simulated visit it
+posts what the customer did (``/events``), asks ``/decide`` at the visit's decision
+point with the request context, plays the returned action in the environment, posts
+the customer's reactions and the realised reward (``/reward``). The environment
+still knows the true expected reward of every action, so the live service's regret
+is exact. ``Authorization: Bearer <key>`` is sent when an API key is given.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import numpy as np
+
+from policies.types import Action, Decision
+from simulator.environment import Environment, Observation, SimEvent
+from simulator.errors import TargetError
+from simulator.run import RunLog
+
+
+@dataclass(frozen=True)
+class DecideAnswer:
+    """The parts of a ``/decide`` answer the simulator uses."""
+
+    event_id: str
+    action_id: str | None
+    probability: float
+    policy: str
+    policy_version: str
+    degraded: bool
+
+
+class MaestroClient:
+    """``httpx`` client of one running Maestro (keep-alive, one connection pool)."""
+
+    def __init__(self, base_url: str, api_key: str | None = None, timeout: float = 10.0,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout,
+                                  transport=transport)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> MaestroClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _post(self, path: str, body: dict[str, Any], ok: tuple[int, ...]) -> httpx.Response:
+        try:
+            resp = self._http.post(path, json=body)
+        except httpx.HTTPError as exc:
+            raise TargetError(f"{self.base_url}{path}: {exc}") from exc
+        if resp.status_code == 401:
+            raise TargetError(f"{self.base_url}{path}: 401 unauthorized (set MAESTRO_API_KEY)")
+        if resp.status_code not in ok:
+            raise TargetError(f"{self.base_url}{path}: HTTP {resp.status_code}: {resp.text[:300]}")
+        return resp
+
+    def healthy(self) -> bool:
+        try:
+            return self._http.get("/healthz").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def event(self, event: SimEvent) -> None:
+        body = {"customer_id": event.customer_id, "type": event.type,
+                "properties": dict(event.properties)}
+        self._post("/events", body, (202, 200))
+
+    def decide(self, customer_id: str, decision_point: str,
+               context: dict[str, Any]) -> DecideAnswer:
+        body = {"customer_id": customer_id, "decision_point": decision_point, "context": context}
+        data = self._post("/decide", body, (200,)).json()
+        try:
+            return DecideAnswer(str(data["event_id"]), data.get("action_id"),
+                                float(data["probability"]), str(data.get("policy", "")),
+                                str(data.get("policy_version", "")), bool(data.get("degraded")))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise TargetError(f"/decide: malformed answer {data!r}") from exc
+
+    def reward(self, event_id: str, reward: float) -> bool:
+        """Post a reward; ``True`` when accepted (a duplicate or late one is not an error)."""
+        resp = self._post("/reward", {"event_id": event_id, "reward": float(reward)},
+                          (200, 409))
+        return resp.status_code == 200
+
+
+def _action(obs: Observation, action_id: str | None) -> Action | None:
+    if action_id is None:
+        return None
+    for a in obs.candidates:
+        if a.id == action_id:
+            return a
+    raise TargetError(f"/decide chose {action_id!r}, not in the catalog of {obs.decision_point!r}")
+
+
+def run_target(
+    client: MaestroClient,
+    env: Environment,
+    steps: int,
+    seed: int = 0,
+    progress: Callable[[int], None] | None = None,
+) -> RunLog:
+    """Drive the Maestro behind ``client`` for ``steps`` simulated visits; the log's
+    ``policy`` is the policy the service reported last."""
+    obs = env.reset(seed=seed)
+    dps: list[str] = []
+    ids: list[str] = []
+    chans: list[str] = []
+    probs, rewards = np.empty(steps), np.empty(steps)
+    expected, optimal = np.empty(steps), np.empty(steps)
+    policy, degraded, versions = "", 0, set()
+    start = time.perf_counter()
+    for t in range(steps):
+        for ev in obs.events:
+            client.event(ev)
+        answer = client.decide(obs.customer_id, obs.decision_point, dict(obs.context.request))
+        action = _action(obs, answer.action_id)
+        decision = Decision(event_id=answer.event_id, action=action,
+                            probability=answer.probability, ranking=(), policy=answer.policy,
+                            policy_version=answer.policy_version)
+        result = env.step(decision)
+        for ev in result.events:
+            client.event(ev)
+        client.reward(answer.event_id, result.reward)
+        policy = answer.policy or policy
+        versions.add(answer.policy_version)
+        degraded += answer.degraded
+        dps.append(obs.decision_point)
+        ids.append(result.action.id)
+        chans.append(result.action.channel)
+        probs[t], rewards[t] = answer.probability, result.reward
+        expected[t] = result.expected_rewards[result.chosen]
+        optimal[t] = result.optimal_value
+        if progress is not None:
+            progress(1)
+        obs = result.next_observation
+    return RunLog(
+        policy=policy or "target", decision_points=np.array(dps), action_ids=np.array(ids),
+        channels=np.array(chans), probabilities=probs, rewards=rewards, expected=expected,
+        optimal=optimal, seconds=time.perf_counter() - start,
+        params={"target": client.base_url, "degraded": degraded,
+                "policy_versions": sorted(versions)},
+    )
