@@ -59,6 +59,8 @@ def _run(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         _fail(str(exc), 1)
     except KeyboardInterrupt:
         _fail("interrupted", 1)
+    except Exception as exc:  # a library failure: one line, never a bare traceback
+        _fail(f"{type(exc).__name__}: {exc}", 1)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -82,8 +84,14 @@ def init(customers: int, seed: int) -> None:
     # MAESTRO_ONLINE_STORE: "sqlite" or "redis://HOST:PORT" (unset: keep the repo's config)
     online_store = os.environ.get("MAESTRO_ONLINE_STORE") or None
     try:
-        summary = _run(init_feature_workspace, home, customers=customers, seed=seed,
-                       progress=sys.stderr.isatty(), online_store=online_store)
+        summary = _run(
+            init_feature_workspace,
+            home,
+            customers=customers,
+            seed=seed,
+            progress=sys.stderr.isatty(),
+            online_store=online_store,
+        )
     except FeatureStoreError as exc:
         _fail(str(exc), 1)
     click.echo(
@@ -126,7 +134,10 @@ def serve(engine: str, host: str, port: int, replicas: int) -> None:
 @click.option("--every", default=None, help="Retrain on a schedule, e.g. 10m or 1h.")
 def train(policy_kind: str, decision_point: str | None, promote: bool, every: str | None) -> None:
     """Train a candidate from logged decisions and rewards, evaluate it off-policy, register it."""
-    raise NotBuiltYet("train", 6)
+    from serving.settings import get_settings
+    from serving.training_commands import train_command
+
+    _run(train_command, get_settings(), policy_kind, decision_point, promote, every)
 
 
 @cli.command()
@@ -136,7 +147,18 @@ def evaluate(policy_ref: str | None, logs: str | None) -> None:
     """Off-policy evaluation (IPS, SNIPS, DM, DR) with 95% confidence intervals."""
     if policy_ref is None and logs is None:
         raise click.UsageError("give --policy, --logs FILE.parquet, or both")
-    raise NotBuiltYet("evaluate", 6)
+    from pathlib import Path
+
+    from serving import training_commands as tc
+
+    if policy_ref is None:
+        result = _run(tc.evaluate_byo, Path(logs))
+    else:
+        from serving.settings import get_settings
+
+        logs_path = Path(logs) if logs else None
+        result = _run(tc.evaluate_policy_ref, get_settings(), policy_ref, logs_path)
+    click.echo(tc.dumps(result))
 
 
 @cli.command()
@@ -169,7 +191,10 @@ def simulate(
 @click.option("--version", "model_version", type=click.IntRange(1), required=True)
 def promote(decision_point: str, model_version: int) -> None:
     """Move the champion alias of a decision point to a registered version (rollback)."""
-    raise NotBuiltYet("promote", 6)
+    from serving.settings import get_settings
+    from serving.training_commands import promote_command
+
+    click.echo(_run(promote_command, get_settings(), decision_point, model_version))
 
 
 @cli.command()

@@ -1,10 +1,24 @@
-"""Session-wide test setup: no telemetry leaves the machine."""
+"""Session-wide test setup: no telemetry leaves the machine; shared test support on sys.path."""
 
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
+
+import pytest
 
 os.environ.setdefault("FEAST_USAGE", "False")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
+
+sys.path.insert(0, str(Path(__file__).parent / "support"))
+
+from problems import ContextualProblem, segment_problem
+
+
+@pytest.fixture(scope="session")
+def problem() -> ContextualProblem:
+    """A Bernoulli contextual bandit whose best action depends on the customer's segment."""
+    return segment_problem()

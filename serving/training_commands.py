@@ -1,0 +1,199 @@
+"""Bodies of ``maestro train``, ``maestro evaluate`` and ``maestro promote``.
+
+The CLI edge: reads settings once, calls :mod:`training`, prints results. Errors are
+raised as exceptions and turned into one-line messages and exit codes by ``serving.cli``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from serving.settings import Settings
+
+_EVERY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+
+
+class CommandError(ValueError):
+    """A user mistake on the command line (exit 2)."""
+
+
+def parse_every(text: str) -> float:
+    """``"10m"`` → 600.0 seconds (s, m, h, d; bare numbers are seconds)."""
+    match = _EVERY.match(text)
+    if not match:
+        raise CommandError(f"--every: expected a duration like 30s, 10m or 1h, got {text!r}")
+    seconds = (
+        float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+    )
+    if seconds < 1:
+        raise CommandError("--every: the interval must be at least 1s")
+    return seconds
+
+
+def _progress(total: int, desc: str) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="ev", disable=not sys.stderr.isatty(), leave=False)
+
+
+def train_once(settings: Settings, kind: str, decision_point: str | None, promote: bool) -> int:
+    from policies.catalog import load_catalog
+    from training.train import TrainConfig, run_training
+
+    catalog = load_catalog(settings.catalog_file)
+    if decision_point is not None:
+        catalog[decision_point]  # raises UnknownDecisionPointError with the known names
+    results = run_training(
+        settings.logs_dir,
+        catalog,
+        settings.tracking_uri,
+        TrainConfig(kind=kind, promote=promote, reward_mode=settings.reward_mode),
+        decision_point=decision_point,
+        progress_factory=_progress,
+    )
+    if not results:
+        raise CommandError("no decision point has enough logged data to train on")
+    for r in results:
+        action = (
+            "promoted to champion" if r.promoted else ("not promoted" if promote else "registered")
+        )
+        click.echo(
+            f"{r.decision_point}: run {r.run_id} version {r.version} ({r.kind}, "
+            f"{r.n_train} train / {r.n_holdout} held-out) gate {r.verdict.summary()} — {action}"
+        )
+    return len(results)
+
+
+def train_command(
+    settings: Settings, kind: str, decision_point: str | None, promote: bool, every: str | None
+) -> None:
+    if every is None:
+        train_once(settings, kind, decision_point, promote)
+        return
+    interval = parse_every(every)
+    while True:  # continuous mode: retrain on a schedule until interrupted
+        started = time.monotonic()
+        try:
+            train_once(settings, kind, decision_point, promote)
+        except (CommandError, ValueError) as exc:
+            click.echo(f"maestro: train: {exc}", err=True)
+        time.sleep(max(0.0, interval - (time.monotonic() - started)))
+
+
+BYO_REQUIRED = ("reward", "probability", "target_probability")
+
+
+def evaluate_byo(path: Path) -> dict[str, Any]:
+    """The contract's "Bring your own logs": estimators on a Parquet file's columns."""
+    import pandas as pd
+
+    from training.ope import evaluate, table
+
+    if not path.is_file():
+        raise CommandError(f"--logs: no such file {path}")
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as exc:
+        raise CommandError(f"--logs: cannot read {path} as Parquet: {exc}") from exc
+    missing = [c for c in BYO_REQUIRED if c not in frame.columns]
+    if missing:
+        raise CommandError(f"--logs: missing column(s) {', '.join(missing)} in {path}")
+    has_q = "q_logged" in frame.columns and "q_target" in frame.columns
+    estimates = evaluate(
+        frame["reward"].to_numpy(float),
+        frame["probability"].to_numpy(float),
+        frame["target_probability"].to_numpy(float),
+        frame["q_logged"].to_numpy(float) if has_q else None,
+        frame["q_target"].to_numpy(float) if has_q else None,
+    )
+    return {"n": len(frame), "estimators": table(estimates)}
+
+
+def evaluate_policy_ref(settings: Settings, ref: str, logs: Path | None) -> dict[str, Any]:
+    """OPE of a policy on Maestro's logs, beside the logging policy, uniform and the champion.
+
+    ``ref`` is a policy kind (a fresh policy of that kind), ``champion``, or
+    ``<decision_point>@<version>`` for a registered version.
+    """
+    from policies.catalog import load_catalog
+    from policies.registry import POLICY_KINDS, load_policy, make_policy
+    from training import tracking
+    from training.data import load_training_set
+    from training.ope import table
+    from training.train import LoggingPolicy, evaluate_all
+
+    catalog = load_catalog(settings.catalog_file)
+    full = load_training_set(
+        logs or settings.logs_dir, catalog, time.time(), None, settings.reward_mode
+    )
+    out: dict[str, Any] = {
+        "policy": ref,
+        "decision_points": {},
+        "log_report": full.report.as_dict(),
+    }
+    priorities = {name: list(p.journey_priority) for name, p in catalog.decision_points.items()}
+    from training.train import _subset
+
+    for dp in sorted(set(full.frame["decision_point"])):
+        ts = _subset(full, (full.frame["decision_point"] == dp).to_numpy())
+        train, holdout = ts.split(0.5) if len(ts) >= 4 else (ts, ts)
+        champ = tracking.load_champion_bytes(dp, settings.tracking_uri)
+        if ref in POLICY_KINDS:
+            target = make_policy(ref, priorities=priorities) if ref == "rules" else make_policy(ref)
+            if ref not in ("uniform", "rules"):
+                target.learn(train.batch)
+        elif ref == "champion":
+            if champ is None:
+                continue
+            target = load_policy(champ[0])
+        elif "@" in ref:
+            ref_dp, version = ref.split("@", 1)
+            if ref_dp != dp:
+                continue
+            target = load_policy(tracking.load_version_bytes(dp, version, settings.tracking_uri))
+        else:
+            raise CommandError(
+                f"--policy: expected a kind ({', '.join(POLICY_KINDS)}), 'champion' or DP@VERSION"
+            )
+        compared = {
+            "policy": target,
+            "logging": LoggingPolicy(holdout),
+            "uniform": make_policy("uniform"),
+        }
+        if champ is not None:
+            compared["champion"] = load_policy(champ[0])
+        estimates = evaluate_all(compared, holdout, train, 0.05)
+        out["decision_points"][dp] = {
+            "n": len(holdout),
+            **{name: table(est) for name, est in estimates.items()},
+        }
+    return out
+
+
+def promote_command(settings: Settings, decision_point: str, version: int) -> str:
+    """Move the champion alias after checking the version exists and its policy loads."""
+    from policies.catalog import load_catalog
+    from policies.registry import load_policy
+    from training import tracking
+
+    load_catalog(settings.catalog_file)[decision_point]
+    try:
+        data = tracking.load_version_bytes(decision_point, str(version), settings.tracking_uri)
+    except Exception as exc:
+        raise CommandError(
+            f"no loadable version {version} of {tracking.model_name(decision_point)}: {exc}"
+        ) from exc
+    load_policy(data)  # a corrupt artefact raises ModelLoadError: the alias does not move
+    tracking.set_champion(decision_point, version, settings.tracking_uri)
+    return f"{decision_point}: champion -> version {version}"
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, indent=2, sort_keys=True, allow_nan=False, default=float)

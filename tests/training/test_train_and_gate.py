@@ -1,0 +1,249 @@
+"""Training from logs: the join, corrupt logs, the gate, MLflow registration and promotion."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from logs_factory import T0, decision_row, reward_row, simulate_logs, write_logs
+
+from policies.catalog import load_catalog
+from policies.registry import load_policy, make_policy
+from policies.types import Action, Context
+from training.data import TrainingDataError, join_logs, load_training_set
+from training.ope import evaluate
+from training.train import TrainConfig, gate, run_training
+
+CATALOG = load_catalog()
+ACTIONS = [
+    Action("a", "email", {"category": "marketing"}),
+    Action("b", "in_app", {"category": "marketing"}),
+]
+
+
+def ctx(i: int) -> Context:
+    return Context(f"c-{i}", {"segment": "x"}, {"page": "cart"}, "cart_abandoned", T0 + i)
+
+
+def test_join_counts_every_case() -> None:
+    pmf = [0.5, 0.5]
+    decisions = [decision_row(f"e{i}", ctx(i), ACTIONS, pmf, i % 2, T0 + i) for i in range(6)]
+    decisions.append(decisions[0])  # the same decision logged by two replicas
+    bad = [
+        {**decision_row("p0", ctx(10), ACTIONS, pmf, 0, T0), "probability": 0.0},
+        {**decision_row("pnan", ctx(11), ACTIONS, pmf, 0, T0), "probability": float("nan")},
+        {**decision_row("pbig", ctx(12), ACTIONS, pmf, 0, T0), "probability": 1.5},
+        {**decision_row("mismatch", ctx(13), ACTIONS, [0.2, 0.3, 0.5], 0, T0)},
+        {**decision_row("noact", ctx(14), ACTIONS, pmf, 0, T0), "action_id": None},
+        {**decision_row("json", ctx(15), ACTIONS, pmf, 0, T0), "customer_features": "{not json"},
+    ]
+    pending = decision_row("pending", ctx(20), ACTIONS, pmf, 0, T0 + 10_000)
+    rewards = [
+        reward_row("e0", 1.0, T0 + 5),
+        reward_row("e0", 1.0, T0 + 6, counted=False, duplicate=True),  # duplicate post
+        reward_row("e1", 3.0, T0 + 5),
+        reward_row("e2", 7.0, T0 + 99_999, counted=False, late=True),  # after the window
+        reward_row("ghost", 1.0, T0 + 5),  # orphan
+    ]
+    ts = join_logs(
+        pd.DataFrame([*decisions, *bad, pending]), pd.DataFrame(rewards), CATALOG, now=T0 + 5000
+    )
+    r = ts.report
+    assert r.decisions == 13
+    assert dict(r.skipped) == {
+        "bad_probability": 3,
+        "ranking_mismatch": 1,
+        "no_action": 1,
+        "corrupt_json": 1,
+    }
+    assert (r.rewarded, r.defaulted, r.pending) == (2, 4, 1)
+    assert (r.orphan_rewards, r.late_rewards, r.duplicate_rewards) == (1, 1, 1)
+    got = dict(zip(ts.frame["event_id"], ts.frame["reward"], strict=True))
+    assert got == {"e0": 1.0, "e1": 3.0, "e2": 0.0, "e3": 0.0, "e4": 0.0, "e5": 0.0}
+    # features come from the log, as the policy saw them
+    assert ts.batch.contexts[0].customer == {"segment": "x"}
+
+
+def test_sum_mode_adds_counted_rewards() -> None:
+    decisions = [decision_row("e0", ctx(0), ACTIONS, [0.5, 0.5], 0, T0)]
+    rewards = [reward_row("e0", 1.0, T0 + 1), reward_row("e0", 2.0, T0 + 2)]
+    ts = join_logs(
+        pd.DataFrame(decisions), pd.DataFrame(rewards), CATALOG, T0 + 9999, reward_mode="sum"
+    )
+    assert ts.batch.rewards.tolist() == [3.0]
+
+
+def test_truncated_parquet_is_skipped_and_counted(tmp_path) -> None:
+    decisions = [decision_row(f"e{i}", ctx(i), ACTIONS, [0.5, 0.5], 0, T0 + i) for i in range(4)]
+    write_logs(tmp_path, decisions, [])
+    good = (tmp_path / "decisions" / "part-0.parquet").read_bytes()
+    (tmp_path / "decisions" / "part-1.parquet").write_bytes(good[: len(good) // 2])
+    ts = load_training_set(tmp_path, CATALOG, now=T0 + 1e6)
+    assert len(ts) == 4 and ts.report.files_skipped == ["part-1.parquet: ArrowInvalid"]
+
+
+def test_empty_or_all_corrupt_logs_are_clear_errors(tmp_path) -> None:
+    with pytest.raises(TrainingDataError, match="no decision logs"):
+        load_training_set(tmp_path, CATALOG, now=T0)
+    bad = {**decision_row("x", ctx(0), ACTIONS, [0.5, 0.5], 0, T0), "probability": 0.0}
+    with pytest.raises(TrainingDataError, match="no usable logged decisions"):
+        join_logs(pd.DataFrame([bad]), pd.DataFrame(), CATALOG, now=T0 + 1e6)
+
+
+def test_gate_promotes_better_and_refuses_worse_candidates(problem) -> None:
+    """20 fixed target policies on uniform-logged data: 10 clearly better than the logging
+    policy (mostly-optimal), 10 clearly worse (mostly-pessimal)."""
+    rng = np.random.default_rng(0)
+    n = 4000
+    s = rng.integers(0, 4, n)
+    a = rng.integers(0, 5, n)
+    r = (rng.random(n) < problem.table[s, a]).astype(float)
+    logging = np.full(n, 0.2)
+    best, worst = problem.table.argmax(axis=1), problem.table.argmin(axis=1)
+    champion = evaluate(r, logging, logging, names=["snips"])  # the logging policy itself
+    outcomes = []
+    for k in range(20):
+        good = k < 10
+        target_action = (best if good else worst)[s]
+        share = 0.7 + 0.02 * (k % 10)  # each a different mix with uniform
+        pi = np.where(a == target_action, share + (1 - share) / 5, (1 - share) / 5)
+        ope = {"candidate": evaluate(r, logging, pi, names=["snips"]), "champion": champion}
+        verdict = gate(ope, n, min_events=500, champion_is_logging=True)
+        outcomes.append((good, verdict.passed))
+    assert all(passed == good for good, passed in outcomes), outcomes
+    small = gate({"candidate": ope["candidate"], "champion": champion}, 100, 500, True)
+    assert not small.passed and "minimum 500" in small.summary()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, problem):
+    """Uniform-logged data → `run_training` with real VW and a real MLflow SQLite store."""
+    home = tmp_path_factory.mktemp("ws")
+    decisions, rewards = simulate_logs(problem, make_policy("uniform"), 3000, seed=1)
+    write_logs(home / "logs", decisions, rewards)
+    uri = f"sqlite:///{home / 'mlflow.db'}"
+    results = run_training(
+        home / "logs", CATALOG, uri, TrainConfig(kind="vw-cb", promote=True), now=T0 + 1e6
+    )
+    return home, uri, results
+
+
+def test_training_registers_and_promotes_when_the_gate_passes(trained) -> None:
+    from training import tracking
+
+    _, uri, results = trained
+    (res,) = results
+    assert res.decision_point == "cart_abandoned" and res.verdict.passed and res.promoted
+    assert res.n_train + res.n_holdout == 3000
+    assert res.ope["candidate"]["dr"]["value"] > res.ope["uniform"]["dr"]["value"] + 0.1
+    champ = tracking.champion_version("cart_abandoned", uri)
+    assert champ is not None and champ.version == res.version and champ.kind == "vw-cb"
+    import mlflow
+
+    run = mlflow.MlflowClient(uri).get_run(res.run_id)
+    assert run.data.tags["data.digest"] == res.data_digest
+    assert run.data.metrics["candidate.dr.value"] == pytest.approx(
+        res.ope["candidate"]["dr"]["value"]
+    )
+    assert "PASS" in run.data.tags["gate.verdict"]
+
+
+def test_the_registered_model_scores_a_batch_through_pyfunc(trained) -> None:
+    import mlflow.pyfunc
+
+    _, uri, (res,) = trained
+    mlflow.set_tracking_uri(uri)
+    model = mlflow.pyfunc.load_model(f"models:/maestro-cart_abandoned/{res.version}")
+    rows = pd.DataFrame(
+        [
+            {
+                "customer_id": "c-1",
+                "decision_point": "cart_abandoned",
+                "customer": json.dumps({"segment": seg}),
+                "context": "{}",
+                "actions": json.dumps(
+                    [
+                        {
+                            "id": "email_discount",
+                            "channel": "email",
+                            "features": {"offer": "discount", "category": "marketing"},
+                        },
+                        {"id": "no_contact", "channel": "none", "features": {"category": "none"}},
+                    ]
+                ),
+            }
+            for seg in ("bargain", "fatigued")
+        ]
+    )
+    pmfs = model.predict(rows)
+    assert len(pmfs) == 2 and all(abs(sum(p) - 1) < 1e-9 for p in pmfs)
+    assert pmfs[0][0] > pmfs[0][1] and pmfs[1][1] > pmfs[1][0]  # learned per segment
+
+
+def test_cli_promote_rolls_back_and_refuses_unknown_versions(trained, monkeypatch) -> None:
+    from serving.cli import cli
+    from serving.settings import get_settings
+    from training import tracking
+
+    home, uri, (res,) = trained
+    monkeypatch.setenv("MAESTRO_HOME", str(home))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    get_settings.cache_clear()
+    try:
+        # a warm-started candidate on the same data is no better than the champion: refused
+        again = run_training(
+            home / "logs", CATALOG, uri, TrainConfig(kind="vw-cb", promote=True), now=T0 + 1e6
+        )
+        assert not again[0].verdict.passed and not again[0].promoted
+        assert tracking.champion_version("cart_abandoned", uri).version == res.version
+        # a manual promotion, then a rollback
+        result = CliRunner().invoke(
+            cli, ["promote", "--decision-point", "cart_abandoned", "--version", again[0].version]
+        )
+        assert result.exit_code == 0, result.output
+        assert tracking.champion_version("cart_abandoned", uri).version == again[0].version
+        result = CliRunner().invoke(
+            cli, ["promote", "--decision-point", "cart_abandoned", "--version", res.version]
+        )
+        assert result.exit_code == 0, result.output
+        assert tracking.champion_version("cart_abandoned", uri).version == res.version
+        result = CliRunner().invoke(
+            cli, ["promote", "--decision-point", "cart_abandoned", "--version", "99"]
+        )
+        assert result.exit_code == 2 and "no loadable version 99" in result.output
+        assert tracking.champion_version("cart_abandoned", uri).version == res.version
+        # warm start: the second candidate started from the champion's weights
+        assert (
+            load_policy(tracking.load_version_bytes("cart_abandoned", again[0].version, uri)).kind
+            == "vw-cb"
+        )
+    finally:
+        get_settings.cache_clear()
+
+
+def test_cli_evaluate_bring_your_own_logs(tmp_path) -> None:
+    from serving.cli import cli
+
+    path = tmp_path / "logs.parquet"
+    pd.DataFrame(
+        {
+            "reward": [1.0, 0.0, 1.0, 0.0],
+            "probability": [0.5, 0.5, 0.25, 0.25],
+            "target_probability": [1.0, 0.0, 0.5, 0.5],
+        }
+    ).to_parquet(path)
+    result = CliRunner().invoke(cli, ["evaluate", "--logs", str(path)])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert out["n"] == 4 and "dm" not in out["estimators"]
+    # IPS by hand: mean(r * pi / p) = (1*2 + 0 + 1*2 + 0) / 4 = 1.0
+    assert out["estimators"]["ips"]["value"] == pytest.approx(1.0)
+    pd.DataFrame({"reward": [1.0]}).to_parquet(path)
+    result = CliRunner().invoke(cli, ["evaluate", "--logs", str(path)])
+    assert (
+        result.exit_code == 2
+        and "missing column(s) probability, target_probability" in result.output
+    )

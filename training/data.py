@@ -1,0 +1,289 @@
+"""From logs to training data: read the Parquet logs, join rewards, build a LoggedBatch.
+
+The join follows the contract: rewards are joined to decisions by event id within the
+decision point's reward window; a reward posted again counts once (first wins, or the
+counted rewards are summed in ``sum`` mode); late rewards stay in the raw log but are
+never learned from; a decision with no reward by the end of its window gets the
+decision point's default reward; a decision whose window is still open and has no
+reward yet is *pending* and left out. Features come from the log — what the policy saw
+at decision time — and are never re-fetched.
+
+Anything broken is skipped and counted, never fatal: unreadable Parquet files, orphan
+rewards, propensities of 0, NaN or above 1, a pmf that does not match its action list.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from policies.catalog import Catalog
+from policies.types import Action, Context, LoggedBatch
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+PMF_TOLERANCE = 1e-6
+
+
+class TrainingDataError(RuntimeError):
+    """No usable training data (empty or entirely corrupt logs)."""
+
+    status_code = 422
+    field = "logs"
+
+
+@dataclass
+class LogReport:
+    """What reading and joining the logs kept and skipped, by reason."""
+
+    files_read: int = 0
+    files_skipped: list[str] = field(default_factory=list)
+    skipped: Counter[str] = field(default_factory=Counter)
+    decisions: int = 0
+    rewarded: int = 0
+    defaulted: int = 0
+    pending: int = 0
+    late_rewards: int = 0
+    duplicate_rewards: int = 0
+    orphan_rewards: int = 0
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "files_read": self.files_read,
+            "files_skipped": len(self.files_skipped),
+            "skipped": dict(self.skipped),
+            "decisions": self.decisions,
+            "rewarded": self.rewarded,
+            "defaulted": self.defaulted,
+            "pending": self.pending,
+            "late_rewards": self.late_rewards,
+            "duplicate_rewards": self.duplicate_rewards,
+            "orphan_rewards": self.orphan_rewards,
+        }
+
+
+def read_parquet_dir(directory: Path, report: LogReport) -> pd.DataFrame:
+    """Every readable ``*.parquet`` under ``directory``; unreadable files are skipped."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    frames = []
+    for path in sorted(Path(directory).rglob("*.parquet")):
+        try:
+            frames.append(pq.read_table(path).to_pandas())
+            report.files_read += 1
+        except Exception as exc:  # truncated or corrupt file: counted, never fatal
+            report.files_skipped.append(f"{path.name}: {type(exc).__name__}")
+    if not frames:
+        return pd.DataFrame()
+    return pd.concat(frames, ignore_index=True)
+
+
+def _ts(series: pd.Series) -> np.ndarray:
+    """Timestamps as float epoch seconds (datetime64, with or without zone, or numbers)."""
+    import pandas as pd
+
+    if pd.api.types.is_numeric_dtype(series):
+        return series.to_numpy(dtype=float)
+    stamps = pd.to_datetime(series, utc=True)
+    return (stamps - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy(dtype=float)
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """Joined rows, time-ordered. ``batch`` is what policies learn from; ``frame`` keeps the
+    per-row metadata (event id, decision point, time, policy that logged it)."""
+
+    batch: LoggedBatch
+    frame: pd.DataFrame
+    logging_pmfs: list[np.ndarray]
+    report: LogReport
+
+    def __len__(self) -> int:
+        return len(self.batch)
+
+    def split(self, holdout: float) -> tuple[TrainingSet, TrainingSet]:
+        """Chronological split: the last ``holdout`` share is held out for evaluation."""
+        n = len(self)
+        cut = max(1, min(n - 1, round(n * (1.0 - holdout)))) if n > 1 else n
+        return self._take(slice(0, cut)), self._take(slice(cut, n))
+
+    def _take(self, part: slice) -> TrainingSet:
+        b = self.batch
+        return TrainingSet(
+            LoggedBatch(
+                b.contexts[part],
+                b.actions[part],
+                b.chosen[part],
+                b.probabilities[part],
+                b.rewards[part],
+            ),
+            self.frame.iloc[part].reset_index(drop=True),
+            self.logging_pmfs[part],
+            self.report,
+        )
+
+
+def join_logs(
+    decisions: pd.DataFrame,
+    rewards: pd.DataFrame,
+    catalog: Catalog,
+    now: float,
+    report: LogReport | None = None,
+    reward_mode: str = "first",
+    decision_point: str | None = None,
+) -> TrainingSet:
+    """Join decisions and rewards (see module docstring) into a :class:`TrainingSet`."""
+    report = report or LogReport()
+    if decisions.empty:
+        raise TrainingDataError("no logged decisions to train on")
+    decisions = decisions.drop_duplicates("event_id", keep="first")
+    if decision_point is not None:
+        decisions = decisions[decisions["decision_point"] == decision_point]
+    decisions = decisions.assign(t_epoch=_ts(decisions["timestamp"])).sort_values(
+        "t_epoch", kind="stable"
+    )
+    report.decisions = len(decisions)
+
+    known = set(decisions["event_id"])
+    reward_of: dict[str, float] = {}
+    if not rewards.empty:
+        rewards = rewards.assign(t_epoch=_ts(rewards["timestamp"])).sort_values(
+            "t_epoch", kind="stable"
+        )
+        counted = rewards["counted"].astype(bool) if "counted" in rewards else True
+        late = rewards["late"].astype(bool) if "late" in rewards else False
+        report.late_rewards = int(np.sum(late))
+        deadline = (
+            dict(zip(decisions["event_id"], _ts(decisions["reward_deadline"]), strict=True))
+            if "reward_deadline" in decisions
+            else {}
+        )
+        for event_id, reward, t, ok, is_late in zip(
+            rewards["event_id"],
+            rewards["reward"],
+            rewards["t_epoch"],
+            np.broadcast_to(counted, len(rewards)),
+            np.broadcast_to(late, len(rewards)),
+            strict=True,
+        ):
+            if event_id not in known:
+                report.orphan_rewards += 1
+                continue
+            if is_late or (event_id in deadline and t > deadline[event_id]):
+                continue  # kept in the raw log, never learned from
+            if not math.isfinite(float(reward)):
+                report.skipped["bad_reward"] += 1
+                continue
+            if not bool(ok):  # the serving layer already saw this reward: a duplicate post
+                report.duplicate_rewards += 1
+                continue
+            if event_id in reward_of:
+                report.duplicate_rewards += 1
+                if reward_mode == "sum":
+                    reward_of[event_id] += float(reward)
+                continue
+            reward_of[event_id] = float(reward)
+
+    contexts: list[Context] = []
+    action_lists: list[list[Action]] = []
+    chosen: list[int] = []
+    probs: list[float] = []
+    rewards_out: list[float] = []
+    pmfs: list[np.ndarray] = []
+    keep: list[int] = []
+    deadlines = _ts(decisions["reward_deadline"]) if "reward_deadline" in decisions else None
+    for row_no, row in enumerate(decisions.to_dict("records")):
+        reason = None
+        try:
+            actions_raw = json.loads(row["actions"])
+            pmf = np.asarray(json.loads(row["probabilities"]), dtype=float)
+            customer = json.loads(row["customer_features"])
+            context_raw = json.loads(row["context"])
+        except (TypeError, ValueError):
+            reason = "corrupt_json"
+        if reason is None:
+            action_id = row.get("action_id")
+            p = row.get("probability")
+            ids = [a.get("id") for a in actions_raw] if isinstance(actions_raw, list) else []
+            if action_id is None or (isinstance(action_id, float) and math.isnan(action_id)):
+                reason = "no_action"
+            elif p is None or not math.isfinite(float(p)) or not 0.0 < float(p) <= 1.0:
+                reason = "bad_probability"
+            elif (
+                pmf.shape != (len(ids),)
+                or action_id not in ids
+                or (
+                    abs(float(pmf.sum()) - 1.0) > PMF_TOLERANCE
+                    or abs(pmf[ids.index(action_id)] - float(p)) > PMF_TOLERANCE
+                )
+            ):
+                reason = "ranking_mismatch"
+        if reason is None:
+            event_id = row["event_id"]
+            if event_id in reward_of:
+                reward = reward_of[event_id]
+                report.rewarded += 1
+            elif deadlines is not None and deadlines[row_no] > now:
+                report.pending += 1
+                continue
+            else:
+                point = catalog.decision_points.get(row["decision_point"])
+                reward = point.default_reward if point is not None else 0.0
+                report.defaulted += 1
+            try:
+                actions = [
+                    Action(a["id"], a["channel"], a.get("features") or {}) for a in actions_raw
+                ]
+                ctx = Context(
+                    str(row["customer_id"]),
+                    customer,
+                    context_raw,
+                    str(row["decision_point"]),
+                    float(row["t_epoch"]),
+                )
+            except (KeyError, TypeError, ValueError):
+                reason = "corrupt_json"
+        if reason is not None:
+            report.skipped[reason] += 1
+            continue
+        contexts.append(ctx)
+        action_lists.append(actions)
+        chosen.append(ids.index(action_id))
+        probs.append(float(p))
+        rewards_out.append(reward)
+        pmfs.append(pmf)
+        keep.append(row_no)
+    if not contexts:
+        raise TrainingDataError(f"no usable logged decisions (skipped: {dict(report.skipped)})")
+    frame = decisions.iloc[keep][
+        ["event_id", "decision_point", "customer_id", "t_epoch", "policy", "policy_version"]
+    ].reset_index(drop=True)
+    frame = frame.assign(reward=rewards_out)
+    batch = LoggedBatch(
+        contexts, action_lists, np.array(chosen), np.array(probs), np.array(rewards_out)
+    )
+    return TrainingSet(batch, frame, pmfs, report)
+
+
+def load_training_set(
+    logs_dir: Path,
+    catalog: Catalog,
+    now: float,
+    decision_point: str | None = None,
+    reward_mode: str = "first",
+) -> TrainingSet:
+    """Read ``logs_dir/decisions`` and ``logs_dir/rewards`` and join them."""
+    report = LogReport()
+    decisions = read_parquet_dir(Path(logs_dir) / "decisions", report)
+    rewards = read_parquet_dir(Path(logs_dir) / "rewards", report)
+    if decisions.empty:
+        raise TrainingDataError(f"no decision logs under {Path(logs_dir) / 'decisions'}")
+    return join_logs(decisions, rewards, catalog, now, report, reward_mode, decision_point)

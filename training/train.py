@@ -1,0 +1,284 @@
+"""``maestro train``: logs → candidate policy → off-policy evaluation → gate → MLflow.
+
+For each decision point with data: a chronological split of the joined logs (the last
+``holdout`` share is held out), a candidate of the chosen kind trained on the rest
+(``vw-cb`` warm-started from the champion when the champion is a ``vw-cb``), and every
+estimator of :mod:`training.ope` run on the held-out rows for the candidate, the
+champion, ``uniform`` and ``rules``. The candidate is registered in MLflow either way;
+with ``promote`` the ``champion`` alias moves only when the gate passes.
+
+The gate (conservative policy improvement in the spirit of Thomas, Theocharous &
+Ghavamzadeh, *High Confidence Policy Improvement*, ICML 2015): the candidate's lower
+95% confidence bound under DR (SNIPS when no reward model could be fitted) must exceed
+the champion's point estimate under the same estimator, on at least ``min_events``
+held-out events.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from policies.base import BasePolicy
+from policies.catalog import Catalog
+from policies.registry import load_policy, make_policy
+from policies.types import LoggedBatch
+from training.data import TrainingSet, load_training_set
+
+COMPARED = ("candidate", "champion", "uniform", "rules")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    kind: str = "vw-cb"
+    holdout: float = 0.25
+    min_events: int = 200
+    alpha: float = 0.05
+    warm_start: bool = True
+    promote: bool = False
+    reward_mode: str = "first"
+    seed: int = 0
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not 0.05 <= self.holdout <= 0.9:
+            raise ValueError("holdout must lie in [0.05, 0.9]")
+        if self.min_events < 1:
+            raise ValueError("min_events must be >= 1")
+
+
+@dataclass(frozen=True)
+class GateVerdict:
+    passed: bool
+    estimator: str
+    candidate_low: float
+    champion_value: float
+    n: int
+    reasons: tuple[str, ...]
+
+    def summary(self) -> str:
+        verdict = "PASS" if self.passed else "FAIL"
+        return f"{verdict} ({self.estimator}): " + "; ".join(self.reasons)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    decision_point: str
+    kind: str
+    run_id: str
+    version: str
+    promoted: bool
+    verdict: GateVerdict
+    ope: dict[str, dict[str, dict[str, float]]]
+    n_train: int
+    n_holdout: int
+    data_digest: str
+    log_report: dict[str, object]
+
+
+def gate(
+    ope: dict[str, dict[str, Any]], n: int, min_events: int, champion_is_logging: bool
+) -> GateVerdict:
+    """Apply the promotion rule to an OPE table ``{policy: {estimator: Estimate}}``."""
+    estimator = "dr" if "dr" in ope["candidate"] else "snips"
+    cand = ope["candidate"][estimator]
+    champ = ope["champion"][estimator]
+    reasons = []
+    passed = True
+    if n < min_events:
+        passed = False
+        reasons.append(f"only {n} held-out events (minimum {min_events})")
+    else:
+        reasons.append(f"{n} held-out events (minimum {min_events})")
+    if not (math.isfinite(cand.ci_low) and cand.ci_low > champ.value):
+        passed = False
+        reasons.append(
+            f"candidate lower bound {cand.ci_low:.4f} does not beat champion {champ.value:.4f}"
+        )
+    else:
+        reasons.append(f"candidate lower bound {cand.ci_low:.4f} > champion {champ.value:.4f}")
+    if champion_is_logging:
+        reasons.append("no registered champion: compared with the logging policy")
+    return GateVerdict(passed, estimator, cand.ci_low, champ.value, n, tuple(reasons))
+
+
+class LoggingPolicy:
+    """The logging policy itself, from the logged pmfs (its on-policy value)."""
+
+    kind = "logged"
+    version = "logged"
+
+    def __init__(self, logged: TrainingSet) -> None:
+        self._by_context = {
+            id(c): p for c, p in zip(logged.batch.contexts, logged.logging_pmfs, strict=True)
+        }
+
+    def pmf(self, context: Any, actions: Any) -> np.ndarray:
+        return self._by_context[id(context)]
+
+
+def digest(ts: TrainingSet) -> str:
+    h = hashlib.sha256()
+    for event_id, reward in zip(ts.frame["event_id"], ts.frame["reward"], strict=True):
+        h.update(f"{event_id}:{reward!r};".encode())
+    return h.hexdigest()
+
+
+def train_candidate(
+    kind: str,
+    train_batch: LoggedBatch,
+    champion: BasePolicy | None,
+    cfg: TrainConfig,
+    progress: Callable[[int], None] | None = None,
+    chunk: int = 2000,
+) -> BasePolicy:
+    if champion is not None and cfg.warm_start and champion.kind == kind == "vw-cb":
+        candidate = load_policy(champion.save())
+    else:
+        candidate = make_policy(kind, seed=cfg.seed, **cfg.params)
+    n = len(train_batch)
+    for start in range(0, n, chunk):
+        part = slice(start, min(n, start + chunk))
+        candidate.learn(
+            LoggedBatch(
+                train_batch.contexts[part],
+                train_batch.actions[part],
+                train_batch.chosen[part],
+                train_batch.probabilities[part],
+                train_batch.rewards[part],
+            )
+        )
+        if progress is not None:
+            progress(part.stop - part.start)
+    return candidate
+
+
+def evaluate_all(
+    policies: dict[str, Any], holdout: TrainingSet, train: TrainingSet, alpha: float
+) -> dict[str, dict[str, Any]]:
+    """Every estimator for every compared policy on the same held-out rows."""
+    from training.ope import evaluate_policy
+    from training.reward_model import RidgeRewardModel
+
+    model = RidgeRewardModel().fit(train.batch) if len(train) >= 20 else None
+    return {
+        name: evaluate_policy(policy, holdout.batch, model, alpha=alpha)
+        for name, policy in policies.items()
+    }
+
+
+def run_training(
+    logs_dir: Any,
+    catalog: Catalog,
+    tracking_uri: str,
+    cfg: TrainConfig,
+    decision_point: str | None = None,
+    now: float | None = None,
+    progress_factory: Callable[[int, str], Any] | None = None,
+) -> list[TrainResult]:
+    """Train, evaluate, register (and maybe promote) one candidate per decision point."""
+    from training import tracking
+    from training.ope import table
+
+    now = time.time() if now is None else now
+    full = load_training_set(logs_dir, catalog, now, decision_point, cfg.reward_mode)
+    points = (
+        sorted(set(full.frame["decision_point"])) if decision_point is None else [decision_point]
+    )
+    results = []
+    for dp in points:
+        mask = (full.frame["decision_point"] == dp).to_numpy()
+        ts = _subset(full, mask)
+        if len(ts) < 2:
+            continue
+        train, holdout = ts.split(cfg.holdout)
+        champ_bytes = tracking.load_champion_bytes(dp, tracking_uri)
+        champion = load_policy(champ_bytes[0]) if champ_bytes else None
+        bar = progress_factory(len(train), f"train {dp}") if progress_factory else None
+        candidate = train_candidate(
+            cfg.kind, train.batch, champion, cfg, bar.update if bar else None
+        )
+        if bar is not None:
+            bar.close()
+        priorities = {name: list(p.journey_priority) for name, p in catalog.decision_points.items()}
+        compared: dict[str, Any] = {
+            "candidate": candidate,
+            "champion": champion if champion is not None else LoggingPolicy(holdout),
+            "uniform": make_policy("uniform"),
+            "rules": make_policy("rules", priorities=priorities),
+        }
+        estimates = evaluate_all(compared, holdout, train, cfg.alpha)
+        verdict = gate(estimates, len(holdout), cfg.min_events, champion is None)
+        ope = {name: table(est) for name, est in estimates.items()}
+        metrics = {
+            f"{name}.{est}.{key}": value
+            for name, per in ope.items()
+            for est, row in per.items()
+            for key, value in row.items()
+            if isinstance(value, (int, float)) and math.isfinite(value)
+        }
+        metrics.update(
+            n_train=len(train), n_holdout=len(holdout), gate_passed=float(verdict.passed)
+        )
+        data_digest = digest(ts)
+        promote = cfg.promote and verdict.passed
+        run_id, version = tracking.register_policy(
+            candidate.save(),
+            dp,
+            tracking_uri,
+            kind=cfg.kind,
+            params={
+                **candidate.params,
+                "holdout": cfg.holdout,
+                "min_events": cfg.min_events,
+                "warm_start": bool(champion is not None and cfg.warm_start),
+            },
+            metrics=metrics,
+            tags={
+                "data.digest": data_digest,
+                "data.rows": str(len(ts)),
+                "gate.verdict": verdict.summary()[:4000],
+                "champion.version": champ_bytes[1].version if champ_bytes else "none",
+            },
+            run_name=f"train-{dp}-{cfg.kind}",
+            champion=promote,
+        )
+        results.append(
+            TrainResult(
+                dp,
+                cfg.kind,
+                run_id,
+                version,
+                promote,
+                verdict,
+                ope,
+                len(train),
+                len(holdout),
+                data_digest,
+                full.report.as_dict(),
+            )
+        )
+    return results
+
+
+def _subset(ts: TrainingSet, mask: np.ndarray) -> TrainingSet:
+    idx = np.flatnonzero(mask)
+    b = ts.batch
+    return TrainingSet(
+        LoggedBatch(
+            [b.contexts[i] for i in idx],
+            [b.actions[i] for i in idx],
+            b.chosen[idx],
+            b.probabilities[idx],
+            b.rewards[idx],
+        ),
+        ts.frame.iloc[idx].reset_index(drop=True),
+        [ts.logging_pmfs[i] for i in idx],
+        ts.report,
+    )
