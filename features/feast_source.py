@@ -51,6 +51,15 @@ class ViewSpec:
     table: str
 
 
+def silence_feast_warnings() -> None:
+    """Feast warns on every stream feature view it builds (they are "alpha"); ours is a
+    plain push-fed view, so that warning is noise on every registry load."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message="Stream feature views are experimental",
+                            category=RuntimeWarning)
+
+
 def sqlite_tables(store: FeatureStore) -> list[str]:
     """Names of Feast's SQLite online tables of every customer view."""
     from feast.infra.online_stores.helpers import compute_table_id
@@ -292,6 +301,7 @@ class FeastFeatureSource:
     ) -> None:
         from feast import FeatureStore
 
+        silence_feast_warnings()
         self.repo_path = Path(repo_path)
         if not (self.repo_path / "feature_store.yaml").exists():
             raise WorkspaceError(f"no Feast repo at {self.repo_path}: run `maestro init`")

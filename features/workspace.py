@@ -165,6 +165,9 @@ def feast_apply(repo: Path, store: FeatureStore | None = None) -> FeatureStore:
     from feast.repo_operations import apply_total_with_repo_instance
     from feast.stream_feature_view import StreamFeatureView
 
+    from features.feast_source import silence_feast_warnings
+
+    silence_feast_warnings()
     store = store or FeatureStore(repo_path=str(repo))
     module = load_definitions(repo)
     objs = [getattr(module, a) for a in dir(module)]
