@@ -51,9 +51,11 @@ class Settings(BaseSettings):
     #: stale because ``/events`` writes through the cache
     feature_cache_seconds: float = Field(default=1.0, ge=0)
     cold_start_kind: str = "rules"
-    max_actions: int = Field(default=100, ge=1, le=1000)
-    max_context_keys: int = Field(default=64, ge=1)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    #: Ray Serve: requests in flight per replica, and queued per caller before ``503``
+    ray_max_ongoing_requests: int = Field(default=64, ge=1)
+    ray_max_queued_requests: int = Field(default=512, ge=-1)
+    ray_temp_dir: str | None = None
     #: feature source: ``feast`` (the workspace's Feast repo) or ``memory`` (tests, demos)
     feature_source: Literal["feast", "memory"] = "feast"
 

@@ -1,0 +1,150 @@
+"""``maestro serve --engine ray``: the same app on Ray Serve (one local cluster start).
+
+Two replicas behind Ray Serve's HAProxy ingress: the contract's shapes, a reward posted
+to whichever replica (ids are signed with the workspace secret; duplicates are caught
+across replicas), overload answered ``503`` with ``Retry-After``, and SIGTERM rolling
+every replica's log to Parquet."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+
+pytestmark = [pytest.mark.ray, pytest.mark.integration]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def _burst(base: str, headers: dict[str, str], n: int) -> list[httpx.Response]:
+    limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
+    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30, limits=limits) as c:
+        body = {"customer_id": "c-000003", "decision_point": "default"}
+        return await asyncio.gather(*(c.post("/decide", json=body) for _ in range(n)))
+
+
+def test_ray_serve_engine(tmp_path: Path, mlflow_uri: str, helpers) -> None:
+    home = tmp_path / "home"
+    port = helpers.free_port()
+    # Ray's socket paths must stay under 107 bytes: pytest's tmp_path is too deep, so the
+    # cluster gets a short private directory, removed at the end
+    ray_dir = tempfile.mkdtemp(prefix="mr-")
+    env = {
+        **os.environ,
+        "MAESTRO_HOME": str(home),
+        "MAESTRO_FEATURE_SOURCE": "memory",
+        "MLFLOW_TRACKING_URI": mlflow_uri,
+        "MAESTRO_API_KEY": "ray-key",
+        "MAESTRO_RAY_MAX_ONGOING_REQUESTS": "1",
+        "MAESTRO_RAY_MAX_QUEUED_REQUESTS": "1",
+        "MAESTRO_RAY_TEMP_DIR": ray_dir,
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "serving.cli",
+            "serve",
+            "--engine",
+            "ray",
+            "--replicas",
+            "2",
+            "--port",
+            str(port),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    headers = {"Authorization": "Bearer ray-key"}
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            assert proc.poll() is None, proc.stdout.read().decode(errors="replace")[-3000:]
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "Ray Serve did not come up in 240 s"
+            time.sleep(0.5)
+        with httpx.Client(base_url=base, headers=headers, timeout=30) as c:
+            assert (
+                c.post(
+                    "/decide",
+                    json={"customer_id": "c-000001"},
+                    headers={"Authorization": "Bearer wrong"},
+                ).status_code
+                == 401
+            )
+            ids = []
+            for i in range(30):
+                r = c.post(
+                    "/decide",
+                    json={
+                        "customer_id": f"c-{i:06d}",
+                        "decision_point": "cart_abandoned",
+                        "context": {"page": "checkout"},
+                    },
+                )
+                assert r.status_code == 200, r.text
+                body = r.json()
+                assert (
+                    math.isclose(sum(x["probability"] for x in body["ranking"]), 1.0)
+                    or body["action_id"] is None
+                )
+                ids.append(body["event_id"])
+            bad = c.post("/decide", json={"customer_id": "c-1", "context": {"x": [1]}})
+            assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "context.x"
+            # every id is accepted once, whichever replica answers the reward
+            for eid in ids:
+                assert (
+                    c.post("/reward", json={"event_id": eid, "reward": 1.0}).json()["duplicate"]
+                    is False
+                )
+            dups = [
+                c.post("/reward", json={"event_id": eid, "reward": 1.0}).json()["duplicate"]
+                for eid in ids
+            ]
+            assert all(dups)
+            assert c.post("/reward", json={"event_id": "0" * 44, "reward": 1.0}).status_code == 404
+            replicas = {
+                line.split('replica="')[1].split('"')[0] for line in [""] if False
+            }  # placeholder: replicas checked via the log below
+            assert replicas == set()
+        # overload: far more concurrent requests than max_ongoing + max_queued
+        responses = asyncio.run(_burst(base, headers, 120))
+        codes = {r.status_code for r in responses}
+        assert codes <= {200, 503}, codes
+        rejected = [r for r in responses if r.status_code == 503]
+        assert rejected, "no request was shed"
+        assert all(r.headers.get("retry-after") == "1" for r in rejected)
+        assert any(r.status_code == 200 for r in responses)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            out = proc.communicate(timeout=120)[0].decode(errors="replace")
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out = proc.communicate()[0].decode(errors="replace")
+        shutil.rmtree(ray_dir, ignore_errors=True)
+    assert proc.returncode == 0, out[-3000:]
+    frame = pd.read_parquet(home / "logs" / "decisions")
+    assert set(ids) <= set(frame["event_id"])
+    assert frame["replica"].nunique() == 2  # both replicas answered and flushed
+    rewards = pd.read_parquet(home / "logs" / "rewards")
+    assert int(rewards["counted"].sum()) == len(ids) and int(rewards["duplicate"].sum()) == len(ids)
