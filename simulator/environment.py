@@ -231,7 +231,8 @@ class JourneyEnvironment:
         elig = obs.eligible_index
         best = int(elig[np.argmax(truth[elig])]) if len(elig) else chosen
         customer = self._pop.get(_index(obs.customer_id))
-        outcome, reward, events = self._play(obs.decision_point, customer, action)
+        outcome, reward = self._draw(obs.decision_point, customer, action, self._outcomes)
+        events = self._apply(obs.decision_point, customer, action, outcome)
         result_obs = obs
         self.t += 1
         self.now += self.config.seconds_per_step
@@ -244,16 +245,14 @@ class JourneyEnvironment:
         )
 
     # ------------------------------------------------------------------ dynamics
-    def _play(self, point: str, c: CustomerState, action: Action
-              ) -> tuple[Outcome, float, tuple[SimEvent, ...]]:
-        """Draw the customer's response to ``action`` and update their state."""
-        econ, rng, now = self.economics, self._outcomes, self.now
-        feats = c.features
+    def _draw(self, point: str, c: CustomerState, action: Action, rng: np.random.Generator
+              ) -> tuple[Outcome, float]:
+        """Draw the customer's response to ``action`` (no state changes)."""
+        econ, now = self.economics, self.now
         fatigue = econ.fatigue(c, now)
         p = econ.conversion_prob(point, c, action, self._hour, fatigue)
         value = econ.value(point, c)
         converted = bool(rng.random() < p)
-        events: list[SimEvent] = []
         if action.id == NO_CONTACT_ID or action.channel == "none":
             reward = value if converted else 0.0
             complained = opened = clicked = unsubscribed = churned = False
@@ -270,25 +269,45 @@ class JourneyEnvironment:
                                 * max(0, sends_ch - 1)) and ch != "in_app"
             churned = bool(rng.random() < 0.0005 + 0.004 * c.fatigue_sensitivity
                            * max(0.0, c.recent_contacts - 3) + (0.01 if complained else 0.0))
-            c.history.setdefault(ch, []).append(Contact(now, opened, clicked))
-            if opened:
+        if not converted and point == "churn_risk" and rng.random() < 0.25:
+            churned = True
+        return Outcome(converted, opened, clicked, complained, unsubscribed, churned), reward
+
+    def _apply(self, point: str, c: CustomerState, action: Action, outcome: Outcome
+               ) -> tuple[SimEvent, ...]:
+        """Update the customer's state after ``outcome``; the events it produced."""
+        feats, events = c.features, []
+        if action.id != NO_CONTACT_ID and action.channel != "none":
+            ch = action.channel
+            c.history.setdefault(ch, []).append(Contact(self.now, outcome.opened, outcome.clicked))
+            if outcome.opened:
                 events.append(self._event(c, "message_opened", {"channel": ch}))
-            if clicked:
+            if outcome.clicked:
                 events.append(self._event(c, "message_clicked", {"channel": ch}))
-            if unsubscribed and feats.get(f"consent_{ch}"):
+            if outcome.unsubscribed and feats.get(f"consent_{ch}"):
                 feats[f"consent_{ch}"] = False
                 events.append(self._event(c, "consent_changed", {"channel": ch, "granted": False}))
-            if complained and not feats.get("open_complaint"):
+            if outcome.complained and not feats.get("open_complaint"):
                 feats["open_complaint"] = True
                 feats["open_tickets"] = int(feats.get("open_tickets") or 0) + 1  # type: ignore[arg-type]
                 events.append(self._event(c, "complaint_opened", {}))
-        if converted:
-            events.extend(self._convert(point, c, value))
-        elif point == "churn_risk" and rng.random() < 0.25:
-            churned = True
-        c.churned = c.churned or churned  # counters are refreshed at the next visit
-        outcome = Outcome(converted, opened, clicked, complained, unsubscribed, churned)
-        return outcome, float(reward), tuple(events)
+        if outcome.converted:
+            events.extend(self._convert(point, c, self.economics.value(point, c)))
+        c.churned = c.churned or outcome.churned  # counters are refreshed at the next visit
+        return tuple(events)
+
+    def sample_rewards(self, action_id: str, n: int, seed: int = 0) -> np.ndarray:
+        """``n`` independent realised rewards of ``action_id`` for the current observation,
+        drawn exactly as :meth:`step` draws them, without changing any state (for checking
+        the true expected rewards against empirical means). Shape ``(n,)``."""
+        obs = self.observation
+        assert self._pop is not None
+        action = next((a for a in obs.candidates if a.id == action_id), None)
+        if action is None:
+            raise InvalidDecision(f"{action_id!r} is not a candidate", field="action_id")
+        c = self._pop.get(_index(obs.customer_id))
+        rng = np.random.default_rng(seed)
+        return np.array([self._draw(obs.decision_point, c, action, rng)[1] for _ in range(n)])
 
     def _convert(self, point: str, c: CustomerState, value: float) -> list[SimEvent]:
         feats = c.features
