@@ -3,7 +3,7 @@
 Two replicas behind Ray Serve's HAProxy ingress: the contract's shapes, a reward posted
 to whichever replica (ids are signed with the workspace secret; duplicates are caught
 across replicas), overload answered ``503`` with ``Retry-After``, and SIGTERM rolling
-every replica's log to Parquet."""
+every replica's log to Parquet (how requests spread over replicas is HAProxy's choice)."""
 
 from __future__ import annotations
 
@@ -122,10 +122,6 @@ def test_ray_serve_engine(tmp_path: Path, mlflow_uri: str, helpers) -> None:
             ]
             assert all(dups)
             assert c.post("/reward", json={"event_id": "0" * 44, "reward": 1.0}).status_code == 404
-            replicas = {
-                line.split('replica="')[1].split('"')[0] for line in [""] if False
-            }  # placeholder: replicas checked via the log below
-            assert replicas == set()
         # overload: far more concurrent requests than max_ongoing + max_queued
         responses = asyncio.run(_burst(base, headers, 120))
         codes = {r.status_code for r in responses}
@@ -145,6 +141,7 @@ def test_ray_serve_engine(tmp_path: Path, mlflow_uri: str, helpers) -> None:
     assert proc.returncode == 0, out[-3000:]
     frame = pd.read_parquet(home / "logs" / "decisions")
     assert set(ids) <= set(frame["event_id"])
-    assert frame["replica"].nunique() == 2  # both replicas answered and flushed
+    # every replica ran its lifespan shutdown: spools rolled to Parquet and removed
+    assert not list((home / "logs" / "spool").glob("*.db"))
     rewards = pd.read_parquet(home / "logs" / "rewards")
     assert int(rewards["counted"].sum()) == len(ids) and int(rewards["duplicate"].sum()) == len(ids)
