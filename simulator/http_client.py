@@ -113,14 +113,20 @@ def run_target(
     progress: Callable[[int], None] | None = None,
 ) -> RunLog:
     """Drive the Maestro behind ``client`` for ``steps`` simulated visits; the log's
-    ``policy`` is the policy the service reported last."""
+    ``policy`` is the policy the service reported last.
+
+    The service evaluates its rules (quiet hours) at wall-clock time and on its own copy
+    of the features, so it may choose an action the simulator's rules exclude; such
+    steps are counted in ``params["ineligible_in_simulator"]`` and their regret, still
+    measured against the best action eligible in the simulator, can be negative.
+    """
     obs = env.reset(seed=seed)
     dps: list[str] = []
     ids: list[str] = []
     chans: list[str] = []
     probs, rewards = np.empty(steps), np.empty(steps)
     expected, optimal = np.empty(steps), np.empty(steps)
-    policy, degraded, versions = "", 0, set()
+    policy, degraded, mismatched, versions = "", 0, 0, set()
     start = time.perf_counter()
     for t in range(steps):
         for ev in obs.events:
@@ -137,6 +143,9 @@ def run_target(
         policy = answer.policy or policy
         versions.add(answer.policy_version)
         degraded += answer.degraded
+        # the service applies its rules at wall-clock time, the simulator at simulated
+        # time: a choice the simulator's rules exclude is counted (its regret may be < 0)
+        mismatched += action is not None and action not in obs.eligible
         dps.append(obs.decision_point)
         ids.append(result.action.id)
         chans.append(result.action.channel)
@@ -151,5 +160,5 @@ def run_target(
         channels=np.array(chans), probabilities=probs, rewards=rewards, expected=expected,
         optimal=optimal, seconds=time.perf_counter() - start,
         params={"target": client.base_url, "degraded": degraded,
-                "policy_versions": sorted(versions)},
+                "policy_versions": sorted(versions), "ineligible_in_simulator": mismatched},
     )

@@ -62,18 +62,24 @@ def plot_curves(runs: Mapping[str, RunLog], path: Path, which: str) -> Path:
 def plot_channel_mix(runs: Mapping[str, RunLog], path: Path, windows: int = 20) -> Path:
     plt = _pyplot()
     n = len(runs)
-    fig, axes = plt.subplots(1, n, figsize=(4 * n, 3.8), sharey=True, squeeze=False)
+    cols = min(n, 3)
+    nrows = -(-n // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols + 1.5, 3.4 * nrows),
+                             sharey=True, squeeze=False)
     channels = sorted({ch for log in runs.values() for ch in set(log.channels.tolist())})
     colors = {ch: plt.cm.tab10(i % 10) for i, ch in enumerate(channels)}
-    for ax, (kind, log) in zip(axes[0], runs.items(), strict=True):
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    for ax, (kind, log) in zip(axes.flat, runs.items(), strict=False):
         ends, mix = log.channel_mix(windows)
         ax.stackplot(ends, [mix.get(ch, np.zeros(len(ends))) for ch in channels],
                      labels=channels, colors=[colors[c] for c in channels])
         ax.set_title(kind)
         ax.set_xlabel("step")
         ax.set_ylim(0, 1)
-    axes[0][0].set_ylabel("share of decisions")
-    axes[0][-1].legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+    for row in axes:
+        row[0].set_ylabel("share of decisions")
+    axes[0][cols - 1].legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
     fig.suptitle("Channel mix over time")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
