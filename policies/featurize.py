@@ -82,6 +82,9 @@ class DenseFeaturizer:
     action_dim: int = 16
     _slots: dict[tuple[str, int], tuple[int, float]] = field(default_factory=dict, repr=False)
     _action_cache: dict[tuple[object, ...], np.ndarray] = field(default_factory=dict, repr=False)
+    _shared_slots: dict[tuple[object, ...], tuple[int, float]] = field(
+        default_factory=dict, repr=False
+    )
 
     def _slot(self, token: str, dim: int) -> tuple[int, float]:
         key = (token, dim)
@@ -102,7 +105,30 @@ class DenseFeaturizer:
         return np.array(vec, dtype=np.float32)
 
     def shared(self, context: Context) -> np.ndarray:
-        return self._vector(shared_tokens(context), self.shared_dim)
+        """Same as hashing :func:`shared_tokens`, fused into one memoised pass."""
+        dim = self.shared_dim
+        vec = [0.0] * dim
+        memo = self._shared_slots
+        for prefix, features in (("c.", context.customer), ("r.", context.request)):
+            for name, value in features.items():
+                if value.__class__ is float or value.__class__ is int:
+                    key: tuple[object, ...] = (prefix, name)
+                    hit = memo.get(key)
+                    if hit is None:
+                        hit = memo[key] = self._slot(f"{prefix}{name}", dim)
+                    if value:
+                        vec[hit[0]] += hit[1] * numeric_value(float(value))
+                else:
+                    key = (prefix, name, value, value.__class__)
+                    hit = memo.get(key)
+                    if hit is None:
+                        hit = self._slot(token_name(f"{prefix}{name}", value), dim)  # type: ignore[arg-type]
+                        if len(memo) < 1_000_000:
+                            memo[key] = hit
+                    vec[hit[0]] += hit[1]
+        i, sign = self._slot(f"dp={context.decision_point}", dim)
+        vec[i] += sign
+        return np.array(vec, dtype=np.float32)
 
     def action(self, action: Action) -> np.ndarray:
         key = (action.id, action.channel, *action.features.items())

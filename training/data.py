@@ -14,7 +14,6 @@ rewards, propensities of 0, NaN or above 1, a pmf that does not match its action
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -94,6 +93,94 @@ def _ts(series: pd.Series) -> np.ndarray:
         return series.to_numpy(dtype=float)
     stamps = pd.to_datetime(series, utc=True)
     return (stamps - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy(dtype=float)
+
+
+_ROW_COLUMNS = (
+    "event_id",
+    "customer_id",
+    "decision_point",
+    "t_epoch",
+    "customer_features",
+    "context",
+    "actions",
+    "probabilities",
+    "action_id",
+    "probability",
+)
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _scalars_only(mapping: object) -> bool:
+    return isinstance(mapping, dict) and all(
+        isinstance(k, str) and isinstance(v, _SCALARS) for k, v in mapping.items()
+    )
+
+
+class _RowParser:
+    """Decode one logged decision row, or name why it is unusable.
+
+    orjson rejects NaN/Infinity tokens, so decoded numbers are finite; scalars-only is
+    checked here, which is why :meth:`Context.trusted` may skip re-validation. Action
+    lists repeat across rows and are decoded once per distinct JSON string.
+    """
+
+    def __init__(self) -> None:
+        import orjson
+
+        self._loads = orjson.loads
+        self._actions: dict[str, tuple[list[Action], list[str]] | str] = {}
+
+    def _decode_actions(self, text: str) -> tuple[list[Action], list[str]] | str:
+        hit = self._actions.get(text)
+        if hit is not None:
+            return hit
+        try:
+            raw = self._loads(text)
+            actions = [Action(a["id"], a["channel"], a.get("features") or {}) for a in raw]
+            out: tuple[list[Action], list[str]] | str = (actions, [a.id for a in actions])
+        except (TypeError, ValueError, KeyError, AttributeError):
+            out = "corrupt_json"
+        if len(self._actions) < 100_000:
+            self._actions[text] = out
+        return out
+
+    def parse(
+        self, row: dict[str, object]
+    ) -> tuple[Context, list[Action], int, float, np.ndarray] | str:
+        action_id, p = row["action_id"], row["probability"]
+        if not isinstance(action_id, str):
+            return "no_action"
+        try:
+            p = float(p)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return "bad_probability"
+        if not (math.isfinite(p) and 0.0 < p <= 1.0):
+            return "bad_probability"
+        try:
+            customer = self._loads(row["customer_features"])  # type: ignore[arg-type]
+            request = self._loads(row["context"])  # type: ignore[arg-type]
+            pmf = np.asarray(self._loads(row["probabilities"]), dtype=float)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return "corrupt_json"
+        if not (_scalars_only(customer) and _scalars_only(request)):
+            return "corrupt_json"
+        decoded = self._decode_actions(row["actions"])  # type: ignore[arg-type]
+        if isinstance(decoded, str):
+            return decoded
+        actions, ids = decoded
+        if pmf.shape != (len(ids),) or action_id not in ids:
+            return "ranking_mismatch"
+        index = ids.index(action_id)
+        if abs(float(pmf.sum()) - 1.0) > PMF_TOLERANCE or abs(pmf[index] - p) > PMF_TOLERANCE:
+            return "ranking_mismatch"
+        ctx = Context.trusted(
+            str(row["customer_id"]),
+            customer,
+            request,
+            str(row["decision_point"]),
+            float(row["t_epoch"]),  # type: ignore[arg-type]
+        )
+        return ctx, actions, index, p, pmf
 
 
 @dataclass(frozen=True)
@@ -200,64 +287,29 @@ def join_logs(
     pmfs: list[np.ndarray] = []
     keep: list[int] = []
     deadlines = _ts(decisions["reward_deadline"]) if "reward_deadline" in decisions else None
-    for row_no, row in enumerate(decisions.to_dict("records")):
-        reason = None
-        try:
-            actions_raw = json.loads(row["actions"])
-            pmf = np.asarray(json.loads(row["probabilities"]), dtype=float)
-            customer = json.loads(row["customer_features"])
-            context_raw = json.loads(row["context"])
-        except (TypeError, ValueError):
-            reason = "corrupt_json"
-        if reason is None:
-            action_id = row.get("action_id")
-            p = row.get("probability")
-            ids = [a.get("id") for a in actions_raw] if isinstance(actions_raw, list) else []
-            if action_id is None or (isinstance(action_id, float) and math.isnan(action_id)):
-                reason = "no_action"
-            elif p is None or not math.isfinite(float(p)) or not 0.0 < float(p) <= 1.0:
-                reason = "bad_probability"
-            elif (
-                pmf.shape != (len(ids),)
-                or action_id not in ids
-                or (
-                    abs(float(pmf.sum()) - 1.0) > PMF_TOLERANCE
-                    or abs(pmf[ids.index(action_id)] - float(p)) > PMF_TOLERANCE
-                )
-            ):
-                reason = "ranking_mismatch"
-        if reason is None:
-            event_id = row["event_id"]
-            if event_id in reward_of:
-                reward = reward_of[event_id]
-                report.rewarded += 1
-            elif deadlines is not None and deadlines[row_no] > now:
-                report.pending += 1
-                continue
-            else:
-                point = catalog.decision_points.get(row["decision_point"])
-                reward = point.default_reward if point is not None else 0.0
-                report.defaulted += 1
-            try:
-                actions = [
-                    Action(a["id"], a["channel"], a.get("features") or {}) for a in actions_raw
-                ]
-                ctx = Context(
-                    str(row["customer_id"]),
-                    customer,
-                    context_raw,
-                    str(row["decision_point"]),
-                    float(row["t_epoch"]),
-                )
-            except (KeyError, TypeError, ValueError):
-                reason = "corrupt_json"
-        if reason is not None:
-            report.skipped[reason] += 1
+    parser = _RowParser()
+    columns = [decisions[c].to_numpy() for c in _ROW_COLUMNS]
+    for row_no, values in enumerate(zip(*columns, strict=True)):
+        parsed = parser.parse(dict(zip(_ROW_COLUMNS, values, strict=True)))
+        if isinstance(parsed, str):
+            report.skipped[parsed] += 1
             continue
+        ctx, actions, index, p, pmf = parsed
+        event_id = values[0]
+        if event_id in reward_of:
+            reward = reward_of[event_id]
+            report.rewarded += 1
+        elif deadlines is not None and deadlines[row_no] > now:
+            report.pending += 1
+            continue
+        else:
+            point = catalog.decision_points.get(ctx.decision_point)
+            reward = point.default_reward if point is not None else 0.0
+            report.defaulted += 1
         contexts.append(ctx)
         action_lists.append(actions)
-        chosen.append(ids.index(action_id))
-        probs.append(float(p))
+        chosen.append(index)
+        probs.append(p)
         rewards_out.append(reward)
         pmfs.append(pmf)
         keep.append(row_no)

@@ -27,6 +27,9 @@ class RidgeRewardModel:
     _feat: DenseFeaturizer = field(init=False, repr=False)
     _models: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
     _mean: float = field(default=0.0, init=False)
+    _memo: dict[int, tuple[Context, np.ndarray]] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         self._feat = DenseFeaturizer(self.shared_dim, 1)
@@ -44,13 +47,23 @@ class RidgeRewardModel:
             if len(idx) < self.min_rows or x is None:
                 self._models[action_id] = float(rewards[idx].mean())
                 continue
-            self._models[action_id] = Ridge(alpha=self.alpha).fit(x[idx], rewards[idx])
+            ridge = Ridge(alpha=self.alpha).fit(x[idx], rewards[idx])
+            self._models[action_id] = (ridge.coef_.astype(np.float64), float(ridge.intercept_))
         return self
 
     def __call__(self, context: Context, actions: Sequence[Action]) -> np.ndarray:
-        x = self._feat.shared(context)[None, :]
+        """``q̂`` of each action, shape ``(n_actions,)``; memoised per context object, since
+        every compared policy asks about the same held-out rows."""
+        key = id(context)
+        hit = self._memo.get(key)
+        if hit is not None and hit[0] is context and len(hit[1]) == len(actions):
+            return hit[1]
+        x = self._feat.shared(context).astype(np.float64)
         out = np.empty(len(actions))
         for i, action in enumerate(actions):
             model = self._models.get(action.id, self._mean)
-            out[i] = model if isinstance(model, float) else float(model.predict(x)[0])
+            out[i] = model if isinstance(model, float) else float(model[0] @ x) + model[1]
+        if len(self._memo) > 1_000_000:
+            self._memo.clear()
+        self._memo[key] = (context, out)
         return out

@@ -193,3 +193,15 @@ def test_vw_cached_examples_predict_like_fresh_ones() -> None:
         policy.learn(
             LoggedBatch(contexts, [actions] * 30, chosen, np.full(30, 1 / 6), rng.random(30))
         )
+
+
+def test_fused_shared_hashing_equals_token_hashing() -> None:
+    f = DenseFeaturizer()
+    ctx = Context(
+        "c",
+        {"seg": "a", "ltv": 120.5, "n": 3, "zero": 0, "flag": False, "none": None, "neg": -2.0},
+        {"page": "cart", "cart_value": 10.0},
+        "cart_abandoned",
+    )
+    for _ in range(2):  # cold and memoised
+        assert np.allclose(f.shared(ctx), f._vector(shared_tokens(ctx), f.shared_dim))
