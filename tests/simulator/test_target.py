@@ -21,7 +21,6 @@ import pytest
 from click.testing import CliRunner
 
 from policies.registry import POLICY_KINDS
-
 from simulator.environment import EnvConfig, JourneyEnvironment
 from simulator.errors import TargetError
 from simulator.http_client import MaestroClient, run_target
