@@ -64,10 +64,11 @@ def sqlite_tables(store: FeatureStore) -> list[str]:
     """Names of Feast's SQLite online tables of every customer view."""
     from feast.infra.online_stores.helpers import compute_table_id
 
-    return [compute_table_id(store.config.project, fv) for fv in _all_views(store)]
+    return [compute_table_id(store.config.project, fv) for fv in all_views(store)]
 
 
-def _all_views(store: FeatureStore) -> list[Any]:
+def all_views(store: FeatureStore) -> list[Any]:
+    """Maestro's customer views (feature and stream feature views) from the registry."""
     views = store.list_feature_views() + store.list_stream_feature_views()
     return [v for v in views if v.name in GROUPS]
 
@@ -76,7 +77,7 @@ def resolve_views(store: FeatureStore, service: str = FEATURE_SERVICE) -> list[V
     """Resolve the feature service's views, features and TTLs once, from the registry."""
     from feast.infra.online_stores.helpers import compute_table_id
 
-    by_name = {v.name: v for v in _all_views(store)}
+    by_name = {v.name: v for v in all_views(store)}
     specs = []
     for projection in store.get_feature_service(service).feature_view_projections:
         view = by_name[projection.name]
@@ -129,11 +130,13 @@ class SqliteBackend:
         self.db_path = db_path
         self.timeout = timeout
         self._views = [v.name for v in views]
-        self._sql = " UNION ALL ".join(
+        selects = [
             f'SELECT {i}, feature_name, value_text, value, event_ts FROM "{v.table}" '
             "WHERE entity_key = ?1"
             for i, v in enumerate(views)
-        )
+        ]
+        self._sql = " UNION ALL ".join(selects)
+        self._sql_view = {v.name: sql for v, sql in zip(views, selects, strict=True)}
         self._local = threading.local()
         self._text = {f: _FROM_TEXT[t] for f, t in ALL_FEATURES.items()}
         self._proto = _proto_decoder()
@@ -159,24 +162,29 @@ class SqliteBackend:
         self._local.conn = (conn, ino)
         return conn
 
-    def read(self, key: bytes) -> Rows:
-        """Feast's ``value_text`` column (``str()`` of the value, exact for these types)
-        is decoded by type; the ``ValueProto`` is parsed only where it is NULL."""
+    def read(self, key: bytes, view: str | None = None) -> Rows:
+        """Every view's row (or one view's). Feast's ``value_text`` column (``str()`` of the
+        value, exact for these types) is decoded by type; the ``ValueProto`` is parsed only
+        where it is NULL."""
         conn = self._conn()
+        sql = self._sql if view is None else self._sql_view[view]
         try:
-            rows = conn.execute(self._sql, (key,)).fetchall()
+            rows = conn.execute(sql, (key,)).fetchall()
         except sqlite3.Error as exc:
             self.close()
             raise FeatureStoreUnavailable(f"online store unreadable: {exc}") from exc
-        out: Rows = {}
         text = self._text
         last = -1
         values: dict[str, FeatureValue] = {}
+        newest: dict[int, Any] = {}  # a view's age is its latest write (rows may differ)
+        found: dict[int, dict[str, FeatureValue]] = {}
         for idx, name, value_text, blob, ts in rows:
             if idx != last:
-                values = {}
-                out[self._views[idx]] = (_sqlite_ts(ts), values)
+                values = found[idx] = {}
+                newest[idx] = ts
                 last = idx
+            elif ts > newest[idx]:
+                newest[idx] = ts
             convert = text.get(name)
             if convert is None:
                 continue
@@ -184,7 +192,7 @@ class SqliteBackend:
                 values[name] = convert(value_text)
             elif blob is not None and (decoded := self._proto(name, blob)) is not None:
                 values[name] = decoded
-        return out
+        return {self._views[i]: (_sqlite_ts(newest[i]), v) for i, v in found.items()}
 
     def ping(self) -> bool:
         try:
@@ -237,38 +245,44 @@ class RedisBackend:
             socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0), **kwargs,
         )
         self.project = project.encode()
-        self._fields: list[bytes] = []
-        self._slots: list[tuple[str, str | None]] = []  # (view, feature or None for _ts)
+        # (fields, slots) of all views (key None) and of each view; a slot is
+        # (view, feature), feature None for the view's ``_ts`` field
+        self._fields: dict[str | None, tuple[list[bytes], list[tuple[str, str | None]]]] = {}
+        every: tuple[list[bytes], list[tuple[str, str | None]]] = ([], [])
         for v in views:
-            for f in v.features:
-                self._fields.append(_mmh3(f"{v.name}:{f}"))
-                self._slots.append((v.name, f))
-            self._fields.append(f"_ts:{v.name}".encode())
-            self._slots.append((v.name, None))
+            fields = [_mmh3(f"{v.name}:{f}") for f in v.features] + [f"_ts:{v.name}".encode()]
+            slots: list[tuple[str, str | None]] = [(v.name, f) for f in v.features]
+            slots.append((v.name, None))
+            self._fields[v.name] = (fields, slots)
+            every[0].extend(fields)
+            every[1].extend(slots)
+        self._fields[None] = every
         self._proto = _proto_decoder()
 
     def redis_key(self, key: bytes) -> bytes:
         return key + self.project
 
-    def read(self, key: bytes) -> Rows:
+    def read(self, key: bytes, view: str | None = None) -> Rows:
+        """Every view's row (or one view's)."""
         import redis
         from google.protobuf.timestamp_pb2 import Timestamp
 
+        fields, slots = self._fields[view]
         try:
-            values = self.client.hmget(self.redis_key(key), self._fields)
+            values = self.client.hmget(self.redis_key(key), fields)
         except redis.RedisError as exc:
             raise FeatureStoreUnavailable(f"redis online store unreachable: {exc}") from exc
         features: dict[str, dict[str, FeatureValue]] = {}
         out: Rows = {}
-        for (view, feature), raw in zip(self._slots, values, strict=True):
+        for (name, feature), raw in zip(slots, values, strict=True):
             if raw is None:
                 continue
             if feature is None:
                 ts = Timestamp()
                 ts.ParseFromString(raw)
-                out[view] = (ts.seconds + ts.nanos / 1e9, features.setdefault(view, {}))
+                out[name] = (ts.seconds + ts.nanos / 1e9, features.setdefault(name, {}))
             elif (decoded := self._proto(feature, raw)) is not None:
-                features.setdefault(view, {})[feature] = decoded
+                features.setdefault(name, {})[feature] = decoded
         return out
 
     def ping(self) -> bool:
@@ -327,6 +341,13 @@ class FeastFeatureSource:
         if pending:
             out.update(pending)
         return out
+
+    def row(self, customer_id: str, view: str) -> tuple[float, dict[str, FeatureValue]] | None:
+        """One view's current row (pending event over the store), or None."""
+        pending = self.overlay.snapshot(customer_id)
+        if view in pending:
+            return pending[view]
+        return self.backend.read(entity_key_bytes(customer_id), view).get(view)
 
     def get(self, customer_id: str) -> CustomerFeatures:
         rows = self.rows(customer_id)

@@ -27,6 +27,8 @@ class PendingRow:
     ts: float
     values: dict[str, FeatureValue]
     version: int = 0
+    #: features changed since the row was last pushed (only these are written)
+    changed: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -48,26 +50,35 @@ class Overlay:
                 return {}
             return {view: (row.ts, dict(row.values)) for view, row in views.items()}
 
-    def put(self, customer_id: str, view: str, ts: float, values: dict[str, FeatureValue]) -> None:
-        """Set the pending full row of ``view`` for ``customer_id``."""
+    def put(self, customer_id: str, view: str, ts: float, values: dict[str, FeatureValue],
+            changed: frozenset[str] | None = None) -> None:
+        """Set the pending full row of ``view`` for ``customer_id``; ``changed`` (default:
+        every feature) adds to the features still to be pushed."""
+        changed = frozenset(values) if changed is None else changed
         with self._lock:
             self._version += 1
             views = self._rows.setdefault(customer_id, {})
-            if view not in views:
+            previous = views.get(view)
+            if previous is None:
                 self._count += 1
-            views[view] = PendingRow(ts, dict(values), self._version)
+            else:
+                changed |= previous.changed
+            views[view] = PendingRow(ts, dict(values), self._version, changed)
 
-    def pending(self, customer_id: str | None = None) -> list[tuple[str, str, PendingRow]]:
-        """Copies of every pending row (or one customer's): ``(customer_id, view, row)``."""
+    def pending(self, customer_id: str | None = None,
+                view: str | None = None) -> list[tuple[str, str, PendingRow]]:
+        """Copies of the pending rows, all or of one customer and/or one view:
+        ``(customer_id, view, row)``."""
         with self._lock:
             if customer_id is None:
                 items = list(self._rows.items())
             else:
                 items = [(customer_id, self._rows.get(customer_id, {}))]
             return [
-                (cid, view, PendingRow(row.ts, dict(row.values), row.version))
+                (cid, v, PendingRow(row.ts, dict(row.values), row.version, row.changed))
                 for cid, views in items
-                for view, row in views.items()
+                for v, row in views.items()
+                if view is None or v == view
             ]
 
     def done(self, flushed: list[tuple[str, str, PendingRow]]) -> None:
