@@ -101,6 +101,18 @@ DEFAULT_POINTS: Mapping[str, PointEconomics] = MappingProxyType({
 })
 
 
+@dataclass(frozen=True, slots=True)
+class _ActionTerms:
+    contact: bool
+    channel: str
+    taste: str | float
+    fit: float
+    cost: float
+    keep: float
+    p0: float
+    uplift: float
+
+
 @dataclass(frozen=True)
 class Economics:
     """Costs and values of every decision point; reward = value − contact cost.
@@ -114,6 +126,8 @@ class Economics:
     complaint_cost: float = 3.0
     fatigue_rate: float = 0.5
     response_scale: float = 3.0
+    _cache: dict[tuple[object, ...], _ActionTerms] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if "default" not in self.points:
@@ -153,24 +167,40 @@ class Economics:
         """P(a contact makes the customer complain); grows with recent contacts."""
         return min(0.003 + 0.02 * customer.fatigue_sensitivity * customer.recent_contacts, 0.5)
 
+    def _terms(self, point: str, action: Action) -> _ActionTerms:
+        """The customer-independent parts of an action's economics (memoised)."""
+        key = (point, action.id, action.channel)  # an id names one catalog action
+        terms = self._cache.get(key)
+        if terms is None:
+            econ = self.point(point)
+            terms = _ActionTerms(
+                contact=not (action.id == NO_CONTACT_ID or action.channel == "none"),
+                channel=action.channel,
+                taste=_offer_proxy(action.features.get("offer")),
+                fit=self.response_scale * econ.channel_fit.get(action.channel, 1.0),
+                cost=self.cost(point, action.channel),
+                keep=1.0 - self.discount(action),
+                p0=econ.natural_rate,
+                uplift=econ.max_uplift,
+            )
+            self._cache[key] = terms
+        return terms
+
     def response(self, point: str, customer: CustomerState, action: Action, hour: int,
                  fatigue: float) -> float:
-        proxy = _offer_proxy(action.features.get("offer"))
-        taste = proxy if isinstance(proxy, float) else customer.offer_taste.get(proxy, 0.3)
-        affinity = customer.affinity.get(action.channel, 0.3)
-        fit = self.point(point).channel_fit.get(action.channel, 1.0)
-        resp = (self.response_scale * affinity * (0.4 + taste)
-                * time_of_day(action.channel, hour) * fatigue * fit)
+        t = self._terms(point, action)
+        taste = t.taste if isinstance(t.taste, float) else customer.offer_taste.get(t.taste, 0.3)
+        affinity = customer.affinity.get(t.channel, 0.3)
+        resp = t.fit * affinity * (0.4 + taste) * time_of_day(t.channel, hour) * fatigue
         return min(max(resp, 0.0), 1.0)
 
     def conversion_prob(self, point: str, customer: CustomerState, action: Action, hour: int,
                         fatigue: float) -> float:
-        p0 = self.point(point).natural_rate
-        if action.id == NO_CONTACT_ID or action.channel == "none":
-            return p0
+        t = self._terms(point, action)
+        if not t.contact:
+            return t.p0
         response = self.response(point, customer, action, hour, fatigue)
-        uplift = self.point(point).max_uplift * response
-        return p0 + (1.0 - p0) * uplift
+        return t.p0 + (1.0 - t.p0) * t.uplift * response
 
     def discount(self, action: Action) -> float:
         pct = action.features.get("discount_pct")
@@ -183,11 +213,15 @@ class Economics:
         value = self.value(point, customer)
         complaint = self.complaint_prob(customer, now) * self.complaint_cost
         out: list[float] = []
+        affinity, tastes = customer.affinity, customer.offer_taste
         for action in actions:
-            p = self.conversion_prob(point, customer, action, hour, fatigue)
-            if action.id == NO_CONTACT_ID or action.channel == "none":
-                out.append(p * value)
-            else:
-                out.append(p * value * (1.0 - self.discount(action))
-                           - self.cost(point, action.channel) - complaint)
+            t = self._terms(point, action)
+            if not t.contact:
+                out.append(t.p0 * value)
+                continue
+            taste = t.taste if isinstance(t.taste, float) else tastes.get(t.taste, 0.3)
+            resp = (t.fit * affinity.get(t.channel, 0.3) * (0.4 + taste)
+                    * time_of_day(t.channel, hour) * fatigue)
+            p = t.p0 + (1.0 - t.p0) * t.uplift * min(max(resp, 0.0), 1.0)
+            out.append(p * value * t.keep - t.cost - complaint)
         return out
