@@ -57,7 +57,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import logging
 import os
 import socket
@@ -68,6 +67,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from serving.errors import EventLogError
 
@@ -126,8 +127,10 @@ REQUEST_TTL_SECONDS = 24 * 3600.0
 
 
 def dumps(value: Any) -> str:
-    """Compact JSON for the logged feature/context/action columns."""
-    return json.dumps(value, separators=(",", ":"), allow_nan=False)
+    """Compact JSON for the logged feature/context/action columns (orjson: several times
+    faster than ``json`` on the hot path; a non-finite float, which request validation
+    already rejects, would be written as ``null``)."""
+    return orjson.dumps(value).decode()
 
 
 @dataclass(frozen=True, slots=True)
