@@ -1,0 +1,14 @@
+"""The journey simulator: offline evaluation that knows the truth.
+
+- :mod:`simulator.environment` — the customer-journey world (Gymnasium's ``reset``/``step``),
+  every step carrying the true expected reward of every candidate action;
+- :mod:`simulator.customers`, :mod:`simulator.economics` — customers' evolving observable
+  features and hidden preferences; what an action is worth;
+- :mod:`simulator.run` — any policy kind in process, learning online; regret, channel mix;
+- :mod:`simulator.http_client` — ``--target URL``: drive a live Maestro over its HTTP API;
+- :mod:`simulator.bakeoff` — the supervised-to-bandit bake-off on scikit-learn datasets;
+- :mod:`simulator.report`, :mod:`simulator.session` — ``maestro simulate``'s report.
+
+Off-policy estimators are :mod:`training.ope`; their check against this simulator's truth is
+:mod:`training.ope_validation` (training may import the simulator, not the reverse).
+"""
