@@ -67,6 +67,7 @@ def main() -> None:
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
 
+    load_before = f"{os.getloadavg()[0]:.2f}"
     env = JourneyEnvironment(EnvConfig(customers=1_000))
     run_policy(build_policy("uniform", env.catalog, 0), env, 2_000, seed=0)  # warm caches
     uni = run_policy(build_policy("uniform", env.catalog, 0), env, args.steps, seed=1)
@@ -101,10 +102,15 @@ Per step with vw-cb (µs): environment {costs['env']:.0f}, `decide` {costs['deci
 A {args.big_steps:,}-step, {args.big_customers:,}-customer vw-cb run: {big_total:.1f} s wall
 ({args.big_steps / big.seconds:,.0f} steps/s in the loop; mean regret {big.regret.mean():.3f}).
 
+Load average while running: {load_before} before, {os.getloadavg()[0]:.2f} after (the
+machine is shared; figures on an idle core are higher).
+
 Target: 5,000 decision-plus-learn steps/s with vw-cb on one core —
-{"met" if args.steps / vw.seconds >= 5_000 else "NOT met"}. The policy's `decide` and
-`learn` dominate the step (VW parses a ~90-feature shared line for every decision and
-again for learning); the environment alone runs at the first row's rate.
+{"met" if args.steps / vw.seconds >= 5_000 else "NOT met"}: `decide` + `learn` cost
+{costs['decide'] + costs['learn']:.0f} µs a step (VW renders and parses a ~90-feature
+shared line in Python for every decision and again for learning), the environment
+{costs['env']:.0f} µs (building the validated `Context`, the rules, the truth for every
+candidate, the customer's life events and counters).
 """
     print(body)
     if args.write:
