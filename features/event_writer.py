@@ -20,8 +20,9 @@ call ``push`` → ``write_to_online_store`` → ``ingest_df`` ends in), with Fea
 ``consent_changed`` is also written synchronously (write-through, ~1 ms) before
 :meth:`EventWriter.ingest` returns, so every process sees a consent change on its next
 read; if that write fails the row stays pending and is retried by the background thread.
-Writes of one view are serialised by a per-view lock, so a flush can never overwrite a
-newer consent with an older one.
+Writes are serialised by one lock (Feast's SQLite store shares one connection) in chunks
+of 256 rows, each re-read from the overlay under that lock, so a write never replaces a
+newer consent with an older one and a consent write waits for at most one chunk.
 
 The queue is bounded: past ``max_pending`` rows waiting (the store is slow or down),
 :meth:`EventWriter.ingest` waits up to ``block_timeout`` and then raises
@@ -35,7 +36,6 @@ A view's age (for TTL) is the time of its latest write.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 from collections.abc import Mapping
@@ -55,6 +55,8 @@ log = logging.getLogger(__name__)
 _ONEOF = {str: "string_val", int: "int64_val", float: "double_val", bool: "bool_val"}
 #: Row time over the previous one: Feast's Redis store skips a row not newer than the stored.
 _MIN_STEP = 0.001
+#: Rows per write: the write lock is released between chunks (consent waits at most one).
+_CHUNK = 256
 
 
 class EventWriter:
@@ -85,7 +87,8 @@ class EventWriter:
         views = {v.name: v for v in all_views(store)}
         pushed = sorted(set(EVENT_VIEWS.values()))
         self._feature_views = {name: views[name] for name in pushed}  # resolved once
-        self._view_locks = {name: threading.Lock() for name in pushed}
+        # Feast's SQLite store writes through one shared connection: one write at a time
+        self._write_lock = threading.Lock()
         self._provider = store._get_provider()
         self._config = store.config
         self._drained = threading.Condition()
@@ -133,24 +136,32 @@ class EventWriter:
         """Write pending rows (all, or of one view and/or customer) to the online store;
         returns rows written. A failed write leaves its rows pending (still served)."""
         written = 0
-        for name in [view] if view is not None else list(self._view_locks):
-            with self._view_locks[name]:
-                items = self.overlay.pending(customer_id, name)
-                if not items:
-                    continue
+        for name in [view] if view is not None else list(self._feature_views):
+            items = self.overlay.pending(customer_id, name)
+            for start in range(0, len(items), _CHUNK):
                 try:
-                    self._write(name, items)
+                    written += self._write_chunk(name, items[start:start + _CHUNK])
                 except Exception:  # the store is down or locked: keep the rows, retry later
                     self.failed_flushes += 1
-                    log.warning("write to %s failed; %d rows stay pending", name, len(items),
-                                exc_info=True)
-                    continue
-                self.overlay.done(items)
-                written += len(items)
+                    log.warning("write to %s failed; %d rows stay pending", name,
+                                len(items) - start, exc_info=True)
+                    break
         self.pushed_rows += written
         with self._drained:
             self._drained.notify_all()
         return written
+
+    def _write_chunk(self, view: str, items: list[tuple[str, str, PendingRow]]) -> int:
+        """Write a chunk under the write lock, re-reading it there: a row changed or erased
+        since ``items`` was taken is written in its newest version, or not at all."""
+        with self._write_lock:
+            customers = dict.fromkeys(cid for cid, _, _ in items)
+            fresh = [it for cid in customers for it in self.overlay.pending(cid, view)]
+            if not fresh:
+                return 0
+            self._write(view, fresh)
+            self.overlay.done(fresh)
+            return len(fresh)
 
     def _write(self, view: str, items: list[tuple[str, str, PendingRow]]) -> None:
         """One batch through Feast's provider: entity keys, ``ValueProto`` values, times."""
@@ -169,10 +180,7 @@ class EventWriter:
 
     def erase(self, customer_id: str) -> int:
         """Drop one customer's pending rows (for erasure); waits out writes in progress."""
-        with contextlib.ExitStack() as stack:
-            for lock in self._view_locks.values():
-                stack.enter_context(lock)
-            stack.enter_context(self._apply_lock)
+        with self._write_lock, self._apply_lock:
             return self.overlay.erase(customer_id)
 
     # -- background thread -------------------------------------------------------------

@@ -197,8 +197,15 @@ def feast_apply(repo: Path, store: FeatureStore | None = None) -> FeatureStore:
 
 
 def _clear_online_store(store: FeatureStore) -> None:
-    """Drop every online row (before materialising a regenerated customer base)."""
-    online = store._get_provider().online_store
+    """Drop every online row (before materialising a regenerated customer base); (re)create
+    the online tables, which a deleted SQLite file lost without the registry knowing."""
+    from features.feast_source import all_views
+
+    provider = store._get_provider()
+    provider.update_infra(store.config.project, tables_to_delete=[],
+                          tables_to_keep=all_views(store), entities_to_delete=[],
+                          entities_to_keep=store.list_entities(), partial=True)
+    online = provider.online_store
     if store.config.online_store.type == "sqlite":
         from features.feast_source import sqlite_tables
 
@@ -255,6 +262,9 @@ def init_feature_workspace(
             _write_manifest(repo, manifest)
         bar.update(1)
 
+        # an online store deleted since the last run is materialised again
+        sqlite_db = repo / str(config["online_store"].get("path", SQLITE_ONLINE_STORE["path"]))
+        online_lost = config["online_store"].get("type") == "sqlite" and not sqlite_db.exists()
         bar.set_postfix_str("feast apply")
         try:
             store = feast_apply(repo)
@@ -264,7 +274,7 @@ def init_feature_workspace(
         bar.update(1)
 
         store_key = json.dumps(config["online_store"], sort_keys=True)
-        materialized = manifest.get("materialized_into") != store_key
+        materialized = manifest.get("materialized_into") != store_key or online_lost
         bar.set_postfix_str("materializing")
         if materialized:
             ts = datetime.fromtimestamp(manifest["event_timestamp"], tz=UTC)

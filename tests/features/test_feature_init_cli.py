@@ -64,3 +64,17 @@ def test_unknown_online_store_is_a_one_line_error(cli_home: Path,
     result = CliRunner().invoke(cli, ["init", "--customers", "5"])
     assert result.exit_code == 1
     assert "unknown online store" in result.output and "Traceback" not in result.output
+
+
+def test_init_materialises_again_when_the_online_store_was_deleted(tmp_path: Path) -> None:
+    from features.feast_source import FeastFeatureSource
+    from features.workspace import init_feature_workspace
+
+    home = tmp_path / "home"
+    init_feature_workspace(home, customers=10, seed=1)
+    (home / "feature_repo" / "data" / "online_store.db").unlink()
+    summary = init_feature_workspace(home, customers=10, seed=1)
+    assert not summary.generated and summary.materialized
+    src = FeastFeatureSource(home / "feature_repo")
+    assert src.get("c-000009").known
+    src.close()
