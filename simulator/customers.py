@@ -40,6 +40,16 @@ def _plain(value: Any) -> FeatureValue:
     return value  # type: ignore[no-any-return]
 
 
+_COUNTER_KEYS: tuple[tuple[str, tuple[str, ...]], ...] = tuple(
+    (ch, (f"sends_{ch}_7d", f"opens_{ch}_7d", f"clicks_{ch}_7d", f"sends_{ch}_30d",
+          f"opens_{ch}_30d", f"clicks_{ch}_30d", f"last_contact_{ch}_ts"))
+    for ch in CHANNELS
+)
+_ZERO_COUNTERS: dict[str, dict[str, int]] = {
+    ch: dict.fromkeys(keys[:6], 0) for ch, keys in _COUNTER_KEYS
+}
+
+
 @dataclass
 class Contact:
     """One message sent on a channel: when, and whether it was opened and clicked."""
@@ -83,9 +93,15 @@ class CustomerState:
         feats = self.features
         weighted = 0.0
         week_start, month_start = now - WEEK, now - MONTH
-        for channel in CHANNELS:
-            contacts = [c for c in self.history.get(channel, ()) if c.ts > month_start]
-            self.history[channel] = contacts
+        history = self.history
+        for channel, keys in _COUNTER_KEYS:
+            contacts = history.get(channel)
+            if not contacts:
+                feats.update(_ZERO_COUNTERS[channel])
+                continue
+            if contacts[0].ts <= month_start:  # oldest first: something expired
+                contacts = [c for c in contacts if c.ts > month_start]
+                history[channel] = contacts
             s7 = o7 = k7 = o30 = k30 = 0
             last = 0.0
             for c in contacts:
@@ -95,15 +111,13 @@ class CustomerState:
                     s7 += 1
                     o7 += c.opened
                     k7 += c.clicked
-                last = max(last, c.ts)
-            feats[f"sends_{channel}_7d"] = s7
-            feats[f"opens_{channel}_7d"] = o7
-            feats[f"clicks_{channel}_7d"] = k7
-            feats[f"sends_{channel}_30d"] = len(contacts)
-            feats[f"opens_{channel}_30d"] = o30
-            feats[f"clicks_{channel}_30d"] = k30
+                if c.ts > last:
+                    last = c.ts
+            s7k, o7k, k7k, s30k, o30k, k30k, lastk = keys
+            feats[s7k], feats[o7k], feats[k7k] = s7, o7, k7
+            feats[s30k], feats[o30k], feats[k30k] = len(contacts), o30, k30
             if contacts:
-                feats[f"last_contact_{channel}_ts"] = last
+                feats[lastk] = last
             weighted += (0.3 if channel == "in_app" else 1.0) * s7
         self.recent_contacts = weighted
         risk = self.base_churn_risk + 0.03 * weighted * self.fatigue_sensitivity
@@ -129,7 +143,45 @@ def _seed_history(
         out.append(Contact(now - rng.uniform(0.0, WEEK), i < o7, i < c7))
     for i in range(s30 - s7):
         out.append(Contact(now - rng.uniform(WEEK, MONTH - 1.0), i < o30, i < c30))
+    out.sort(key=lambda c: c.ts)  # oldest first; contacts are appended in time order
     return out
+
+
+@dataclass(frozen=True)
+class Latent:
+    """One customer's hidden preferences (read-only, shared by every episode)."""
+
+    affinity: dict[str, float]
+    offer_taste: dict[str, float]
+    fatigue_sensitivity: float
+    purchase_value: float
+
+
+@dataclass(frozen=True)
+class BaseRows:
+    """A generated customer base as plain Python rows, converted once and reused by
+    every episode (``ids``, ``rows`` of observable features, ``latent``; row-aligned)."""
+
+    ids: list[str]
+    rows: list[dict[str, FeatureValue]]
+    latent: list[Latent]
+
+    @classmethod
+    def from_base(cls, base: CustomerBase) -> BaseRows:
+        feats = base.features.drop(columns=["event_timestamp"], errors="ignore")
+        records: list[dict[str, Any]] = feats.to_dict("records")
+        ids = [str(r.pop("customer_id")) for r in records]
+        rows = [{k: _plain(v) for k, v in r.items()} for r in records]
+        latent = [
+            Latent(
+                affinity={c: float(r[f"affinity_{c}"]) for c in CHANNELS},
+                offer_taste={o: float(r[f"offer_{o}"]) for o in OFFERS},
+                fatigue_sensitivity=float(r["fatigue_sensitivity"]),
+                purchase_value=float(r["purchase_value"]),
+            )
+            for r in base.latent.to_dict("records")
+        ]
+        return cls(ids, rows, latent)
 
 
 class Population:
@@ -141,10 +193,9 @@ class Population:
         now: the simulation's start time, epoch seconds.
     """
 
-    def __init__(self, base: CustomerBase, seed: int, now: float) -> None:
-        feats = base.features.drop(columns=["event_timestamp"], errors="ignore")
-        self._rows: list[dict[str, Any]] = feats.to_dict("records")
-        self._latent: list[dict[str, Any]] = base.latent.to_dict("records")
+    def __init__(self, base: CustomerBase | BaseRows, seed: int, now: float) -> None:
+        self._base = base if isinstance(base, BaseRows) else BaseRows.from_base(base)
+        self._rows = self._base.rows
         self._seed = seed
         self._now = now
         self._states: dict[int, CustomerState] = {}
@@ -174,18 +225,17 @@ class Population:
         return list(self._states.values())
 
     def _build(self, index: int) -> CustomerState:
-        row = self._rows[index]
-        latent = self._latent[index]
-        feats = {k: _plain(v) for k, v in row.items() if k != "customer_id"}
+        feats = dict(self._rows[index])
+        latent = self._base.latent[index]
         rng = random.Random(self._seed * 1_000_003 + index)
         state = CustomerState(
             index=index,
-            customer_id=str(row["customer_id"]),
+            customer_id=self._base.ids[index],
             features=feats,
-            affinity={c: float(latent[f"affinity_{c}"]) for c in CHANNELS},
-            offer_taste={o: float(latent[f"offer_{o}"]) for o in OFFERS},
-            fatigue_sensitivity=float(latent["fatigue_sensitivity"]),
-            purchase_value=float(latent["purchase_value"]),
+            affinity=latent.affinity,
+            offer_taste=latent.offer_taste,
+            fatigue_sensitivity=latent.fatigue_sensitivity,
+            purchase_value=latent.purchase_value,
             device="mobile" if rng.random() < 0.6 else "desktop",
             history={c: _seed_history(rng, feats, c, self._now) for c in CHANNELS},
             last_visit=self._now - rng.uniform(0.0, 3 * DAY),

@@ -36,11 +36,11 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from features.synthetic import PAGES, CustomerBase, generate_customers
+from features.synthetic import PAGES, generate_customers
 from policies.catalog import Catalog, load_catalog
 from policies.rules import local_hour
 from policies.types import NO_CONTACT_ID, Action, Context, Decision, Exclusion, FeatureValue
-from simulator.customers import DAY, Contact, CustomerState, Population
+from simulator.customers import DAY, BaseRows, Contact, CustomerState, Population
 from simulator.economics import Economics
 from simulator.errors import InvalidDecision, InvalidSimulationConfig, NotReset, SimulatorError
 
@@ -168,8 +168,8 @@ class Environment(Protocol):
 
 
 @lru_cache(maxsize=4)
-def _customer_base(n: int, seed: int) -> CustomerBase:
-    return generate_customers(n, seed=seed)
+def _customer_base(n: int, seed: int) -> BaseRows:
+    return BaseRows.from_base(generate_customers(n, seed=seed))
 
 
 class JourneyEnvironment:
