@@ -100,6 +100,9 @@ def init(customers: int, seed: int) -> None:
         f"{'generated' if summary.generated else 'data unchanged'}, "
         f"{'materialized' if summary.materialized else 'already materialized'}"
     )
+    from serving.training_commands import init_champions
+
+    click.echo(_run(init_champions, get_settings()))
 
 
 @cli.command()
@@ -178,11 +181,22 @@ def simulate(
     from training.ope_validation import validate_for_report
 
     api_key = (os.environ.get("MAESTRO_API_KEY") or "").split(",")[0].strip() or None
-    report = _run(run_simulation, policies, customers, steps, seed, out, target=target,
-                  api_key=api_key, ope_validator=validate_for_report)
+    report = _run(
+        run_simulation,
+        policies,
+        customers,
+        steps,
+        seed,
+        out,
+        target=target,
+        api_key=api_key,
+        ope_validator=validate_for_report,
+    )
     for kind, s in report["policies"].items():
-        click.echo(f"{kind}: mean reward {s['mean_reward']:.4f}, "
-                   f"cumulative regret {s['regret']:.1f}, optimal {s['optimal_rate']:.1%}")
+        click.echo(
+            f"{kind}: mean reward {s['mean_reward']:.4f}, "
+            f"cumulative regret {s['regret']:.1f}, optimal {s['optimal_rate']:.1%}"
+        )
     click.echo(f"report: {os.path.join(out, 'report.html')}")
 
 
@@ -210,7 +224,25 @@ def erase(customer_id: str) -> None:
     raise NotBuiltYet("erase", 7)
 
 
+def _quiet_libraries() -> None:
+    """No telemetry, no progress bars or INFO chatter from the libraries on our output."""
+    import logging
+    import os
+
+    for name, value in (
+        ("FEAST_USAGE", "False"),
+        ("RAY_USAGE_STATS_ENABLED", "0"),
+        ("MLFLOW_ENABLE_TELEMETRY", "false"),
+        ("DO_NOT_TRACK", "1"),
+        ("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false"),
+    ):
+        os.environ.setdefault(name, value)
+    for name in ("mlflow", "alembic", "feast", "sqlalchemy"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def main() -> None:
+    _quiet_libraries()
     cli(prog_name="maestro")
 
 

@@ -195,5 +195,29 @@ def promote_command(settings: Settings, decision_point: str, version: int) -> st
     return f"{decision_point}: champion -> version {version}"
 
 
+def init_champions(settings: Settings) -> str:
+    """``maestro init``'s second half: the workspace's own copy of the catalog, the MLflow
+    store, and a cold-start champion for every decision point that has none (idempotent)."""
+    import shutil
+    from importlib import resources
+
+    from policies.catalog import DEFAULT_CATALOG, load_catalog
+    from serving.policy_store import ensure_cold_start_champions
+
+    target = settings.home / "catalog.yaml"
+    if not target.exists() and settings.catalog_path is None:
+        settings.home.mkdir(parents=True, exist_ok=True)
+        with resources.as_file(resources.files("policies").joinpath(DEFAULT_CATALOG)) as src:
+            shutil.copyfile(src, target)
+    catalog = load_catalog(settings.catalog_path or target)
+    registered = ensure_cold_start_champions(
+        catalog, settings.tracking_uri, settings.cold_start_kind
+    )
+    if registered:
+        points = ", ".join(f"{dp} v{v}" for dp, v in sorted(registered.items()))
+        return f"champions: cold-start {settings.cold_start_kind} registered for {points}"
+    return f"champions: every decision point already has one ({settings.tracking_uri})"
+
+
 def dumps(obj: Any) -> str:
     return json.dumps(obj, indent=2, sort_keys=True, allow_nan=False, default=float)

@@ -79,7 +79,7 @@ def register_policy(
     import mlflow
     import mlflow.pyfunc
 
-    from training.pyfunc import POLICY_ARTIFACT, POLICY_FILE, PolicyModel
+    from training.pyfunc import POLICY_ARTIFACT, POLICY_FILE
 
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
@@ -95,7 +95,7 @@ def register_policy(
                 mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
             info = mlflow.pyfunc.log_model(
                 name="policy",
-                python_model=PolicyModel(),
+                python_model=str(Path(__file__).with_name("pyfunc_model.py")),
                 artifacts={POLICY_ARTIFACT: str(path)},
                 pip_requirements=["maestro-nba"],
                 registered_model_name=model_name(decision_point),
@@ -133,18 +133,23 @@ def champion_version(
 
 
 def load_version_bytes(decision_point: str, version: str, tracking_uri: str) -> bytes:
-    """The saved policy bytes of one registered version."""
+    """The saved policy bytes of one registered version.
+
+    The download location is resolved through a client bound to ``tracking_uri`` (a
+    ``models:/`` URI would be resolved against the process-wide registry URI instead)."""
+    import os
+
     import mlflow.artifacts
 
     from training.pyfunc import POLICY_FILE
 
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    uri = client(tracking_uri).get_model_version_download_uri(model_name(decision_point), version)
     with tempfile.TemporaryDirectory() as tmp:
         local = mlflow.artifacts.download_artifacts(
-            artifact_uri=f"models:/{model_name(decision_point)}/{version}",
-            dst_path=tmp,
-            tracking_uri=tracking_uri,
+            artifact_uri=uri, dst_path=tmp, tracking_uri=tracking_uri
         )
-        found = list(Path(local).rglob(POLICY_FILE))
+        found = sorted(Path(local).rglob(POLICY_FILE))
         if not found:
             raise FileNotFoundError(f"{model_name(decision_point)} v{version} has no {POLICY_FILE}")
         return found[0].read_bytes()
