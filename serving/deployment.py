@@ -86,7 +86,7 @@ def build_application(settings: Settings, replicas: int = 1) -> Any:
     class Maestro:
         async def check_health(self) -> None:
             service = self.app.state.service  # type: ignore[attr-defined]
-            if not service.policies.loaded or service.log._conn is None:
+            if not service.policies.loaded or not service.log.is_open:
                 raise RuntimeError("policies not loaded or event log closed")
 
     return Maestro.bind()

@@ -1,19 +1,18 @@
-"""Rolling the SQLite spool into Parquet datasets (temporary file, then an atomic rename).
+"""Rolling spool segments into Parquet datasets (temporary file, then an atomic rename).
 
-A part file is named after its spool and the range of spool row ids it holds
-(``part-<spool>-<first>-<last>.parquet``), so rolling the same rows twice (a crash
-between the rename and the spool delete) rewrites the same file instead of duplicating
-rows.
+A part file is named after its spool and segment (``part-<spool>-<segment>.parquet``), so
+rolling the same segment twice (a crash between the rename and the segment delete)
+rewrites the same file instead of duplicating rows.
 """
 
 from __future__ import annotations
 
 import os
-import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -94,34 +93,38 @@ def write_atomic(table: pa.Table, path: Path) -> None:
         os.close(dir_fd)
 
 
-def roll_table(
-    conn: sqlite3.Connection,
-    table: str,
-    schema: pa.Schema,
-    out_dir: Path,
-    spool_name: str,
-    batch: int = 50_000,
-) -> tuple[int, int]:
-    """Copy every row of spool ``table`` into Parquet part files; return (rows, last rowid).
+def read_segment(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
+    """The decision and reward records of one spool segment, and how many lines were
+    unreadable (a torn last line after a power loss; never the case after kill -9)."""
+    decisions: list[dict[str, Any]] = []
+    rewards: list[dict[str, Any]] = []
+    bad = 0
+    with open(path, "rb") as fh:
+        for line in fh:
+            try:
+                record = orjson.loads(line)
+                kind = record.pop("_t")
+            except (orjson.JSONDecodeError, KeyError, AttributeError, TypeError):
+                bad += 1
+                continue
+            (decisions if kind == "d" else rewards).append(record)
+    return decisions, rewards, bad
 
-    Rows are not deleted here: the caller deletes ``rowid <= last`` once the file is in
-    place, so a crash in between only re-rolls the same range into the same file name.
+
+def roll_segment(path: Path, decisions_dir: Path, rewards_dir: Path, part_name: str) -> int:
+    """Write one segment's records as Parquet parts named ``part-<part_name>.parquet`` in
+    each dataset; return the number of records. The segment itself is left for the caller
+    to delete, so a crash in between re-rolls it into the same file names (no duplicates).
     """
-    cols = ", ".join(schema.names)
-    total, last = 0, 0
-    while True:
-        cur = conn.execute(
-            f"SELECT rowid, {cols} FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT ?",
-            (last, batch),
-        )
-        fetched = cur.fetchall()
-        if not fetched:
-            return total, last
-        first_id, last_id = fetched[0][0], fetched[-1][0]
-        tbl = rows_to_table([r[1:] for r in fetched], schema)
-        write_atomic(tbl, out_dir / f"part-{spool_name}-{first_id:012d}-{last_id:012d}.parquet")
-        total += len(fetched)
-        last = last_id
+    decisions, rewards, _bad = read_segment(path)
+    for records, schema, out_dir in (
+        (decisions, DECISION_SCHEMA, decisions_dir),
+        (rewards, REWARD_SCHEMA, rewards_dir),
+    ):
+        if records:
+            rows = [tuple(r.get(name) for name in schema.names) for r in records]
+            write_atomic(rows_to_table(rows, schema), out_dir / f"part-{part_name}.parquet")
+    return len(decisions) + len(rewards)
 
 
 def rewrite_without(directory: Path, column: str, values: Iterable[str]) -> int:

@@ -14,7 +14,7 @@ import pytest
 
 from serving.event_log import EventLog
 from serving.ids import EventIdSigner
-from serving.log_roll import DECISION_SCHEMA, roll_table
+from serving.log_roll import DECISION_SCHEMA, read_segment, roll_segment
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -74,21 +74,32 @@ def test_roll_writes_parquet_and_close_removes_the_spool(tmp_path: Path) -> None
     assert str(frame["timestamp"].dt.tz) == "UTC"
     rewards = pd.read_parquet(tmp_path / "logs" / "rewards")
     assert rewards["event_id"].tolist() == ["e1"] and rewards["counted"].tolist() == [True]
-    assert not list((tmp_path / "logs" / "spool").glob("*.db"))
+    assert not any((tmp_path / "logs" / "spool").iterdir())
 
 
-def test_rolling_the_same_rows_twice_does_not_duplicate(tmp_path: Path) -> None:
+def test_rolling_the_same_segment_twice_does_not_duplicate(tmp_path: Path) -> None:
     log = EventLog(tmp_path / "logs", roll_seconds=3600).open()
     for i in range(5):
         log.append_decision(_row(f"e{i}"))
-    import sqlite3
-
-    conn = sqlite3.connect(log.spool_dir / f"{log.name}.db")
-    # a crash between the rename and the delete: the next roll rewrites the same part
-    roll_table(conn, "decisions", DECISION_SCHEMA, log.decisions_dir, log.name)
-    conn.close()
+    log.sync()
+    seg = next(log.spool_dir.glob("seg-*.jsonl"))
+    # a crash between the Parquet rename and the segment delete: rolled again, same part
+    roll_segment(seg, log.decisions_dir, log.rewards_dir, f"{log.name}-000000001")
     log.close()
+    assert len(list((tmp_path / "logs" / "decisions").glob("*.parquet"))) == 1
     assert len(pd.read_parquet(tmp_path / "logs" / "decisions")) == 5
+
+
+def test_a_torn_last_line_is_skipped(tmp_path: Path) -> None:
+    log = EventLog(tmp_path / "logs", roll_seconds=3600).open()
+    log.append_decision(_row("whole"))
+    seg = next(log.spool_dir.glob("seg-*.jsonl"))
+    with open(seg, "ab") as fh:
+        fh.write(b'{"_t": "d", "event_id": "tor')  # a power cut mid-write
+    decisions, _, bad = read_segment(seg)
+    assert [d["event_id"] for d in decisions] == ["whole"] and bad == 1
+    log.close()
+    assert pd.read_parquet(tmp_path / "logs" / "decisions")["event_id"].tolist() == ["whole"]
 
 
 def test_group_commit_within_the_window(tmp_path: Path) -> None:
@@ -143,15 +154,15 @@ def test_crashed_process_is_recovered_by_the_next_one(tmp_path: Path) -> None:
     """)
     proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, timeout=120)
     assert proc.returncode == -9
-    assert list((tmp_path / "logs" / "spool").glob("*.db"))
+    assert list((tmp_path / "logs" / "spool").glob("*/seg-*.jsonl"))
     assert not list((tmp_path / "logs" / "decisions").glob("*.parquet"))
     survivor = EventLog(tmp_path / "logs", roll_seconds=3600).open()  # recovers on open
     try:
         frame = pd.read_parquet(tmp_path / "logs" / "decisions")
         assert sorted(frame["event_id"]) == sorted(f"crash-{i}" for i in range(25))
         assert pd.read_parquet(tmp_path / "logs" / "rewards")["event_id"].tolist() == ["crash-3"]
-        assert [p.name for p in (tmp_path / "logs" / "spool").glob("*.db")] == [
-            f"{survivor.name}.db"
+        assert [p.name for p in (tmp_path / "logs" / "spool").glob("*.lock")] == [
+            f"{survivor.name}.lock"
         ]
     finally:
         survivor.close()
@@ -167,7 +178,7 @@ def test_a_live_replica_spool_is_not_taken_over(tmp_path: Path) -> None:
         assert not (tmp_path / "logs" / "decisions").exists() or not list(
             (tmp_path / "logs" / "decisions").glob(f"part-{live.name}-*")
         )
-        assert os.path.exists(live.spool_dir / f"{live.name}.db")
+        assert os.path.exists(live.spool_dir)
     finally:
         live.close()
     assert pd.read_parquet(tmp_path / "logs" / "decisions")["event_id"].tolist() == ["live-1"]

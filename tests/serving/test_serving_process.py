@@ -18,16 +18,16 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _start(home: Path, port: int, mlflow_uri: str) -> subprocess.Popen:
+def _start(home: Path, port: int) -> subprocess.Popen:
     env = {
         **os.environ,
         "MAESTRO_HOME": str(home),
         "MAESTRO_FEATURE_SOURCE": "memory",
-        "MLFLOW_TRACKING_URI": mlflow_uri,
         "MAESTRO_ROLL_SECONDS": "3600",  # nothing reaches Parquet before the kill
         "MAESTRO_API_KEY": "proc-key",
     }
     env.pop("MAESTRO_KILL_SWITCH", None)
+    env.pop("MLFLOW_TRACKING_URI", None)  # the default: sqlite:///$MAESTRO_HOME/mlflow.db
     return subprocess.Popen(
         [sys.executable, "-m", "serving.cli", "serve", "--engine", "uvicorn", "--port", str(port)],
         cwd=ROOT,
@@ -38,13 +38,25 @@ def _start(home: Path, port: int, mlflow_uri: str) -> subprocess.Popen:
 
 
 def test_kill_9_then_restart_loses_nothing_and_sigterm_flushes(
-    tmp_path: Path, mlflow_uri: str, helpers: object
+    tmp_path: Path, helpers: object
 ) -> None:
     free_port, wait_http = helpers.free_port, helpers.wait_http  # type: ignore[attr-defined]
+    from policies.registry import make_policy
+    from training.tracking import register_policy
+
     home = tmp_path / "home"
+    home.mkdir()
+    # a champion in the workspace's own registry, which the server finds by default
+    _, version = register_policy(
+        make_policy("uniform").save(),
+        "churn_risk",
+        f"sqlite:///{home / 'mlflow.db'}",
+        kind="uniform",
+        champion=True,
+    )
     headers = {"Authorization": "Bearer proc-key"}
     port = free_port()
-    proc = _start(home, port, mlflow_uri)
+    proc = _start(home, port)
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz", timeout=120)
         answered = []
@@ -54,6 +66,7 @@ def test_kill_9_then_restart_loses_nothing_and_sigterm_flushes(
                     "/decide", json={"customer_id": f"c-{i:06d}", "decision_point": "churn_risk"}
                 )
                 assert r.status_code == 200, r.text
+                assert (r.json()["policy"], r.json()["policy_version"]) == ("uniform", version)
                 answered.append(r.json()["event_id"])
             rewarded = answered[0]
             assert c.post("/reward", json={"event_id": rewarded, "reward": 1.0}).status_code == 200
@@ -67,7 +80,7 @@ def test_kill_9_then_restart_loses_nothing_and_sigterm_flushes(
             proc.kill()
 
     port2 = free_port()
-    proc2 = _start(home, port2, mlflow_uri)
+    proc2 = _start(home, port2)
     try:
         wait_http(f"http://127.0.0.1:{port2}/healthz", timeout=120)
         frame = pd.read_parquet(home / "logs" / "decisions")  # recovered at start
@@ -85,7 +98,7 @@ def test_kill_9_then_restart_loses_nothing_and_sigterm_flushes(
         assert proc2.wait(timeout=60) in (0, -signal.SIGTERM)
         frame = pd.read_parquet(home / "logs" / "decisions")
         assert later in set(frame["event_id"])
-        assert not list((home / "logs" / "spool").glob("*.db"))
+        assert not any((home / "logs" / "spool").iterdir())
     finally:
         if proc2.poll() is None:
             proc2.kill()
