@@ -118,14 +118,19 @@ async def measure(port: int, args: argparse.Namespace) -> dict[str, Any]:
     raw = bodies(args.customers)
     decide = [encode("/decide", b) for b in raw]
     empty = [encode("/_empty", b) for b in raw]
+    threadpool = [encode("/_decide_threadpool", b) for b in raw]
     await sequential(host, port, decide[:500])  # warm-up
     await sequential(host, port, empty[:500])
     out: dict[str, Any] = {"sequential": {}, "open_loop": {}, "max_throughput": {}}
     # alternate blocks so drift in machine load hits both endpoints alike
     block = max(100, args.sequential // 10)
-    seq: dict[str, list] = {"empty": [], "decide": []}
+    seq: dict[str, list] = {"empty": [], "decide": [], "decide (threadpool handler)": []}
     for k in range(0, args.sequential, block):
-        for name, reqs in (("empty", empty), ("decide", decide)):
+        for name, reqs in (
+            ("empty", empty),
+            ("decide", decide),
+            ("decide (threadpool handler)", threadpool),
+        ):
             r = await sequential(host, port, reqs[k : k + block])
             seq[name].append(r)
     for name, parts in seq.items():

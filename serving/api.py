@@ -229,6 +229,12 @@ def create_app(
     async def metrics() -> Response:
         return Response(service.metrics.render(), media_type=CONTENT_TYPE)
 
+    @app.post("/_decide_threadpool", include_in_schema=False)
+    def decide_threadpool(body: DecideRequest) -> Response:
+        """/decide as a sync handler (Starlette runs it in its threadpool): kept only so
+        the benchmark can measure the hop the async handler avoids."""
+        return Response(service.decide(body), media_type="application/json")
+
     @app.post("/_empty", include_in_schema=False)
     async def empty() -> Response:
         """The baseline of the benchmarks: same server, same middleware, no work."""

@@ -48,6 +48,20 @@ def feast_layer(settings: Settings) -> Any:
     return FeastFeatureLayer(repo)
 
 
+def preflight(settings: Settings) -> None:
+    """Fail loudly, before any engine starts, on a workspace that cannot be served."""
+    load_catalog(settings.catalog_file)
+    if (
+        settings.feature_source == "feast"
+        and not (settings.feature_repo / "feature_store.yaml").exists()
+    ):
+        raise WorkspaceError(
+            f"no Feast repo at {settings.feature_repo}: run `maestro init` first "
+            "(or set MAESTRO_HOME)",
+            field="MAESTRO_HOME",
+        )
+
+
 def build_service(settings: Settings, feature_layer: Any | None = None) -> DecisionService:
     """A service for ``settings`` (not started: the app's lifespan starts it)."""
     catalog = load_catalog(settings.catalog_file)

@@ -43,7 +43,10 @@ def run_uvicorn(settings: Settings, host: str, port: int) -> None:
 
 def serve(engine: str, host: str, port: int, replicas: int) -> None:
     """The body of ``maestro serve``."""
+    from serving.factory import preflight
+
     settings = get_settings()
+    preflight(settings)
     if engine == "uvicorn":
         if replicas != 1:
             raise ValueError("--replicas applies to --engine ray; uvicorn runs one process")

@@ -11,7 +11,10 @@ Environment variables (the contract's three plus Maestro's own ``MAESTRO_*`` kno
 - ``MAESTRO_TIME_BUDGET_MS`` (50), ``MAESTRO_KILL_SWITCH`` (false), ``MAESTRO_APPRENTICE``
   (false), ``MAESTRO_REWARD_MODE`` (``first`` | ``sum``), ``MAESTRO_POLL_SECONDS`` (5),
   ``MAESTRO_FLUSH_MS`` (200), ``MAESTRO_ROLL_SECONDS`` (10), ``MAESTRO_SECRET`` (else the
-  workspace secret file ``$MAESTRO_HOME/secret``), ``MAESTRO_FEATURE_CACHE_SECONDS`` (1).
+  workspace secret file ``$MAESTRO_HOME/secret``), ``MAESTRO_COLD_START_KIND`` (``rules``),
+  ``MAESTRO_FEATURE_SOURCE`` (``feast`` | ``memory``), ``MAESTRO_MAX_BODY_BYTES`` (65536),
+  ``MAESTRO_RAY_MAX_ONGOING_REQUESTS`` (64), ``MAESTRO_RAY_MAX_QUEUED_REQUESTS`` (512),
+  ``MAESTRO_RAY_TEMP_DIR``, ``MAESTRO_CATALOG_PATH`` (else ``$MAESTRO_HOME/catalog.yaml``).
 """
 
 from __future__ import annotations
@@ -47,9 +50,6 @@ class Settings(BaseSettings):
     poll_seconds: float = Field(default=5.0, gt=0, le=10)
     flush_ms: float = Field(default=200.0, gt=0, le=200)
     roll_seconds: float = Field(default=10.0, gt=0)
-    #: staleness bound of the in-process feature cache (0 disables it); consent is never
-    #: stale because ``/events`` writes through the cache
-    feature_cache_seconds: float = Field(default=1.0, ge=0)
     cold_start_kind: str = "rules"
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     #: Ray Serve: requests in flight per replica, and queued per caller before ``503``
