@@ -5,11 +5,12 @@ most of it request planning repeated on every call. This source does that planni
 once: on open it resolves the feature service ``policy_inputs_v1`` from Feast's
 registry (views, feature names, TTLs) and then reads Feast's own online tables with one
 prepared statement (SQLite: one ``UNION ALL`` over the view tables, keyed by Feast's
-serialised entity key) or one ``HMGET`` (Redis: Feast keeps all views of an entity in
-one hash, fields ``murmur3("<view>:<feature>")`` and ``_ts:<view>``), decoding Feast's
-``ValueProto`` values. Nothing is cached between reads: every read is the store's
-current state, plus the in-process :class:`~features.overlay.Overlay` of events
-accepted but not yet pushed (so an event is visible to the very next read).
+serialised entity key, decoding Feast's ``value_text`` column by the schema's type) or
+one ``HMGET`` (Redis: Feast keeps all views of an entity in one hash, fields
+``murmur3("<view>:<feature>")`` and ``_ts:<view>``, decoding Feast's ``ValueProto``).
+Nothing is cached between reads: every read is the store's current state, plus the
+in-process :class:`~features.overlay.Overlay` of events accepted but not yet written (so
+an event is visible to the very next read in this process; staleness bound: 0).
 
 Bounded waits: SQLite's busy timeout and Redis's socket timeouts are ``timeout``
 seconds (default 50 ms); past them, or when the store is missing or refuses

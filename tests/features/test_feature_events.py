@@ -168,3 +168,38 @@ def test_erasure_removes_online_and_offline_rows(repo: Path, tmp_path: Path) -> 
     w.close()
     source.close()
     other.close()
+
+
+def test_concurrent_ingestion_keeps_every_write_and_the_last_consent(source, other) -> None:
+    import threading
+
+    from features.event_writer import EventWriter
+
+    writer = EventWriter(source, flush_interval=0.01)
+    customers = [f"c-0001{i:02d}" for i in range(20)]
+    errors: list[BaseException] = []
+
+    def work(seed: int) -> None:
+        try:
+            for n in range(150):
+                cid = customers[(seed * 7 + n) % len(customers)]
+                writer.ingest({"customer_id": cid, "type": "page_view",
+                               "properties": {"page": f"p{seed}-{n}"}})
+                if n % 10 == 0:
+                    writer.ingest({"customer_id": customers[seed], "type": "consent_changed",
+                                   "properties": {"channel": "push", "granted": n % 20 == 0}})
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(s,)) for s in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    writer.close()
+    assert not errors and writer.failed_flushes == 0
+    assert len(source.overlay) == 0
+    for seed in range(4):  # the last consent event of each thread (n = 140: granted)
+        assert other.get(customers[seed]).values["consent_push"] is True
+    pages = {other.get(cid).values["last_page"] for cid in customers}
+    assert all(p.startswith("p") for p in pages)
