@@ -215,6 +215,7 @@ class JourneyEnvironment:
         return self._truth.copy()
 
     def step(self, decision: Decision) -> StepResult:
+        """Play ``decision.action`` (any candidate; ``None`` means ``no_contact``)."""
         obs = self.observation
         assert self._truth is not None and self._pop is not None
         if decision.action is None:
