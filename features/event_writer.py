@@ -136,7 +136,7 @@ class EventWriter:
                 raise EventBacklogFull(
                     f"{len(self.overlay)} event rows waiting for the feature store; retry later")
 
-    # -- pushing -----------------------------------------------------------------------
+    # -- writing -----------------------------------------------------------------------
 
     def flush(self, view: str | None = None, customer_id: str | None = None) -> int:
         """Write pending rows (all, or of one view and/or customer) to the online store;
@@ -152,8 +152,8 @@ class EventWriter:
                     log.warning("write to %s failed; %d rows stay pending", name,
                                 len(items) - start, exc_info=True)
                     break
-        self.pushed_rows += written
         with self._drained:
+            self.pushed_rows += written
             self._drained.notify_all()
         return written
 
@@ -209,7 +209,7 @@ class EventWriter:
                     log.exception("event flush failed")
 
     def close(self, timeout: float = 5.0) -> None:
-        """Stop the background thread and push what is pending."""
+        """Stop the background thread and write what is pending."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:

@@ -13,7 +13,7 @@ in-process :class:`~features.overlay.Overlay` of events accepted but not yet wri
 an event is visible to the very next read in this process; staleness bound: 0).
 
 Bounded waits: SQLite's busy timeout and Redis's socket timeouts are ``timeout``
-seconds (default 50 ms); past them, or when the store is missing or refuses
+seconds (default 100 ms); past them, or when the store is missing or refuses
 connections, :class:`~features.errors.FeatureStoreUnavailable` is raised.
 """
 
@@ -310,7 +310,7 @@ class FeastFeatureSource:
         self,
         repo_path: Path | str,
         *,
-        timeout: float = 0.05,
+        timeout: float = 0.1,
         service: str = FEATURE_SERVICE,
         clock: Callable[[], float] = time.time,
     ) -> None:

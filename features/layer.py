@@ -22,7 +22,7 @@ class FeastFeatureLayer:
     contract's 100 ms cross-process visibility); ``timeout``: the read bound.
     """
 
-    def __init__(self, path: Path | str, *, timeout: float = 0.05, flush_interval: float = 0.05,
+    def __init__(self, path: Path | str, *, timeout: float = 0.1, flush_interval: float = 0.05,
                  max_pending: int = 50_000) -> None:
         self.source = open_feature_source(path, timeout=timeout)
         self.writer = EventWriter(self.source, flush_interval=flush_interval,
