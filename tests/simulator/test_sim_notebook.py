@@ -12,7 +12,7 @@ NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "simulator_walkth
 
 def test_walkthrough_notebook_executes(tmp_path: Path) -> None:
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    nb.cells[1].source = nb.cells[1].source.replace("STEPS = 3_000", "STEPS = 1_200")
+    nb.cells[1].source = nb.cells[1].source.replace("STEPS = 3_000", "STEPS = 800")
     NotebookClient(nb, timeout=600, kernel_name="python3",
                    resources={"metadata": {"path": str(tmp_path)}}).execute()
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
