@@ -115,3 +115,15 @@ def test_cli_simulate_with_target_writes_the_report(live: Live, tmp_path: Path,
     assert kind in POLICY_KINDS  # the service names the policy that answered
     assert summary["steps"] == 60 and "mean_reward" in summary and "regret" in summary
     assert (out / "report.html").exists()
+
+
+def test_cli_simulate_with_unreachable_target_fails_with_one_line(tmp_path: Path) -> None:
+    from serving.cli import cli
+
+    url = f"http://127.0.0.1:{_free_port()}"
+    result = CliRunner().invoke(cli, ["simulate", "--target", url, "--steps", "3",
+                                      "--customers", "10", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 1
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert lines == [lines[0]] and lines[0].startswith("maestro: error:") and url in lines[0]
+    assert "Traceback" not in result.output
