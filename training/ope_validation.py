@@ -26,7 +26,7 @@ from policies.base import BasePolicy
 from policies.types import LoggedBatch
 from simulator.environment import Environment
 from simulator.run import build_policy, run_policy
-from training.ope import ESTIMATORS, RidgeRewardModel, evaluate, policy_inputs
+from training.ope import ESTIMATORS, RidgeRewardModel, evaluate
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ class ValidationResult:
                 cov = [r.covered for r in self.rows if r.n == n and r.estimator == name]
                 out[str(n)][name] = {
                     "bias": float(errs.mean()),
-                    "rmse": float(np.sqrt(np.mean(errs ** 2))),
+                    "rmse": float(np.sqrt(np.mean(errs**2))),
                     "coverage": float(np.mean(cov)),
                     "runs": len(errs),
                 }
@@ -74,12 +74,17 @@ class ValidationResult:
 
     def rmse(self, estimator: str, n: int) -> float:
         errs = np.array([r.error for r in self.rows if r.n == n and r.estimator == estimator])
-        return float(np.sqrt(np.mean(errs ** 2)))
+        return float(np.sqrt(np.mean(errs**2)))
 
 
 def _prefix(batch: LoggedBatch, n: int) -> LoggedBatch:
-    return LoggedBatch(batch.contexts[:n], batch.actions[:n], batch.chosen[:n],
-                       batch.probabilities[:n], batch.rewards[:n])
+    return LoggedBatch(
+        batch.contexts[:n],
+        batch.actions[:n],
+        batch.chosen[:n],
+        batch.probabilities[:n],
+        batch.rewards[:n],
+    )
 
 
 def validate(
@@ -105,9 +110,14 @@ def validate(
         log = run_policy(logger, env, horizon, seed=seed, learn=False, keep_batch=True)
         assert log.batch is not None and log.truths is not None
         for target_name, policy in targets.items():
-            inp = policy_inputs(policy, log.batch)
-            pmfs = [np.asarray(policy.pmf(c, a), dtype=float)
-                    for c, a in zip(log.batch.contexts, log.batch.actions, strict=True)]
+            pmfs = [
+                np.asarray(policy.pmf(c, a), dtype=float)
+                for c, a in zip(log.batch.contexts, log.batch.actions, strict=True)
+            ]
+            # π(a_i | x_i) from the same pmfs (what training.ope.policy_inputs computes)
+            target_probs = np.array(
+                [p[int(i)] for p, i in zip(pmfs, log.batch.chosen, strict=True)]
+            )
             true_per_round = np.array([p @ t for p, t in zip(pmfs, log.truths, strict=True)])
             for n in sizes:
                 sub = _prefix(log.batch, n)
@@ -118,20 +128,30 @@ def validate(
                     q = model(sub.contexts[i], sub.actions[i])
                     ql[i] = q[int(sub.chosen[i])]
                     qt[i] = float(pmfs[i] @ q)
-                est = evaluate(inp.rewards[:n], inp.logging_probs[:n], inp.target_probs[:n],
-                               ql, qt, alpha, names)
+                est = evaluate(
+                    sub.rewards,
+                    sub.probabilities,
+                    target_probs[:n],
+                    ql,
+                    qt,
+                    alpha,
+                    names,
+                )
                 truth = float(true_per_round[:n].mean())
                 for name, e in est.items():
-                    rows.append(ErrorRow(seed, n, target_name, name, e.value, e.ci_low,
-                                         e.ci_high, truth))
+                    rows.append(
+                        ErrorRow(seed, n, target_name, name, e.value, e.ci_low, e.ci_high, truth)
+                    )
     return ValidationResult(tuple(rows), logging_kind)
 
 
-
-
-def validate_for_report(env: Environment, targets: Mapping[str, BasePolicy],
-                        sizes: Sequence[int], seeds: Sequence[int],
-                        logging_kind: str = "uniform") -> dict[str, object]:
+def validate_for_report(
+    env: Environment,
+    targets: Mapping[str, BasePolicy],
+    sizes: Sequence[int],
+    seeds: Sequence[int],
+    logging_kind: str = "uniform",
+) -> dict[str, object]:
     """:func:`validate`, summarised for ``maestro simulate``'s report."""
     result = validate(env, targets, sizes=sizes, seeds=seeds, logging_kind=logging_kind)
     return {"by_size": result.summary()}
