@@ -152,6 +152,71 @@ async def measure(port: int, args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def stage_breakdown(home: Path, n: int = 2000) -> dict[str, float]:
+    """Mean µs per call of each stage of one decision, in process (no HTTP), on the same
+    workspace: where the time of ``/decide`` goes."""
+    from policies.decision import decide_among, eligible_actions
+    from policies.types import Context
+    from serving.factory import build_service
+    from serving.schemas import DecideRequest
+    from serving.settings import Settings
+
+    service = build_service(Settings(home=home, roll_seconds=3600)).start()
+    try:
+        reqs = [DecideRequest.model_validate_json(b) for b in bodies(2000)[:n]]
+        raw = bodies(2000)[:n]
+        points = {r.decision_point: service.catalog[r.decision_point] for r in reqs}
+        feats = {r.customer_id: service.features.get(r.customer_id).values for r in reqs}
+        ctxs = [
+            Context(r.customer_id, feats[r.customer_id], r.context, r.decision_point, 1.7e9)
+            for r in reqs
+        ]
+        splits = [
+            eligible_actions(points[c.decision_point].rules, c, points[c.decision_point].actions)
+            for c in ctxs
+        ]
+        policies = {dp: service.policies.get(dp).policy for dp in points}
+
+        def timed(fn: Any, items: list[Any]) -> float:
+            best = float("inf")
+            for _ in range(3):
+                t = time.perf_counter()
+                for x in items:
+                    fn(x)
+                best = min(best, (time.perf_counter() - t) / len(items) * 1e6)
+            return round(best, 1)
+
+        stages = {
+            "request validation (pydantic)": timed(DecideRequest.model_validate_json, raw),
+            "feature read (Feast online store)": timed(
+                lambda r: service.features.get(r.customer_id), reqs
+            ),
+            "context record": timed(
+                lambda r: Context(
+                    r.customer_id, feats[r.customer_id], r.context, r.decision_point, 1.7e9
+                ),
+                reqs,
+            ),
+            "rules": timed(
+                lambda c: eligible_actions(
+                    points[c.decision_point].rules, c, points[c.decision_point].actions
+                ),
+                ctxs,
+            ),
+            "policy (champion)": timed(
+                lambda it: decide_among(
+                    policies[it[0].decision_point], it[0], it[1][0], it[1][1], 12345, "e"
+                ),
+                list(zip(ctxs, splits, strict=True)),
+            ),
+            "event id (HMAC)": timed(lambda _r: service.signer.issue(2e9), reqs),
+            "whole DecisionService.decide (incl. log append)": timed(service.decide, reqs),
+        }
+        return stages
+    finally:
+        service.close()
+
+
 def render(results: dict[str, Any], args: argparse.Namespace, command: str) -> str:
     lines = [
         f"Machine: {machine()}. Command: `{command}`.",
@@ -163,6 +228,8 @@ def render(results: dict[str, Any], args: argparse.Namespace, command: str) -> s
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for engine, res in results.items():
+        if engine in ("stages", "loadavg"):
+            continue
 
         def add(load: str, name: str, row: dict[str, float], engine: str = engine) -> None:
             lines.append(
@@ -179,6 +246,8 @@ def render(results: dict[str, Any], args: argparse.Namespace, command: str) -> s
             add(f"closed loop, {args.connections} conns", name, row)
     lines.append("")
     for engine, res in results.items():
+        if engine in ("stages", "loadavg"):
+            continue
         seq = res["sequential"]
         delta = seq["decide"]["p50_ms"] - seq["empty"]["p50_ms"]
         lines.append(
@@ -186,6 +255,15 @@ def render(results: dict[str, Any], args: argparse.Namespace, command: str) -> s
             f"(sequential); max sustained `/decide` throughput "
             f"{res['max_throughput']['decide']['achieved_rps']} req/s."
         )
+    if "stages" in results:
+        lines += [
+            "",
+            "Where the time of one decision goes (in process, mean µs per call, best of 3 passes):",
+            "",
+            "| stage | µs |",
+            "| --- | --- |",
+        ]
+        lines += [f"| {k} | {v} |" for k, v in results["stages"].items()]
     return "\n".join(lines)
 
 
@@ -202,6 +280,12 @@ def main() -> None:
     parser.add_argument("--home", default=None, help="reuse a workspace (default: a temp dir)")
     parser.add_argument("--json", default=None, help="also write the raw results here")
     parser.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
+    parser.add_argument(
+        "--no-stages",
+        dest="stages",
+        action="store_false",
+        help="skip the in-process stage breakdown",
+    )
     args = parser.parse_args()
     args.rates = [int(r) for r in args.rates.split(",") if r]
     command = "python -m benchmarks.bench_serving " + " ".join(sys.argv[1:])
@@ -212,6 +296,10 @@ def main() -> None:
             print(f"building the workspace in {home} ...", flush=True)
             build_workspace(home, args.customers, args.policy)
         results: dict[str, Any] = {}
+        load_start = os.getloadavg()[0]
+        if args.stages:
+            results["stages"] = stage_breakdown(home)
+            print(json.dumps(results["stages"], indent=1), flush=True)
         for engine in [e for e in args.engines.split(",") if e]:
             port = free_port()
             print(f"starting {engine} ...", flush=True)
@@ -223,6 +311,7 @@ def main() -> None:
             finally:
                 stop_server(proc)
             print(json.dumps(results[engine], indent=1), flush=True)
+        results["loadavg"] = [load_start, os.getloadavg()[0]]
         text = render(results, args, command)
         print(text)
         if args.json:
