@@ -100,7 +100,7 @@ def bench_ingest(repo: Path, customers: int, seconds: float, rate: float | None,
 
     source = FeastFeatureSource(repo)
     other = FeastFeatureSource(repo)
-    writer = EventWriter(source, flush_interval=0.05)
+    writer = EventWriter(source)  # default flush interval (25 ms)
     probes: list[tuple[str, str, float]] = []
     seen: list[float] = []
     lock = threading.Lock()
@@ -271,7 +271,7 @@ def main() -> None:
           for name, stats in reads.items()],
         "",
         f"Event ingestion, one process, the event mix of the script for {args.seconds:g} s "
-        "(flush every 50 ms); visibility = from `ingest` returning to an independent "
+        "(flush every 25 ms); visibility = from `ingest` returning to an independent "
         "source (another process's view of the store) reading the probe's value, one probe "
         "every 20 ms; consent = `ingest` of `consent_changed` (written through to the store "
         "before it returns, so visible everywhere when it returns):",

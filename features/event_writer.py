@@ -13,7 +13,7 @@ call ``push`` → ``write_to_online_store`` → ``ingest_df`` ends in), with Fea
    the customer's current row (:func:`features.events.apply_event`);
 2. put the row in the source's :class:`~features.overlay.Overlay`: the very next read in
    this process sees it;
-3. every ``flush_interval`` (default 50 ms) a background thread writes, per view, every
+3. every ``flush_interval`` (default 25 ms) a background thread writes, per view, every
    pending row's *changed* features in one batch, then drops the rows from the overlay.
    Other processes see an event within one flush interval plus the write time.
 
@@ -42,10 +42,12 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from features import sqlite_writer
 from features.errors import EventBacklogFull
 from features.events import EVENT_VIEWS, Event, apply_event, parse_event
-from features.feast_source import all_views
+from features.feast_source import SqliteBackend, all_views
 from features.schema import GROUPS
+from features.sqlite_writer import SqliteRowWriter
 
 if TYPE_CHECKING:
     from features.feast_source import FeastFeatureSource
@@ -66,7 +68,7 @@ class EventWriter:
         self,
         source: FeastFeatureSource,
         *,
-        flush_interval: float = 0.05,
+        flush_interval: float = 0.025,
         max_pending: int = 50_000,
         block_timeout: float = 1.0,
         consent_write_through: bool = True,
@@ -91,12 +93,14 @@ class EventWriter:
         self._write_lock = threading.Lock()
         self._provider = store._get_provider()
         self._config = store.config
-        if self._config.online_store.type == "sqlite":
+        self._sqlite: SqliteRowWriter | None = None
+        if sqlite_writer.supports(self._config.online_store) and isinstance(
+                source.backend, SqliteBackend):
             # WAL (set by `maestro init`) + synchronous=NORMAL: a commit does not wait for
             # fsync (~9 ms here); the database stays consistent, and a power cut can lose
             # only the last writes (the events of one flush interval).
-            conn = self._provider.online_store._get_conn(self._config)
-            conn.execute("PRAGMA synchronous=NORMAL")
+            self._sqlite = SqliteRowWriter(source.backend.db_path,
+                                           {v.name: v.table for v in source.views})
         self._drained = threading.Condition()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -174,6 +178,9 @@ class EventWriter:
         from feast.protos.feast.types.EntityKey_pb2 import EntityKey
         from feast.protos.feast.types.Value_pb2 import Value
 
+        if self._sqlite is not None:
+            self._sqlite.write(view, items)
+            return
         feature_view = self._feature_views[view]
         types = GROUPS[view]
         data = []
@@ -217,6 +224,10 @@ class EventWriter:
             self._thread = None
         if len(self.overlay):
             self.flush()
+        if self._sqlite is not None:
+            with self._write_lock:
+                self._sqlite.close()
+                self._sqlite = None
 
     def __enter__(self) -> EventWriter:
         return self

@@ -22,8 +22,8 @@ class FeastFeatureLayer:
     contract's 100 ms cross-process visibility); ``timeout``: the read bound.
     """
 
-    def __init__(self, path: Path | str, *, timeout: float = 0.1, flush_interval: float = 0.05,
-                 max_pending: int = 50_000) -> None:
+    def __init__(self, path: Path | str, *, timeout: float = 0.1,
+                 flush_interval: float = 0.025, max_pending: int = 50_000) -> None:
         self.source = open_feature_source(path, timeout=timeout)
         self.writer = EventWriter(self.source, flush_interval=flush_interval,
                                   max_pending=max_pending)

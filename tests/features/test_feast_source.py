@@ -113,7 +113,7 @@ def test_values_past_their_ttl_are_flagged(repo: Path) -> None:
     from features.feast_source import FeastFeatureSource
 
     later = time.time() + 3 * 86400  # past 2-day views and the 30-minute session
-    src = FeastFeatureSource(repo, clock=lambda: later)
+    src = FeastFeatureSource(repo, clock=lambda: later, timeout=2.0)
     try:
         got = src.get("c-000005")
     finally:
@@ -131,7 +131,7 @@ def test_missing_store_raises_unavailable_quickly(repo: Path, tmp_path: Path) ->
 
     copy = tmp_path / "feature_repo"
     shutil.copytree(repo, copy)
-    src = FeastFeatureSource(copy)
+    src = FeastFeatureSource(copy, timeout=2.0)
     assert src.get("c-000001").known and src.ping()
     (copy / "data" / "online_store.db").unlink()
     started = time.perf_counter()

@@ -30,7 +30,7 @@ def other(repo: Path):
     """An independent source on the same store: what another serving process sees."""
     from features.feast_source import FeastFeatureSource
 
-    src = FeastFeatureSource(repo)
+    src = FeastFeatureSource(repo, timeout=2.0)
     yield src
     src.close()
 
@@ -96,6 +96,10 @@ def test_every_event_type_round_trips_through_feast(writer, source, other) -> No
     after = other.get(cid).values
     assert (after["cart_value"], after["open_complaint"], after["last_csat"]) == (0.0, False, 5.0)
     assert (after["overdue_invoice"], after["days_overdue"]) == (False, 0)
+    store = source.store  # Feast's own SDK reads the written rows back unchanged
+    sdk = store.get_online_features(features=store.get_feature_service("policy_inputs_v1"),
+                                    entity_rows=[{"customer_id": cid}]).to_dict()
+    assert {k: sdk[k][0] for k in after} == dict(after)
 
 
 def test_unknown_customer_event_and_stale_session(writer, source) -> None:
@@ -128,7 +132,7 @@ def test_full_backlog_refuses_with_503(repo: Path) -> None:
     from features.event_writer import EventWriter
     from features.feast_source import FeastFeatureSource
 
-    src = FeastFeatureSource(repo)
+    src = FeastFeatureSource(repo, timeout=2.0)
     w = EventWriter(src, max_pending=2, block_timeout=0.05, start=False)
     for i in range(2):
         w.ingest({"customer_id": f"c-00003{i}", "type": "page_view", "properties": {"page": "a"}})
@@ -150,8 +154,8 @@ def test_erasure_removes_online_and_offline_rows(repo: Path, tmp_path: Path) -> 
 
     home = tmp_path / "home"
     shutil.copytree(repo, home / "feature_repo")  # read/write only: never re-applied
-    source = FeastFeatureSource(home / "feature_repo")
-    other = FeastFeatureSource(home / "feature_repo")
+    source = FeastFeatureSource(home / "feature_repo", timeout=2.0)
+    other = FeastFeatureSource(home / "feature_repo", timeout=2.0)
     cid = "c-000040"
     assert source.get(cid).known and source.get("c-000041").known
     w = EventWriter(source, start=False)
@@ -176,7 +180,7 @@ def test_concurrent_ingestion_keeps_every_write_and_the_last_consent(source, oth
     from features.event_writer import EventWriter
 
     writer = EventWriter(source, flush_interval=0.01)
-    customers = [f"c-0001{i:02d}" for i in range(20)]
+    customers = [f"c-000{160 + i}" for i in range(20)]  # ids no other test uses
     errors: list[BaseException] = []
 
     def work(seed: int) -> None:

@@ -43,7 +43,7 @@ def test_maestro_init_builds_then_leaves_the_feature_store_alone(cli_home: Path)
     assert third.exit_code == 0, third.output
     from features.feast_source import FeastFeatureSource
 
-    src = FeastFeatureSource(repo)
+    src = FeastFeatureSource(repo, timeout=2.0)
     assert src.get("c-000019").known and not src.get("c-000025").known  # old rows cleared
     src.close()
 
@@ -75,6 +75,6 @@ def test_init_materialises_again_when_the_online_store_was_deleted(tmp_path: Pat
     (home / "feature_repo" / "data" / "online_store.db").unlink()
     summary = init_feature_workspace(home, customers=10, seed=1)
     assert not summary.generated and summary.materialized
-    src = FeastFeatureSource(home / "feature_repo")
+    src = FeastFeatureSource(home / "feature_repo", timeout=2.0)
     assert src.get("c-000009").known
     src.close()

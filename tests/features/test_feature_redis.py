@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.integration,
 def redis_source(redis_workspace: Path):
     from features.feast_source import open_feature_source
 
-    src = open_feature_source(redis_workspace)
+    src = open_feature_source(redis_workspace, timeout=2.0)
     yield src
     src.close()
 
@@ -59,7 +59,7 @@ def test_redis_events_consent_and_erasure(redis_workspace: Path, redis_source) -
     from features.event_writer import EventWriter
     from features.feast_source import open_feature_source
 
-    other = open_feature_source(redis_workspace)
+    other = open_feature_source(redis_workspace, timeout=2.0)
     writer = EventWriter(redis_source, flush_interval=0.05)
     try:
         cid = "c-000110"
@@ -87,7 +87,7 @@ def test_redis_events_consent_and_erasure(redis_workspace: Path, redis_source) -
 def test_redis_down_raises_unavailable_quickly(redis_workspace: Path) -> None:
     from features.feast_source import FeastFeatureSource, RedisBackend
 
-    src = FeastFeatureSource(redis_workspace / "feature_repo")
+    src = FeastFeatureSource(redis_workspace / "feature_repo", timeout=2.0)
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
         dead = s.getsockname()[1]
