@@ -4,6 +4,7 @@ Serving and training call the same functions, so a policy sees identical inputs
 in both. Features become *tokens*, ``(name, value)`` pairs:
 
 - numbers → ``(name, sign(x)·log1p(|x|))`` (heavy-tailed money and counts tamed);
+  timestamps (names ending ``_ts``) first become ages in days at decision time;
 - strings and booleans → ``(name=value, 1.0)`` (one-hot);
 - a missing value (``None``) → ``(name=__missing__, 1.0)``, an explicit indicator
   rather than a silent zero.
@@ -43,10 +44,27 @@ def token_name(name: str, value: str | bool | None) -> str:
     return f"{name}={value}"
 
 
-def _tokens(prefix: str, features: Mapping[str, FeatureValue], out: list[Token]) -> None:
+TIMESTAMP_SUFFIX = "_ts"
+DAY = 86_400.0
+
+
+def age_days(timestamp: float, now: float) -> float:
+    """A ``*_ts`` feature (epoch seconds) as its age in days at ``now``; ``-1`` for never
+    (0 or missing) or when ``now`` is unknown. Raw epochs would all look alike (≈ 1.8e9)."""
+    if timestamp <= 0.0 or now <= 0.0:
+        return -1.0
+    return max(0.0, (now - timestamp) / DAY)
+
+
+def _tokens(
+    prefix: str, features: Mapping[str, FeatureValue], out: list[Token], now: float = 0.0
+) -> None:
     for name, value in features.items():
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            out.append((f"{prefix}{name}", numeric_value(float(value))))
+            x = float(value)
+            if name.endswith(TIMESTAMP_SUFFIX):
+                x = age_days(x, now)
+            out.append((f"{prefix}{name}", numeric_value(x)))
         else:
             out.append((token_name(f"{prefix}{name}", value), 1.0))
 
@@ -54,8 +72,8 @@ def _tokens(prefix: str, features: Mapping[str, FeatureValue], out: list[Token])
 def shared_tokens(context: Context) -> list[Token]:
     """Tokens shared by every action: customer features (``c.``), request context (``r.``)."""
     out: list[Token] = []
-    _tokens("c.", context.customer, out)
-    _tokens("r.", context.request, out)
+    _tokens("c.", context.customer, out, context.timestamp)
+    _tokens("r.", context.request, out, context.timestamp)
     out.append((f"dp={context.decision_point}", 1.0))
     return out
 
@@ -109,6 +127,7 @@ class DenseFeaturizer:
         dim = self.shared_dim
         vec = [0.0] * dim
         memo = self._shared_slots
+        now = context.timestamp
         for prefix, features in (("c.", context.customer), ("r.", context.request)):
             for name, value in features.items():
                 if value.__class__ is float or value.__class__ is int:
@@ -116,8 +135,11 @@ class DenseFeaturizer:
                     hit = memo.get(key)
                     if hit is None:
                         hit = memo[key] = self._slot(f"{prefix}{name}", dim)
-                    if value:
-                        vec[hit[0]] += hit[1] * numeric_value(float(value))
+                    x = float(value)
+                    if name.endswith(TIMESTAMP_SUFFIX):
+                        x = age_days(x, now)
+                    if x:
+                        vec[hit[0]] += hit[1] * numeric_value(x)
                 else:
                     key = (prefix, name, value, value.__class__)
                     hit = memo.get(key)

@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 from policies.base import BasePolicy
 from policies.errors import InvalidParameterError, ModelLoadError
-from policies.featurize import Token, _tokens, numeric_value, token_name
+from policies.featurize import TIMESTAMP_SUFFIX, Token, _tokens, age_days, numeric_value, token_name
 from policies.types import Action, Context, FeatureValue, LoggedBatch
 
 EXPLORATIONS = ("epsilon", "softmax", "squarecb", "bag", "cover")
@@ -47,7 +47,7 @@ def _render(tokens: Sequence[Token]) -> str:
 _PIECES: dict[tuple[object, ...], str] = {}  # memo of rendered one-hot tokens / numeric names
 
 
-def _render_features(features: Mapping[str, FeatureValue]) -> str:
+def _render_features(features: Mapping[str, FeatureValue], now: float = 0.0) -> str:
     """VW text for a feature mapping, memoising everything that does not change per value.
 
     Same tokens as :func:`policies.featurize._tokens` (one-hot for categories, missing
@@ -57,13 +57,14 @@ def _render_features(features: Mapping[str, FeatureValue]) -> str:
     parts: list[str] = []
     pieces = _PIECES
     for name, value in features.items():
-        if value.__class__ is float:
-            if value:
-                key: tuple[str, object] = (name, float)
+        if value.__class__ is float or (value.__class__ is int and name.endswith(TIMESTAMP_SUFFIX)):
+            x = age_days(float(value), now) if name.endswith(TIMESTAMP_SUFFIX) else value
+            if x:
+                key: tuple[object, ...] = (name, float)
                 prefix = pieces.get(key)
                 if prefix is None:
                     prefix = pieces[key] = name.translate(_UNSAFE) + ":"
-                parts.append(f"{prefix}{numeric_value(value):.6g}")
+                parts.append(f"{prefix}{numeric_value(x):.6g}")
             continue
         key = (name, value, value.__class__)  # 1, 1.0 and True must not share a piece
         piece = pieces.get(key)
@@ -83,8 +84,9 @@ def _render_features(features: Mapping[str, FeatureValue]) -> str:
 
 def shared_line(context: Context) -> str:
     dp = _render([(f"dp={context.decision_point}", 1.0)])
-    request = _render_features(context.request)
-    return f"shared |c {_render_features(context.customer)} |r {dp} {request}"
+    now = context.timestamp
+    request = _render_features(context.request, now)
+    return f"shared |c {_render_features(context.customer, now)} |r {dp} {request}"
 
 
 def action_line(action: Action) -> str:

@@ -205,3 +205,20 @@ def test_fused_shared_hashing_equals_token_hashing() -> None:
     )
     for _ in range(2):  # cold and memoised
         assert np.allclose(f.shared(ctx), f._vector(shared_tokens(ctx), f.shared_dim))
+
+
+def test_timestamps_become_ages_at_decision_time() -> None:
+    now = 1_780_000_000.0
+    ctx = Context(
+        "c",
+        {"last_contact_email_ts": now - 2 * 86_400.0, "last_contact_sms_ts": 0.0, "n": 3},
+        {},
+        "default",
+        now,
+    )
+    tokens = dict(shared_tokens(ctx))
+    assert tokens["c.last_contact_email_ts"] == pytest.approx(math.log1p(2.0))
+    assert tokens["c.last_contact_sms_ts"] == pytest.approx(-math.log1p(1.0))  # never
+    assert "last_contact_email_ts:1.09861" in shared_line(ctx)
+    f = DenseFeaturizer()
+    assert np.allclose(f.shared(ctx), f._vector(shared_tokens(ctx), f.shared_dim))
