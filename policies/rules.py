@@ -5,7 +5,13 @@ can never be drawn. Each exclusion carries a machine-readable reason:
 
 ``no_consent:<channel>`` · ``cap:<channel>:<window>`` · ``suppressed:<flag>`` ·
 ``quiet_hours`` · ``missing_feature:<name>`` · ``skill`` · ``language`` · ``capacity`` ·
-``retention_only``.
+``retention_only`` · ``no_escalation_signal``.
+
+Escalation (:class:`Escalation`, opt-in per decision point): costly human channels such as
+``call_center`` (or a priority-chat action named by id) are eligible only when the customer
+shows a churn-risk or frustration signal — ``churn_risk`` at or above a threshold, at least
+N ``rapid_clicks`` in the session (counted by ``POST /events`` page views), or an open
+complaint. Signals are read from the customer's features and from the request context.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from policies.errors import CatalogError
+from policies.routing import RoutingReward
 from policies.types import CHANNELS, NO_CONTACT_ID, Action, Context, Exclusion, FeatureValue
 
 _UTC = ZoneInfo("UTC")
@@ -119,6 +126,58 @@ class AgentRouting:
 
     retention_churn_risk: float = 0.7
     retention_tiers: frozenset[str] = frozenset({"vip"})
+    reward: RoutingReward = field(default_factory=RoutingReward)
+
+
+@dataclass(frozen=True, slots=True)
+class Escalation:
+    """Actions on ``channels`` (or with ids in ``action_ids``) are eligible only with an
+    escalation signal: ``churn_risk >= churn_risk``, ``rapid_clicks >= rapid_clicks`` or
+    (when ``open_complaint``) an open complaint. A threshold of ``None`` disables that
+    signal. Reason when none is present: ``no_escalation_signal``."""
+
+    channels: frozenset[str] = frozenset({"call_center"})
+    action_ids: frozenset[str] = frozenset()
+    churn_risk: float | None = 0.6
+    rapid_clicks: float | None = 3
+    open_complaint: bool = True
+
+    def __post_init__(self) -> None:
+        unknown = set(self.channels) - CHANNELS
+        if unknown:
+            raise CatalogError(f"escalation: unknown channels {sorted(unknown)}")
+
+    def gates(self, action: Action) -> bool:
+        return action.channel in self.channels or action.id in self.action_ids
+
+    def signalled(self, context: Context) -> bool:
+        """True when the customer features or the request context carry a signal."""
+        for source in (context.customer, context.request):
+            if self.churn_risk is not None and _number(source.get("churn_risk")) >= self.churn_risk:
+                return True
+            if (
+                self.rapid_clicks is not None
+                and _number(source.get("rapid_clicks")) >= self.rapid_clicks
+            ):
+                return True
+            if self.open_complaint and _truthy(source.get("open_complaint")):
+                return True
+        return False
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, object]) -> Escalation:
+        extra = set(config) - {"channels", "action_ids", "churn_risk", "rapid_clicks",
+                               "open_complaint"}
+        if extra:
+            raise CatalogError(f"escalation: unknown keys {sorted(extra)}")
+        cr, rc = config.get("churn_risk", 0.6), config.get("rapid_clicks", 3)
+        return cls(
+            channels=frozenset(config.get("channels", ["call_center"]) or ()),  # type: ignore[arg-type]
+            action_ids=frozenset(config.get("action_ids") or ()),  # type: ignore[arg-type]
+            churn_risk=None if cr is None else float(cr),  # type: ignore[arg-type]
+            rapid_clicks=None if rc is None else float(rc),  # type: ignore[arg-type]
+            open_complaint=bool(config.get("open_complaint", True)),
+        )
 
 
 @dataclass(frozen=True)
@@ -131,6 +190,7 @@ class RuleSet:
     quiet_hours: QuietHours | None = None
     required_action_features: tuple[str, ...] = ()
     agent_routing: AgentRouting | None = None
+    escalation: Escalation | None = None
     _caps_by_channel: dict[str, tuple[FrequencyCap, ...]] = field(
         init=False, repr=False, compare=False
     )
@@ -155,6 +215,7 @@ class RuleSet:
             "quiet_hours",
             "required_action_features",
             "agent_routing",
+            "escalation",
         }
         extra = set(config) - known
         if extra:
@@ -188,10 +249,13 @@ class RuleSet:
                 AgentRouting(
                     retention_churn_risk=float(ar_cfg.get("retention_churn_risk", 0.7)),
                     retention_tiers=frozenset(ar_cfg.get("retention_tiers") or ()),
+                    reward=RoutingReward.from_config(ar_cfg.get("reward")),
                 )
                 if ar_cfg is not None
                 else None
             )
+            esc_cfg = config.get("escalation")
+            escalation = Escalation.from_config(esc_cfg) if esc_cfg is not None else None
             return cls(
                 consent_channels=frozenset(config.get("consent_channels") or ()),
                 frequency_caps=caps,
@@ -199,8 +263,9 @@ class RuleSet:
                 quiet_hours=quiet,
                 required_action_features=tuple(config.get("required_action_features") or ()),
                 agent_routing=routing,
+                escalation=escalation,
             )
-        except (KeyError, TypeError, AttributeError) as exc:
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise CatalogError(f"rules: malformed entry ({exc})") from exc
 
     # ------------------------------------------------------------------ applying
@@ -210,7 +275,7 @@ class RuleSet:
         ``hour`` is the customer's local hour (see :func:`local_hour`), ``None`` to skip
         quiet hours.
         """
-        return self._reason(context, action, hour, self._active(context), {})
+        return self._reason(context, action, hour, self._active(context), {}, None)
 
     def _active(self, context: Context) -> list[Suppression]:
         customer = context.customer
@@ -231,6 +296,7 @@ class RuleSet:
         hour: int | None,
         active: list[Suppression],
         per_channel: dict[str, str | None],
+        escalated: list[bool] | None,
     ) -> str | None:
         if action.id == NO_CONTACT_ID or action.channel == "none":
             return None
@@ -256,6 +322,14 @@ class RuleSet:
         in_quiet = quiet is not None and hour is not None and quiet.covers(hour)
         if in_quiet and channel in quiet.channels:  # type: ignore[union-attr]
             return "quiet_hours"
+        esc = self.escalation
+        if esc is not None and esc.gates(action):
+            if escalated is None:
+                escalated = []
+            if not escalated:
+                escalated.append(esc.signalled(context))  # once per split
+            if not escalated[0]:
+                return "no_escalation_signal"
         if channel == "agent" and self.agent_routing is not None:
             return self._agent_reason(context, action)
         return None
@@ -299,8 +373,9 @@ class RuleSet:
         excluded: list[Exclusion] = []
         active = self._active(context)
         per_channel: dict[str, str | None] = {}  # channel-level verdicts, computed once
+        escalated: list[bool] = []  # the escalation signal, computed at most once
         for action in actions:
-            why = self._reason(context, action, hour, active, per_channel)
+            why = self._reason(context, action, hour, active, per_channel, escalated)
             if why is None:
                 eligible.append(action)
             else:

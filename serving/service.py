@@ -33,6 +33,7 @@ from features.schema import DEFAULTS
 from policies.base import seed_from_event_id
 from policies.catalog import Catalog
 from policies.decision import decide_among, eligible_actions
+from policies.routing import with_continuity
 from policies.types import Action, Context, Decision
 from serving.errors import LateRewardError, UnknownEventError
 from serving.event_log import EventLog, dumps
@@ -126,6 +127,8 @@ class DecisionService:
         except FeatureStoreError:
             customer, degraded_reason = DEFAULTS, "feature_store"
         context = Context(req.customer_id, customer, req.context, point.name, now)
+        if point.rules.agent_routing is not None:  # issue #9: continuity is a feature
+            candidates = with_continuity(context, candidates)
         eligible, excluded = eligible_actions(point.rules, context, candidates)
 
         event_id = self.signer.issue(now + point.reward_window_seconds)

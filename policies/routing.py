@@ -1,0 +1,132 @@
+"""Contact-centre routing helpers: continuity as a feature, the routing reward, and the
+"least busy qualified agent" baseline.
+
+Agents are actions on the ``agent`` channel (see ``CONTRACT.md``); the rules in
+:mod:`policies.rules` decide which agents are *qualified* (skill, level, language, free
+capacity, retention-only for VIP / high churn-risk customers). Among the qualified ones a
+policy chooses; these helpers give it what it needs:
+
+- :func:`with_continuity` adds the action feature ``continuity`` (1 when this agent served
+  the customer last, else 0) from the request's ``last_agent_id`` (or the customer
+  feature of the same name). Continuity is a *feature* the policy learns the value of,
+  never a hard rule: an agent who served the customer before and is at capacity is still
+  excluded.
+- :class:`RoutingReward` turns an interaction's outcome (resolved, handle time, CSAT) into
+  the scalar reward posted to ``/reward``, with weights from the catalog.
+- :class:`LeastBusyPolicy` is the classic automatic call distributor rule: the qualified
+  agent with the lowest occupancy ``load / capacity`` (ties split), for comparison.
+
+References:
+    Gans, Koole & Mandelbaum, *Telephone Call Centers: Tutorial, Review, and Research
+    Prospects*, Manufacturing & Service Operations Management 5(2), 2003 (skill-based
+    routing; "longest idle / least busy agent" as the standard routing baseline).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from policies.base import BasePolicy, greedy_pmf
+from policies.errors import CatalogError
+from policies.types import Action, Context, FeatureValue
+
+AGENT_CHANNEL = "agent"
+CONTINUITY = "continuity"
+LAST_AGENT = "last_agent_id"
+
+
+def last_agent_id(context: Context) -> str | None:
+    """The agent who served this customer last: the request's ``last_agent_id``, else the
+    customer feature of that name; ``None`` when neither names one."""
+    for source in (context.request, context.customer):
+        value = source.get(LAST_AGENT)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def with_continuity(context: Context, actions: Sequence[Action]) -> list[Action]:
+    """``actions`` with the feature ``continuity`` (1/0) set on every agent action.
+
+    A caller-sent ``continuity`` feature is overwritten: the service computes it from the
+    customer's history so the policy sees the same definition in serving, training and
+    the simulator. Non-agent actions pass through unchanged.
+    """
+    last = last_agent_id(context)
+    out: list[Action] = []
+    for action in actions:
+        if action.channel != AGENT_CHANNEL:
+            out.append(action)
+            continue
+        value = 1 if last is not None and action.id == last else 0
+        if action.features.get(CONTINUITY) == value:
+            out.append(action)
+            continue
+        features: dict[str, FeatureValue] = dict(action.features)
+        features[CONTINUITY] = value
+        out.append(Action(action.id, action.channel, features))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingReward:
+    """The reward of one routed interaction, linear in its outcome:
+
+    ``reward = resolved·w_resolved + handle_minutes·w_handle_minute + (csat − 3)/2·w_csat``
+
+    with CSAT on the usual 1–5 scale (so the CSAT term lies in ``[−w_csat, w_csat]``).
+    Linear on purpose: the expected reward is the same function of the expected outcome,
+    which keeps the simulator's ground truth exact. Configured under
+    ``rules.agent_routing.reward`` of the ``agent_routing`` decision point.
+    """
+
+    resolved: float = 1.0
+    handle_minute: float = -0.01
+    csat: float = 0.25
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, object] | None) -> RoutingReward:
+        config = dict(config or {})
+        extra = set(config) - {"resolved", "handle_minute", "csat"}
+        if extra:
+            raise CatalogError(f"agent_routing.reward: unknown keys {sorted(extra)}")
+        try:
+            return cls(**{k: float(v) for k, v in config.items()})  # type: ignore[arg-type]
+        except (TypeError, ValueError) as exc:
+            raise CatalogError(f"agent_routing.reward: weights must be numbers ({exc})") from exc
+
+    def __call__(self, resolved: float, handle_minutes: float, csat: float) -> float:
+        """Reward of one outcome (or, given expected values, the expected reward)."""
+        return (
+            self.resolved * float(resolved)
+            + self.handle_minute * float(handle_minutes)
+            + self.csat * (float(csat) - 3.0) / 2.0
+        )
+
+
+def occupancy(action: Action) -> float:
+    """``load / capacity`` of an agent action (1.0 when the capacity is unknown or 0)."""
+    load, cap = action.features.get("load"), action.features.get("capacity")
+    try:
+        capacity = float(cap)  # type: ignore[arg-type]
+        return float(load or 0) / capacity if capacity > 0 else 1.0  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return 1.0
+
+
+@dataclass
+class LeastBusyPolicy(BasePolicy):
+    """The qualified agent with the lowest occupancy ``load / capacity`` (ties share the
+    mass): the standard automatic-call-distributor rule, a baseline for learned routing
+    (Gans, Koole & Mandelbaum 2003). Stateless; the rules have already dropped agents
+    without the skill, the language or free capacity."""
+
+    kind: ClassVar[str] = "least-busy"
+
+    def raw_pmf(self, context: Context, actions: Sequence[Action]) -> list[float]:
+        scores = np.array([-occupancy(a) for a in actions], dtype=float)
+        return greedy_pmf(scores).tolist()
