@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from features.source import FeatureValue
 
 
-@dataclass
+@dataclass(frozen=True)
 class PendingRow:
-    """A full view row waiting to be pushed; ``version`` grows with every change."""
+    """A full view row waiting to be written; ``version`` grows with every change. Never
+    mutated once made (a change replaces it), so it is handed out without copying."""
 
     ts: float
     values: dict[str, FeatureValue]
@@ -75,7 +76,7 @@ class Overlay:
             else:
                 items = [(customer_id, self._rows.get(customer_id, {}))]
             return [
-                (cid, v, PendingRow(row.ts, dict(row.values), row.version, row.changed))
+                (cid, v, row)
                 for cid, views in items
                 for v, row in views.items()
                 if view is None or v == view
