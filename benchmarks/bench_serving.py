@@ -250,10 +250,33 @@ def render(results: dict[str, Any], args: argparse.Namespace, command: str) -> s
             continue
         seq = res["sequential"]
         delta = seq["decide"]["p50_ms"] - seq["empty"]["p50_ms"]
+        target = 0.3 if engine == "uvicorn" else 0.5
+        verdict = "met" if delta <= target else "missed"
+        pool = seq.get("decide (threadpool handler)")
         lines.append(
             f"- {engine}: `/decide` adds {delta:.3f} ms at p50 over the empty endpoint "
-            f"(sequential); max sustained `/decide` throughput "
-            f"{res['max_throughput']['decide']['achieved_rps']} req/s."
+            f"(sequential; target ≤ {target} ms: {verdict}); max sustained `/decide` "
+            f"throughput {res['max_throughput']['decide']['achieved_rps']} req/s (closed loop, "
+            f"{args.connections} connections)."
+            + (
+                f" Sync (threadpool) handler variant: p50 {pool['p50_ms']} ms against "
+                f"{seq['decide']['p50_ms']} ms for the async handler."
+                if pool
+                else ""
+            )
+        )
+        at500 = res["open_loop"].get("500", {}).get("decide")
+        if engine == "uvicorn" and at500:
+            ok = at500["p99_ms"] <= 5.0 and at500["achieved_rps"] >= 0.95 * 500
+            lines.append(
+                f"- uvicorn `/decide` at 500 req/s: p99 {at500['p99_ms']} ms, achieved "
+                f"{at500['achieved_rps']} req/s (target p99 ≤ 5 ms: {'met' if ok else 'missed'})."
+            )
+    load = results.get("loadavg")
+    if load:
+        lines.append(
+            f"- 1-minute load average at the start / end of the run: {load[0]:.2f} / "
+            f"{load[1]:.2f} on {os.cpu_count()} cores (other work shared the machine)."
         )
     if "stages" in results:
         lines += [
@@ -279,6 +302,7 @@ def main() -> None:
     parser.add_argument("--replicas", type=int, default=1)
     parser.add_argument("--home", default=None, help="reuse a workspace (default: a temp dir)")
     parser.add_argument("--json", default=None, help="also write the raw results here")
+    parser.add_argument("--from-json", default=None, help="only render results saved by --json")
     parser.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
     parser.add_argument(
         "--no-stages",
@@ -289,6 +313,13 @@ def main() -> None:
     args = parser.parse_args()
     args.rates = [int(r) for r in args.rates.split(",") if r]
     command = "python -m benchmarks.bench_serving " + " ".join(sys.argv[1:])
+    if args.from_json:
+        saved = json.loads(Path(args.from_json).read_text())
+        text = render(saved["results"], args, saved["command"])
+        print(text)
+        if args.write:
+            write_section("Serving", text)
+        return
     own_home = args.home is None
     home = Path(args.home or tempfile.mkdtemp(prefix="maestro-bench-"))
     try:
@@ -315,7 +346,9 @@ def main() -> None:
         text = render(results, args, command)
         print(text)
         if args.json:
-            Path(args.json).write_text(json.dumps(results, indent=1))
+            Path(args.json).write_text(
+                json.dumps({"command": command, "results": results}, indent=1)
+            )
         if args.write:
             write_section("Serving", text)
     finally:
