@@ -1,0 +1,129 @@
+"""``/decide`` for ``agent_routing`` over HTTP, against the real uvicorn app: the routed
+agent qualifies, exclusions carry the contract's reasons, continuity reaches the logged
+features the policy saw, and a frustration signal sent to ``/events`` escalates."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import orjson
+import pandas as pd
+
+from policies.routing import RoutingReward
+
+CASE = {"required_skill": "technical", "required_level": 2, "language": "es"}
+
+
+def agent(aid: str, **features) -> dict:
+    base = {"skills": "billing,technical", "level": 2, "languages": "es,en", "load": 1,
+            "capacity": 5}
+    base.update(features)
+    return {"id": aid, "channel": "agent", "features": base}
+
+
+AGENTS = [
+    agent("agent-unskilled", skills="billing,sales"),
+    agent("agent-junior", level=1),
+    agent("agent-english", languages="en"),
+    agent("agent-full", load=5, capacity=5),
+    agent("agent-ok-1", load=3),
+    agent("agent-ok-2", skills="technical,retention", load=0),
+]
+QUALIFIED = {"agent-ok-1", "agent-ok-2"}
+REASONS = {"agent-unskilled": "skill", "agent-junior": "skill", "agent-english": "language",
+           "agent-full": "capacity"}
+
+
+def decide(server, customer: str, context: dict, actions=AGENTS, dp="agent_routing"):
+    body = {"customer_id": customer, "decision_point": dp, "context": context}
+    if actions is not None:
+        body["actions"] = actions
+    return server.client.post("/decide", json=body)
+
+
+def test_decide_routes_only_to_qualified_agents(routing_server) -> None:
+    seen = set()
+    for i in range(12):
+        r = decide(routing_server, "c-plain", {**CASE, "ticket": f"t-{i}"})
+        assert r.status_code == 200, r.text
+        out = r.json()
+        assert out["channel"] == "agent" and out["action_id"] in QUALIFIED
+        assert {e["action_id"]: e["reason"] for e in out["excluded"]} == REASONS
+        assert {x["action_id"] for x in out["ranking"]} == QUALIFIED
+        assert abs(sum(x["probability"] for x in out["ranking"]) - 1.0) < 1e-9
+        assert out["degraded"] is False
+        seen.add(out["action_id"])
+        reward = RoutingReward()(resolved=True, handle_minutes=9.0, csat=5.0)
+        rr = routing_server.client.post("/reward", json={"event_id": out["event_id"],
+                                                        "reward": reward})
+        assert rr.status_code == 200 and rr.json()["accepted"] is True
+    assert seen  # every answer was a qualified agent
+
+
+def test_vip_customer_only_reaches_retention_agents(routing_server) -> None:
+    out = decide(routing_server, "c-vip", CASE).json()
+    assert out["action_id"] == "agent-ok-2"
+    assert dict((e["action_id"], e["reason"]) for e in out["excluded"])["agent-ok-1"] == (
+        "retention_only")
+
+
+def test_nobody_qualified_is_a_200_with_every_agent_excluded(routing_server) -> None:
+    out = decide(routing_server, "c-plain", {**CASE, "language": "ja"}).json()
+    assert out["action_id"] is None and out["ranking"] == []
+    assert len(out["excluded"]) == len(AGENTS)
+
+
+def test_agents_must_be_sent(routing_server) -> None:
+    r = decide(routing_server, "c-plain", CASE, actions=None)
+    assert r.status_code in (400, 422)
+    assert "actions" in r.text
+
+
+def _logged_row(server, event_id: str, timeout: float = 20.0) -> dict:
+    directory = server.service.log.decisions_dir
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        parts = sorted(directory.glob("part-*.parquet"))
+        if parts:
+            frame = pd.concat([pd.read_parquet(p) for p in parts])
+            hit = frame[frame["event_id"] == event_id]
+            if len(hit):
+                return hit.iloc[0].to_dict()
+        time.sleep(0.2)
+    raise AssertionError(f"decision {event_id} never reached the Parquet log")
+
+
+def test_continuity_is_a_feature_the_policy_saw(routing_server) -> None:
+    out = decide(routing_server, "c-plain", {**CASE, "last_agent_id": "agent-ok-2"}).json()
+    row = _logged_row(routing_server, out["event_id"])
+    actions = {a["id"]: a["features"] for a in orjson.loads(row["actions"])}
+    assert set(actions) == QUALIFIED
+    assert actions["agent-ok-2"]["continuity"] == 1
+    assert actions["agent-ok-1"]["continuity"] == 0
+    assert orjson.loads(row["context"])["last_agent_id"] == "agent-ok-2"
+
+
+def _daytime_zone() -> str:
+    now = datetime.now(UTC)
+    for name in ("UTC", "Asia/Tokyo", "America/New_York", "Europe/London", "Asia/Kolkata",
+                 "America/Los_Angeles", "Australia/Sydney", "Pacific/Auckland"):
+        if 9 <= now.astimezone(ZoneInfo(name)).hour <= 19:
+            return name
+    raise AssertionError("no daytime zone found")  # pragma: no cover - 8 zones span the day
+
+
+def test_rapid_clicks_from_events_escalate_to_the_call_centre(routing_server) -> None:
+    layer = routing_server.service.features
+    layer.source.update("c-frustrated", {"timezone": _daytime_zone()})
+    calm = decide(routing_server, "c-frustrated", {}, actions=None, dp="default").json()
+    assert {e["action_id"]: e["reason"] for e in calm["excluded"]}.get(
+        "call_center_checkin") == "no_escalation_signal"
+    for _ in range(4):  # four page views within 2 s: three rapid clicks
+        r = routing_server.client.post("/events", json={
+            "customer_id": "c-frustrated", "type": "page_view", "properties": {"page": "help"}})
+        assert r.status_code == 202, r.text
+    hot = decide(routing_server, "c-frustrated", {}, actions=None, dp="default").json()
+    assert "call_center_checkin" not in {e["action_id"] for e in hot["excluded"]}
+    assert "call_center_checkin" in {x["action_id"] for x in hot["ranking"]}
