@@ -22,7 +22,7 @@ import httpx
 import pandas as pd
 import pytest
 
-pytestmark = [pytest.mark.ray, pytest.mark.integration]
+pytestmark = [pytest.mark.ray, pytest.mark.integration, pytest.mark.slow]  # ~75 s: one cluster
 ROOT = Path(__file__).resolve().parents[2]
 
 
