@@ -33,6 +33,7 @@ from features.schema import DEFAULTS
 from policies.base import seed_from_event_id
 from policies.catalog import Catalog
 from policies.decision import decide_among, eligible_actions
+from policies.errors import InvalidFeatureError
 from policies.routing import with_continuity
 from policies.types import Action, Context, Decision
 from serving.errors import LateRewardError, UnknownEventError
@@ -126,7 +127,14 @@ class DecisionService:
             customer: Mapping[str, Any] = self.features.get(req.customer_id).values
         except FeatureStoreError:
             customer, degraded_reason = DEFAULTS, "feature_store"
-        context = Context(req.customer_id, customer, req.context, point.name, now)
+        try:
+            context = Context(req.customer_id, customer, req.context, point.name, now)
+        except InvalidFeatureError as exc:
+            if not (exc.field or "").startswith("customer"):
+                raise  # the request's own context: the client's 422
+            # a broken value in the store is our problem, not the client's: degrade
+            customer, degraded_reason = DEFAULTS, "bad_features"
+            context = Context(req.customer_id, customer, req.context, point.name, now)
         if point.rules.agent_routing is not None:  # issue #9: continuity is a feature
             candidates = with_continuity(context, candidates)
         eligible, excluded = eligible_actions(point.rules, context, candidates)

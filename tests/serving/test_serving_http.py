@@ -312,6 +312,14 @@ def test_feature_store_down_gives_degraded_rules_answers(server) -> None:
     assert "maestro_degraded_decisions_total" in server.client.get("/metrics").text
 
 
+def test_a_broken_stored_feature_degrades_instead_of_blaming_the_client(server) -> None:
+    server.layer.source.update("c-nan", {**{"consent_email": True}, "churn_risk": float("nan")})
+    r = _decide(server, customer_id="c-nan", decision_point=CART)
+    assert r.status_code == 200, r.text
+    assert r.json()["degraded"] is True
+    assert "no_consent:email" in {x["reason"] for x in r.json()["excluded"]}  # defaults
+
+
 def test_policy_failure_and_time_budget_fall_back(server, monkeypatch) -> None:
     from serving.service import ServiceOptions
 
