@@ -203,6 +203,20 @@ class RuleSet:
         for cap in self.frequency_caps:
             by_channel.setdefault(cap.channel, []).append(cap)
         object.__setattr__(self, "_caps_by_channel", {k: tuple(v) for k, v in by_channel.items()})
+        # per channel, precomputed once: (consent feature or None, its reason, caps as
+        # (feature, max, reason)) — no string building on the request path
+        checks = {
+            channel: (
+                f"consent_{channel}" if channel in self.consent_channels else None,
+                f"no_consent:{channel}",
+                tuple(
+                    (cap.feature, cap.max, f"cap:{channel}:{cap.window}")
+                    for cap in by_channel.get(channel, ())
+                ),
+            )
+            for channel in CHANNELS
+        }
+        object.__setattr__(self, "_channel_checks", checks)
 
     @classmethod
     def from_config(cls, config: Mapping[str, object] | None) -> RuleSet:
@@ -282,11 +296,14 @@ class RuleSet:
         return [s for s in self.suppressions if _truthy(customer.get(s.when))]
 
     def _channel_reason(self, customer: Mapping[str, FeatureValue], channel: str) -> str | None:
-        if channel in self.consent_channels and not _truthy(customer.get(f"consent_{channel}")):
-            return f"no_consent:{channel}"
-        for cap in self._caps_by_channel.get(channel, ()):
-            if _number(customer.get(cap.feature)) >= cap.max:
-                return f"cap:{channel}:{cap.window}"
+        consent, no_consent, caps = self._channel_checks[channel]
+        if consent is not None:
+            granted = customer.get(consent)
+            if not (granted is True or (granted is not False and _truthy(granted))):
+                return no_consent
+        for feature, limit, reason in caps:
+            if _number(customer.get(feature)) >= limit:
+                return reason
         return None
 
     def _reason(
