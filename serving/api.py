@@ -19,11 +19,13 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from features.errors import FeatureStoreError
 from policies.errors import PolicyError
+from serving.dashboard import ExperimentsView, dashboard_data
+from serving.dashboard import page as dashboard_page
 from serving.errors import ServingError
 from serving.metrics import CONTENT_TYPE
 from serving.schemas import (
@@ -228,6 +230,30 @@ def create_app(
     @app.get("/metrics", tags=["ops"])
     async def metrics() -> Response:
         return Response(service.metrics.render(), media_type=CONTENT_TYPE)
+
+    experiments_view = ExperimentsView(service)
+
+    @app.get("/experiments", tags=["experiments"])
+    def experiments() -> Response:
+        """Per decision point: each variant's decisions, rewards, mean reward and lift
+        over the holdout and ``rules`` with 95% intervals (read from the Parquet logs)."""
+        return Response(
+            orjson.dumps(experiments_view.report(), option=orjson.OPT_SERIALIZE_NUMPY),
+            media_type="application/json",
+        )
+
+    @app.get("/dashboard", tags=["experiments"], response_class=HTMLResponse)
+    async def dashboard() -> Response:
+        """The live dashboard page (static; it polls ``/dashboard/data``)."""
+        return HTMLResponse(dashboard_page())
+
+    @app.get("/dashboard/data", tags=["experiments"])
+    def dashboard_json() -> Response:
+        """What the dashboard draws: live series and the reward rate per variant."""
+        data = dashboard_data(service, experiments_view.report())
+        return Response(
+            orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json"
+        )
 
     @app.post("/_decide_threadpool", include_in_schema=False)
     def decide_threadpool(body: DecideRequest) -> Response:

@@ -212,9 +212,19 @@ def promote(decision_point: str, model_version: int) -> None:
 
 
 @cli.command()
-def report() -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON of GET /experiments.")
+@click.option(
+    "--mde",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Absolute effect to size samples for (default: 10% of the baseline's mean).",
+)
+def report(as_json: bool, mde: float | None) -> None:
     """Experiment results per decision point: variants, rewards, lift with intervals."""
-    raise NotBuiltYet("report", 8)
+    from serving.experiments import report_command
+    from serving.settings import get_settings
+
+    click.echo(_run(report_command, get_settings(), as_json, mde))
 
 
 @cli.command()

@@ -8,6 +8,7 @@ from typing import Any
 from features.errors import WorkspaceError
 from policies.catalog import load_catalog
 from serving.event_log import EventLog
+from serving.experiments import load_experiments
 from serving.feature_layer import InMemoryFeatureLayer
 from serving.ids import EventIdSigner
 from serving.metrics import Metrics
@@ -95,6 +96,9 @@ def build_service(settings: Settings, feature_layer: Any | None = None) -> Decis
             time_budget_ms=settings.time_budget_ms,
             kill_switch=settings.kill_switch,
             apprentice=settings.apprentice,
+        ),
+        experiments=load_experiments(
+            settings.experiments_file, catalog, settings.home, settings.tracking_uri
         ),
     )
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -36,6 +36,7 @@ from policies.decision import decide_among, eligible_actions
 from policies.errors import InvalidFeatureError
 from policies.routing import with_continuity
 from policies.types import Action, Context, Decision
+from serving.dashboard import LiveStats
 from serving.errors import LateRewardError, UnknownEventError
 from serving.event_log import EventLog, dumps
 from serving.feature_layer import FeatureEvent, FeatureWriter
@@ -43,6 +44,9 @@ from serving.ids import EventIdSigner
 from serving.metrics import Metrics
 from serving.policy_store import LoadedPolicy, PolicyStore
 from serving.schemas import DecideRequest, EventRequest, RewardRequest
+
+if TYPE_CHECKING:
+    from serving.experiments import Experiments
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +74,7 @@ class DecisionService:
         signer: EventIdSigner,
         metrics: Metrics | None = None,
         options: ServiceOptions | None = None,
+        experiments: Experiments | None = None,
     ) -> None:
         self.catalog = catalog
         self.features = features
@@ -79,6 +84,10 @@ class DecisionService:
         self.signer = signer
         self.metrics = metrics or Metrics()
         self.options = options or ServiceOptions()
+        #: issue #8: variant assignment (None: everyone ``champion``) and the dashboard's
+        #: live recorder
+        self.experiments = experiments
+        self.live = LiveStats()
         self._budget = self.options.time_budget_ms / 1000.0
         self.metrics.bind_log(log.unsynced_seconds, lambda: time.time() - log.last_roll)
         policies.on_swap = lambda dp, _loaded: self.metrics.policy_swaps.labels(dp).inc()
@@ -94,6 +103,8 @@ class DecisionService:
         """Stop polling, flush the log to Parquet, release the feature layer."""
         self.policies.stop()
         self.log.close()
+        if self.experiments is not None:
+            self.experiments.close()
         close = getattr(self.features, "close", None)
         if callable(close):
             close()
@@ -146,8 +157,20 @@ class DecisionService:
         variant = "fallback"
         shadow: Decision | None = None
         decision: Decision | None = None
-        if degraded_reason is None:
-            champion = self.policies.get(point.name)
+        arm = (
+            self.experiments.assign(req.customer_id, point.name)
+            if self.experiments is not None
+            else None
+        )
+        if arm is not None and arm.holdout:  # deterministic arm, whatever else is down
+            served = arm.resolve(self.policies, point.name)
+            decision = decide_among(served.policy, context, eligible, excluded, seed, event_id)
+        elif degraded_reason is None:
+            champion = (
+                self.policies.get(point.name)
+                if arm is None
+                else arm.resolve(self.policies, point.name)
+            )
             if self.options.kill_switch:
                 variant = "kill_switch"
             else:
@@ -169,6 +192,8 @@ class DecisionService:
         if degraded:
             variant = "fallback"
             self.metrics.degraded.labels(point.name, degraded_reason).inc()
+        if arm is not None:
+            variant = arm.name  # intent to treat: the assigned variant, degraded or not
 
         action = decision.action
         probs = {r.action_id: r.probability for r in decision.ranking}
@@ -231,7 +256,9 @@ class DecisionService:
             decision.policy,
             decision.policy_version,
         ).inc()
-        m.latency.labels(point.name).observe(time.perf_counter() - start)
+        elapsed = time.perf_counter() - start
+        m.latency.labels(point.name).observe(elapsed)
+        self.live.record(now, variant, action.channel if action else None, degraded, elapsed)
         return body
 
     # ------------------------------------------------------------------ rewards, events
@@ -261,6 +288,8 @@ class DecisionService:
     def erase(self, customer_id: str) -> dict[str, Any]:
         counts = dict(self.writer.erase(customer_id))
         counts.update(self.log.erase_customer(customer_id))
+        if self.experiments is not None:
+            counts["experiment_assignments"] = self.experiments.table.erase(customer_id)
         return {"customer_id": customer_id, "erased": counts}
 
 

@@ -14,7 +14,9 @@ Environment variables (the contract's three plus Maestro's own ``MAESTRO_*`` kno
   workspace secret file ``$MAESTRO_HOME/secret``), ``MAESTRO_COLD_START_KIND`` (``rules``),
   ``MAESTRO_FEATURE_SOURCE`` (``feast`` | ``memory``), ``MAESTRO_MAX_BODY_BYTES`` (65536),
   ``MAESTRO_RAY_MAX_ONGOING_REQUESTS`` (64), ``MAESTRO_RAY_MAX_QUEUED_REQUESTS`` (512),
-  ``MAESTRO_RAY_TEMP_DIR``, ``MAESTRO_CATALOG_PATH`` (else ``$MAESTRO_HOME/catalog.yaml``).
+  ``MAESTRO_RAY_TEMP_DIR``, ``MAESTRO_CATALOG_PATH`` (else ``$MAESTRO_HOME/catalog.yaml``),
+  ``MAESTRO_EXPERIMENTS_PATH`` (else ``$MAESTRO_HOME/experiments.yaml`` if present; see
+  :mod:`serving.experiments`).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "mlflow_tracking_uri")
     )
     catalog_path: Path | None = None
+    experiments_path: Path | None = None
     secret: SecretStr | None = None
 
     time_budget_ms: float = Field(default=50.0, gt=0)
@@ -90,6 +93,14 @@ class Settings(BaseSettings):
         if self.catalog_path is not None:
             return self.catalog_path
         candidate = self.home / "catalog.yaml"
+        return candidate if candidate.exists() else None
+
+    @property
+    def experiments_file(self) -> Path | None:
+        """The experiments config: explicit path, else the workspace's, else none."""
+        if self.experiments_path is not None:
+            return self.experiments_path
+        candidate = self.home / "experiments.yaml"
         return candidate if candidate.exists() else None
 
     def signing_key(self) -> bytes:

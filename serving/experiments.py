@@ -1,0 +1,432 @@
+"""Experiments per decision point: variants, a global holdout, sticky hashed assignment.
+
+Declared in ``$MAESTRO_HOME/experiments.yaml`` (or ``MAESTRO_EXPERIMENTS_PATH``)::
+
+    salt: spring-2026          # change it to re-randomise everyone (the only way to move people)
+    holdout: 0.05              # global holdout: these customers get ``no_contact`` everywhere
+    decision_points:
+      cart_abandoned:
+        variants:
+          champion: 0.7        # the decision point's MLflow champion (follows promotions)
+          rules: 0.2           # today's journey rules (the catalog's journey priorities)
+          challenger: {share: 0.1, version: 3}   # a registered MLflow version, pinned
+
+A decision point not listed serves ``champion`` to everyone outside the holdout. The
+holdout applies at every decision point whose catalog has a ``no_contact`` action
+(``agent_routing`` has none, so it is exempt). Shares within a decision point are
+normalised over the customers outside the holdout.
+
+Assignment. A customer's uniform draw is ``u = SHA-256(salt, scope, customer_id) / 2^64``
+(scope ``holdout`` for the holdout, the decision point's name otherwise), mapped onto the
+cumulative shares in declaration order: deterministic, independent across scopes, and
+with the configured shares in expectation. The first assignment of each (salt, scope,
+customer) is then written to a *sticky table* (``$MAESTRO_HOME/experiments.db``, SQLite
+WAL, shared by every replica; first writer wins) and read back ever after, so changing
+shares never moves an already-assigned customer — only customers seen for the first time
+follow the new shares. A pure hash with per-variant bucket ranges cannot promise that when
+a share *shrinks* (some of its buckets must go to another variant); the table can, at the
+cost of one indexed read per (customer, scope) per process (cached in memory afterwards).
+Changing ``salt`` starts a fresh assignment (the "unless asked" case).
+
+The holdout is a deterministic arm: its ``no_contact`` is logged with probability 1.
+Rules still run for every variant, the holdout included (its ``excluded`` list is real).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from policies.catalog import Catalog
+from policies.types import NO_CONTACT_ID, Action, Context, Decision, RankedAction
+from serving.errors import ServingError
+from serving.policy_store import LoadedPolicy, PolicyStore, cold_start_policy, smoke_test
+
+logger = logging.getLogger(__name__)
+HOLDOUT = "holdout"
+CHAMPION = "champion"
+RULES = "rules"
+_CACHE_MAX = 200_000
+
+
+class ExperimentConfigError(ServingError):
+    """The experiments file is malformed or names something that does not exist."""
+
+    status_code = 422
+    field = "experiments"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One arm: ``policy`` is ``champion``, ``rules``, ``holdout`` or ``version``
+    (then ``version`` names the registered MLflow version)."""
+
+    name: str
+    share: float
+    policy: str
+    version: str | None = None
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    salt: str = "maestro"
+    holdout: float = 0.0
+    variants: Mapping[str, tuple[Variant, ...]] = field(default_factory=dict)
+
+    def arms(self, decision_point: str) -> tuple[Variant, ...]:
+        return self.variants.get(decision_point, (Variant(CHAMPION, 1.0, CHAMPION),))
+
+
+def _variant(dp: str, name: str, raw: Any) -> Variant:
+    spec = {"share": raw} if isinstance(raw, int | float) else raw
+    if not isinstance(spec, Mapping) or "share" not in spec:
+        raise ExperimentConfigError(f"{dp}.{name}: a share (number) or {{share: …}} is required")
+    unknown = set(spec) - {"share", "version", "policy"}
+    if unknown:
+        raise ExperimentConfigError(f"{dp}.{name}: unknown keys {sorted(unknown)}")
+    share = spec["share"]
+    if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 1:
+        raise ExperimentConfigError(f"{dp}.{name}: share must be a number in [0, 1]")
+    if name == HOLDOUT:
+        raise ExperimentConfigError(f"{dp}: 'holdout' is global (top-level `holdout:`)")
+    version = spec.get("version")
+    policy = str(spec.get("policy", "version" if version is not None else name))
+    if policy not in (CHAMPION, RULES, "version"):
+        raise ExperimentConfigError(
+            f"{dp}.{name}: policy must be champion, rules, or a registered `version`"
+        )
+    if policy == "version" and version is None:
+        raise ExperimentConfigError(f"{dp}.{name}: a challenger needs `version: N`")
+    return Variant(str(name), float(share), policy, None if version is None else str(version))
+
+
+def parse_experiments(data: Any, catalog: Catalog) -> ExperimentConfig:
+    """Validate the parsed YAML mapping against ``catalog``."""
+    if not isinstance(data, Mapping):
+        raise ExperimentConfigError("experiments: a mapping is required")
+    unknown = set(data) - {"salt", "holdout", "decision_points"}
+    if unknown:
+        raise ExperimentConfigError(f"experiments: unknown keys {sorted(unknown)}")
+    holdout = data.get("holdout", 0.0) or 0.0
+    if isinstance(holdout, bool) or not isinstance(holdout, int | float) or not 0 <= holdout < 1:
+        raise ExperimentConfigError(
+            "experiments: holdout must be a share in [0, 1)", field="holdout"
+        )
+    variants: dict[str, tuple[Variant, ...]] = {}
+    for dp, raw in (data.get("decision_points") or {}).items():
+        if dp not in catalog:
+            raise ExperimentConfigError(f"experiments: unknown decision point {dp!r}", field=dp)
+        arms = (raw or {}).get("variants") if isinstance(raw, Mapping) else None
+        if not isinstance(arms, Mapping) or not arms:
+            raise ExperimentConfigError(
+                f"{dp}: a non-empty `variants` mapping is required", field=dp
+            )
+        parsed = tuple(_variant(dp, str(name), spec) for name, spec in arms.items())
+        if sum(v.share for v in parsed) <= 0:
+            raise ExperimentConfigError(f"{dp}: the shares sum to 0", field=dp)
+        variants[dp] = parsed
+    return ExperimentConfig(str(data.get("salt", "maestro")), float(holdout), variants)
+
+
+def load_experiments_config(path: Path, catalog: Catalog) -> ExperimentConfig:
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text("utf-8"))
+    except OSError as exc:
+        raise ExperimentConfigError(f"experiments: cannot read {path}: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ExperimentConfigError(f"experiments: invalid YAML in {path}: {exc}") from exc
+    return parse_experiments(data or {}, catalog)
+
+
+def unit_hash(salt: str, scope: str, customer_id: str) -> float:
+    """The customer's uniform draw in [0, 1) for ``scope`` (SHA-256, first 64 bits)."""
+    digest = hashlib.sha256(f"{salt}\x1f{scope}\x1f{customer_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
+def pick(u: float, arms: Sequence[Variant]) -> str:
+    """The arm whose cumulative share interval holds ``u`` (shares normalised)."""
+    total = sum(a.share for a in arms)
+    edge = 0.0
+    for arm in arms:
+        edge += arm.share / total
+        if u < edge:
+            return arm.name
+    return arms[-1].name
+
+
+class AssignmentTable:
+    """The sticky (salt, scope, customer) → variant table (see the module docstring).
+
+    A known customer costs one indexed read per process (then the in-memory cache); a
+    new one gets the hash's proposal at once, written by a background thread in one
+    transaction every ``flush_seconds`` (``INSERT OR IGNORE``: the first replica to write
+    wins, and a replica that lost reads the winner back into its cache). A crash loses
+    at most the last ``flush_seconds`` of first assignments, which the hash re-derives
+    identically unless the shares changed in between."""
+
+    def __init__(self, path: Path | None, flush_seconds: float = 0.1) -> None:
+        self.path = path
+        self.flush_seconds = flush_seconds
+        self._lock = threading.Lock()
+        self._cache: dict[tuple[str, str], str] = {}
+        self._pending: list[tuple[str, str, str, float]] = []
+        self._db: sqlite3.Connection | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS assignments (scope TEXT NOT NULL, customer_id TEXT"
+                " NOT NULL, variant TEXT NOT NULL, assigned_at REAL NOT NULL,"
+                " PRIMARY KEY (scope, customer_id)) WITHOUT ROWID"
+            )
+            self._db = db
+
+    def get_or_set(self, scope: str, customer_id: str, proposed: str) -> str:
+        key = (scope, customer_id)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        with self._lock:
+            row = None
+            if self._db is not None:
+                row = self._db.execute(
+                    "SELECT variant FROM assignments WHERE scope = ? AND customer_id = ?", key
+                ).fetchone()
+            value = row[0] if row is not None else proposed
+            if row is None and self._db is not None:
+                self._pending.append((scope, customer_id, proposed, time.time()))
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._flush_loop, daemon=True, name="experiments-flush"
+                    )
+                    self._thread.start()
+            if len(self._cache) >= _CACHE_MAX:
+                self._cache.clear()
+            self._cache[key] = value
+        return value
+
+    def flush(self) -> int:
+        """Write the pending first assignments now; return how many were written."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+            if not pending or self._db is None:
+                return 0
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                before = self._db.total_changes
+                self._db.executemany("INSERT OR IGNORE INTO assignments VALUES (?, ?, ?, ?)",
+                                     pending)
+                written = self._db.total_changes - before
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            if written < len(pending):  # another replica assigned some first: adopt theirs
+                for scope, cid, _, _ in pending:
+                    row = self._db.execute(
+                        "SELECT variant FROM assignments WHERE scope = ? AND customer_id = ?",
+                        (scope, cid),
+                    ).fetchone()
+                    if row is not None:
+                        self._cache[(scope, cid)] = row[0]
+            return written
+
+    def _flush_loop(self) -> None:
+        while not self._stop.wait(self.flush_seconds):
+            try:
+                self.flush()
+            except sqlite3.Error as exc:  # keep serving; the next flush retries the hash
+                logger.warning("experiments: cannot write assignments: %s", exc)
+
+    def erase(self, customer_id: str) -> int:
+        self.flush()
+        with self._lock:
+            self._cache = {k: v for k, v in self._cache.items() if k[1] != customer_id}
+            if self._db is None:
+                return 0
+            cur = self._db.execute("DELETE FROM assignments WHERE customer_id = ?", (customer_id,))
+            return cur.rowcount
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.flush()
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+
+class HoldoutPolicy:
+    """The holdout arm: ``no_contact`` with probability 1 (a deterministic arm)."""
+
+    kind = HOLDOUT
+    version = HOLDOUT
+
+    def decide(
+        self, context: Context, actions: Sequence[Action], seed: int, event_id: str = ""
+    ) -> Decision:
+        action = next((a for a in actions if a.id == NO_CONTACT_ID), None)
+        if action is None:  # the request brought no no_contact: answer nothing, still held out
+            return Decision(event_id, None, 0.0, (), policy=HOLDOUT, policy_version=HOLDOUT)
+        others = [RankedAction(a.id, 0.0) for a in actions if a.id != NO_CONTACT_ID]
+        ranking = (RankedAction(action.id, 1.0), *others)
+        return Decision(event_id, action, 1.0, ranking, policy=HOLDOUT, policy_version=HOLDOUT)
+
+
+@dataclass(frozen=True, slots=True)
+class Arm:
+    """The outcome of assignment: the variant's name and, unless it follows the champion,
+    the policy serving it."""
+
+    name: str
+    loaded: LoadedPolicy | None  # None: the decision point's current champion
+
+    @property
+    def holdout(self) -> bool:
+        return self.name == HOLDOUT
+
+    def resolve(self, policies: PolicyStore, decision_point: str) -> LoadedPolicy:
+        return self.loaded if self.loaded is not None else policies.get(decision_point)
+
+
+class Experiments:
+    """Assignment plus the policies of the non-champion variants."""
+
+    def __init__(
+        self,
+        config: ExperimentConfig,
+        catalog: Catalog,
+        table: AssignmentTable,
+        tracking_uri: str | None = None,
+    ) -> None:
+        self.config = config
+        self.catalog = catalog
+        self.table = table
+        self.tracking_uri = tracking_uri
+        self._rules = LoadedPolicy(cold_start_policy(RULES, catalog), RULES, "experiment")
+        self._holdout = Arm(HOLDOUT, LoadedPolicy(HoldoutPolicy(), HOLDOUT, "experiment"))  # type: ignore[arg-type]
+        self._arms: dict[str, dict[str, Arm]] = {}
+        self.holdout_points = frozenset(
+            name
+            for name in catalog.names()
+            if any(a.id == NO_CONTACT_ID for a in catalog[name].actions)
+        )
+        for dp in catalog.names():
+            self._arms[dp] = {v.name: Arm(v.name, self._load(dp, v)) for v in config.arms(dp)}
+
+    def _load(self, dp: str, variant: Variant) -> LoadedPolicy | None:
+        if variant.policy == CHAMPION:
+            return None
+        if variant.policy == RULES:
+            return self._rules
+        from policies.registry import load_policy
+        from training.tracking import load_version_bytes
+
+        if self.tracking_uri is None:
+            raise ExperimentConfigError(f"{dp}.{variant.name}: no MLflow registry to load from")
+        try:
+            policy = load_policy(load_version_bytes(dp, str(variant.version), self.tracking_uri))
+            policy.version = str(variant.version)
+            smoke_test(policy, self.catalog, dp)
+        except Exception as exc:
+            raise ExperimentConfigError(
+                f"{dp}.{variant.name}: version {variant.version} cannot be served: {exc}", dp
+            ) from exc
+        return LoadedPolicy(policy, str(variant.version), "experiment")
+
+    def variant_of(self, customer_id: str, decision_point: str) -> str:
+        """The customer's variant at ``decision_point`` (sticky after the first call)."""
+        cfg = self.config
+        if cfg.holdout > 0 and decision_point in self.holdout_points:
+            proposed = (
+                HOLDOUT if unit_hash(cfg.salt, HOLDOUT, customer_id) < cfg.holdout else "-"
+            )
+            if self.table.get_or_set(f"{cfg.salt}:{HOLDOUT}", customer_id, proposed) == HOLDOUT:
+                return HOLDOUT
+        arms = cfg.arms(decision_point)
+        if len(arms) == 1:
+            return arms[0].name
+        proposed = pick(unit_hash(cfg.salt, decision_point, customer_id), arms)
+        return self.table.get_or_set(f"{cfg.salt}:{decision_point}", customer_id, proposed)
+
+    def assign(self, customer_id: str, decision_point: str) -> Arm:
+        name = self.variant_of(customer_id, decision_point)
+        if name == HOLDOUT:
+            return self._holdout
+        arms = self._arms[decision_point]
+        # a sticky variant since removed from the config falls back to the champion
+        return arms.get(name) or Arm(name, None)
+
+    def describe(self) -> dict[str, Any]:
+        """The configuration as JSON (for ``/experiments``)."""
+        return {
+            "salt": self.config.salt,
+            "holdout": self.config.holdout,
+            "holdout_decision_points": sorted(self.holdout_points),
+            "decision_points": {
+                dp: [
+                    {"name": v.name, "share": v.share, "policy": v.policy, "version": v.version}
+                    for v in self.config.arms(dp)
+                ]
+                for dp in self.catalog.names()
+            },
+        }
+
+    def close(self) -> None:
+        self.table.close()
+
+
+def load_experiments(
+    path: Path | None, catalog: Catalog, home: Path, tracking_uri: str | None
+) -> Experiments | None:
+    """The workspace's experiments, or ``None`` without a config (everyone: ``champion``)."""
+    if path is None or not Path(path).exists():
+        return None
+    config = load_experiments_config(path, catalog)
+    return Experiments(config, catalog, AssignmentTable(home / "experiments.db"), tracking_uri)
+
+
+def report_command(settings: Any, as_json: bool = False, mde: float | None = None) -> str:
+    """``maestro report``: the lift report of the workspace's logs, as text or JSON."""
+    import orjson
+
+    from policies.catalog import load_catalog
+    from training.lift import experiment_report, format_report
+
+    catalog = load_catalog(settings.catalog_file)
+    report = experiment_report(
+        settings.logs_dir, catalog, reward_mode=settings.reward_mode, mde=mde
+    )
+    path = settings.experiments_file
+    config = load_experiments_config(path, catalog) if path is not None else None
+    if as_json:
+        report["config"] = None if config is None else {
+            "salt": config.salt,
+            "holdout": config.holdout,
+            "decision_points": {
+                dp: [vars(v) for v in arms] for dp, arms in config.variants.items()
+            },
+        }
+        return orjson.dumps(report, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    head = (
+        f"experiments: {path} (salt {config.salt!r}, holdout {config.holdout:.1%})"
+        if config is not None
+        else "experiments: none configured (every decision is `champion`)"
+    )
+    return head + "\n" + format_report(report)
