@@ -222,6 +222,7 @@ def main() -> None:
     rng = random.Random(7)
     tmp = Path(tempfile.mkdtemp(prefix="maestro-bench-features-"))
     redis_proc, port = start_redis(tmp)
+    load_before = os.getloadavg()
     try:
         t = time.perf_counter()
         init_feature_workspace(tmp / "sqlite", customers=args.customers, seed=7)
@@ -250,6 +251,7 @@ def main() -> None:
             ("Redis", "2,000/s"): bench_ingest(tmp / "redis" / "feature_repo", args.customers,
                                                args.seconds, 2000.0, rng),
         }
+        load_after = os.getloadavg()
     finally:
         redis_proc.terminate()
         redis_proc.wait(5)
@@ -258,7 +260,10 @@ def main() -> None:
     lines = [
         f"Machine: {machine()}. Command: `.venv/bin/python -m benchmarks.bench_features "
         f"--customers {args.customers} --reads {args.reads} --seconds {args.seconds:g}"
-        f"{' --write' if args.write else ''}`.",
+        f"{' --write' if args.write else ''}`. Load average (1/5/15 min) at the start "
+        f"{'/'.join(f'{x:.1f}' for x in load_before)}, at the end "
+        f"{'/'.join(f'{x:.1f}' for x in load_after)} (the machine is shared: other "
+        "engineers' tests run alongside, so tails are the machine's as much as the code's).",
         f"`maestro init` features part ({args.customers:,} customers, apply + materialise): "
         f"{init_sqlite:.1f} s into SQLite, {init_redis:.1f} s into Redis (includes importing "
         "Feast once).",

@@ -351,6 +351,8 @@ class FeastFeatureSource:
         return self.backend.read(entity_key_bytes(customer_id), view).get(view)
 
     def get(self, customer_id: str) -> CustomerFeatures:
+        """All features of one customer; raises ``FeatureStoreUnavailable`` when the store
+        cannot be read within ``timeout``."""
         rows = self.rows(customer_id)
         if not rows:
             return CustomerFeatures(customer_id, DEFAULTS, known=False)
@@ -367,6 +369,7 @@ class FeastFeatureSource:
         return CustomerFeatures(customer_id, merged, known=True, stale=frozenset(stale))
 
     def ping(self) -> bool:
+        """True when the online store answers (for ``/readyz``)."""
         return self.backend.ping()
 
     def close(self) -> None:
