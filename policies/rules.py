@@ -49,10 +49,17 @@ def _truthy(value: FeatureValue) -> bool:
     return bool(value)
 
 
-def _split_list(value: FeatureValue) -> set[str]:
+def _split_list(value: FeatureValue) -> frozenset[str]:
     if not isinstance(value, str):
-        return set()
-    return {part.strip().lower() for part in value.split(",") if part.strip()}
+        return frozenset()
+    return _split_str(value)
+
+
+@lru_cache(maxsize=4096)
+def _split_str(value: str) -> frozenset[str]:
+    """A comma-separated list as a set of lower-case names (memoised: agents' skill and
+    language lists repeat across requests)."""
+    return frozenset(part.strip().lower() for part in value.split(",") if part.strip())
 
 
 def _number(value: FeatureValue, default: float = 0.0) -> float:
