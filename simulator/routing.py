@@ -27,16 +27,20 @@ References:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
+from policies.base import BasePolicy
 from policies.catalog import Catalog, load_catalog
-from policies.routing import LAST_AGENT, RoutingReward, with_continuity
+from policies.registry import make_policy
+from policies.routing import LAST_AGENT, LeastBusyPolicy, RoutingReward, with_continuity
 from policies.types import Action, Context, Decision, FeatureValue
 from simulator.environment import Observation, Outcome, StepResult
 from simulator.errors import InvalidDecision, InvalidSimulationConfig, NotReset, SimulatorError
+from simulator.run import run_policy
 
 DECISION_POINT = "agent_routing"
 SKILLS = ("billing", "technical", "sales")
@@ -340,3 +344,29 @@ def routing_summary(env: RoutingEnvironment, tail: float = 0.5) -> dict[str, Any
         "continuity_rate": float(np.mean([r.continuity for r in h])),
         "waited_minutes_per_case": env.waited_minutes / n,
     }
+
+
+def build_router(kind: str, seed: int = 0) -> BasePolicy:
+    """A routing policy by name: ``least-busy`` (the ACD baseline) or any registered kind
+    (``uniform`` is random assignment among qualified agents)."""
+    if kind == "least-busy":
+        return LeastBusyPolicy(seed=seed)
+    return make_policy(kind, seed=seed)
+
+
+def compare_routers(
+    kinds: Sequence[str], config: RoutingConfig | None = None, steps: int = 3000,
+    seed: int = 0, learn_every: int = 32,
+) -> dict[str, dict[str, Any]]:
+    """Run each router on the same routing world (same episode seed): kind → the run's
+    :meth:`RunLog.summary` figures (reward, exact regret) merged with
+    :func:`routing_summary`'s resolution figures."""
+    out: dict[str, dict[str, Any]] = {}
+    for kind in kinds:
+        env = RoutingEnvironment(config)
+        log = run_policy(build_router(kind, seed), env, steps, seed, learn_every)
+        summary = log.summary()
+        keep = ("mean_reward", "mean_expected_reward", "regret", "mean_regret",
+                "final_mean_regret", "optimal_rate", "steps_per_second")
+        out[kind] = {**{k: summary[k] for k in keep}, **routing_summary(env)}
+    return out
