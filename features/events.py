@@ -3,7 +3,7 @@
 :func:`parse_event` turns a request body into an :class:`Event` or raises
 :class:`~features.errors.InvalidEventError` naming the field; :func:`apply_event` is the
 pure function from an event and the customer's current view rows to the new full rows
-of the views it changes. :class:`features.event_writer.EventWriter` pushes those rows
+of the views it changes. :class:`features.event_writer.EventWriter` writes those rows
 to Feast.
 
 What each type changes (view → features):

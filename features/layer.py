@@ -18,7 +18,7 @@ from features.source import CustomerFeatures
 class FeastFeatureLayer:
     """The Feast repo at ``path`` (a workspace or its ``feature_repo``), read and written.
 
-    ``flush_interval``: how often batched event rows are pushed (≤ 0.1 s keeps the
+    ``flush_interval``: how often batched event rows are written (≤ 0.1 s keeps the
     contract's 100 ms cross-process visibility); ``timeout``: the read bound.
     """
 

@@ -1,15 +1,15 @@
-"""Events accepted but not yet pushed to Feast, visible to this process's reads.
+"""Events accepted but not yet in Feast's online store, visible to this process's reads.
 
-The event writer (:mod:`features.events`) batches its pushes; until a row is in the
+The event writer (:mod:`features.event_writer`) batches its writes; until a row is in the
 online store, the overlay serves it. Each row is a *full* view row (every feature of
 the view), so a read replaces the store's row of that view by the overlay's.
 
 Ordering that keeps consent from ever going stale in this process: a read snapshots the
 overlay *before* it reads the store, and the writer removes a row from the overlay only
-*after* the push that carries it has committed. So a read either sees the pending row,
+*after* the write that carries it has committed. So a read either sees the pending row,
 or starts after the row was removed and then reads the store that already holds it.
 Staleness bound: none within the process (pending rows are served at once); other
-processes see a row once it is pushed, within the writer's flush interval.
+processes see a row once it is written, within the writer's flush interval.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ class PendingRow:
     ts: float
     values: dict[str, FeatureValue]
     version: int = 0
-    #: features changed since the row was last pushed (only these are written)
+    #: features changed since the row was last written (only these are written)
     changed: frozenset[str] = frozenset()
 
 
@@ -54,7 +54,7 @@ class Overlay:
     def put(self, customer_id: str, view: str, ts: float, values: dict[str, FeatureValue],
             changed: frozenset[str] | None = None) -> None:
         """Set the pending full row of ``view`` for ``customer_id``; ``changed`` (default:
-        every feature) adds to the features still to be pushed."""
+        every feature) adds to the features still to be written."""
         changed = frozenset(values) if changed is None else changed
         with self._lock:
             self._version += 1
@@ -83,7 +83,7 @@ class Overlay:
             ]
 
     def done(self, flushed: list[tuple[str, str, PendingRow]]) -> None:
-        """Drop rows that were pushed, unless they changed since (their newer version stays)."""
+        """Drop rows that were written, unless they changed since (their newer version stays)."""
         with self._lock:
             for cid, view, row in flushed:
                 views = self._rows.get(cid)
