@@ -5,7 +5,7 @@ features the policy saw, and a frustration signal sent to ``/events`` escalates.
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -120,9 +120,11 @@ def test_rapid_clicks_from_events_escalate_to_the_call_centre(routing_server) ->
     calm = decide(routing_server, "c-frustrated", {}, actions=None, dp="default").json()
     assert {e["action_id"]: e["reason"] for e in calm["excluded"]}.get(
         "call_center_checkin") == "no_escalation_signal"
-    for _ in range(4):  # four page views within 2 s: three rapid clicks
+    start = datetime.now(UTC)
+    for i in range(4):  # four page views 0.5 s apart: three rapid clicks
         r = routing_server.client.post("/events", json={
-            "customer_id": "c-frustrated", "type": "page_view", "properties": {"page": "help"}})
+            "customer_id": "c-frustrated", "type": "page_view", "properties": {"page": "help"},
+            "timestamp": (start + timedelta(seconds=0.5 * i)).isoformat()})
         assert r.status_code == 202, r.text
     hot = decide(routing_server, "c-frustrated", {}, actions=None, dp="default").json()
     assert "call_center_checkin" not in {e["action_id"] for e in hot["excluded"]}
