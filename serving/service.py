@@ -90,8 +90,12 @@ class DecisionService:
         self.live = LiveStats()
         self._budget = self.options.time_budget_ms / 1000.0
         self.metrics.bind_log(log.unsynced_seconds, lambda: time.time() - log.last_roll)
-        policies.on_swap = lambda dp, _loaded: self.metrics.policy_swaps.labels(dp).inc()
+        policies.on_swap = self._on_swap
         policies.on_load_error = lambda dp: self.metrics.policy_load_errors.labels(dp).inc()
+
+    def _on_swap(self, decision_point: str, loaded: LoadedPolicy) -> None:
+        self.metrics.policy_swaps.labels(decision_point).inc()
+        self.live.champion(decision_point, loaded.policy.kind, loaded.version, loaded.source)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> DecisionService:

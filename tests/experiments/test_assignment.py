@@ -33,8 +33,9 @@ CONFIG = {
     "salt": "s1",
     "holdout": 0.05,
     "decision_points": {
-        "cart_abandoned": {"variants": {"champion": 0.7, "rules": 0.2, "other": {"share": 0.1,
-                                                                                 "policy": "rules"}}}
+        "cart_abandoned": {
+            "variants": {"champion": 0.7, "rules": 0.2, "other": {"share": 0.1, "policy": "rules"}}
+        }
     },
 }
 
