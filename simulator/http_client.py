@@ -78,9 +78,13 @@ class MaestroClient:
                 "properties": dict(event.properties)}
         self._post("/events", body, (202, 200))
 
-    def decide(self, customer_id: str, decision_point: str,
-               context: dict[str, Any]) -> DecideAnswer:
-        body = {"customer_id": customer_id, "decision_point": decision_point, "context": context}
+    def decide(self, customer_id: str, decision_point: str, context: dict[str, Any],
+               actions: list[dict[str, Any]] | None = None) -> DecideAnswer:
+        """``actions`` (optional): the candidates to send, e.g. the agents available now."""
+        body: dict[str, Any] = {"customer_id": customer_id, "decision_point": decision_point,
+                                "context": context}
+        if actions is not None:
+            body["actions"] = actions
         data = self._post("/decide", body, (200,)).json()
         try:
             return DecideAnswer(str(data["event_id"]), data.get("action_id"),

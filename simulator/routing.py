@@ -370,3 +370,9 @@ def compare_routers(
                 "final_mean_regret", "optimal_rate", "steps_per_second")
         out[kind] = {**{k: summary[k] for k in keep}, **routing_summary(env)}
     return out
+
+
+def customer_rows(env: RoutingEnvironment) -> dict[str, dict[str, FeatureValue]]:
+    """The routing world's customers as feature rows by id (to load into a live
+    Maestro's feature store so its rules see the customers the simulator does)."""
+    return {f"c-{i:06d}": dict(row) for i, row in enumerate(env._customers)}

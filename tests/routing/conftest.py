@@ -35,6 +35,8 @@ class RoutingServer:
     base_url: str
     service: Any
     client: httpx.Client
+    layer: Any
+    tracking_uri: str
 
 
 @pytest.fixture(scope="session")
@@ -61,6 +63,7 @@ def routing_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Routing
         poll_seconds=5.0,
         roll_seconds=0.5,
         feature_source="memory",
+        cold_start_kind="uniform",  # uniform logging: the logs train and evaluate well
     )
     service = build_service(settings, layer)
     app = create_app(service, api_keys=settings.api_keys, max_body_bytes=settings.max_body_bytes)
@@ -80,7 +83,7 @@ def routing_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Routing
             raise TimeoutError("routing test server did not come up")
         time.sleep(0.1)
     client = httpx.Client(base_url=base, timeout=10)
-    yield RoutingServer(base, service, client)
+    yield RoutingServer(base, service, client, layer, settings.tracking_uri)
     client.close()
     server.should_exit = True
     thread.join(timeout=30)
