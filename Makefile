@@ -29,11 +29,16 @@ run: install
 	$(VENV)/bin/maestro init
 	$(VENV)/bin/maestro serve --engine ray --host 127.0.0.1 --port 8000
 
-# redis-server for the feature store's Redis integration test (tests start it themselves).
+# redis-server for the feature store's Redis integration test (tests start it themselves);
+# chromium and chromium-driver for the dashboard's browser test.
 test-deps:
 	@command -v redis-server >/dev/null 2>&1 || { \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq redis-server; }
+	@# Debian's headless Chromium + chromedriver for the dashboard's browser test
+	@{ [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; } || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium chromium-driver; }
 
 test: install test-deps
 	$(PY) -m pytest -q -m "not slow"

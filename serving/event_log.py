@@ -39,7 +39,10 @@ action_id / channel    string (nullable)    chosen action (null: nothing eligibl
 probability            float64              probability the chosen action was drawn with
 policy / policy_version string              the policy that answered (``rules`` if degraded)
 variant                string               ``champion`` | ``kill_switch`` | ``apprentice``
-                                            | ``fallback``
+                                            | ``fallback``; with experiments configured,
+                                            the assigned variant (``holdout``, ``rules``,
+                                            ``champion``, a challenger's name), degraded
+                                            or not (see serving.experiments)
 explored               bool                 the draw was not the policy's greedy choice
 degraded               bool                 a fallback answered (learn with care)
 reward_deadline        timestamp[us, UTC]   end of the reward window

@@ -60,14 +60,16 @@ class LiveServer:
         want = self.steps if min_decisions is None else min_decisions
         deadline = time.monotonic() + timeout
         body: dict[str, Any] = {}
+        last = -1
         while time.monotonic() < deadline:
             body = self.client.get("/experiments").json()
             total = sum(
                 v["decisions"] for dp in body["decision_points"].values() for v in dp["variants"]
             )
-            if total >= want:
+            if total >= want and total == last:  # stable across two polls a roll apart
                 return body
-            time.sleep(0.3)
+            last = total
+            time.sleep(1.2)
         raise AssertionError(f"/experiments never reached {want} decisions: {body}")
 
 

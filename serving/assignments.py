@@ -1,0 +1,121 @@
+"""The sticky assignment table of :mod:`serving.experiments`: (salt:scope, customer) →
+variant, in ``$MAESTRO_HOME/experiments.db`` (SQLite WAL, shared by every replica)."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+_CACHE_MAX = 200_000
+
+
+class AssignmentTable:
+    """The sticky (salt, scope, customer) → variant table (see the module docstring).
+
+    A known customer costs one indexed read per process (then the in-memory cache); a
+    new one gets the hash's proposal at once, written by a background thread in one
+    transaction every ``flush_seconds`` (``INSERT OR IGNORE``: the first replica to write
+    wins, and a replica that lost reads the winner back into its cache). A crash loses
+    at most the last ``flush_seconds`` of first assignments, which the hash re-derives
+    identically unless the shares changed in between."""
+
+    def __init__(self, path: Path | None, flush_seconds: float = 0.1) -> None:
+        self.path = path
+        self.flush_seconds = flush_seconds
+        self._lock = threading.Lock()
+        self._cache: dict[tuple[str, str], str] = {}
+        self._pending: list[tuple[str, str, str, float]] = []
+        self._db: sqlite3.Connection | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS assignments (scope TEXT NOT NULL, customer_id TEXT"
+                " NOT NULL, variant TEXT NOT NULL, assigned_at REAL NOT NULL,"
+                " PRIMARY KEY (scope, customer_id)) WITHOUT ROWID"
+            )
+            self._db = db
+
+    def get_or_set(self, scope: str, customer_id: str, proposed: str) -> str:
+        key = (scope, customer_id)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        with self._lock:
+            row = None
+            if self._db is not None:
+                row = self._db.execute(
+                    "SELECT variant FROM assignments WHERE scope = ? AND customer_id = ?", key
+                ).fetchone()
+            value = row[0] if row is not None else proposed
+            if row is None and self._db is not None:
+                self._pending.append((scope, customer_id, proposed, time.time()))
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._flush_loop, daemon=True, name="experiments-flush"
+                    )
+                    self._thread.start()
+            if len(self._cache) >= _CACHE_MAX:
+                self._cache.clear()
+            self._cache[key] = value
+        return value
+
+    def flush(self) -> int:
+        """Write the pending first assignments now; return how many were written."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+            if not pending or self._db is None:
+                return 0
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                before = self._db.total_changes
+                self._db.executemany("INSERT OR IGNORE INTO assignments VALUES (?, ?, ?, ?)",
+                                     pending)
+                written = self._db.total_changes - before
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            if written < len(pending):  # another replica assigned some first: adopt theirs
+                for scope, cid, _, _ in pending:
+                    row = self._db.execute(
+                        "SELECT variant FROM assignments WHERE scope = ? AND customer_id = ?",
+                        (scope, cid),
+                    ).fetchone()
+                    if row is not None:
+                        self._cache[(scope, cid)] = row[0]
+            return written
+
+    def _flush_loop(self) -> None:
+        while not self._stop.wait(self.flush_seconds):
+            try:
+                self.flush()
+            except sqlite3.Error as exc:  # keep serving; the next flush retries the hash
+                logger.warning("experiments: cannot write assignments: %s", exc)
+
+    def erase(self, customer_id: str) -> int:
+        self.flush()
+        with self._lock:
+            self._cache = {k: v for k, v in self._cache.items() if k[1] != customer_id}
+            if self._db is None:
+                return 0
+            cur = self._db.execute("DELETE FROM assignments WHERE customer_id = ?", (customer_id,))
+            return cur.rowcount
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.flush()
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
