@@ -26,7 +26,7 @@ FLAGS = (
     "--no-first-run",
     "--disable-component-update",
     "--disable-sync",
-    "--window-size=1400,1900",
+    "--window-size=1400,2150",
 )
 DOCS_PNG = Path(__file__).resolve().parents[2] / "docs" / "dashboard.png"
 
@@ -82,6 +82,10 @@ return {
   latency_paths: q("#latency-chart path.series").length,
   degraded_paths: q("#degraded-chart path.series").length,
   champions: q("#champions tbody tr").map(r => r.cells[0].textContent),
+  champion_versions: Object.fromEntries(q("#champions tbody tr").map(
+    r => [r.cells[0].textContent, r.cells[2].textContent + "/" + r.cells[3].textContent])),
+  history: q("#champion-history tbody tr").map(
+    r => r.cells[1].textContent + "@" + r.cells[3].textContent),
 };
 """
 
@@ -150,6 +154,17 @@ def test_dashboard_renders_live_data_in_chromium(
         assert state["latency_paths"] == 3 and state["degraded_paths"] == 1
         # the champion of every decision point
         assert set(state["champions"]) == set(live_server.service.catalog.names())
+        # a promotion shows up: the registry's champion alias moves, the service swaps
+        from training.tracking import set_champion
+
+        version = live_server.challenger_version
+        set_champion("cart_abandoned", version, live_server.tracking_uri)
+        state = _until(
+            lambda: (s := _state(browser))["champion_versions"]["cart_abandoned"]
+            == f"{version}/champion" and s,
+            what="the promoted champion on the page",
+        )
+        assert f"cart_abandoned@{version}" in state["history"]
         # the page refreshes itself and the totals move with the traffic
         before = refreshes()
         total = state["total"]
