@@ -19,7 +19,8 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from features.errors import FeatureStoreError
@@ -43,7 +44,7 @@ from serving.service import DecisionService
 logger = logging.getLogger(__name__)
 OPEN_PATHS = frozenset({"/healthz", "/metrics"})
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (401, 404, 409, 413, 422, 503)
+    code: {"model": ErrorResponse} for code in (400, 401, 404, 409, 413, 422, 503)
 }
 
 
@@ -195,6 +196,13 @@ def create_app(
     for root in (PolicyError, FeatureStoreError, ServingError):
         app.add_exception_handler(root, _domain)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> Response:
+        # FastAPI's own 4xx (an undecodable body: 400; unknown path: 404; wrong method:
+        # 405) in the same {"detail": [{field, problem, type}]} shape as every other error
+        field = "body" if exc.status_code == 400 else None
+        return _error(exc.status_code, field, str(exc.detail), "HTTPError", exc.headers)
+
     @app.post("/decide", response_model=DecideResponse, tags=["decisions"])
     async def decide(body: DecideRequest) -> Response:
         """Choose the next best action for one customer at one decision point."""
@@ -227,7 +235,7 @@ def create_app(
         status = 200 if all(checks.values()) else 503
         return JSONResponse({"ready": status == 200, **checks}, status_code=status)
 
-    @app.get("/metrics", tags=["ops"])
+    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
     async def metrics() -> Response:
         return Response(service.metrics.render(), media_type=CONTENT_TYPE)
 
@@ -266,4 +274,31 @@ def create_app(
         """The baseline of the benchmarks: same server, same middleware, no work."""
         return Response(b"{}", media_type="application/json")
 
+    _document_vocabularies(app, service)
     return app
+
+
+def _document_vocabularies(app: FastAPI, service: DecisionService) -> None:
+    """Name the served catalog's decision points and the known event types as enums in
+    ``/openapi.json`` (issue #7: a schema-valid request is then never refused for an
+    unknown name, which schemathesis' positive-data check holds the API to)."""
+    from features.events import EVENT_TYPES
+
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        props = schema.get("components", {}).get("schemas", {})
+        points = sorted(getattr(service.catalog, "decision_points", {}) or {})
+        decide = props.get("DecideRequest", {}).get("properties", {})
+        if points and "decision_point" in decide:
+            decide["decision_point"] = {**decide["decision_point"], "enum": points}
+        event = props.get("EventRequest", {}).get("properties", {})
+        if "type" in event:
+            event["type"] = {**event["type"], "enum": list(EVENT_TYPES)}
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

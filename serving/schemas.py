@@ -24,7 +24,9 @@ MAX_ACTIONS = 100
 MAX_KEYS = 64
 MAX_STRING = 512
 
-Key = Annotated[StrictStr, StringConstraints(min_length=1, max_length=64)]
+#: names and ids carry no control characters (NUL bytes included): issue #7
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+Key = Annotated[StrictStr, StringConstraints(min_length=1, max_length=64, pattern=PRINTABLE)]
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 
 
@@ -56,7 +58,7 @@ Scalar = Annotated[
         }
     ),
 ]
-Id = Annotated[StrictStr, StringConstraints(min_length=1, max_length=128)]
+Id = Annotated[StrictStr, StringConstraints(min_length=1, max_length=128, pattern=PRINTABLE)]
 
 Channel = Literal["email", "push", "sms", "in_app", "whatsapp", "call_center", "agent", "none"]
 
