@@ -198,8 +198,11 @@ def experiment_report(
     if "variant" not in decisions:
         decisions = decisions.assign(variant="champion")
     decisions = decisions.assign(variant=decisions["variant"].fillna("champion").astype(str))
+    # lift needs rewards, not features: blank the feature JSON so the join's row parser
+    # (which still checks every propensity and pmf) does not decode it
+    slim = decisions.assign(customer_features="{}", context="{}")
     try:
-        joined = join_logs(decisions, rewards, catalog, now, report, reward_mode)
+        joined = join_logs(slim, rewards, catalog, now, report, reward_mode)
         outcomes = joined.frame[["event_id", "reward"]]
     except TrainingDataError:
         outcomes = pd.DataFrame({"event_id": [], "reward": []})
