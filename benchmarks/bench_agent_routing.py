@@ -12,8 +12,9 @@ decision points use their catalogs. Measured:
   per decision point, ``--n`` calls each;
 - HTTP, sequential on one keep-alive connection, alternating blocks of the empty endpoint
   and each decision point;
-- HTTP, open loop at ``--rate`` requests/s for ``--seconds`` s, per decision point (the
-  serving target: p99 ≤ 5 ms at 500 req/s on uvicorn).
+- HTTP, open loop at ``--rate`` requests/s for ``--seconds`` s per decision point, in
+  ``--rounds`` rounds rotating the order (the serving target: p99 ≤ 5 ms at 500 req/s on
+  uvicorn).
 
 With ``--write`` the "Agent routing" section of BENCHMARKS.md is replaced.
 
@@ -128,8 +129,15 @@ async def over_http(port: int, bodies: dict[str, list[bytes]], args: argparse.Na
     seq = {name: Result(np.concatenate([p.latencies_ms for p in ps]),
                         sum(p.errors for p in ps), sum(p.seconds for p in ps)).row()
            for name, ps in parts.items()}
-    opened = {p: (await open_loop(host, port, reqs[p], args.rate, args.seconds)).row()
-              for p in POINTS}
+    # open loop in rounds, rotating the order, so a burst of other load on the machine
+    # hits every decision point alike
+    rounds: dict[str, list[Result]] = {p: [] for p in POINTS}
+    for k in range(args.rounds):
+        for p in POINTS[k % len(POINTS):] + POINTS[:k % len(POINTS)]:
+            rounds[p].append(await open_loop(host, port, reqs[p], args.rate,
+                                             args.seconds / args.rounds))
+    opened = {p: Result(np.concatenate([r.latencies_ms for r in rs]), sum(r.errors for r in rs),
+                        sum(r.seconds for r in rs)).row() for p, rs in rounds.items()}
     return {"sequential": seq, "open_loop": opened}
 
 
@@ -185,7 +193,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--n", type=int, default=3000, help="in-process calls per decision point")
     ap.add_argument("--sequential", type=int, default=2000)
     ap.add_argument("--rate", type=int, default=500)
-    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--seconds", type=float, default=10.0,
+                    help="open-loop seconds per decision point, split over --rounds")
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--write", action="store_true")
     args = ap.parse_args(argv)
     os.environ.setdefault("FEAST_USAGE", "False")
