@@ -1,4 +1,4 @@
-# ruff: noqa: E501
+# ruff: noqa: E501, B023
 """Item 9, hostile input: schemathesis against ``/openapi.json`` of a live server (every
 operation, schemathesis' checks), and hand-made hostile bodies that must all be 4xx.
 
