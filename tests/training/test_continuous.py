@@ -35,23 +35,27 @@ def test_every_retrains_until_stopped(tmp_path) -> None:
 
     client = mlflow.MlflowClient(uri)
     client.search_experiments()  # the store exists before the trainer starts, as after init
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "serving.cli", "train", "--policy", "linucb", "--every", "1s"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        versions = []
-        while time.monotonic() < deadline and len(versions) < 2:
-            time.sleep(1.0)
-            assert proc.poll() is None, proc.stderr.read()
-            versions = client.search_model_versions("name='maestro-cart_abandoned'")
-        assert len(versions) >= 2
-    finally:
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+    out_path, err_path = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
+    with out_path.open("w") as out_file, err_path.open("w") as err_file:
+        # files, not pipes: a child blocked on a full pipe would look like a hang
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "serving.cli", "train", "--policy", "linucb", "--every", "1s"],
+            env=env,
+            stdout=out_file,
+            stderr=err_file,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 300
+            versions = []
+            while time.monotonic() < deadline and len(versions) < 2:
+                time.sleep(1.0)
+                assert proc.poll() is None, err_path.read_text()[-3000:]
+                versions = client.search_model_versions("name='maestro-cart_abandoned'")
+            assert len(versions) >= 2, err_path.read_text()[-3000:]
+        finally:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=60)
+    out, err = out_path.read_text(), err_path.read_text()
     assert out.count("cart_abandoned: run ") >= 1  # the last may be cut by the interrupt
     assert "Traceback" not in err
