@@ -104,6 +104,7 @@ def start_cluster(
     from ray import serve
 
     ray.init(
+        address="local",  # always our own cluster, never one someone else started here
         include_dashboard=False,
         logging_level=logging.WARNING,
         log_to_driver=False,
@@ -120,6 +121,11 @@ def run_ray(settings: Settings, host: str, port: int, replicas: int) -> None:
     import ray
     from ray import serve
 
+    # create/migrate the MLflow store once, here: replicas starting together on a fresh
+    # SQLite store would race on its schema migration
+    from training.tracking import champion_version
+
+    champion_version("default", settings.tracking_uri)
     run_dir = start_cluster(settings, host, port, settings.ray_temp_dir)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
