@@ -119,3 +119,16 @@ class AssignmentTable:
             if self._db is not None:
                 self._db.close()
                 self._db = None
+
+
+def erase_assignments(home: Path, customer_id: str) -> int:
+    """Delete ``customer_id``'s sticky assignments from the workspace's table (for
+    ``maestro erase``; a running service also forgets them on ``DELETE /customers/{id}``)."""
+    path = Path(home) / "experiments.db"
+    if not path.exists():
+        return 0
+    table = AssignmentTable(path)
+    try:
+        return table.erase(customer_id)
+    finally:
+        table.close()

@@ -155,3 +155,14 @@ def test_bad_config_is_a_specific_error(catalog, config: dict, field: str) -> No
         parse_experiments(config, catalog)
     assert info.value.field == field
     assert info.value.status_code == 422
+
+
+def test_erase_assignments_offline(catalog, tmp_path: Path) -> None:
+    from serving.assignments import erase_assignments
+
+    assert erase_assignments(tmp_path, "c-1") == 0  # no table: nothing to do
+    exp = Experiments(parse_experiments(CONFIG, catalog), catalog,
+                      AssignmentTable(tmp_path / "experiments.db"))
+    exp.variant_of("c-1", "cart_abandoned")
+    exp.close()
+    assert erase_assignments(tmp_path, "c-1") == 2
