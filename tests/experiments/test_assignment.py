@@ -166,3 +166,19 @@ def test_erase_assignments_offline(catalog, tmp_path: Path) -> None:
     exp.variant_of("c-1", "cart_abandoned")
     exp.close()
     assert erase_assignments(tmp_path, "c-1") == 2
+
+
+def test_two_replicas_converge_on_the_first_written_assignment(tmp_path: Path) -> None:
+    """Replicas with different configs (a rollout in progress) propose different variants
+    for the same new customer: the first flush wins and the other adopts it."""
+    a = AssignmentTable(tmp_path / "shared.db", flush_seconds=60)
+    b = AssignmentTable(tmp_path / "shared.db", flush_seconds=60)
+    assert a.get_or_set("s:dp", "c-9", "champion") == "champion"
+    assert b.get_or_set("s:dp", "c-9", "rules") == "rules"  # not written by anyone yet
+    assert a.flush() == 1
+    assert b.flush() == 0  # lost the race ...
+    assert b.get_or_set("s:dp", "c-9", "rules") == "champion"  # ... and adopted the winner
+    fresh = AssignmentTable(tmp_path / "shared.db")
+    assert fresh.get_or_set("s:dp", "c-9", "rules") == "champion"
+    for t in (a, b, fresh):
+        t.close()
