@@ -90,7 +90,7 @@ class GuardMiddleware:
         length = next((v for k, v in scope["headers"] if k == b"content-length"), None)
         if length is not None and length.isdigit() and int(length) > self.max_body:
             err = _error(
-                413, "body", f"request body over {self.max_body} bytes", "PayloadTooLargeError"
+                422, "body", f"request body over {self.max_body} bytes", "PayloadTooLargeError"
             )
             await err(scope, receive, send)
             return
@@ -108,7 +108,7 @@ class GuardMiddleware:
                 more = message.get("more_body", False)
                 if size > self.max_body:
                     err = _error(
-                        413,
+                        422,
                         "body",
                         f"request body over {self.max_body} bytes",
                         "PayloadTooLargeError",

@@ -44,7 +44,7 @@ class UnauthorizedError(ServingError):
 
 
 class PayloadTooLargeError(ServingError):
-    status_code = 413
+    status_code = 422  # the contract: bad input, bodies over 64 KiB included, is 422
     field = "body"
 
 
