@@ -229,7 +229,7 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(f"== {dp}")
         lines.append(
             f"{'variant':<14}{'decisions':>10}{'rewards':>9}{'mean':>9}  {'95% CI':<20}"
-            f"{'lift vs holdout [95% CI]':<34}{'lift vs rules [95% CI]':<34}"
+            f"{'lift vs holdout [95% CI] (n still needed)':<46} lift vs rules [95% CI]"
         )
         for v in entry["variants"]:
             ci = f"[{fmt(v['ci_low'])}, {fmt(v['ci_high'])}]"
@@ -243,10 +243,15 @@ def format_report(report: dict[str, Any]) -> str:
                     need = max(more["variant"], more["baseline"])
                     lifts.append(
                         f"{lift['diff']:+.4f} [{lift['ci_low']:+.4f}, {lift['ci_high']:+.4f}]"
-                        + (f" need+{need}" if need else "")
+                        + (f" (+{need})" if need else "")
                     )
             lines.append(
                 f"{v['variant']:<14}{v['decisions']:>10}{v['rewards']:>9}"
-                f"{fmt(v['mean_reward']):>9}  {ci:<20}{lifts[0]:<34}{lifts[1]:<34}"
+                f"{fmt(v['mean_reward']):>9}  {ci:<20}{lifts[0]:<46} {lifts[1]}"
             )
+    effect = "10% of the baseline's mean" if report.get("mde") is None else f"{report['mde']:g}"
+    lines.append(
+        f"(+n): decisions still needed in the larger-need arm to detect an effect of {effect} "
+        "(two-sided α = 0.05, power 0.8); intervals: Welch 95%"
+    )
     return "\n".join(lines)
