@@ -230,8 +230,17 @@ def report(as_json: bool, mde: float | None) -> None:
 @cli.command()
 @click.argument("customer_id")
 def erase(customer_id: str) -> None:
-    """Erase one customer everywhere (online store, offline data, logs, training sets)."""
-    raise NotBuiltYet("erase", 7)
+    """Erase one customer everywhere (online store, offline data, logs, training sets).
+
+    Erases what is on disk and writes an audit record under $MAESTRO_HOME/audit/; a
+    running server's live spool is erased through its DELETE /customers/{id}."""
+    import orjson
+
+    from serving.erasure import erase_everywhere
+    from serving.settings import get_settings
+
+    record = _run(erase_everywhere, get_settings(), customer_id)
+    click.echo(orjson.dumps(record).decode())
 
 
 def _quiet_libraries() -> None:
