@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import platform
 import time
 
@@ -98,7 +99,9 @@ def main() -> None:
     body = "\n".join(
         [
             f"Command: `.venv/bin/python -m benchmarks.bench_decide --n {args.n} --write`",
-            f"Machine: {machine()}; Python {platform.python_version()}.",
+            f"Machine: {machine()}; Python {platform.python_version()}; "
+            f"load average during the run {os.getloadavg()[0]:.1f} (other work on the machine "
+            "inflates the tails).",
             "",
             "One decision in process: business rules over the candidates, featurisation of",
             "30 customer features + 3 context values, the policy's pmf and the seeded draw",

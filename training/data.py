@@ -226,6 +226,7 @@ def join_logs(
     report: LogReport | None = None,
     reward_mode: str = "first",
     decision_point: str | None = None,
+    exclude_holdout: bool = True,
 ) -> TrainingSet:
     """Join decisions and rewards (see module docstring) into a :class:`TrainingSet`."""
     report = report or LogReport()
@@ -234,6 +235,13 @@ def join_logs(
     decisions = decisions.drop_duplicates("event_id", keep="first")
     if decision_point is not None:
         decisions = decisions[decisions["decision_point"] == decision_point]
+    if exclude_holdout and "variant" in decisions:
+        # the experiment's holdout is a deterministic no_contact arm, not the policy's
+        # choice: it is measured by `maestro report`, never learned from
+        holdout = (decisions["variant"] == "holdout").to_numpy()
+        if holdout.any():
+            report.skipped["holdout"] += int(holdout.sum())
+            decisions = decisions[~holdout]
     decisions = decisions.assign(t_epoch=_ts(decisions["timestamp"])).sort_values(
         "t_epoch", kind="stable"
     )

@@ -202,7 +202,9 @@ def experiment_report(
     # (which still checks every propensity and pmf) does not decode it
     slim = decisions.assign(customer_features="{}", context="{}")
     try:
-        joined = join_logs(slim, rewards, catalog, now, report, reward_mode)
+        joined = join_logs(
+            slim, rewards, catalog, now, report, reward_mode, exclude_holdout=False
+        )
         outcomes = joined.frame[["event_id", "reward"]]
     except TrainingDataError:
         outcomes = pd.DataFrame({"event_id": [], "reward": []})

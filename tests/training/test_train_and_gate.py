@@ -67,6 +67,13 @@ def test_join_counts_every_case() -> None:
     assert ts.batch.contexts[0].customer == {"segment": "x"}
 
 
+def test_holdout_rows_are_not_learned_from() -> None:
+    rows = [decision_row(f"e{i}", ctx(i), ACTIONS, [0.5, 0.5], 0, T0 + i) for i in range(3)]
+    rows[1] = {**rows[1], "variant": "holdout"}
+    ts = join_logs(pd.DataFrame(rows), pd.DataFrame(), CATALOG, now=T0 + 1e6)
+    assert list(ts.frame["event_id"]) == ["e0", "e2"] and ts.report.skipped["holdout"] == 1
+
+
 def test_sum_mode_adds_counted_rewards() -> None:
     decisions = [decision_row("e0", ctx(0), ACTIONS, [0.5, 0.5], 0, T0)]
     rewards = [reward_row("e0", 1.0, T0 + 1), reward_row("e0", 2.0, T0 + 2)]
