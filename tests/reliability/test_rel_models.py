@@ -51,7 +51,7 @@ def test_corrupt_artefacts_never_replace_the_champion(rel_server: Any, figure: A
     for blob in (b"\x00garbage, not a model", good[: len(good) // 2], b""):
         _, v_bad = register_policy(blob, POINT, uri, kind="linucb", champion=True)
         promoted.append(v_bad)
-        assert _wait_for(lambda: _load_errors(rel_server) > errors_before, timeout=30)
+        assert _wait_for(lambda e=errors_before: _load_errors(rel_server) > e, timeout=30)
         errors_before = _load_errors(rel_server)
         for _ in range(20):
             r = rel_server.client.post("/decide", json={"customer_id": "c-all",
