@@ -125,13 +125,13 @@ async def measure(port: int, args: argparse.Namespace) -> dict[str, Any]:
     # alternate blocks so drift in machine load hits both endpoints alike
     block = max(100, args.sequential // 10)
     seq: dict[str, list] = {"empty": [], "decide": [], "decide (threadpool handler)": []}
-    for k in range(0, args.sequential, block):
-        for name, reqs in (
-            ("empty", empty),
-            ("decide", decide),
-            ("decide (threadpool handler)", threadpool),
-        ):
-            r = await sequential(host, port, reqs[k : k + block])
+    variants = [("empty", empty), ("decide", decide), ("decide (threadpool handler)", threadpool)]
+    for b, k in enumerate(range(0, args.sequential, block)):
+        # rotate the order, and give each variant its own customers within a block, so no
+        # variant reads rows the previous one has just brought into the caches
+        for v, (name, reqs) in enumerate(variants[b % 3 :] + variants[: b % 3]):
+            lo = (k + v * 1000) % (len(reqs) - block)
+            r = await sequential(host, port, reqs[lo : lo + block])
             seq[name].append(r)
     for name, parts in seq.items():
         merged = Result(

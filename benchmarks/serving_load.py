@@ -49,6 +49,19 @@ class Conn:
         self.writer.close()
 
 
+_DROPPED = (asyncio.IncompleteReadError, ConnectionError)
+
+
+async def send(conn: Conn, raw: bytes, host: str, port: int) -> tuple[int, Conn]:
+    """One request; a connection the server dropped counts as an error (status 0) and is
+    replaced by a fresh one."""
+    try:
+        return await conn.request(raw), conn
+    except _DROPPED:
+        conn.close()
+        return 0, await Conn.open(host, port)
+
+
 @dataclass
 class Result:
     latencies_ms: np.ndarray
@@ -86,7 +99,8 @@ async def sequential(host: str, port: int, requests: Sequence[bytes]) -> Result:
     t0 = clock()
     for i, raw in enumerate(requests):
         start = clock()
-        if await conn.request(raw) != 200:
+        status, conn = await send(conn, raw, host, port)
+        if status != 200:
             errors += 1
         lat[i] = (clock() - start) * 1000.0
     seconds = clock() - t0
@@ -117,7 +131,8 @@ async def open_loop(
         nonlocal errors
         conn = await pool.get()
         try:
-            if await conn.request(raw) != 200:
+            status, conn = await send(conn, raw, host, port)
+            if status != 200:
                 errors += 1
         finally:
             pool.put_nowait(conn)
@@ -153,7 +168,8 @@ async def closed_loop(
         i = k
         while clock() < stop_at:
             t = clock()
-            if await conn.request(requests[i % len(requests)]) != 200:
+            status, conn = await send(conn, requests[i % len(requests)], host, port)
+            if status != 200:
                 errors += 1
             lat.append((clock() - t) * 1000.0)
             i += connections
