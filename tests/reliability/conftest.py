@@ -39,6 +39,7 @@ ALL_CONSENT: dict[str, bool] = serving_conftest.ALL_CONSENT
 ROOT = Path(__file__).resolve().parents[2]
 
 _FIGURES: dict[str, Any] = {}
+sys.modules.setdefault("maestro_rel_conftest", sys.modules[__name__])
 
 
 @pytest.fixture(scope="session")
