@@ -143,9 +143,14 @@ def create_app(
     api_keys: Iterable[str] = (),
     max_body_bytes: int = 64 * 1024,
     manage_lifecycle: bool = True,
+    decide_in_threadpool: bool = False,
 ) -> FastAPI:
     """The FastAPI app around ``service``. With ``manage_lifecycle`` the app's lifespan
-    starts the service (log recovery, champion loading) and closes it (flush) on shutdown."""
+    starts the service (log recovery, champion loading) and closes it (flush) on shutdown.
+
+    ``decide_in_threadpool`` serves ``/decide`` from a sync handler (Starlette's threadpool)
+    instead of on the event loop: measured faster with the uvicorn engine (p50 1.4–2.0 ms
+    against 2.2–4.0 ms in four benchmark runs), slower on Ray Serve (BENCHMARKS.md)."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -203,10 +208,19 @@ def create_app(
         field = "body" if exc.status_code == 400 else None
         return _error(exc.status_code, field, str(exc.detail), "HTTPError", exc.headers)
 
-    @app.post("/decide", response_model=DecideResponse, tags=["decisions"])
-    async def decide(body: DecideRequest) -> Response:
-        """Choose the next best action for one customer at one decision point."""
-        return Response(service.decide(body), media_type="application/json")
+    if decide_in_threadpool:
+
+        @app.post("/decide", response_model=DecideResponse, tags=["decisions"])
+        def decide_sync(body: DecideRequest) -> Response:
+            """Choose the next best action for one customer at one decision point."""
+            return Response(service.decide(body), media_type="application/json")
+
+    else:
+
+        @app.post("/decide", response_model=DecideResponse, tags=["decisions"])
+        async def decide(body: DecideRequest) -> Response:
+            """Choose the next best action for one customer at one decision point."""
+            return Response(service.decide(body), media_type="application/json")
 
     @app.post("/reward", response_model=RewardResponse, tags=["decisions"])
     async def reward(body: RewardRequest) -> Response:
