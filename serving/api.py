@@ -277,6 +277,11 @@ def create_app(
             orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json"
         )
 
+    @app.post("/_decide_async", include_in_schema=False)
+    async def decide_async(body: DecideRequest) -> Response:
+        """/decide as an async handler (on the event loop), for the benchmark's comparison."""
+        return Response(service.decide(body), media_type="application/json")
+
     @app.post("/_decide_threadpool", include_in_schema=False)
     def decide_threadpool(body: DecideRequest) -> Response:
         """/decide as a sync handler (Starlette runs it in its threadpool): kept only so
