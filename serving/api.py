@@ -317,7 +317,26 @@ def _document_vocabularies(app: FastAPI, service: DecisionService) -> None:
         event = props.get("EventRequest", {}).get("properties", {})
         if "type" in event:
             event["type"] = {**event["type"], "enum": list(EVENT_TYPES)}
+        _exact_key_patterns(schema)
         app.openapi_schema = schema
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _exact_key_patterns(node: Any) -> None:
+    """pydantic writes ``dict[Key, V]`` with a key pattern as ``patternProperties``, which
+    lets keys that miss the pattern through; say what is validated instead: the pattern
+    on ``propertyNames`` and the value schema as ``additionalProperties``."""
+    if isinstance(node, dict):
+        patterns = node.get("patternProperties")
+        if isinstance(patterns, dict) and len(patterns) == 1 and "propertyNames" in node:
+            (pattern, value), = patterns.items()
+            node["propertyNames"] = {**node["propertyNames"], "pattern": pattern}
+            node["additionalProperties"] = value
+            del node["patternProperties"]
+        for child in node.values():
+            _exact_key_patterns(child)
+    elif isinstance(node, list):
+        for child in node:
+            _exact_key_patterns(child)

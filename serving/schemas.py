@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainValidator,
@@ -28,6 +29,18 @@ MAX_STRING = 512
 PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 Key = Annotated[StrictStr, StringConstraints(min_length=1, max_length=64, pattern=PRINTABLE)]
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+#: a reward is a JSON number: not a numeric string (issue #7, schemathesis' negative data)
+StrictFiniteFloat = Annotated[float, Field(allow_inf_nan=False, strict=True)]
+
+
+def _iso_only(value: Any) -> Any:
+    """A timestamp is an ISO 8601 string (as documented), not an epoch number."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        raise ValueError("must be an ISO 8601 date-time string")
+    return value
+
+
+Timestamp = Annotated[datetime, BeforeValidator(_iso_only)]
 
 
 def _scalar(value: Any) -> str | bool | int | float:
@@ -105,7 +118,7 @@ class DecideResponse(BaseModel):
 
 class RewardRequest(_Strict):
     event_id: Annotated[StrictStr, StringConstraints(min_length=1, max_length=128)]
-    reward: FiniteFloat
+    reward: StrictFiniteFloat
 
 
 class RewardResponse(BaseModel):
@@ -118,7 +131,7 @@ class EventRequest(_Strict):
     customer_id: Id
     type: Annotated[StrictStr, StringConstraints(min_length=1, max_length=64)]
     properties: dict[Key, Scalar | None] = Field(default_factory=dict, max_length=MAX_KEYS)
-    timestamp: datetime | None = None
+    timestamp: Timestamp | None = None
 
 
 class EventAccepted(BaseModel):
