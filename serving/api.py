@@ -149,8 +149,9 @@ def create_app(
     starts the service (log recovery, champion loading) and closes it (flush) on shutdown.
 
     ``decide_in_threadpool`` serves ``/decide`` from a sync handler (Starlette's threadpool)
-    instead of on the event loop: measured faster with the uvicorn engine (p50 1.4–2.0 ms
-    against 2.2–4.0 ms in four benchmark runs), slower on Ray Serve (BENCHMARKS.md)."""
+    instead of on the event loop. Both engines use the async handler: with the benchmark's
+    interleaved A/B the two styles are level on uvicorn and the threadpool hop is slower on
+    Ray Serve (BENCHMARKS.md, "Serving")."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -106,8 +106,7 @@ def build_service(settings: Settings, feature_layer: Any | None = None) -> Decis
 def build_app(
     settings: Settings, feature_layer: Any | None = None, *, decide_in_threadpool: bool = False
 ) -> Any:
-    """The FastAPI app for ``settings`` (both engines serve this app; the uvicorn engine
-    runs ``/decide`` in the threadpool, where it measured faster)."""
+    """The FastAPI app for ``settings`` (both engines serve exactly this)."""
     from serving.api import create_app
 
     return create_app(

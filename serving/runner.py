@@ -35,7 +35,7 @@ def run_uvicorn(settings: Settings, host: str, port: int) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    app = build_app(settings, decide_in_threadpool=True)
+    app = build_app(settings)
     server = uvicorn.Server(uvicorn_config(app, host, port))  # type: ignore[arg-type]
     print(f"maestro: serving on http://{host}:{port} (uvicorn, pid {os.getpid()})", flush=True)
     server.run()
