@@ -249,6 +249,7 @@ def join_logs(
 
     known = set(decisions["event_id"])
     reward_of: dict[str, float] = {}
+    uncounted: dict[str, float] = {}
     if not rewards.empty:
         rewards = rewards.assign(t_epoch=_ts(rewards["timestamp"])).sort_values(
             "t_epoch", kind="stable"
@@ -279,6 +280,7 @@ def join_logs(
                 continue
             if not bool(ok):  # the serving layer already saw this reward: a duplicate post
                 report.duplicate_rewards += 1
+                uncounted.setdefault(event_id, float(reward))
                 continue
             if event_id in reward_of:
                 report.duplicate_rewards += 1
@@ -286,6 +288,13 @@ def join_logs(
                     reward_of[event_id] += float(reward)
                 continue
             reward_of[event_id] = float(reward)
+        # a duplicate with no counted row at all: the process died between the reward
+        # index and the log append, and the client's retry is the only row left; it is
+        # learned once (issue #7: an acknowledged reward is never lost)
+        for event_id, reward in uncounted.items():
+            if event_id not in reward_of:
+                reward_of[event_id] = reward
+                report.duplicate_rewards -= 1
 
     contexts: list[Context] = []
     action_lists: list[list[Action]] = []

@@ -232,3 +232,31 @@ def test_corrupt_logs_are_skipped_and_counted(rel_server: Any, tmp_path: Path, f
     policy = make_policy("linucb")
     policy.learn(ts.batch)
     figure("corrupt.report", report.as_dict())
+
+
+def test_reward_whose_counted_row_died_with_the_process_is_learned_once(
+    rel_server: Any, tmp_path: Path, figure: Any
+) -> None:
+    """kill -9 between the reward index (SQLite) and the log append: the client's retry,
+    answered ``duplicate: true``, is the only row left; training learns it once."""
+    from training.data import load_training_set
+
+    srv = rel_server
+    events = [srv.client.post("/decide", json={"customer_id": "c-all", "decision_point": CART}).json()["event_id"] for _ in range(3)]
+    for e in events:
+        for _ in range(2):
+            assert srv.client.post("/reward", json={"event_id": e, "reward": 1.0}).status_code == 200
+    srv.service.log.roll()
+    for kind in ("decisions", "rewards"):
+        shutil.copytree(srv.home / "logs" / kind, tmp_path / kind)
+    rewards = pd.read_parquet(tmp_path / "rewards")
+    lost = events[0]  # its counted row "never reached the log"
+    kept = rewards[~((rewards["event_id"] == lost) & rewards["counted"])]
+    for part in (tmp_path / "rewards").glob("*.parquet"):
+        part.unlink()
+    kept.to_parquet(tmp_path / "rewards" / "part-0.parquet")
+    ts = load_training_set(tmp_path, srv.service.catalog, time.time() + 1e6)
+    learned = ts.frame.set_index("event_id")["reward"]
+    assert all(learned[e] == 1.0 for e in events)
+    assert (ts.frame["event_id"] == lost).sum() == 1
+    figure("replay.retry_only_reward_learned", 1)
