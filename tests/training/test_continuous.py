@@ -33,7 +33,7 @@ def test_every_retrains_until_stopped(tmp_path) -> None:
     env = {**os.environ, "MAESTRO_HOME": str(tmp_path), "MLFLOW_TRACKING_URI": uri}
     import mlflow
 
-    client = mlflow.MlflowClient(uri)
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)  # not the global registry
     client.search_experiments()  # the store exists before the trainer starts, as after init
     out_path, err_path = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
     with out_path.open("w") as out_file, err_path.open("w") as err_file:
