@@ -43,7 +43,33 @@ def ray_environment(run_dir: Path) -> dict[str, str]:
         "RAY_SERVE_HAPROXY_SOCKET_PATH": str(run_dir / "admin.sock"),
         "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(run_dir),
         "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": str(run_dir / "server-state"),
+        # HAProxy's own metrics and stats listeners default to fixed ports (9101, 8404)
+        # on 0.0.0.0: two clusters on one machine would collide, so take free ones
+        "RAY_SERVE_HAPROXY_METRICS_PORT": str(_free_port()),
+        "RAY_SERVE_HAPROXY_STATS_PORT": str(_free_port()),
     }
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _stop_leftovers(run_dir: Path) -> None:
+    """Terminate processes still running from our private HAProxy directory (Ray's
+    shutdown can leave HAProxy orphaned); only ours: their command line names it."""
+    marker = str(run_dir).encode()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            if marker in (proc / "cmdline").read_bytes():
+                os.kill(int(proc.name), signal.SIGTERM)
+        except (OSError, ValueError):
+            continue
 
 
 def _settings_payload(settings: Settings) -> dict[str, Any]:
@@ -140,4 +166,5 @@ def run_ray(settings: Settings, host: str, port: int, replicas: int) -> None:
     finally:
         serve.shutdown()
         ray.shutdown()
+        _stop_leftovers(run_dir)
         shutil.rmtree(run_dir, ignore_errors=True)
