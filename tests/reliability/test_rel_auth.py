@@ -71,8 +71,8 @@ def test_rotation_retires_the_old_key(rel_server: Any, figure: Any) -> None:
     """Rotate: the same service behind a second server with keys (new, newer): the old
     key is refused there, the kept one accepted, the newest accepted."""
     import uvicorn
-
     from maestro_serving_conftest import KEYS, free_port, wait_http  # type: ignore[import-not-found]
+
     from serving.api import create_app
     from serving.runner import uvicorn_config
 
