@@ -170,6 +170,7 @@ class VWPolicy(BasePolicy):
         self._parser = vw.TextFormatParser(self._ws)
         self._core = self._ws._workspace
         self._example_cache: dict[tuple[object, ...], Any] = {}
+        self._example_by_object: dict[int, tuple[Action, Any]] = {}
 
     def _action_text(self, action: Action) -> str:
         key = (action.id, action.channel, *action.features.items())
@@ -197,14 +198,21 @@ class VWPolicy(BasePolicy):
         """
         parse = self._parser.parse_line
         cache = self._example_cache
+        by_object = self._example_by_object
         out = [parse(shared_line(context))]
         for action in actions:
+            hit = by_object.get(id(action))
+            if hit is not None and hit[0] is action:  # the same (catalog) Action object
+                out.append(hit[1])
+                continue
             key = (action.id, action.channel, *action.features.items())
             example = cache.get(key)
             if example is None:
                 example = parse(self._action_text(action))
                 if len(cache) < 10_000:
                     cache[key] = example
+            if len(by_object) < 10_000:
+                by_object[id(action)] = (action, example)  # holds the object: id stays unique
             out.append(example)
         return out
 
