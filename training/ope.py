@@ -62,8 +62,13 @@ class Estimate:
     n: int
 
     def as_dict(self) -> dict[str, float]:
-        return {"value": self.value, "ci_low": self.ci_low, "ci_high": self.ci_high,
-                "ess": self.ess, "n": self.n}
+        return {
+            "value": self.value,
+            "ci_low": self.ci_low,
+            "ci_high": self.ci_high,
+            "ess": self.ess,
+            "n": self.n,
+        }
 
 
 def _array(name: str, values: object, n: int | None) -> np.ndarray:
@@ -75,15 +80,20 @@ def _array(name: str, values: object, n: int | None) -> np.ndarray:
         raise EstimatorInputError(f"{name}: expected shape (n,), got {arr.shape}", field=name)
     if n is not None and arr.shape[0] != n:
         raise EstimatorInputError(
-            f"{name}: length {arr.shape[0]} does not match rewards' length {n}", field=name)
+            f"{name}: length {arr.shape[0]} does not match rewards' length {n}", field=name
+        )
     if not np.all(np.isfinite(arr)):
         raise EstimatorInputError(f"{name}: contains NaN or infinite values", field=name)
     return arr
 
 
 def check_inputs(
-    rewards: object, logging_probs: object, target_probs: object,
-    q_logged: object = None, q_target: object = None, alpha: float = 0.05,
+    rewards: object,
+    logging_probs: object,
+    target_probs: object,
+    q_logged: object = None,
+    q_target: object = None,
+    alpha: float = 0.05,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Validate and convert the estimators' inputs; raise :class:`EstimatorInputError`."""
     r = _array("rewards", rewards, None)
@@ -127,8 +137,9 @@ def _need_q(
     name: str, ql: np.ndarray | None, qt: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray]:
     if ql is None or qt is None:
-        raise MissingRewardModelError(f"{name} needs q_logged and q_target (a reward model)",
-                                      field="q_logged")
+        raise MissingRewardModelError(
+            f"{name} needs q_logged and q_target (a reward model)", field="q_logged"
+        )
     return ql, qt
 
 
@@ -146,10 +157,18 @@ class IPS:
 
     name: ClassVar[str] = "ips"
 
-    def estimate(self, rewards: object, logging_probs: object, target_probs: object,
-                 q_logged: object = None, q_target: object = None, alpha: float = 0.05) -> Estimate:
-        r, mu, pi, _, _ = check_inputs(rewards, logging_probs, target_probs, q_logged,
-                                       q_target, alpha)
+    def estimate(
+        self,
+        rewards: object,
+        logging_probs: object,
+        target_probs: object,
+        q_logged: object = None,
+        q_target: object = None,
+        alpha: float = 0.05,
+    ) -> Estimate:
+        r, mu, pi, _, _ = check_inputs(
+            rewards, logging_probs, target_probs, q_logged, q_target, alpha
+        )
         w = pi / mu
         return _mean_ci(w * r, alpha, _kish(w))
 
@@ -173,10 +192,18 @@ class ClippedIPS:
         if not self.max_weight > 0:
             raise EstimatorInputError("max_weight must be > 0", field="max_weight")
 
-    def estimate(self, rewards: object, logging_probs: object, target_probs: object,
-                 q_logged: object = None, q_target: object = None, alpha: float = 0.05) -> Estimate:
-        r, mu, pi, _, _ = check_inputs(rewards, logging_probs, target_probs, q_logged,
-                                       q_target, alpha)
+    def estimate(
+        self,
+        rewards: object,
+        logging_probs: object,
+        target_probs: object,
+        q_logged: object = None,
+        q_target: object = None,
+        alpha: float = 0.05,
+    ) -> Estimate:
+        r, mu, pi, _, _ = check_inputs(
+            rewards, logging_probs, target_probs, q_logged, q_target, alpha
+        )
         w = np.minimum(pi / mu, self.max_weight)
         return _mean_ci(w * r, alpha, _kish(w))
 
@@ -196,10 +223,18 @@ class SNIPS:
 
     name: ClassVar[str] = "snips"
 
-    def estimate(self, rewards: object, logging_probs: object, target_probs: object,
-                 q_logged: object = None, q_target: object = None, alpha: float = 0.05) -> Estimate:
-        r, mu, pi, _, _ = check_inputs(rewards, logging_probs, target_probs, q_logged,
-                                       q_target, alpha)
+    def estimate(
+        self,
+        rewards: object,
+        logging_probs: object,
+        target_probs: object,
+        q_logged: object = None,
+        q_target: object = None,
+        alpha: float = 0.05,
+    ) -> Estimate:
+        r, mu, pi, _, _ = check_inputs(
+            rewards, logging_probs, target_probs, q_logged, q_target, alpha
+        )
         w = pi / mu
         n = r.shape[0]
         wbar = float(w.mean())
@@ -226,10 +261,18 @@ class DM:
 
     name: ClassVar[str] = "dm"
 
-    def estimate(self, rewards: object, logging_probs: object, target_probs: object,
-                 q_logged: object = None, q_target: object = None, alpha: float = 0.05) -> Estimate:
-        r, _mu, _pi, ql, qt = check_inputs(rewards, logging_probs, target_probs, q_logged,
-                                           q_target, alpha)
+    def estimate(
+        self,
+        rewards: object,
+        logging_probs: object,
+        target_probs: object,
+        q_logged: object = None,
+        q_target: object = None,
+        alpha: float = 0.05,
+    ) -> Estimate:
+        r, _mu, _pi, ql, qt = check_inputs(
+            rewards, logging_probs, target_probs, q_logged, q_target, alpha
+        )
         _, qt = _need_q(self.name, ql, qt)
         return _mean_ci(qt, alpha, float(r.shape[0]))
 
@@ -247,10 +290,18 @@ class DR:
 
     name: ClassVar[str] = "dr"
 
-    def estimate(self, rewards: object, logging_probs: object, target_probs: object,
-                 q_logged: object = None, q_target: object = None, alpha: float = 0.05) -> Estimate:
-        r, mu, pi, ql, qt = check_inputs(rewards, logging_probs, target_probs, q_logged,
-                                         q_target, alpha)
+    def estimate(
+        self,
+        rewards: object,
+        logging_probs: object,
+        target_probs: object,
+        q_logged: object = None,
+        q_target: object = None,
+        alpha: float = 0.05,
+    ) -> Estimate:
+        r, mu, pi, ql, qt = check_inputs(
+            rewards, logging_probs, target_probs, q_logged, q_target, alpha
+        )
         ql, qt = _need_q(self.name, ql, qt)
         w = pi / mu
         return _mean_ci(qt + w * (r - ql), alpha, _kish(w))
@@ -276,10 +327,18 @@ class SwitchDR:
         if not self.tau > 0:
             raise EstimatorInputError("tau must be > 0", field="tau")
 
-    def estimate(self, rewards: object, logging_probs: object, target_probs: object,
-                 q_logged: object = None, q_target: object = None, alpha: float = 0.05) -> Estimate:
-        r, mu, pi, ql, qt = check_inputs(rewards, logging_probs, target_probs, q_logged,
-                                         q_target, alpha)
+    def estimate(
+        self,
+        rewards: object,
+        logging_probs: object,
+        target_probs: object,
+        q_logged: object = None,
+        q_target: object = None,
+        alpha: float = 0.05,
+    ) -> Estimate:
+        r, mu, pi, ql, qt = check_inputs(
+            rewards, logging_probs, target_probs, q_logged, q_target, alpha
+        )
         ql, qt = _need_q(self.name, ql, qt)
         w = pi / mu
         keep = w <= self.tau
@@ -291,16 +350,24 @@ Estimator = IPS | ClippedIPS | SNIPS | DM | DR | SwitchDR
 
 #: The one registry: name → estimator class (built with its default parameters).
 ESTIMATORS: dict[str, type[Estimator]] = {
-    "ips": IPS, "snips": SNIPS, "clipped_ips": ClippedIPS,
-    "dm": DM, "dr": DR, "switch_dr": SwitchDR,
+    "ips": IPS,
+    "snips": SNIPS,
+    "clipped_ips": ClippedIPS,
+    "dm": DM,
+    "dr": DR,
+    "switch_dr": SwitchDR,
 }
 #: Estimators that need a reward model.
 MODEL_BASED = frozenset({"dm", "dr", "switch_dr"})
 
 
 def evaluate(
-    rewards: object, logging_probs: object, target_probs: object,
-    q_logged: object = None, q_target: object = None, alpha: float = 0.05,
+    rewards: object,
+    logging_probs: object,
+    target_probs: object,
+    q_logged: object = None,
+    q_target: object = None,
+    alpha: float = 0.05,
     names: Sequence[str] | None = None,
 ) -> dict[str, Estimate]:
     """Run the named estimators (default: all, the model-based ones only given ``q``)."""
@@ -308,10 +375,13 @@ def evaluate(
         names = [k for k in ESTIMATORS if q_logged is not None or k not in MODEL_BASED]
     unknown = [k for k in names if k not in ESTIMATORS]
     if unknown:
-        raise EstimatorInputError(f"unknown estimator(s) {unknown}; known: {list(ESTIMATORS)}",
-                                  field="estimators")
-    return {k: ESTIMATORS[k]().estimate(rewards, logging_probs, target_probs, q_logged,
-                                        q_target, alpha) for k in names}
+        raise EstimatorInputError(
+            f"unknown estimator(s) {unknown}; known: {list(ESTIMATORS)}", field="estimators"
+        )
+    return {
+        k: ESTIMATORS[k]().estimate(rewards, logging_probs, target_probs, q_logged, q_target, alpha)
+        for k in names
+    }
 
 
 #: A reward model: expected reward of each action, shape ``(n_actions,)``.
@@ -329,16 +399,18 @@ class PolicyInputs:
     q_target: np.ndarray | None
 
 
-def policy_inputs(policy: Policy, batch: LoggedBatch,
-                  reward_model: RewardModel | None = None) -> PolicyInputs:
+def policy_inputs(
+    policy: Policy, batch: LoggedBatch, reward_model: RewardModel | None = None
+) -> PolicyInputs:
     """Target probabilities ``π(a_i|x_i) = policy.pmf(x_i, A_i)[a_i]`` and, with a reward
     model, ``q̂(x_i, a_i)`` and ``Σ_a π(a|x_i) q̂(x_i, a)``."""
     n = len(batch)
     pi = np.empty(n)
     ql = np.empty(n) if reward_model is not None else None
     qt = np.empty(n) if reward_model is not None else None
-    for i, (ctx, acts, idx) in enumerate(zip(batch.contexts, batch.actions, batch.chosen,
-                                             strict=True)):
+    for i, (ctx, acts, idx) in enumerate(
+        zip(batch.contexts, batch.actions, batch.chosen, strict=True)
+    ):
         pmf = np.asarray(policy.pmf(ctx, acts), dtype=float)
         pi[i] = pmf[int(idx)]
         if reward_model is not None:
@@ -346,17 +418,27 @@ def policy_inputs(policy: Policy, batch: LoggedBatch,
             q = np.asarray(reward_model(ctx, acts), dtype=float)
             ql[i] = q[int(idx)]
             qt[i] = float(pmf @ q)
-    return PolicyInputs(np.asarray(batch.rewards, dtype=float),
-                        np.asarray(batch.probabilities, dtype=float), pi, ql, qt)
+    return PolicyInputs(
+        np.asarray(batch.rewards, dtype=float),
+        np.asarray(batch.probabilities, dtype=float),
+        pi,
+        ql,
+        qt,
+    )
 
 
-def evaluate_policy(policy: Policy, batch: LoggedBatch, reward_model: RewardModel | None = None,
-                    alpha: float = 0.05, names: Sequence[str] | None = None
-                    ) -> dict[str, Estimate]:
+def evaluate_policy(
+    policy: Policy,
+    batch: LoggedBatch,
+    reward_model: RewardModel | None = None,
+    alpha: float = 0.05,
+    names: Sequence[str] | None = None,
+) -> dict[str, Estimate]:
     """Every estimator's value of ``policy`` on the logged ``batch``."""
     inp = policy_inputs(policy, batch, reward_model)
-    return evaluate(inp.rewards, inp.logging_probs, inp.target_probs, inp.q_logged,
-                    inp.q_target, alpha, names)
+    return evaluate(
+        inp.rewards, inp.logging_probs, inp.target_probs, inp.q_logged, inp.q_target, alpha, names
+    )
 
 
 def table(estimates: Mapping[str, Estimate]) -> dict[str, dict[str, float]]:
@@ -388,8 +470,9 @@ class RidgeRewardModel:
 
     def fit(self, batch: LoggedBatch) -> RidgeRewardModel:
         rows: dict[str, list[tuple[np.ndarray, float]]] = {}
-        for ctx, acts, idx, r in zip(batch.contexts, batch.actions, batch.chosen, batch.rewards,
-                                     strict=True):
+        for ctx, acts, idx, r in zip(
+            batch.contexts, batch.actions, batch.chosen, batch.rewards, strict=True
+        ):
             rows.setdefault(acts[int(idx)].id, []).append((self._x(ctx), float(r)))
         self._mean = float(np.mean(batch.rewards)) if len(batch) else 0.0
         for action_id, data in rows.items():
@@ -401,5 +484,6 @@ class RidgeRewardModel:
 
     def __call__(self, context: Context, actions: Sequence[Action]) -> np.ndarray:
         x = self._x(context)
-        return np.array([float(self._theta[a.id] @ x) if a.id in self._theta else self._mean
-                         for a in actions])
+        return np.array(
+            [float(self._theta[a.id] @ x) if a.id in self._theta else self._mean for a in actions]
+        )

@@ -66,8 +66,12 @@ def test_dm_and_dr_match_hand_computation() -> None:
     dm = DM().estimate(R, MU, PI, QL, QT)
     assert dm.value == pytest.approx(sum(QT) / 4)
     assert dm.ess == 4
-    dr_terms = [0.7 + 2 * (1.0 - 0.8), 0.2 + 0 * (0.0 - 0.1), 0.5 + 1 * (1.0 - 0.6),
-                0.3 + 3 * (0.5 - 0.4)]  # [1.1, 0.2, 0.9, 0.6]
+    dr_terms = [
+        0.7 + 2 * (1.0 - 0.8),
+        0.2 + 0 * (0.0 - 0.1),
+        0.5 + 1 * (1.0 - 0.6),
+        0.3 + 3 * (0.5 - 0.4),
+    ]  # [1.1, 0.2, 0.9, 0.6]
     dr = DR().estimate(R, MU, PI, QL, QT)
     assert dr.value == pytest.approx(sum(dr_terms) / 4)
     assert dr.ci_high - dr.value == pytest.approx(_half(dr_terms))
@@ -81,7 +85,8 @@ def test_clipped_ips_and_switch_dr_apply_their_thresholds() -> None:
     # without clipping the estimators equal their unclipped parents
     assert ClippedIPS(max_weight=1e9).estimate(R, MU, PI).value == IPS().estimate(R, MU, PI).value
     assert SwitchDR(tau=1e9).estimate(R, MU, PI, QL, QT).value == pytest.approx(
-        DR().estimate(R, MU, PI, QL, QT).value)
+        DR().estimate(R, MU, PI, QL, QT).value
+    )
 
 
 def test_registry_names_and_evaluate_runs_model_free_ones_without_q() -> None:
@@ -114,12 +119,25 @@ def test_interval_level_follows_alpha() -> None:
         ({"alpha": 1.5}, "alpha must lie"),
         ({"rewards": [[1.0, 2.0]]}, "expected shape"),
     ],
-    ids=["nan", "zero-prob", "prob>1", "negative-prob", "target>1", "length", "empty",
-         "half-q", "alpha", "2d"],
+    ids=[
+        "nan",
+        "zero-prob",
+        "prob>1",
+        "negative-prob",
+        "target>1",
+        "length",
+        "empty",
+        "half-q",
+        "alpha",
+        "2d",
+    ],
 )
 def test_bad_inputs_raise_specific_error(kwargs: dict[str, object], match: str) -> None:
-    args: dict[str, object] = {"rewards": [1.0, 0.0], "logging_probs": [0.5, 0.5],
-                               "target_probs": [0.5, 0.5]}
+    args: dict[str, object] = {
+        "rewards": [1.0, 0.0],
+        "logging_probs": [0.5, 0.5],
+        "target_probs": [0.5, 0.5],
+    }
     args.update(kwargs)
     with pytest.raises(EstimatorInputError, match=match) as info:
         IPS().estimate(**args)  # type: ignore[arg-type]
@@ -145,8 +163,9 @@ class _FirstAction(BasePolicy):
 def test_evaluate_policy_reads_target_probabilities_from_pmf() -> None:
     acts = (Action("a", "email", {"category": "x"}), Action("b", "push", {"category": "x"}))
     ctxs = [Context(f"c{i}", {"segment": "s"}) for i in range(4)]
-    batch = LoggedBatch(ctxs, [acts] * 4, np.array([0, 1, 0, 1]), np.full(4, 0.5),
-                        np.array([1.0, 5.0, 0.0, 5.0]))
+    batch = LoggedBatch(
+        ctxs, [acts] * 4, np.array([0, 1, 0, 1]), np.full(4, 0.5), np.array([1.0, 5.0, 0.0, 5.0])
+    )
     out = evaluate_policy(_FirstAction(), batch)
     # pi = [1, 0, 1, 0]; w = [2, 0, 2, 0] → IPS = (2·1 + 0 + 2·0 + 0) / 4, SNIPS = 2 / 4
     assert out["ips"].value == pytest.approx(0.5)
