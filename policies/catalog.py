@@ -53,6 +53,10 @@ class Catalog:
     def names(self) -> list[str]:
         return sorted(self.decision_points)
 
+    def journey_priorities(self) -> dict[str, list[str]]:
+        """Every decision point's static journey order: the ``rules`` policy's input."""
+        return {name: list(point.journey_priority) for name, point in self.decision_points.items()}
+
 
 def _merge(base: Mapping[str, object], override: Mapping[str, object]) -> dict[str, object]:
     merged = dict(base)

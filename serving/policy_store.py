@@ -34,7 +34,7 @@ class LoadedPolicy:
 
 
 def journey_priorities(catalog: Catalog) -> dict[str, list[str]]:
-    return {name: list(catalog[name].journey_priority) for name in catalog.names()}
+    return catalog.journey_priorities()
 
 
 def fallback_policy(catalog: Catalog) -> BasePolicy:

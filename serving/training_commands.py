@@ -138,11 +138,9 @@ def evaluate_policy_ref(settings: Settings, ref: str, logs: Path | None) -> dict
         "decision_points": {},
         "log_report": full.report.as_dict(),
     }
-    priorities = {name: list(p.journey_priority) for name, p in catalog.decision_points.items()}
-    from training.train import _subset
-
+    priorities = catalog.journey_priorities()
     for dp in sorted(set(full.frame["decision_point"])):
-        ts = _subset(full, (full.frame["decision_point"] == dp).to_numpy())
+        ts = full.subset((full.frame["decision_point"] == dp).to_numpy())
         train, holdout = ts.split(0.5) if len(ts) >= 4 else (ts, ts)
         champ = tracking.load_champion_bytes(dp, settings.tracking_uri)
         if ref in POLICY_KINDS:

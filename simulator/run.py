@@ -71,8 +71,9 @@ class RunLog:
         mix: dict[str, np.ndarray] = {}
         for ch in sorted(set(self.channels.tolist())):
             hit = (self.channels == ch).astype(float)
-            mix[ch] = np.array([hit[a:b].mean() if b > a else 0.0
-                                for a, b in itertools.pairwise(edges)])
+            mix[ch] = np.array(
+                [hit[a:b].mean() if b > a else 0.0 for a, b in itertools.pairwise(edges)]
+            )
         return edges[1:], mix
 
     def summary(self) -> dict[str, Any]:
@@ -112,9 +113,7 @@ def default_params(kind: str, catalog: Catalog, seed: int) -> dict[str, Any]:
     """Hyperparameters the simulator gives a kind: ``rules`` gets the catalog's journeys."""
     params: dict[str, Any] = {"seed": seed}
     if kind == "rules":
-        params["priorities"] = {
-            name: list(catalog[name].journey_priority) for name in catalog.names()
-        }
+        params["priorities"] = catalog.journey_priorities()
     return params
 
 
@@ -169,8 +168,9 @@ def run_policy(
     start = time.perf_counter()
     for t in range(steps):
         event_id = f"sim-{seed}-{t}"
-        decision = decide_among(policy, obs.context, obs.eligible, obs.excluded,
-                                seed_from_event_id(event_id), event_id)
+        decision = decide_among(
+            policy, obs.context, obs.eligible, obs.excluded, seed_from_event_id(event_id), event_id
+        )
         result = env.step(decision)
         action = result.action
         reward = result.reward
@@ -194,8 +194,11 @@ def run_policy(
             pend_p.append(decision.probability)
             pend_r.append(reward)
             if len(pend_ctx) >= learn_every or t == steps - 1:
-                policy.learn(LoggedBatch(pend_ctx, pend_act, np.array(pend_idx),
-                                         np.array(pend_p), np.array(pend_r)))
+                policy.learn(
+                    LoggedBatch(
+                        pend_ctx, pend_act, np.array(pend_idx), np.array(pend_p), np.array(pend_r)
+                    )
+                )
                 pend_ctx, pend_act, pend_idx, pend_p, pend_r = [], [], [], [], []
         if progress is not None:
             progress(1)
@@ -205,9 +208,17 @@ def run_policy(
     if keep_batch:
         batch = LoggedBatch(all_ctx, all_act, np.array(all_idx), probs.copy(), rewards.copy())
     return RunLog(
-        policy=policy.kind, decision_points=np.array(dps), action_ids=np.array(ids),
-        channels=np.array(chans), probabilities=probs, rewards=rewards, expected=expected,
-        optimal=optimal, seconds=seconds, batch=batch, truths=truths if keep_batch else None,
+        policy=policy.kind,
+        decision_points=np.array(dps),
+        action_ids=np.array(ids),
+        channels=np.array(chans),
+        probabilities=probs,
+        rewards=rewards,
+        expected=expected,
+        optimal=optimal,
+        seconds=seconds,
+        batch=batch,
+        truths=truths if keep_batch else None,
         params={k: v for k, v in policy.params.items() if k != "priorities"},
     )
 

@@ -202,6 +202,23 @@ class TrainingSet:
         cut = max(1, min(n - 1, round(n * (1.0 - holdout)))) if n > 1 else n
         return self._take(slice(0, cut)), self._take(slice(cut, n))
 
+    def subset(self, mask: np.ndarray) -> TrainingSet:
+        """The rows where ``mask`` (shape ``(n_rounds,)``, bool) is true, order kept."""
+        idx = np.flatnonzero(mask)
+        b = self.batch
+        return TrainingSet(
+            LoggedBatch(
+                [b.contexts[i] for i in idx],
+                [b.actions[i] for i in idx],
+                b.chosen[idx],
+                b.probabilities[idx],
+                b.rewards[idx],
+            ),
+            self.frame.iloc[idx].reset_index(drop=True),
+            [self.logging_pmfs[i] for i in idx],
+            self.report,
+        )
+
     def _take(self, part: slice) -> TrainingSet:
         b = self.batch
         return TrainingSet(

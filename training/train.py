@@ -194,7 +194,7 @@ def run_training(
     results = []
     for dp in points:
         mask = (full.frame["decision_point"] == dp).to_numpy()
-        ts = _subset(full, mask)
+        ts = full.subset(mask)
         if len(ts) < 2:
             continue
         train, holdout = ts.split(cfg.holdout)
@@ -206,12 +206,11 @@ def run_training(
         )
         if bar is not None:
             bar.close()
-        priorities = {name: list(p.journey_priority) for name, p in catalog.decision_points.items()}
         compared: dict[str, Any] = {
             "candidate": candidate,
             "champion": champion if champion is not None else LoggingPolicy(holdout),
             "uniform": make_policy("uniform"),
-            "rules": make_policy("rules", priorities=priorities),
+            "rules": make_policy("rules", priorities=catalog.journey_priorities()),
         }
         estimates = evaluate_all(compared, holdout, train, cfg.alpha)
         verdict = gate(estimates, len(holdout), cfg.min_events, champion is None)
@@ -265,20 +264,3 @@ def run_training(
             )
         )
     return results
-
-
-def _subset(ts: TrainingSet, mask: np.ndarray) -> TrainingSet:
-    idx = np.flatnonzero(mask)
-    b = ts.batch
-    return TrainingSet(
-        LoggedBatch(
-            [b.contexts[i] for i in idx],
-            [b.actions[i] for i in idx],
-            b.chosen[idx],
-            b.probabilities[idx],
-            b.rewards[idx],
-        ),
-        ts.frame.iloc[idx].reset_index(drop=True),
-        [ts.logging_pmfs[i] for i in idx],
-        ts.report,
-    )
