@@ -74,12 +74,20 @@ def test_rules_are_honoured(server) -> None:
 
 
 def test_draws_are_spread_with_the_logged_probability(server) -> None:
-    seen = set()
-    for _ in range(60):
-        seen.add(
-            _decide(server, customer_id="c-all", decision_point="onboarding").json()["action_id"]
-        )
-    assert len(seen) >= 2  # the exploration floor makes other actions possible
+    first = _decide(server, customer_id="c-all", decision_point="onboarding").json()
+    top = max(x["probability"] for x in first["ranking"])
+    assert len(first["ranking"]) >= 2 and top < 1.0  # the exploration floor leaves room
+    # enough draws that seeing only one action by chance has odds below one in 10^9
+    draws = min(5000, math.ceil(math.log(1e-9) / math.log(top)))
+    seen = {first["action_id"]}
+    for _ in range(draws):
+        body = _decide(server, customer_id="c-all", decision_point="onboarding").json()
+        ranked = {x["action_id"]: x["probability"] for x in body["ranking"]}
+        assert math.isclose(body["probability"], ranked[body["action_id"]])
+        seen.add(body["action_id"])
+        if len(seen) >= 2:
+            break
+    assert len(seen) >= 2, (draws, top)
 
 
 def test_request_id_is_idempotent_and_logged_once(server) -> None:
