@@ -15,6 +15,7 @@ import sqlite3
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
+from features.cache import record_changes
 from features.errors import FeatureStoreUnavailable
 from features.feast_source import RedisBackend, SqliteBackend, entity_key_bytes
 from features.workspace import customers_parquet
@@ -44,8 +45,10 @@ def _erase_sqlite(backend: SqliteBackend, tables: list[str], key: bytes) -> int:
         raise FeatureStoreUnavailable(f"cannot open online store: {exc}") from exc
     try:
         with conn:
-            return sum(conn.execute(f'DELETE FROM "{t}" WHERE entity_key = ?', (key,)).rowcount
-                       for t in tables)
+            removed = sum(conn.execute(f'DELETE FROM "{t}" WHERE entity_key = ?',
+                                       (key,)).rowcount for t in tables)
+            record_changes(conn, [key])  # every process's feature cache drops the customer
+            return removed
     except sqlite3.Error as exc:
         raise FeatureStoreUnavailable(f"cannot erase from online store: {exc}") from exc
     finally:

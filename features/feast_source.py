@@ -8,9 +8,12 @@ prepared statement (SQLite: one ``UNION ALL`` over the view tables, keyed by Fea
 serialised entity key, decoding Feast's ``value_text`` column by the schema's type) or
 one ``HMGET`` (Redis: Feast keeps all views of an entity in one hash, fields
 ``murmur3("<view>:<feature>")`` and ``_ts:<view>``, decoding Feast's ``ValueProto``).
-Nothing is cached between reads: every read is the store's current state, plus the
-in-process :class:`~features.overlay.Overlay` of events accepted but not yet written (so
-an event is visible to the very next read in this process; staleness bound: 0).
+SQLite rows are kept in a :class:`~features.cache.RowCache` that every read first
+brings up to date from SQLite's ``data_version`` and Maestro's change journal, so a read
+returns the store's current state (see :mod:`features.cache` for the exact bound);
+Redis is read every time. On top comes the in-process
+:class:`~features.overlay.Overlay` of events accepted but not yet written (so an event
+is visible to the very next read in this process; staleness bound: 0).
 
 Bounded waits: SQLite's busy timeout and Redis's socket timeouts are ``timeout``
 seconds (default 100 ms); past them, or when the store is missing or refuses
@@ -30,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from features.cache import RowCache, create_journal
 from features.errors import FeatureStoreUnavailable, WorkspaceError
 from features.overlay import Overlay
 from features.schema import ALL_FEATURES, DEFAULTS, GROUPS
@@ -125,11 +129,17 @@ def _proto_decoder() -> Callable[[str, bytes], FeatureValue]:
 
 
 class SqliteBackend:
-    """Reads Feast's SQLite online tables with one prepared ``UNION ALL`` statement."""
+    """Reads Feast's SQLite online tables with one prepared ``UNION ALL`` statement,
+    through a :class:`~features.cache.RowCache` when one is given (see that module for
+    its staleness bound)."""
 
-    def __init__(self, db_path: Path, views: list[ViewSpec], timeout: float) -> None:
+    def __init__(self, db_path: Path, views: list[ViewSpec], timeout: float,
+                 cache: RowCache | None = None) -> None:
         self.db_path = db_path
         self.timeout = timeout
+        self.cache = cache
+        if cache is not None and not create_journal(db_path):
+            self.cache = None  # a store we cannot write to: no journal, so no cache
         self._views = [v.name for v in views]
         selects = [
             f'SELECT {i}, feature_name, value_text, value, event_ts FROM "{v.table}" '
@@ -152,6 +162,9 @@ class SqliteBackend:
             return cached[0]
         if cached is not None:  # the file was replaced (re-init): reopen
             cached[0].close()
+            if self.cache is not None:
+                self.cache.clear()
+                create_journal(self.db_path)
         try:
             conn = sqlite3.connect(
                 f"file:{self.db_path}?mode=ro", uri=True, timeout=self.timeout,
@@ -161,13 +174,33 @@ class SqliteBackend:
             raise FeatureStoreUnavailable(
                 f"cannot open online store {self.db_path}: {exc}") from exc
         self._local.conn = (conn, ino)
+        self._local.state = {}
         return conn
 
     def read(self, key: bytes, view: str | None = None) -> Rows:
-        """Every view's row (or one view's). Feast's ``value_text`` column (``str()`` of the
-        value, exact for these types) is decoded by type; the ``ValueProto`` is parsed only
-        where it is NULL."""
+        """Every view's row (or one view's): from the cache when it holds the customer and
+        nothing changed them since, else from the store. Callers must not mutate it."""
         conn = self._conn()
+        cache = self.cache
+        if cache is None:
+            return self._read_store(conn, key, view)
+        try:
+            cache.sync(conn, self._local.state)
+        except sqlite3.Error as exc:
+            self.close()
+            raise FeatureStoreUnavailable(f"online store unreadable: {exc}") from exc
+        rows = cache.get(key)
+        if rows is None:
+            generation = cache.generation
+            rows = self._read_store(conn, key, None)
+            cache.put(key, rows, generation)
+        if view is None:
+            return rows
+        return {view: rows[view]} if view in rows else {}
+
+    def _read_store(self, conn: sqlite3.Connection, key: bytes, view: str | None) -> Rows:
+        """Feast's ``value_text`` column (``str()`` of the value, exact for these types) is
+        decoded by type; the ``ValueProto`` is parsed only where it is NULL."""
         sql = self._sql if view is None else self._sql_view[view]
         try:
             rows = conn.execute(sql, (key,)).fetchall()
@@ -197,7 +230,7 @@ class SqliteBackend:
 
     def ping(self) -> bool:
         try:
-            self.read(b"")
+            self._read_store(self._conn(), b"", None)
         except FeatureStoreUnavailable:
             return False
         return True
@@ -313,6 +346,8 @@ class FeastFeatureSource:
         timeout: float = 0.1,
         service: str = FEATURE_SERVICE,
         clock: Callable[[], float] = time.time,
+        cache_size: int = 200_000,
+        cache_seconds: float = 60.0,
     ) -> None:
         from feast import FeatureStore
 
@@ -328,7 +363,9 @@ class FeastFeatureSource:
         if config.type == "sqlite":
             db = Path(config.path)
             db = db if db.is_absolute() else self.repo_path / db
-            self.backend: SqliteBackend | RedisBackend = SqliteBackend(db, self.views, timeout)
+            cache = RowCache(cache_size, cache_seconds) if cache_size > 0 else None
+            self.backend: SqliteBackend | RedisBackend = SqliteBackend(
+                db, self.views, timeout, cache)
         elif config.type == "redis":
             self.backend = RedisBackend(config.connection_string, self.store.config.project,
                                         self.views, timeout)
@@ -339,9 +376,7 @@ class FeastFeatureSource:
         """Each view's current row ``(event time, values)``: pending events over the store."""
         pending = self.overlay.snapshot(customer_id)  # before the store read: see overlay.py
         out = self.backend.read(entity_key_bytes(customer_id))
-        if pending:
-            out.update(pending)
-        return out
+        return {**out, **pending} if pending else out
 
     def row(self, customer_id: str, view: str) -> tuple[float, dict[str, FeatureValue]] | None:
         """One view's current row (pending event over the store), or None."""

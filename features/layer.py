@@ -19,12 +19,15 @@ class FeastFeatureLayer:
     """The Feast repo at ``path`` (a workspace or its ``feature_repo``), read and written.
 
     ``flush_interval``: how often batched event rows are written (≤ 0.1 s keeps the
-    contract's 100 ms cross-process visibility); ``timeout``: the read bound.
+    contract's 100 ms cross-process visibility); ``timeout``: the read bound;
+    ``cache_size``/``cache_seconds``: the SQLite row cache (:mod:`features.cache`).
     """
 
     def __init__(self, path: Path | str, *, timeout: float = 0.1,
-                 flush_interval: float = 0.025, max_pending: int = 50_000) -> None:
-        self.source = open_feature_source(path, timeout=timeout)
+                 flush_interval: float = 0.025, max_pending: int = 50_000,
+                 cache_size: int = 200_000, cache_seconds: float = 60.0) -> None:
+        self.source = open_feature_source(path, timeout=timeout, cache_size=cache_size,
+                                          cache_seconds=cache_seconds)
         self.writer = EventWriter(self.source, flush_interval=flush_interval,
                                   max_pending=max_pending)
 

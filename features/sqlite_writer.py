@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from features.cache import ensure_journal, record_changes
 from features.feast_source import entity_key_bytes
 from features.overlay import PendingRow
 from features.schema import GROUPS
@@ -54,6 +55,8 @@ class SqliteRowWriter:
 
         self.conn = sqlite3.connect(db_path, timeout=5.0, check_same_thread=False)
         self.conn.execute("PRAGMA synchronous=NORMAL")  # WAL: consistent without fsync
+        with self.conn:
+            ensure_journal(self.conn)
         self._tables = dict(tables)
 
     def write(self, view: str, items: Iterable[tuple[str, str, PendingRow]]) -> None:
@@ -63,8 +66,10 @@ class SqliteRowWriter:
 
         types = GROUPS[view]
         rows = []
+        keys = []
         for cid, _, row in items:
             key = entity_key_bytes(cid)
+            keys.append(key)
             ts = datetime.fromtimestamp(row.ts, tz=UTC).replace(tzinfo=None)  # naive UTC
             for name in row.changed:
                 proto = Value(**{_ONEOF[types[name]]: row.values[name]})
@@ -76,6 +81,8 @@ class SqliteRowWriter:
                 chunk = rows[start:start + _ROWS_PER_STATEMENT]
                 self.conn.execute(_upsert(table, len(chunk)),
                                   [v for row in chunk for v in row])
+            # same transaction: a reader that sees these rows sees their journal entry
+            record_changes(self.conn, keys)
 
     def close(self) -> None:
         self.conn.close()

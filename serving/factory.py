@@ -46,7 +46,8 @@ def feast_layer(settings: Settings) -> Any:
         from features.layer import FeastFeatureLayer
     except ImportError as exc:  # the Feast layer ships with the features package
         raise WorkspaceError(f"the Feast feature layer is not available: {exc}") from exc
-    return FeastFeatureLayer(repo)
+    return FeastFeatureLayer(repo, cache_size=settings.feature_cache_size,
+                             cache_seconds=settings.feature_cache_seconds)
 
 
 def preflight(settings: Settings) -> None:

@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     ray_temp_dir: str | None = None
     #: feature source: ``feast`` (the workspace's Feast repo) or ``memory`` (tests, demos)
     feature_source: Literal["feast", "memory"] = "feast"
+    #: in-process cache of Feast's SQLite rows (:mod:`features.cache`): customers kept
+    #: (0: off) and the bound on a direct write to Feast that bypassed Maestro
+    feature_cache_size: int = Field(default=200_000, ge=0)
+    feature_cache_seconds: float = Field(default=60.0, gt=0)
 
     @field_validator("home", mode="after")
     @classmethod
