@@ -1,30 +1,36 @@
 """The event writer behind ``POST /events``: validate, apply, make visible, write to Feast.
 
 ``FeatureStore.push`` rebuilds its view of the registry on every call (on this machine
-60–110 ms per call for Maestro's 6 views, whatever the row count; 7.5 ms was measured
-with a smaller registry), so one push per event, or even one per view per flush, cannot
-carry 2,000 events/s. The writer therefore does what ``push`` does after its registry
-look-up, once per batch: it resolves each pushed view's :class:`~feast.FeatureView` from
-the registry once, and hands the rows to Feast's provider (``online_write_batch``, the
-call ``push`` → ``write_to_online_store`` → ``ingest_df`` ends in), with Feast's own
-``ValueProto`` encoding and entity keys. Per event:
+60–110 ms per call for Maestro's 6 views, whatever the row count), so one push per event,
+or even one per view per flush, cannot carry 2,000 events/s. And reading each event's
+current view row from the store at ingest time (one Redis round trip per event) held
+Redis ingestion to ~500 events/s on the loaded machine. So :meth:`EventWriter.ingest`
+does no I/O for most events:
 
-1. validate (:func:`features.events.parse_event`) and compute the view's new full row from
-   the customer's current row (:func:`features.events.apply_event`);
-2. put the row in the source's :class:`~features.overlay.Overlay`: the very next read in
-   this process sees it;
-3. every ``flush_interval`` (default 25 ms) a background thread writes, per view, every
-   pending row's *changed* features in one batch, then drops the rows from the overlay.
-   Other processes see an event within one flush interval plus the write time.
+1. validate (:func:`features.events.parse_event`);
+2. if the customer's view row is pending in the source's :class:`~features.overlay.
+   Overlay`, apply the event to it (:func:`features.events.fold_events`); otherwise
+   *defer* it there (events of one customer and view queue in arrival order);
+3. the background thread's flush reads the base rows of every deferred entry in bulk
+   (:mod:`features.row_io`: one Redis pipeline, or one SQLite ``IN (…)`` per view), folds
+   the events on them in order, and writes every pending row's *changed* features in one
+   batch (Redis: one pipeline in Feast's format; SQLite: :mod:`features.sqlite_writer`,
+   one transaction per view; other stores: Feast's provider ``online_write_batch``),
+   then drops the rows from the overlay.
 
-``consent_changed`` is also written synchronously (write-through, ~1 ms) before
+Visibility: a read in this process resolves the customer's deferred events first (one
+read of its base rows), so an event is visible to the very next read here. Other
+processes see it once written: the thread flushes ``flush_interval`` (default 10 ms)
+after the first event reaches an empty overlay, and then every ``flush_interval`` from
+the start of the previous flush, at once when the previous flush took longer (backlog).
+``consent_changed`` is written synchronously (write-through) before
 :meth:`EventWriter.ingest` returns, so every process sees a consent change on its next
 read; if that write fails the row stays pending and is retried by the background thread.
-Writes are serialised by one lock (Feast's SQLite store shares one connection) in chunks
-of 256 rows, each re-read from the overlay under that lock, so a write never replaces a
-newer consent with an older one and a consent write waits for at most one chunk.
+Writes are serialised by one lock in chunks of 256 entries, each resolved and re-read
+from the overlay under that lock, so a write never replaces a newer consent with an
+older one and a consent write waits for at most one chunk.
 
-The queue is bounded: past ``max_pending`` rows waiting (the store is slow or down),
+The queue is bounded: past ``max_pending`` entries waiting (the store is slow or down),
 :meth:`EventWriter.ingest` waits up to ``block_timeout`` and then raises
 :class:`~features.errors.EventBacklogFull` (HTTP 503).
 
@@ -38,26 +44,27 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from features import sqlite_writer
 from features.errors import EventBacklogFull
-from features.events import EVENT_VIEWS, Event, apply_event, parse_event
-from features.feast_source import SqliteBackend, all_views
+from features.events import EVENT_VIEWS, Event, fold_events, parse_event
+from features.feast_source import RedisBackend, SqliteBackend, all_views, entity_key_bytes
+from features.overlay import PendingRow
+from features.row_io import RedisRows, SqliteRows
 from features.schema import GROUPS
 from features.sqlite_writer import SqliteRowWriter
 
 if TYPE_CHECKING:
     from features.feast_source import FeastFeatureSource
-    from features.overlay import PendingRow
+    from features.overlay import Item
 
 log = logging.getLogger(__name__)
 _ONEOF = {str: "string_val", int: "int64_val", float: "double_val", bool: "bool_val"}
-#: Row time over the previous one: Feast's Redis store skips a row not newer than the stored.
-_MIN_STEP = 0.001
-#: Rows per write: the write lock is released between chunks (consent waits at most one).
+#: Overlay entries per write: the write lock is released between chunks.
 _CHUNK = 256
 
 
@@ -68,7 +75,7 @@ class EventWriter:
         self,
         source: FeastFeatureSource,
         *,
-        flush_interval: float = 0.025,
+        flush_interval: float = 0.01,
         max_pending: int = 50_000,
         block_timeout: float = 1.0,
         consent_write_through: bool = True,
@@ -89,24 +96,39 @@ class EventWriter:
         views = {v.name: v for v in all_views(store)}
         pushed = sorted(set(EVENT_VIEWS.values()))
         self._feature_views = {name: views[name] for name in pushed}  # resolved once
-        # Feast's SQLite store writes through one shared connection: one write at a time
+        # one write at a time (Feast's SQLite store shares one connection; chunks re-read)
         self._write_lock = threading.Lock()
         self._provider = store._get_provider()
         self._config = store.config
+        online = self._config.online_store
+        backend = source.backend
         self._sqlite: SqliteRowWriter | None = None
-        if sqlite_writer.supports(self._config.online_store) and isinstance(
-                source.backend, SqliteBackend):
-            # WAL (set by `maestro init`) + synchronous=NORMAL: a commit does not wait for
-            # fsync (~9 ms here); the database stays consistent, and a power cut can lose
-            # only the last writes (the events of one flush interval).
-            self._sqlite = SqliteRowWriter(source.backend.db_path,
-                                           {v.name: v.table for v in source.views})
+        self._redis: RedisRows | None = None
+        self._redis_writes = False
+        self._bulk: SqliteRows | RedisRows
+        if isinstance(backend, SqliteBackend):
+            tables = {v.name: v.table for v in source.views}
+            self._bulk = SqliteRows(backend.db_path, tables)
+            if sqlite_writer.supports(online):
+                # WAL (set by `maestro init`) + synchronous=NORMAL: a commit does not wait
+                # for fsync (~9 ms here); the database stays consistent, and a power cut
+                # can lose only the last writes (the events of one flush interval).
+                self._sqlite = SqliteRowWriter(backend.db_path, tables)
+        elif isinstance(backend, RedisBackend):
+            self._bulk = self._redis = RedisRows(backend, getattr(online, "key_ttl_seconds", None))
+            # cluster/sentinel or versioned view names: written through Feast's provider
+            versioned = self._config.registry.enable_online_feature_view_versioning
+            self._redis_writes = getattr(online, "redis_type", "redis") == "redis" and not versioned
+        else:
+            raise TypeError(f"unsupported online store backend {type(backend).__name__}")
+        self.overlay.resolver = self._resolve_customer
         self._drained = threading.Condition()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.pushed_rows = 0
         self.failed_flushes = 0
+        self.flushes = 0
         if start:
             self.start()
 
@@ -117,82 +139,125 @@ class EventWriter:
         event = parse_event(payload)
         if len(self.overlay) >= self.max_pending:
             self._wait_for_room()
-        view = event.view
+        cid, view = event.customer_id, event.view
         with self._apply_lock:
-            current = self.source.row(event.customer_id, view)
-            new_row = apply_event(event, current[1] if current else None)
-            if current is None:
-                ts, changed = event.timestamp, frozenset(new_row)
+            entry = self.overlay.entry(cid, view)
+            if type(entry) is PendingRow:
+                folded = fold_events([event], (entry.ts, entry.values))
+                if folded is not None:
+                    self.overlay.put(cid, view, *folded)
+                wake = False
             else:
-                ts = max(event.timestamp, current[0] + _MIN_STEP)
-                changed = frozenset(k for k, v in new_row.items() if current[1].get(k) != v)
-            if changed:
-                self.overlay.put(event.customer_id, view, ts, new_row, changed)
-        if changed and event.type == "consent_changed" and self.consent_write_through:
-            self.flush(view=view, customer_id=event.customer_id)
+                wake = self.overlay.defer(cid, view, event)
+        if wake:
+            self._wake.set()
+        if event.type == "consent_changed" and self.consent_write_through:
+            self.flush(view=view, customer_id=cid)
         return event
 
     def _wait_for_room(self) -> None:
         self._wake.set()
         with self._drained:
-            if not self._drained.wait_for(lambda: len(self.overlay) < self.max_pending,
-                                          timeout=self.block_timeout):
+            if not self._drained.wait_for(
+                lambda: len(self.overlay) < self.max_pending, timeout=self.block_timeout
+            ):
                 raise EventBacklogFull(
-                    f"{len(self.overlay)} event rows waiting for the feature store; retry later")
+                    f"{len(self.overlay)} event rows waiting for the feature store; retry later"
+                )
+
+    # -- resolving deferred events -------------------------------------------------------
+
+    def _resolve(self, keys: Sequence[tuple[str, str]], bulk: bool) -> None:
+        """Fold the deferred events of ``keys`` on their views' current rows, read from the
+        store (in bulk, or one customer through the source's backend)."""
+        deferred = self.overlay.deferred(keys)
+        if not deferred:
+            return
+        wanted = [(cid, view) for cid, view, _ in deferred]
+        if bulk:
+            bases = self._bulk.read_many(wanted)
+        else:
+            bases = {}
+            for cid, view in wanted:
+                row = self.source.backend.read(entity_key_bytes(cid), view).get(view)
+                if row is not None:
+                    bases[(cid, view)] = row
+        with self._apply_lock:  # events are appended under this lock: fold them all
+            for cid, view, entry in deferred:
+                folded = fold_events(entry.events, bases.get((cid, view)))
+                self.overlay.resolve(cid, view, entry, folded)
+
+    def _resolve_customer(self, customer_id: str) -> None:
+        """The overlay's resolver: a read of ``customer_id`` needs its deferred events."""
+        self._resolve(self.overlay.keys(customer_id), bulk=False)
 
     # -- writing -----------------------------------------------------------------------
 
     def flush(self, view: str | None = None, customer_id: str | None = None) -> int:
-        """Write pending rows (all, or of one view and/or customer) to the online store;
-        returns rows written. A failed write leaves its rows pending (still served)."""
+        """Write pending rows and deferred events (all, or of one view and/or customer) to
+        the online store; returns rows written. A failed write leaves its rows pending
+        (still served)."""
+        keys = self.overlay.keys(customer_id, view)
         written = 0
-        for name in [view] if view is not None else list(self._feature_views):
-            items = self.overlay.pending(customer_id, name)
-            for start in range(0, len(items), _CHUNK):
-                try:
-                    written += self._write_chunk(name, items[start:start + _CHUNK])
-                except Exception:  # the store is down or locked: keep the rows, retry later
-                    self.failed_flushes += 1
-                    log.warning("write to %s failed; %d rows stay pending", name,
-                                len(items) - start, exc_info=True)
-                    break
+        for start in range(0, len(keys), _CHUNK):
+            try:
+                written += self._flush_chunk(keys[start : start + _CHUNK])
+            except Exception:  # the store is down or locked: keep the rows, retry later
+                self.failed_flushes += 1
+                log.warning(
+                    "event write failed; %d entries stay pending", len(keys) - start, exc_info=True
+                )
+                break
         with self._drained:
             self.pushed_rows += written
             self._drained.notify_all()
         return written
 
-    def _write_chunk(self, view: str, items: list[tuple[str, str, PendingRow]]) -> int:
-        """Write a chunk under the write lock, re-reading it there: a row changed or erased
-        since ``items`` was taken is written in its newest version, or not at all."""
+    def _flush_chunk(self, keys: list[tuple[str, str]]) -> int:
+        """Resolve and write a chunk under the write lock, re-reading it there: a row
+        changed or erased since ``keys`` was taken is written in its newest version, or
+        not at all."""
         with self._write_lock:
-            customers = dict.fromkeys(cid for cid, _, _ in items)
-            fresh = [it for cid in customers for it in self.overlay.pending(cid, view)]
+            self._resolve(keys, bulk=True)
+            fresh = self.overlay.pending(keys=keys)
             if not fresh:
                 return 0
-            self._write(view, fresh)
+            self._write(fresh)
             self.overlay.done(fresh)
             return len(fresh)
 
-    def _write(self, view: str, items: list[tuple[str, str, PendingRow]]) -> None:
+    def _write(self, items: list[Item]) -> None:
+        if self._redis is not None and self._redis_writes:
+            self._redis.write(items)
+            return
+        by_view: dict[str, list[Item]] = {}
+        for item in items:
+            by_view.setdefault(item[1], []).append(item)
+        for view, rows in by_view.items():
+            if self._sqlite is not None:
+                self._sqlite.write(view, rows)
+            else:
+                self._write_feast(view, rows)
+
+    def _write_feast(self, view: str, items: list[Item]) -> None:
         """One batch through Feast's provider: entity keys, ``ValueProto`` values, times."""
         from feast.protos.feast.types.EntityKey_pb2 import EntityKey
         from feast.protos.feast.types.Value_pb2 import Value
 
-        if self._sqlite is not None:
-            self._sqlite.write(view, items)
-            return
         feature_view = self._feature_views[view]
         types = GROUPS[view]
         data = []
         for cid, _, row in items:
-            values = {name: Value(**{_ONEOF[types[name]]: row.values[name]})
-                      for name in row.changed}
+            values = {
+                name: Value(**{_ONEOF[types[name]]: row.values[name]}) for name in row.changed
+            }
             key = EntityKey(join_keys=["customer_id"], entity_values=[Value(string_val=cid)])
             data.append((key, values, datetime.fromtimestamp(row.ts, tz=UTC), None))
         self._provider.online_write_batch(self._config, feature_view, data, None)
 
     def erase(self, customer_id: str) -> int:
-        """Drop one customer's pending rows (for erasure); waits out writes in progress."""
+        """Drop one customer's pending rows and deferred events (for erasure); waits out
+        writes in progress."""
         with self._write_lock, self._apply_lock:
             return self.overlay.erase(customer_id)
 
@@ -201,19 +266,32 @@ class EventWriter:
     def start(self) -> None:
         if self._thread is None or not self._thread.is_alive():
             self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="maestro-event-writer",
-                                            daemon=True)
+            self._thread = threading.Thread(
+                target=self._run, name="maestro-event-writer", daemon=True
+            )
             self._thread.start()
 
     def _run(self) -> None:
+        """Flush ``flush_interval`` after the overlay stops being empty, then every
+        ``flush_interval`` from the previous flush's start (at once after a long flush)."""
+        due: float | None = None
         while not self._stop.is_set():
-            self._wake.wait(self.flush_interval)
-            self._wake.clear()
-            if len(self.overlay):
-                try:
-                    self.flush()
-                except Exception:  # never let the writer thread die
-                    log.exception("event flush failed")
+            if not len(self.overlay):
+                due = None
+                self._wake.wait(0.5)  # set by the event that makes the overlay non-empty
+                self._wake.clear()
+                continue
+            now = time.monotonic()
+            if due is None:
+                due = now + self.flush_interval
+            if due > now and self._wake.wait(due - now):
+                self._wake.clear()  # backlog full or closing: flush now
+            due = time.monotonic() + self.flush_interval
+            try:
+                self.flush()
+                self.flushes += 1
+            except Exception:  # never let the writer thread die
+                log.exception("event flush failed")
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop the background thread and write what is pending."""
@@ -224,10 +302,11 @@ class EventWriter:
             self._thread = None
         if len(self.overlay):
             self.flush()
-        if self._sqlite is not None:
-            with self._write_lock:
+        with self._write_lock:
+            if self._sqlite is not None:
                 self._sqlite.close()
                 self._sqlite = None
+            self._bulk.close()
 
     def __enter__(self) -> EventWriter:
         return self

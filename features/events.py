@@ -32,7 +32,7 @@ own metadata); listed ones are checked strictly.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -45,6 +45,9 @@ SESSION_GAP_SECONDS = 30 * 60
 RAPID_CLICK_SECONDS = 2.0
 MAX_ID_LENGTH = 128
 MAX_TEXT_LENGTH = 256
+#: A view row's time over the previous one: Feast's Redis store skips a row not newer than
+#: the stored one, and a view's age (for TTL) is its latest write.
+MIN_STEP = 0.001
 
 
 @dataclass(frozen=True)
@@ -111,7 +114,8 @@ def _check_prop(name: str, spec: Prop, value: Any) -> Any:
             raise InvalidEventError(f"{field} is longer than {MAX_TEXT_LENGTH}", field=field)
         if spec.kind == "channel" and value not in CHANNELS:
             raise InvalidEventError(
-                f"{field} must be one of {', '.join(CHANNELS)}, not {value!r}", field=field)
+                f"{field} must be one of {', '.join(CHANNELS)}, not {value!r}", field=field
+            )
         return value
     if spec.kind == "bool":
         if not isinstance(value, bool):
@@ -134,25 +138,29 @@ def _parse_timestamp(value: Any, now: float) -> float:
     if value is None:
         return now
     if isinstance(value, bool):
-        raise InvalidEventError("timestamp must be an ISO 8601 string or epoch seconds",
-                                field="timestamp")
+        raise InvalidEventError(
+            "timestamp must be an ISO 8601 string or epoch seconds", field="timestamp"
+        )
     if isinstance(value, int | float):
         ts = float(value)
     elif isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
-            raise InvalidEventError(f"timestamp {value!r} is not ISO 8601",
-                                    field="timestamp") from None
+            raise InvalidEventError(
+                f"timestamp {value!r} is not ISO 8601", field="timestamp"
+            ) from None
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=UTC)
         ts = parsed.timestamp()
     else:
-        raise InvalidEventError("timestamp must be an ISO 8601 string or epoch seconds",
-                                field="timestamp")
+        raise InvalidEventError(
+            "timestamp must be an ISO 8601 string or epoch seconds", field="timestamp"
+        )
     if not math.isfinite(ts) or ts < 0 or ts > now + 86_400:
-        raise InvalidEventError("timestamp is out of range (negative or over a day ahead)",
-                                field="timestamp")
+        raise InvalidEventError(
+            "timestamp is out of range (negative or over a day ahead)", field="timestamp"
+        )
     return ts
 
 
@@ -178,11 +186,13 @@ def parse_event(payload: Mapping[str, Any] | Event, now: float | None = None) ->
     if not isinstance(cid, str) or not cid or len(cid) > MAX_ID_LENGTH:
         raise InvalidEventError(
             f"customer_id must be a non-empty string of at most {MAX_ID_LENGTH} characters",
-            field="customer_id")
+            field="customer_id",
+        )
     kind = payload.get("type")
     if not isinstance(kind, str) or kind not in EVENT_TYPES:
         raise InvalidEventError(
-            f"unknown event type {kind!r}; expected one of {', '.join(EVENT_TYPES)}", field="type")
+            f"unknown event type {kind!r}; expected one of {', '.join(EVENT_TYPES)}", field="type"
+        )
     props = payload.get("properties", {})
     if props is None:
         props = {}
@@ -192,8 +202,9 @@ def parse_event(payload: Mapping[str, Any] | Event, now: float | None = None) ->
     for name, spec in EVENT_TYPES[kind].items():
         if name not in props or props[name] is None:
             if spec.required:
-                raise InvalidEventError(f"properties.{name} is required for {kind}",
-                                        field=f"properties.{name}")
+                raise InvalidEventError(
+                    f"properties.{name} is required for {kind}", field=f"properties.{name}"
+                )
             continue
         checked[name] = _check_prop(name, spec, props[name])
     return Event(cid, kind, checked, _parse_timestamp(payload.get("timestamp"), now))
@@ -248,3 +259,26 @@ def apply_event(
     elif kind == "consent_changed":
         row[f"consent_{p['channel']}"] = bool(p["granted"])
     return row
+
+
+def fold_events(
+    events: Sequence[Event], current: tuple[float, Mapping[str, FeatureValue]] | None
+) -> tuple[float, dict[str, FeatureValue], frozenset[str]] | None:
+    """Apply ``events`` (all of one customer and view) in order to the view's current row
+    ``(time, values)`` (``None``: no row yet). Returns the new row's time, full values and
+    the features that differ from ``current`` (every feature when there was no row), or
+    ``None`` when the events change nothing. The row's time is the latest event's, and
+    at least :data:`MIN_STEP` past the previous row's."""
+    if not events:
+        return None
+    ts = current[0] if current is not None else None
+    values: Mapping[str, FeatureValue] | None = current[1] if current is not None else None
+    for event in events:
+        values = apply_event(event, values)
+        ts = event.timestamp if ts is None else max(event.timestamp, ts + MIN_STEP)
+    assert values is not None and ts is not None
+    if current is None:
+        return ts, dict(values), frozenset(values)
+    before = current[1]
+    changed = frozenset(k for k, v in values.items() if before.get(k) != v)
+    return (ts, dict(values), changed) if changed else None
