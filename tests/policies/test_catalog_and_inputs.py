@@ -222,3 +222,30 @@ def test_timestamps_become_ages_at_decision_time() -> None:
     assert "last_contact_email_ts:1.09861" in shared_line(ctx)
     f = DenseFeaturizer()
     assert np.allclose(f.shared(ctx), f._vector(shared_tokens(ctx), f.shared_dim))
+
+
+def test_feature_check_fast_path_agrees_with_the_per_feature_rules() -> None:
+    """The set-based fast path and the per-feature loop accept and refuse alike."""
+    import numpy as np
+
+    from policies.types import check_features
+
+    ok = [
+        {"a": 1, "b": "x", "c": True, "d": None, "e": 2.5},
+        {"a": 1e308, "b": 1e308},  # the finite sum overflows: the loop accepts
+        {"a": np.float64(0.5), "b": 3},  # float subclasses are accepted
+        {},
+    ]
+    for features in ok:
+        check_features(features, "customer")
+    bad = [
+        ({"a": 1.0, "b": float("nan")}, r"customer\.b"),
+        ({"a": float("-inf")}, r"customer\.a"),
+        ({"": 1}, "non-empty"),
+        ({1: 1}, "non-empty"),
+        ({"a": [1]}, "string, number or boolean"),
+        ({"a": np.int64(3)}, "string, number or boolean"),
+    ]
+    for features, message in bad:
+        with pytest.raises(InvalidFeatureError, match=message):
+            check_features(features, "customer")
