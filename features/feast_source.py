@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from features.cache import RowCache, create_journal
@@ -359,6 +360,8 @@ class FeastFeatureSource:
         self.views = resolve_views(self.store, service)
         self.clock = clock
         self.overlay = Overlay()
+        #: customer id -> (the rows a record was built from, the record, when it turns stale)
+        self._records: dict[str, tuple[Rows, CustomerFeatures, float]] = {}
         config = self.store.config.online_store
         if config.type == "sqlite":
             db = Path(config.path)
@@ -387,21 +390,40 @@ class FeastFeatureSource:
 
     def get(self, customer_id: str) -> CustomerFeatures:
         """All features of one customer; raises ``FeatureStoreUnavailable`` when the store
-        cannot be read within ``timeout``."""
+        cannot be read within ``timeout``. The record's ``values`` are read-only; a record
+        is reused while its rows are the cache's same rows and no view has turned stale."""
         rows = self.rows(customer_id)
         if not rows:
+            self._records.pop(customer_id, None)  # erased: keep nothing of theirs
             return CustomerFeatures(customer_id, DEFAULTS, known=False)
         now = self.clock()
+        memo = self._records.get(customer_id)
+        if memo is not None and memo[0] is rows and now < memo[2]:
+            return memo[1]
         merged: dict[str, FeatureValue] = dict(DEFAULTS)
         stale: list[str] = []
+        turns_stale = float("inf")
         for spec in self.views:
             row = rows.get(spec.name)
             if row is None:
                 continue
             merged.update(row[1])
-            if spec.ttl_seconds and now - row[0] > spec.ttl_seconds:
-                stale.extend(spec.features)
-        return CustomerFeatures(customer_id, merged, known=True, stale=frozenset(stale))
+            if spec.ttl_seconds:
+                expires = row[0] + spec.ttl_seconds
+                if now > expires:
+                    stale.extend(spec.features)
+                else:
+                    turns_stale = min(turns_stale, expires)
+        record = CustomerFeatures(customer_id, MappingProxyType(merged), known=True,
+                                  stale=frozenset(stale))
+        cache = getattr(self.backend, "cache", None)
+        if cache is not None:  # rows are the cache's own objects: identity means unchanged
+            records = self._records
+            records.pop(customer_id, None)
+            records[customer_id] = (rows, record, turns_stale)
+            if len(records) > cache.capacity:
+                del records[next(iter(records))]
+        return record
 
     def ping(self) -> bool:
         """True when the online store answers (for ``/readyz``)."""

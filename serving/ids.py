@@ -18,7 +18,6 @@ from __future__ import annotations
 import hmac
 import os
 from dataclasses import dataclass
-from hashlib import sha256
 
 ID_LENGTH = 44
 
@@ -40,7 +39,8 @@ class EventIdSigner:
         self._key = key
 
     def _mac(self, body: str) -> str:
-        return hmac.new(self._key, body.encode(), sha256).hexdigest()[:16]
+        # hmac.digest: OpenSSL's one-shot HMAC (same bytes as hmac.new, a third the cost)
+        return hmac.digest(self._key, body.encode(), "sha256")[:8].hex()
 
     def issue(self, deadline: float, random: bytes | None = None) -> str:
         """A new id whose reward window ends at ``deadline`` (epoch seconds)."""
