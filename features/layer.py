@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from features.agents import open_agent_source
 from features.erasure import erase_customer
 from features.event_writer import EventWriter
 from features.events import Event
@@ -30,6 +31,8 @@ class FeastFeatureLayer:
                                           cache_seconds=cache_seconds)
         self.writer = EventWriter(self.source, flush_interval=flush_interval,
                                   max_pending=max_pending)
+        #: issue #9: the agent roster (None for a workspace without the ``agent`` view)
+        self.agents = open_agent_source(path)
 
     def get(self, customer_id: str) -> CustomerFeatures:
         return self.source.get(customer_id)

@@ -27,7 +27,14 @@ ENGAGEMENT: dict[str, type] = {
     for window in ("7d", "30d")
     for metric in ("sends", "opens", "clicks")
 } | {f"last_contact_{channel}_ts": float for channel in CHANNELS}
-SERVICE: dict[str, type] = {"open_tickets": int, "open_complaint": bool, "last_csat": float}
+#: ``last_agent_id``: the contact-centre agent who served the customer last ("" for none;
+#: issue #9, read by :func:`policies.routing.with_continuity` as the continuity feature).
+SERVICE: dict[str, type] = {
+    "open_tickets": int,
+    "open_complaint": bool,
+    "last_csat": float,
+    "last_agent_id": str,
+}
 BILLING: dict[str, type] = {"overdue_invoice": bool, "days_overdue": int}
 CONSENT: dict[str, type] = {f"consent_{channel}": bool for channel in CHANNELS}
 #: Real-time session signals, written by ``POST /events`` through a Feast push source.
@@ -61,6 +68,7 @@ _DEFAULTS: dict[str, object] = {
     "open_tickets": 0,
     "open_complaint": False,
     "last_csat": 0.0,
+    "last_agent_id": "",
     "overdue_invoice": False,
     "days_overdue": 0,
     "last_page": "",
@@ -91,3 +99,19 @@ TTL_SECONDS: dict[str, int] = {
 
 #: The feature view each feature belongs to.
 VIEW_OF: dict[str, str] = {name: view for view, group in GROUPS.items() for name in group}
+
+#: The contact-centre agents (issue #9): Feast entity ``agent`` (join key ``agent_id``),
+#: feature view ``agent`` (not a customer view: not in :data:`GROUPS`). ``skills`` and
+#: ``languages`` are comma-separated lists, ``level`` the agent's skill level, ``load`` the
+#: cases in hand and ``capacity`` the most at once; ``available`` is False for an agent not
+#: taking cases now. The same shape as a caller-sent agent action (``CONTRACT.md``).
+AGENT_VIEW = "agent"
+AGENT_JOIN_KEY = "agent_id"
+AGENT_FEATURES: dict[str, type] = {
+    "skills": str,
+    "level": int,
+    "languages": str,
+    "load": int,
+    "capacity": int,
+    "available": bool,
+}

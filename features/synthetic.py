@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from features.agents import DEFAULT_AGENTS, agent_id
 from features.schema import CHANNELS
 
 if TYPE_CHECKING:
@@ -65,11 +66,14 @@ class CustomerBase:
     latent: pd.DataFrame
 
 
-def generate_customers(n: int, seed: int = 7, now: float | None = None) -> CustomerBase:
+def generate_customers(
+    n: int, seed: int = 7, now: float | None = None, agents: int = DEFAULT_AGENTS
+) -> CustomerBase:
     """Generate ``n`` customers, deterministically from ``seed``.
 
     ``now`` (epoch seconds) anchors timestamps; by default a fixed date so that the
-    same seed gives byte-identical data.
+    same seed gives byte-identical data. ``agents``: the size of the synthetic agent
+    roster ``last_agent_id`` draws from (:func:`features.agents.generate_agents`).
     """
     import pandas as pd
 
@@ -186,6 +190,14 @@ def generate_customers(n: int, seed: int = 7, now: float | None = None) -> Custo
         rapid_clicks=np.where(in_session, rng.poisson(0.3, n), 0).astype(np.int64),
         last_event_ts=np.where(in_session, now - rng.exponential(600.0, n), 0.0),
     )
+    # issue #9: a third of the customers spoke to an agent before; a separate stream, so
+    # every other feature and latent of a seed is unchanged
+    agent_rng = np.random.default_rng([seed, 9])
+    spoke = agent_rng.random(n) < 0.35
+    last_agent = agent_rng.integers(0, max(agents, 1), n)
+    data["last_agent_id"] = [
+        agent_id(int(a)) if s else "" for s, a in zip(spoke, last_agent, strict=True)
+    ]
     features = pd.DataFrame(data)
     features["event_timestamp"] = pd.Timestamp(now, unit="s", tz="UTC")
 

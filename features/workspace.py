@@ -26,6 +26,13 @@ from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from features.agents import (
+    AGENT_GENERATOR,
+    DEFAULT_AGENTS,
+    agents_parquet,
+    clear_agent_rows,
+    write_agents_parquet,
+)
 from features.errors import WorkspaceError
 from features.synthetic import generate_customers
 
@@ -121,10 +128,12 @@ def _write_manifest(repo: Path, manifest: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def _write_parquet(repo: Path, customers: int, seed: int, now: float) -> int:
+def _write_parquet(
+    repo: Path, customers: int, seed: int, now: float, agents: int = DEFAULT_AGENTS
+) -> int:
     import pandas as pd
 
-    base = generate_customers(customers, seed)
+    base = generate_customers(customers, seed, agents=agents)
     frame = base.features.copy()
     # Feature values are those the simulator sees (the generator's fixed anchor date);
     # the row's event time is when it was loaded, so TTLs count from `maestro init`.
@@ -230,12 +239,14 @@ def init_feature_workspace(
     seed: int = 7,
     progress: bool = False,
     online_store: str | None = None,
+    agents: int = DEFAULT_AGENTS,
 ) -> WorkspaceSummary:
     """Build (or bring up to date) the Feast repo under ``home``: synthetic customers →
     Parquet → ``feast apply`` → materialise into the online store. Idempotent.
 
     ``online_store``: ``None`` keeps the repo's configuration (SQLite for a new repo),
-    ``"sqlite"`` or ``"redis://HOST:PORT"`` rewrites it.
+    ``"sqlite"`` or ``"redis://HOST:PORT"`` rewrites it. ``agents``: the size of the
+    synthetic contact-centre roster (Feast view ``agent``, issue #9).
     """
     from datetime import datetime, timedelta
 
@@ -251,13 +262,16 @@ def init_feature_workspace(
         config = _write_yaml(repo, online_store)
         _copy_definitions(repo)
         manifest = _read_manifest(repo)
-        wanted = {"customers": customers, "seed": seed, "generator": GENERATOR}
+        wanted = {"customers": customers, "seed": seed, "generator": GENERATOR,
+                  "agents": agents, "agent_generator": AGENT_GENERATOR}
         have = {k: manifest.get(k) for k in wanted}
-        generated = have != wanted or not customers_parquet(repo).exists()
+        generated = (have != wanted or not customers_parquet(repo).exists()
+                     or not agents_parquet(repo).exists())
         bar.set_postfix_str("generating customers")
         if generated:
             now = float(int(time.time()))
-            rows = _write_parquet(repo, customers, seed, now)
+            rows = _write_parquet(repo, customers, seed, now, agents)
+            write_agents_parquet(repo, agents, seed, now)
             manifest = {**wanted, "rows": rows, "event_timestamp": now, "materialized_into": None}
             _write_manifest(repo, manifest)
         bar.update(1)
@@ -280,6 +294,7 @@ def init_feature_workspace(
             ts = datetime.fromtimestamp(manifest["event_timestamp"], tz=UTC)
             with _quiet():
                 _clear_online_store(store)
+                clear_agent_rows(store)
                 store.materialize(start_date=ts - timedelta(seconds=1),
                                   end_date=ts + timedelta(seconds=1))
             manifest["materialized_into"] = store_key

@@ -11,6 +11,10 @@ policy chooses; these helpers give it what it needs:
   feature of the same name). Continuity is a *feature* the policy learns the value of,
   never a hard rule: an agent who served the customer before and is at capacity is still
   excluded.
+- :func:`agent_candidates` gives serving the candidates of one routing decision in one
+  pass: the caller's agents (already validated by the HTTP schema) or, when the caller
+  sent none, the agents of the Feast roster (:class:`features.agents.AgentSource`), with
+  ``continuity`` set.
 - :class:`RoutingReward` turns an interaction's outcome (resolved, handle time, CSAT) into
   the scalar reward posted to ``/reward``, with weights from the catalog.
 - :class:`LeastBusyPolicy` is the classic automatic call distributor rule: the qualified
@@ -24,9 +28,9 @@ References:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 import numpy as np
 
@@ -68,6 +72,57 @@ def with_continuity(context: Context, actions: Sequence[Action]) -> list[Action]
             continue
         features: dict[str, FeatureValue] = dict(action.features)
         features[CONTINUITY] = value
+        out.append(_trusted_action(action.id, action.channel, features))
+    return out
+
+
+class AgentRoster(Protocol):
+    """Where agents come from when the caller sends none (:class:`features.agents.AgentSource`)."""
+
+    def actions(self) -> Sequence[Action]:
+        """Every agent as an ``agent`` action, ``continuity`` preset to 0."""
+        ...
+
+
+class SentAction(Protocol):
+    id: str
+    channel: str
+    features: Mapping[str, FeatureValue]
+
+
+def agent_candidates(
+    context: Context,
+    sent: Iterable[SentAction] | None,
+    roster: AgentRoster | None,
+    default: list[Action],
+) -> list[Action]:
+    """The candidates of one ``agent_routing`` decision, ``continuity`` set (as
+    :func:`with_continuity` sets it): the caller's ``sent`` actions when there are any,
+    else the ``roster``'s agents, else ``default`` (the decision point's catalog).
+
+    ``sent`` must have passed serving's request schema (``serving.schemas.ActionIn``), whose
+    checks are exactly :class:`Action`'s (non-empty id, known channel, non-empty feature
+    names, string/boolean/integer/finite float values): they are not checked again, so an
+    agent costs one dict copy here instead of a validated copy plus a continuity copy.
+    """
+    last = last_agent_id(context)
+    if sent is None:
+        if roster is None:
+            return default
+        out = list(roster.actions())
+        if last is not None:
+            for i, action in enumerate(out):
+                if action.id == last and action.channel == AGENT_CHANNEL:
+                    features = dict(action.features)
+                    features[CONTINUITY] = 1
+                    out[i] = _trusted_action(action.id, action.channel, features)
+                    break
+        return out
+    out = []
+    for action in sent:
+        features = dict(action.features)
+        if action.channel == AGENT_CHANNEL:
+            features[CONTINUITY] = 1 if action.id == last else 0
         out.append(_trusted_action(action.id, action.channel, features))
     return out
 

@@ -34,7 +34,7 @@ from policies.base import seed_from_event_id
 from policies.catalog import Catalog
 from policies.decision import decide_among, eligible_actions
 from policies.errors import InvalidFeatureError
-from policies.routing import with_continuity
+from policies.routing import agent_candidates
 from policies.types import Action, Context, Decision
 from serving.dashboard import LiveStats
 from serving.errors import LateRewardError, UnknownEventError
@@ -88,6 +88,8 @@ class DecisionService:
         #: live recorder
         self.experiments = experiments
         self.live = LiveStats()
+        #: issue #9: the Feast agent roster ``agent_routing`` routes among without ``actions``
+        self.agents = getattr(features, "agents", None)
         self._budget = self.options.time_budget_ms / 1000.0
         self._counters: dict[tuple[str, ...], Any] = {}  # labelled metric children
         self._timers: dict[str, Any] = {}
@@ -133,9 +135,10 @@ class DecisionService:
             if previous is not None:
                 return previous.encode()
         point = self.catalog[req.decision_point]
+        routing = point.rules.agent_routing is not None
         candidates = (
             [Action(a.id, a.channel, a.features) for a in req.actions]
-            if req.actions is not None
+            if req.actions is not None and not routing
             else list(point.actions)
         )
         now = time.time()
@@ -152,8 +155,8 @@ class DecisionService:
             # a broken value in the store is our problem, not the client's: degrade
             customer, degraded_reason = DEFAULTS, "bad_features"
             context = Context(req.customer_id, customer, req.context, point.name, now)
-        if point.rules.agent_routing is not None:  # issue #9: continuity is a feature
-            candidates = with_continuity(context, candidates)
+        if routing:  # issue #9: the caller's agents, else Feast's; continuity is a feature
+            candidates = agent_candidates(context, req.actions, self.agents, candidates)
         eligible, excluded = eligible_actions(point.rules, context, candidates)
 
         event_id = self.signer.issue(now + point.reward_window_seconds)
@@ -254,6 +257,8 @@ class DecisionService:
         )
         if request_key is not None:
             self.log.remember_request(request_key, body.decode())
+        if routing and req.actions is None and action is not None and self.agents is not None:
+            self.agents.assigned(action.id)  # one more case until the roster is re-read
         labels = (
             point.name,
             action.id if action else "none",

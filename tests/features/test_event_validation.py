@@ -168,7 +168,8 @@ def test_event_effects_on_a_new_row(kind: str, props: dict, expected: dict) -> N
 def test_counters_build_on_the_current_row() -> None:
     current = {**view_defaults("customer_service"), "open_tickets": 2, "open_complaint": True}
     row = _apply("complaint_closed", {}, current)
-    assert row == {"open_tickets": 1, "open_complaint": False, "last_csat": 0.0}
+    assert row == {"open_tickets": 1, "open_complaint": False, "last_csat": 0.0,
+                   "last_agent_id": ""}
     current = {**view_defaults("customer_engagement"), "opens_sms_7d": 3, "opens_sms_30d": 9}
     row = _apply("message_opened", {"channel": "sms"}, current)
     assert (row["opens_sms_7d"], row["opens_sms_30d"]) == (4, 10)

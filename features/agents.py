@@ -1,0 +1,277 @@
+"""Contact-centre agents from Feast (issue #9): the synthetic roster ``maestro init``
+materialises, and :class:`AgentSource`, the in-process roster ``/decide`` routes among.
+
+The roster lives in the Feast feature view ``agent`` (entity ``agent``, join key
+``agent_id``; features :data:`features.schema.AGENT_FEATURES`), fed by the offline
+Parquet ``data/agents.parquet`` (who the agents are) and the push source ``agent_push``
+(``FeatureStore.push``: how the contact-centre platform updates load and availability).
+Past interactions with a customer are the customer feature ``last_agent_id`` (view
+``customer_service``), which :func:`policies.routing.with_continuity` turns into the
+``continuity`` action feature.
+
+:class:`AgentSource` reads every agent of the roster with one Feast
+``get_online_features`` call (SQLite or Redis alike) and caches the result as ready-made
+``agent`` actions. **Staleness bound**: the cache is re-read when it is older than
+``max_age`` seconds (default 1 s), on the first ``/decide`` after that; between reads,
+the agents this process routed a case to count one more case of load each (so a burst of
+decisions cannot fill an agent past capacity before the next read; the next read replaces
+those counts by the store's load). If a re-read fails the last roster is served, for at
+most ``max_stale`` seconds (default 60 s), after which :class:`FeatureStoreUnavailable`
+(HTTP 503) is raised. No ``POST /events`` type carries agent load in ``CONTRACT.md``, so
+load reaches Maestro only through Feast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from features.errors import FeatureStoreUnavailable, WorkspaceError
+from features.schema import AGENT_FEATURES, AGENT_JOIN_KEY, AGENT_VIEW
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from feast import FeatureStore
+
+    from policies.types import Action
+
+DEFAULT_AGENTS = 24
+AGENT_GENERATOR = "features.agents.generate_agents/v1"
+AGENT_PUSH_SOURCE = "agent_push"
+#: (skills, level) patterns the synthetic roster rotates through (technical mostly level 2)
+SKILL_SETS: tuple[tuple[str, int], ...] = (
+    ("billing,technical,retention", 2),
+    ("technical,sales", 1),
+    ("sales,billing", 1),
+    ("billing,technical,sales,retention", 2),
+    ("technical,sales,retention", 2),
+    ("billing,sales", 1),
+)
+LANGUAGE_GROUPS: tuple[str, ...] = ("en", "en,es", "en,fr")
+
+
+def agent_id(index: int) -> str:
+    """The id of the synthetic roster's ``index``-th agent: ``agent-000`` …"""
+    return f"agent-{index:03d}"
+
+
+def agents_parquet(repo_path: Path | str) -> Path:
+    """The offline Parquet of the agent roster."""
+    return Path(repo_path) / "data" / "agents.parquet"
+
+
+def generate_agents(n: int = DEFAULT_AGENTS, seed: int = 7, now: float = 0.0) -> pd.DataFrame:
+    """A synthetic roster of ``n`` agents, deterministic in ``seed``: three language groups
+    (en; en+es; en+fr), skill sets rotating through :data:`SKILL_SETS` (so every skill and
+    language has qualified agents, retention included), capacity 2–6, a load below
+    capacity for most, one agent in eight not available. ``now``: the rows' event time."""
+    import pandas as pd
+
+    if n < 1:
+        raise WorkspaceError("agents must be >= 1", field="agents")
+    rng = np.random.default_rng([seed, 17])
+    capacity = rng.integers(2, 7, n)
+    load = np.minimum(rng.integers(0, 6, n), capacity)
+    skills, levels = zip(*(SKILL_SETS[(i // 3) % len(SKILL_SETS)] for i in range(n)), strict=True)
+    return pd.DataFrame(
+        {
+            AGENT_JOIN_KEY: [agent_id(i) for i in range(n)],
+            "skills": list(skills),
+            "level": np.asarray(levels, dtype=np.int64),
+            "languages": [LANGUAGE_GROUPS[i % 3] for i in range(n)],
+            "load": load.astype(np.int64),
+            "capacity": capacity.astype(np.int64),
+            "available": rng.random(n) >= 0.125,
+            "event_timestamp": pd.Timestamp(int(now), unit="s", tz="UTC"),
+        }
+    )
+
+
+def write_agents_parquet(repo_path: Path | str, n: int, seed: int, now: float) -> int:
+    """Write the synthetic roster as the ``agent`` view's offline data (atomically)."""
+    path = agents_parquet(repo_path)
+    tmp = path.with_suffix(".parquet.tmp")
+    frame = generate_agents(n, seed, now)
+    frame.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+    return len(frame)
+
+
+def clear_agent_rows(store: FeatureStore) -> None:
+    """Drop every online row of the ``agent`` view (before a regenerated roster is
+    materialised, so agents no longer in the roster do not linger)."""
+    from feast.infra.online_stores.helpers import compute_table_id
+
+    view = store.get_feature_view(AGENT_VIEW)
+    provider = store._get_provider()
+    # (re)create the table, which a deleted SQLite file lost without the registry knowing
+    provider.update_infra(
+        store.config.project,
+        tables_to_delete=[],
+        tables_to_keep=[view],
+        entities_to_delete=[],
+        entities_to_keep=store.list_entities(),
+        partial=True,
+    )
+    online = provider.online_store
+    if store.config.online_store.type == "sqlite":
+        conn = online._get_conn(store.config)
+        with conn:
+            conn.execute(f'DELETE FROM "{compute_table_id(store.config.project, view)}"')
+    elif hasattr(online, "delete_entity_values"):
+        online.delete_entity_values(store.config, [AGENT_JOIN_KEY])
+
+
+def push_agents(store: FeatureStore, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Write agent rows (``agent_id`` and every feature) to the online store through the
+    ``agent_push`` push source: how load and availability change (tests, operators)."""
+    import pandas as pd
+    from feast.data_source import PushMode
+
+    frame = pd.DataFrame([dict(r) for r in rows])
+    frame["event_timestamp"] = pd.Timestamp.now(tz="UTC")
+    store.push(AGENT_PUSH_SOURCE, frame, to=PushMode.ONLINE)
+
+
+def _action(agent: str, values: Mapping[str, Any], extra_load: int) -> Action:
+    """The ``agent`` action of one roster row, as ``CONTRACT.md`` shapes caller-sent ones
+    (``continuity`` preset to 0; an unavailable agent has no capacity now)."""
+    from policies.types import Action
+
+    features = {
+        "skills": str(values.get("skills") or ""),
+        "level": int(values.get("level") or 0),
+        "languages": str(values.get("languages") or ""),
+        "load": int(values.get("load") or 0) + extra_load,
+        "capacity": int(values.get("capacity") or 0) if values.get("available") else 0,
+        "continuity": 0,
+    }
+    return Action(agent, "agent", features)
+
+
+class AgentSource:
+    """The agents of the workspace's Feast repo, as ``agent`` actions, cached in process
+    (staleness bound: see the module docstring)."""
+
+    def __init__(
+        self,
+        repo_path: Path | str,
+        *,
+        max_age: float = 1.0,
+        max_stale: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        from feast import FeatureStore
+
+        from features.feast_source import silence_feast_warnings
+
+        silence_feast_warnings()
+        self.repo_path = Path(repo_path)
+        self.store = FeatureStore(repo_path=str(self.repo_path))
+        try:
+            self.store.get_feature_view(AGENT_VIEW)
+        except Exception as exc:  # Feast raises its own *NotFound types
+            raise WorkspaceError(
+                f"no agent feature view in {self.repo_path}: run `maestro init`"
+            ) from exc
+        self.max_age, self.max_stale, self.clock = max_age, max_stale, clock
+        self._refs = [f"{AGENT_VIEW}:{name}" for name in AGENT_FEATURES]
+        self._lock = threading.Lock()
+        self._rows: dict[str, dict[str, Any]] = {}
+        self._extra: dict[str, int] = {}  # cases routed here since the last read
+        self._actions: tuple[Action, ...] = ()
+        self._ids: tuple[str, ...] = ()
+        self._ids_mtime: float | None = None
+        self._checked = -math.inf  # last read attempt
+        self._read = -math.inf  # last successful read
+        self.reads = 0
+
+    def actions(self) -> tuple[Action, ...]:
+        """Every agent of the roster as an ``agent`` action (unavailable ones with capacity
+        0), at most ``max_age`` seconds old plus this process's routed cases."""
+        now = self.clock()
+        if now - self._checked >= self.max_age:
+            self._refresh(now)
+        if now - self._read > self.max_stale:
+            raise FeatureStoreUnavailable(f"agent roster unreadable for over {self.max_stale:g} s")
+        return self._actions
+
+    def assigned(self, agent: str) -> None:
+        """Count one more case for ``agent`` until the next read of the store."""
+        with self._lock:
+            row = self._rows.get(agent)
+            if row is None:
+                return
+            self._extra[agent] = extra = self._extra.get(agent, 0) + 1
+            self._actions = tuple(
+                _action(agent, row, extra) if a.id == agent else a for a in self._actions
+            )
+
+    def _roster_ids(self) -> tuple[str, ...]:
+        """Who the agents are: the ``agent_id`` column of the offline Parquet (re-read
+        only when the file changes)."""
+        import pyarrow.parquet as pq
+
+        path = agents_parquet(self.repo_path)
+        mtime = os.stat(path).st_mtime_ns
+        if mtime != self._ids_mtime:
+            table = pq.read_table(path, columns=[AGENT_JOIN_KEY])
+            self._ids = tuple(dict.fromkeys(table.column(AGENT_JOIN_KEY).to_pylist()))
+            self._ids_mtime = mtime
+        return self._ids
+
+    def _refresh(self, now: float) -> None:
+        if not self._lock.acquire(blocking=False):
+            return  # another thread is reading; serve the current roster meanwhile
+        try:
+            self._checked = now
+            try:
+                ids = self._roster_ids()
+                got = self.store.get_online_features(
+                    features=self._refs, entity_rows=[{AGENT_JOIN_KEY: a} for a in ids]
+                ).to_dict()
+            except Exception:  # any store failure: keep the last roster
+                return
+            rows: dict[str, dict[str, Any]] = {}
+            for i, agent in enumerate(got.get(AGENT_JOIN_KEY, ())):
+                values = {name: got[name][i] for name in AGENT_FEATURES}
+                if values["skills"] is not None:  # None: not in the online store
+                    rows[agent] = values
+            self._rows, self._extra = rows, {}
+            self._actions = tuple(_action(a, v, 0) for a, v in rows.items())
+            self._read = now
+            self.reads += 1
+        finally:
+            self._lock.release()
+
+    def ping(self) -> bool:
+        return self.clock() - self._read <= self.max_stale
+
+    def close(self) -> None:
+        self._actions, self._rows = (), {}
+
+
+def open_agent_source(path: Path | str, **kwargs: Any) -> AgentSource | None:
+    """The agent source of a workspace (``$MAESTRO_HOME``) or Feast repo, or ``None`` when
+    its registry has no ``agent`` view (a workspace built before issue #9). Reads the
+    roster once."""
+    repo = Path(path)
+    repo = repo if (repo / "feature_store.yaml").exists() else repo / "feature_repo"
+    if not agents_parquet(repo).exists():
+        return None
+    try:
+        source = AgentSource(repo, **kwargs)
+    except WorkspaceError:
+        return None
+    # the first read loads Feast's registry: not on a request (503 until the store answers)
+    with contextlib.suppress(FeatureStoreUnavailable):
+        source.actions()
+    return source
