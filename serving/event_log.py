@@ -148,6 +148,8 @@ class EventLog:
         self.last_sync = time.time()
         self.last_roll = time.time()
         self._dirty_since: float | None = None
+        #: records of erased customers dropped while rolling (serving.tombstones)
+        self.erased_at_roll: dict[str, int] = {"decisions": 0, "rewards": 0}
 
     @property
     def is_open(self) -> bool:
@@ -232,9 +234,12 @@ class EventLog:
 
     def _roll_file(self, seg: Path, spool_name: str) -> int:
         from serving.log_roll import roll_segment
+        from serving.tombstones import load_erasures
 
         part = f"{spool_name}-{_segment_number(seg):09d}"
-        n = roll_segment(seg, self.decisions_dir, self.rewards_dir, part)
+        erasures = load_erasures(self.logs_dir / "index.db")
+        n = roll_segment(seg, self.decisions_dir, self.rewards_dir, part, erasures,
+                         self.erased_at_roll)
         seg.unlink(missing_ok=True)
         return n
 
@@ -375,12 +380,17 @@ class EventLog:
     # ------------------------------------------------------------------ erasure
     def erase_customer(self, customer_id: str) -> dict[str, int]:
         """Delete a customer's decisions, and the rewards of those decisions, from every
-        Parquet part (our spool is rolled first); return counts."""
+        Parquet part (our spool is rolled first; a tombstone makes other replicas' spools
+        drop them when rolled: :mod:`serving.tombstones`); return counts."""
         import pyarrow.compute as pc
         import pyarrow.parquet as pq
 
         from serving.log_roll import rewrite_without
+        from serving.tombstones import record_erasure
 
+        # first: every replica's later roll (live, final, recovery) drops these rows too
+        record_erasure(self.logs_dir / "index.db", customer_id)
+        before = dict(self.erased_at_roll)
         self.roll()
         event_ids: set[str] = set()
         for path in sorted(self.decisions_dir.glob("part-*.parquet")):
@@ -390,4 +400,5 @@ class EventLog:
                 event_ids.update(hits["event_id"].to_pylist())
         decisions = rewrite_without(self.decisions_dir, "customer_id", [customer_id])
         rewards = rewrite_without(self.rewards_dir, "event_id", event_ids)
-        return {"decisions": decisions, "rewards": rewards}
+        spool = {k: self.erased_at_roll[k] - before[k] for k in before}
+        return {"decisions": decisions + spool["decisions"], "rewards": rewards + spool["rewards"]}

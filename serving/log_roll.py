@@ -8,7 +8,7 @@ rewrites the same file instead of duplicating rows.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -111,12 +111,28 @@ def read_segment(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
     return decisions, rewards, bad
 
 
-def roll_segment(path: Path, decisions_dir: Path, rewards_dir: Path, part_name: str) -> int:
+def roll_segment(
+    path: Path,
+    decisions_dir: Path,
+    rewards_dir: Path,
+    part_name: str,
+    erasures: Mapping[str, float] | None = None,
+    dropped: dict[str, int] | None = None,
+) -> int:
     """Write one segment's records as Parquet parts named ``part-<part_name>.parquet`` in
     each dataset; return the number of records. The segment itself is left for the caller
     to delete, so a crash in between re-rolls it into the same file names (no duplicates).
+    Decisions of customers erased since they were logged (``erasures``, see
+    :mod:`serving.tombstones`) are dropped with their rewards, counted in ``dropped``.
     """
     decisions, rewards, _bad = read_segment(path)
+    if erasures:
+        from serving.tombstones import drop_erased
+
+        decisions, rewards, n_decisions, n_rewards = drop_erased(decisions, rewards, erasures)
+        if dropped is not None:
+            dropped["decisions"] = dropped.get("decisions", 0) + n_decisions
+            dropped["rewards"] = dropped.get("rewards", 0) + n_rewards
     for records, schema, out_dir in (
         (decisions, DECISION_SCHEMA, decisions_dir),
         (rewards, REWARD_SCHEMA, rewards_dir),

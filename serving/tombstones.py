@@ -1,0 +1,91 @@
+"""Erasure tombstones: an erased customer's decisions never reach Parquet from any replica.
+
+``DELETE /customers/{id}`` (or ``maestro erase``) reaches one process, which rolls its own
+spool and rewrites the Parquet parts. Other live replicas still hold the customer's
+decisions in their unrolled spool segments, and a crashed process's spool waits for the
+next start to be recovered; both would bring the rows back when rolled. So erasure first
+records a tombstone in the replicas' shared index (``logs/index.db``), and every roll —
+live, final or recovery — drops the decisions of a tombstoned customer made at or
+before the erasure, with the rewards of those decisions in the same segment. A decision
+made after the erasure (the customer came back) is kept.
+
+A tombstone holds a salted SHA-256 of the customer id, not the id, and the erasure time;
+it is deleted after :data:`KEEP_DAYS` (by then every spool has long been rolled).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+KEEP_DAYS = 30.0
+_DDL = (
+    "CREATE TABLE IF NOT EXISTS erasures "
+    "(customer_hash TEXT PRIMARY KEY, erased_at REAL NOT NULL)"
+)
+_SALT = b"maestro-erasure-tombstone\x00"
+
+
+def customer_hash(customer_id: str) -> str:
+    return hashlib.sha256(_SALT + customer_id.encode()).hexdigest()
+
+
+def record_erasure(index_path: Path, customer_id: str, at: float | None = None) -> None:
+    """Tombstone ``customer_id`` as erased at ``at`` (now) in the shared index."""
+    at = time.time() if at is None else at
+    index_path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(index_path, timeout=10.0)
+    try:
+        with conn:
+            conn.execute(_DDL)
+            conn.execute(
+                "INSERT INTO erasures (customer_hash, erased_at) VALUES (?, ?) "
+                "ON CONFLICT(customer_hash) DO UPDATE SET erased_at = excluded.erased_at",
+                (customer_hash(customer_id), at),
+            )
+            conn.execute(
+                "DELETE FROM erasures WHERE erased_at < ?", (at - KEEP_DAYS * 86400.0,)
+            )
+    finally:
+        conn.close()
+
+
+def load_erasures(index_path: Path) -> dict[str, float]:
+    """Every live tombstone: customer hash -> erasure time (empty without an index)."""
+    if not index_path.exists():
+        return {}
+    conn = sqlite3.connect(f"file:{index_path}?mode=ro", uri=True, timeout=10.0)
+    try:
+        return dict(conn.execute("SELECT customer_hash, erased_at FROM erasures").fetchall())
+    except sqlite3.OperationalError:  # no erasure yet: no table
+        return {}
+    finally:
+        conn.close()
+
+
+def drop_erased(
+    decisions: list[dict[str, Any]],
+    rewards: list[dict[str, Any]],
+    erasures: Mapping[str, float],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int, int]:
+    """The records without tombstoned customers' decisions (made at or before their
+    erasure) and those decisions' rewards; plus how many decisions and rewards were
+    dropped."""
+    if not erasures or not decisions:
+        return decisions, rewards, 0, 0
+    gone: set[str] = set()
+    kept = []
+    for record in decisions:
+        erased_at = erasures.get(customer_hash(str(record.get("customer_id"))))
+        if erased_at is not None and float(record.get("timestamp") or 0.0) <= erased_at:
+            gone.add(record.get("event_id"))
+        else:
+            kept.append(record)
+    if not gone:
+        return decisions, rewards, 0, 0
+    kept_rewards = [r for r in rewards if r.get("event_id") not in gone]
+    return kept, kept_rewards, len(decisions) - len(kept), len(rewards) - len(kept_rewards)
