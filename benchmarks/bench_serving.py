@@ -161,6 +161,7 @@ async def measure(port: int, args: argparse.Namespace) -> dict[str, Any]:
 def stage_breakdown(home: Path, n: int = 2000) -> dict[str, float]:
     """Mean µs per call of each stage of one decision, in process (no HTTP), on the same
     workspace: where the time of ``/decide`` goes."""
+    from features.feast_source import entity_key_bytes
     from policies.decision import decide_among, eligible_actions
     from policies.types import Context
     from serving.factory import build_service
@@ -182,6 +183,7 @@ def stage_breakdown(home: Path, n: int = 2000) -> dict[str, float]:
             for c in ctxs
         ]
         policies = {dp: service.policies.get(dp).policy for dp in points}
+        backend = service.features.source.backend
 
         def timed(fn: Any, items: list[Any]) -> float:
             best = float("inf")
@@ -194,8 +196,12 @@ def stage_breakdown(home: Path, n: int = 2000) -> dict[str, float]:
 
         stages = {
             "request validation (pydantic)": timed(DecideRequest.model_validate_json, raw),
-            "feature read (Feast online store)": timed(
+            "feature read (Feast online store, through the row cache)": timed(
                 lambda r: service.features.get(r.customer_id), reqs
+            ),
+            "feature read (Feast SQLite tables, cache bypassed)": timed(
+                lambda r: backend._read_store(backend._conn(), entity_key_bytes(r.customer_id), None),
+                reqs,
             ),
             "context record": timed(
                 lambda r: Context(
