@@ -21,6 +21,7 @@ would need a thread hop on every request); the feature source's own timeout boun
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -105,10 +106,16 @@ class DecisionService:
     def start(self) -> DecisionService:
         self.log.open()
         self.policies.start()
+        # Start-up leaves ~470k long-lived objects (Feast, MLflow, pandas, the policies); a
+        # full collection walking them paused the process 100-290 ms here, a p99 spike on
+        # whichever request it hit. Freezing moves them out of the collector's sight.
+        gc.collect()
+        gc.freeze()
         return self
 
     def close(self) -> None:
         """Stop polling, flush the log to Parquet, release the feature layer."""
+        gc.unfreeze()  # what start() froze can be collected again (tests build many)
         self.policies.stop()
         self.log.close()
         if self.experiments is not None:
