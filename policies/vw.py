@@ -26,10 +26,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import numpy as np
+
 from policies.base import BasePolicy
 from policies.errors import InvalidParameterError, ModelLoadError
 from policies.featurize import TIMESTAMP_SUFFIX, Token, _tokens, age_days, numeric_value, token_name
 from policies.types import Action, Context, FeatureValue, LoggedBatch
+from policies.vw_shared import SharedHasher
+
+_RECENT = 4_096  # shared examples kept for learning from the latest decisions
 
 EXPLORATIONS = ("epsilon", "softmax", "squarecb", "bag", "cover")
 _UNSAFE = str.maketrans({" ": "_", ":": "_", "|": "_", "\t": "_", "\n": "_", "\r": "_"})
@@ -164,13 +169,23 @@ class VWPolicy(BasePolicy):
 
         self._vw = vw
         try:
-            self._ws = vw.Workspace(self.vw_args(), model_data=model)
+            args = self.vw_args()
+            if model is not None:
+                # A saved model carries its random state (``--bag`` advances the seed it
+                # saves, and VW refuses a load whose --random_seed disagrees).
+                at = args.index("--random_seed")
+                del args[at : at + 2]
+            self._ws = vw.Workspace(args, model_data=model)
         except Exception as exc:  # VW raises RuntimeError / ValueError on bad models
             raise ModelLoadError(f"vw-cb: cannot build workspace: {exc}") from exc
         self._parser = vw.TextFormatParser(self._ws)
         self._core = self._ws._workspace
+        self._hasher = SharedHasher(self._core, vw)
         self._example_cache: dict[tuple[object, ...], Any] = {}
         self._example_by_object: dict[int, tuple[Action, Any]] = {}
+        # Shared examples of the latest decisions, by Context object: learning from a
+        # decision just made reuses the example its prediction was made with.
+        self._recent: dict[int, tuple[Context, Any]] = {}
 
     def _action_text(self, action: Action) -> str:
         key = (action.id, action.channel, *action.features.items())
@@ -182,24 +197,24 @@ class VWPolicy(BasePolicy):
         return text
 
     def _examples(self, context: Context, actions: Sequence[Action]) -> list[Any]:
-        """Freshly parsed examples (for learning: a label is set on the chosen one).
-
-        Text rendering with memoised pieces plus VW's C++ parser measured cheaper here
-        than building examples through the typed feature API from Python."""
+        """Freshly built examples (the reference the cached paths must agree with)."""
+        vw = self._vw
+        wrap = vw.Example
         parse = self._parser.parse_line
-        return [parse(shared_line(context))] + [parse(self._action_text(a)) for a in actions]
+        shared = wrap(_existing_example=self._hasher.example(context), _label_type=vw.LabelType.CB)
+        return [shared] + [parse(self._action_text(a)) for a in actions]
 
-    def _predict_examples(self, context: Context, actions: Sequence[Action]) -> list[Any]:
-        """Examples for prediction: action examples are built once and reused.
+    def _action_examples(self, actions: Sequence[Action]) -> list[Any]:
+        """Parsed (core) action examples, built once per action and reused.
 
         Prediction leaves an unlabelled action example as it found it (checked by
-        ``test_vw_cached_examples_predict_like_fresh_ones``), and learning never
-        sees these objects.
+        ``test_vw_cached_examples_predict_like_fresh_ones``); learning reuses the
+        unlabelled ones and labels a fresh copy of the chosen one.
         """
         parse = self._parser.parse_line
         cache = self._example_cache
         by_object = self._example_by_object
-        out = [parse(shared_line(context))]
+        out = []
         for action in actions:
             hit = by_object.get(id(action))
             if hit is not None and hit[0] is action:  # the same (catalog) Action object
@@ -208,7 +223,7 @@ class VWPolicy(BasePolicy):
             key = (action.id, action.channel, *action.features.items())
             example = cache.get(key)
             if example is None:
-                example = parse(self._action_text(action))
+                example = parse(self._action_text(action))._example
                 if len(cache) < 10_000:
                     cache[key] = example
             if len(by_object) < 10_000:
@@ -216,35 +231,47 @@ class VWPolicy(BasePolicy):
             out.append(example)
         return out
 
-    def _predict(self, examples: list[Any]) -> Any:
-        # The wrapper's per-example label-type check costs ~15 µs per call; every example
-        # here comes from this workspace's own parser (CB label type), so call the core
-        # directly (the package is pinned to 0.7.0).
-        return self._core.predict_multi_ex_one([e._example for e in examples])
+    def _shared(self, context: Context) -> Any:
+        """The shared example of ``context``: reused when this very object was just seen."""
+        recent = self._recent
+        hit = recent.get(id(context))
+        if hit is not None and hit[0] is context:
+            return hit[1]
+        example = self._hasher.example(context)
+        recent[id(context)] = (context, example)  # holds the object: id stays unique
+        if len(recent) > _RECENT:
+            del recent[next(iter(recent))]  # oldest first (dicts keep insertion order)
+        return example
 
     def raw_pmf(self, context: Context, actions: Sequence[Action]) -> list[float]:
-        prediction = self._predict(self._predict_examples(context, actions))
+        # The wrapper's per-example label-type check costs ~15 µs per call; every example
+        # here is built for this workspace with a CB label, so call the core directly
+        # (the package is pinned to 0.7.0).
+        examples = self._action_examples(actions)
+        examples.insert(0, self._shared(context))
         pmf = [0.0] * len(actions)
-        for index, prob in prediction:
+        for index, prob in self._core.predict_multi_ex_one(examples):
             pmf[index] = prob
         return pmf
 
     def learn(self, batch: LoggedBatch) -> None:
-        vw = self._vw
+        label = self._vw.CBLabel
+        parse = self._parser.parse_line
         learn = self._core.learn_multi_ex_one
         for context, actions, idx, prob, reward in zip(
             batch.contexts,
             batch.actions,
-            batch.chosen,
-            batch.probabilities,
-            batch.rewards,
+            np.asarray(batch.chosen, dtype=np.int64).tolist(),
+            np.asarray(batch.probabilities, dtype=float).tolist(),
+            np.asarray(batch.rewards, dtype=float).tolist(),
             strict=True,
         ):
-            examples = self._examples(context, actions)
-            examples[1 + int(idx)].set_label(
-                vw.CBLabel(label=(cost_from_reward(reward), float(prob)))
-            )
-            learn([e._example for e in examples])
+            examples = self._action_examples(actions)
+            chosen = parse(self._action_text(actions[idx]))._example
+            chosen._set_label(label(label=(cost_from_reward(reward), float(prob))))
+            examples[idx] = chosen
+            examples.insert(0, self._shared(context))
+            learn(examples)
 
     def _state(self) -> bytes:
         return self._ws.serialize()
