@@ -15,6 +15,8 @@ policy chooses; these helpers give it what it needs:
   pass: the caller's agents (already validated by the HTTP schema) or, when the caller
   sent none, the agents of the Feast roster (:class:`features.agents.AgentSource`), with
   ``continuity`` set.
+- :class:`RoutingCase` is the case of one request read once (required skill, level,
+  language, retention-only customer), so the rules check each agent with a few lookups.
 - :class:`RoutingReward` turns an interaction's outcome (resolved, handle time, CSAT) into
   the scalar reward posted to ``/reward``, with weights from the catalog.
 - :class:`LeastBusyPolicy` is the classic automatic call distributor rule: the qualified
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import ClassVar, Protocol
 
 import numpy as np
@@ -127,13 +130,92 @@ def agent_candidates(
     return out
 
 
+# the slots of the frozen Action, set directly (what object.__setattr__ does, without the
+# lookup): half the cost of building an agent action per request
+_SET_ID = Action.id.__set__  # type: ignore[attr-defined]
+_SET_CHANNEL = Action.channel.__set__  # type: ignore[attr-defined]
+_SET_FEATURES = Action.features.__set__  # type: ignore[attr-defined]
+
+
 def _trusted_action(action_id: str, channel: str, features: dict[str, FeatureValue]) -> Action:
     """An :class:`Action` built without re-validating: ``features`` are an already checked
     action's plus an int (saves the per-feature check on every agent of every request)."""
     action = object.__new__(Action)
-    for name, value in (("id", action_id), ("channel", channel), ("features", features)):
-        object.__setattr__(action, name, value)
+    _SET_ID(action, action_id)
+    _SET_CHANNEL(action, channel)
+    _SET_FEATURES(action, features)
     return action
+
+
+@lru_cache(maxsize=4096)
+def _names(value: str) -> frozenset[str]:
+    """A comma-separated list as a set of lower-case names (memoised: agents' skill and
+    language lists repeat across requests)."""
+    return frozenset(part.strip().lower() for part in value.split(",") if part.strip())
+
+
+_NO_NAMES: frozenset[str] = frozenset()
+
+
+def _number(value: object) -> float:
+    """A feature as a number: numbers and booleans as such, numeric strings parsed, else 0
+    (the rules' own reading, :func:`policies.rules._number`)."""
+    kind = type(value)
+    if kind is int or kind is float or kind is bool:
+        return float(value)  # type: ignore[arg-type]
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return 0.0
+    return 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingCase:
+    """One routing request's case, read once: the ``required_skill`` / ``language`` of
+    the request context (lower case, ``None`` when absent), its ``required_level``, and
+    whether the customer may only go to ``retention`` agents (churn risk at or above the
+    threshold, or a retention tier). :meth:`reason` is the agent rule of
+    :class:`policies.rules.RuleSet` for one agent."""
+
+    skill: str | None
+    level: float
+    language: str | None
+    retention_only: bool
+
+    @classmethod
+    def of(cls, context: Context, churn_risk: float, tiers: frozenset[str]) -> RoutingCase:
+        req, customer = context.request, context.customer
+        skill, language = req.get("required_skill"), req.get("language")
+        return cls(
+            skill=skill.lower() if isinstance(skill, str) and skill else None,
+            level=_number(req.get("required_level")),
+            language=language.lower() if isinstance(language, str) and language else None,
+            retention_only=_number(customer.get("churn_risk")) >= churn_risk
+            or str(customer.get("tier", "")).lower() in tiers,
+        )
+
+    def reason(self, features: Mapping[str, FeatureValue]) -> str | None:
+        """``skill``, ``language``, ``capacity`` or ``retention_only`` (in that order) when
+        the agent with these action features may not take the case, else ``None``."""
+        raw = features.get("skills")
+        skills = _names(raw) if isinstance(raw, str) else _NO_NAMES
+        if self.skill is not None and self.skill not in skills:
+            return "skill"
+        if _number(features.get("level")) < self.level:
+            return "skill"
+        if self.language is not None:
+            raw = features.get("languages")
+            if not isinstance(raw, str) or self.language not in _names(raw):
+                return "language"
+        if _number(features.get("load")) >= _number(features.get("capacity")):
+            return "capacity"
+        if self.retention_only and "retention" not in skills:
+            return "retention_only"
+        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from policies.errors import CatalogError
-from policies.routing import RoutingReward
+from policies.routing import RoutingCase, RoutingReward
 from policies.types import CHANNELS, NO_CONTACT_ID, Action, Context, Exclusion, FeatureValue
 
 _UTC = ZoneInfo("UTC")
@@ -47,19 +47,6 @@ def _truthy(value: FeatureValue) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in {"1", "true", "yes", "y"}
     return bool(value)
-
-
-def _split_list(value: FeatureValue) -> frozenset[str]:
-    if not isinstance(value, str):
-        return frozenset()
-    return _split_str(value)
-
-
-@lru_cache(maxsize=4096)
-def _split_str(value: str) -> frozenset[str]:
-    """A comma-separated list as a set of lower-case names (memoised: agents' skill and
-    language lists repeat across requests)."""
-    return frozenset(part.strip().lower() for part in value.split(",") if part.strip())
 
 
 def _number(value: FeatureValue, default: float = 0.0) -> float:
@@ -200,6 +187,9 @@ class RuleSet:
     escalation: Escalation | None = None
     _caps_by_channel: dict[str, tuple[FrequencyCap, ...]] = field(
         init=False, repr=False, compare=False
+    )
+    _routing_memo: list[tuple[Context, RoutingCase] | None] = field(
+        init=False, repr=False, compare=False, default_factory=lambda: [None]
     )
 
     def __post_init__(self) -> None:
@@ -359,32 +349,15 @@ class RuleSet:
         return None
 
     def _agent_reason(self, context: Context, action: Action) -> str | None:
-        routing = self.agent_routing
-        assert routing is not None
-        feats, req = action.features, context.request
-        skills = _split_list(feats.get("skills"))
-        required = req.get("required_skill")
-        if isinstance(required, str) and required and required.lower() not in skills:
-            return "skill"
-        if _number(feats.get("level"), 0.0) < _number(req.get("required_level"), 0.0):
-            return "skill"
-        language = req.get("language")
-        if (
-            isinstance(language, str)
-            and language
-            and language.lower() not in _split_list(feats.get("languages"))
-        ):
-            return "language"
-        if _number(feats.get("load"), 0.0) >= _number(feats.get("capacity"), 0.0):
-            return "capacity"
-        customer = context.customer
-        needs_retention = (
-            _number(customer.get("churn_risk"), 0.0) >= routing.retention_churn_risk
-            or str(customer.get("tier", "")).lower() in routing.retention_tiers
-        )
-        if needs_retention and "retention" not in skills:
-            return "retention_only"
-        return None
+        # the case is read once per request (the last one is kept, as one tuple so
+        # threads cannot mix one request's context with another's case)
+        memo = self._routing_memo[0]
+        if memo is None or memo[0] is not context:
+            routing = self.agent_routing
+            assert routing is not None
+            case = RoutingCase.of(context, routing.retention_churn_risk, routing.retention_tiers)
+            memo = self._routing_memo[0] = (context, case)
+        return memo[1].reason(action.features)
 
     def split(
         self, context: Context, actions: Sequence[Action]

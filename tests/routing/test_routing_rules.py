@@ -247,3 +247,37 @@ def test_escalation_is_configurable_per_decision_point() -> None:
     assert ex({"churn_risk": 0.99, "open_complaint": True}) == {
         "priority_chat": "no_escalation_signal"}
     assert ex({"rapid_clicks": 4}) == {}
+
+
+def test_agent_candidates_set_continuity_as_with_continuity_does() -> None:
+    from policies.routing import agent_candidates
+
+    ctx = Context("c-1", {"last_agent_id": "a-2"}, {"required_skill": "billing"}, "agent_routing")
+    sent = [Action("a-1", "agent", {"load": 0, "capacity": 2, "continuity": 1}),
+            Action("a-2", "agent", {"load": 1, "capacity": 2}),
+            Action("no_contact", "none", {})]
+    assert agent_candidates(ctx, sent, None, []) == with_continuity(ctx, sent)
+
+    class Roster:
+        def actions(self) -> tuple[Action, ...]:
+            return tuple(Action(f"a-{i}", "agent", {"load": 0, "capacity": 2, "continuity": 0})
+                         for i in range(1, 4))
+
+    got = agent_candidates(ctx, None, Roster(), [])
+    assert {a.id: a.features["continuity"] for a in got} == {"a-1": 0, "a-2": 1, "a-3": 0}
+    default = [Action("x", "agent", {})]
+    assert agent_candidates(ctx, None, None, default) is default  # no roster: the catalog
+
+
+def test_the_case_is_read_per_request_even_interleaved(catalog: Catalog) -> None:
+    rules = catalog["agent_routing"].rules
+    case = {"required_skill": "billing", "required_level": 1, "language": "en"}
+    vip = Context("c-vip", {"tier": "vip"}, case, "agent_routing")
+    plain = Context("c-plain", {"tier": "standard", "churn_risk": 0.1}, case, "agent_routing")
+    spanish = Context("c-es", {}, {**case, "language": "es"}, "agent_routing")
+    agent = Action("a", "agent", {"skills": "billing", "level": 1, "languages": "en",
+                                  "load": 0, "capacity": 1})
+    for _ in range(3):
+        assert rules.reason(vip, agent, None) == "retention_only"
+        assert rules.reason(plain, agent, None) is None
+        assert rules.reason(spanish, agent, None) == "language"
