@@ -1,11 +1,14 @@
 """Feature store: one customer's full read (SQLite and Redis), event ingestion and the
-time until an event is visible to another reader.
+time until an event is visible to another process (:mod:`benchmarks.feature_ingest`).
 
 Builds its own workspace (``--customers``, default 10,000) under a temporary directory,
 materialised once into SQLite and once into a redis-server it starts on 127.0.0.1.
 With ``--write`` replaces the "Feature store" section of BENCHMARKS.md.
 
-    .venv/bin/python -m benchmarks.bench_features [--customers 10000] [--reads 20000] [--write]
+    .venv/bin/python -m benchmarks.bench_features [--quick] [--stores sqlite,redis] [--write]
+
+``--quick`` (2,000 customers, 3,000 reads, 4 s per ingestion run) takes about a minute;
+the default about two and a half on an idle 2-core machine.
 """
 
 from __future__ import annotations
@@ -17,22 +20,14 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from benchmarks._report import machine, write_section
+from benchmarks.feature_ingest import bench_ingest, pct
 
 os.environ.setdefault("FEAST_USAGE", "False")
-
-
-def pct(samples: list[float]) -> dict[str, float]:
-    a = np.asarray(samples) * 1e3
-    return {"p50": float(np.percentile(a, 50)), "p95": float(np.percentile(a, 95)),
-            "p99": float(np.percentile(a, 99)), "mean": float(a.mean())}
 
 
 def bench_reads(source: Any, customers: int, n: int, rng: random.Random) -> dict[str, float]:
@@ -63,127 +58,7 @@ def bench_sdk(source: Any, customers: int, n: int, rng: random.Random) -> dict[s
         t = time.perf_counter()
         store.get_online_features(features=service, entity_rows=[{"customer_id": cid}])
         samples.append(time.perf_counter() - t)
-    return pct(samples[n // 10:])
-
-
-EVENT_MIX = [
-    ("page_view", lambda r: {"page": r.choice(["home", "product", "cart", "checkout"])}, 0.6),
-    ("cart_updated", lambda r: {"cart_value": round(r.uniform(5, 300), 2)}, 0.15),
-    ("message_opened", lambda r: {"channel": r.choice(["email", "push", "sms"])}, 0.1),
-    ("message_clicked", lambda r: {"channel": r.choice(["email", "push"])}, 0.05),
-    ("purchase", lambda r: {}, 0.04),
-    ("complaint_opened", lambda r: {}, 0.02),
-    ("invoice_overdue", lambda r: {"days_overdue": r.randrange(1, 60)}, 0.02),
-    ("consent_changed", lambda r: {"channel": "sms", "granted": r.random() < 0.5}, 0.02),
-]
-
-
-def random_event(rng: random.Random, customers: int) -> dict[str, Any]:
-    x, acc = rng.random(), 0.0
-    chosen = EVENT_MIX[-1]
-    for entry in EVENT_MIX:
-        acc += entry[2]
-        if x <= acc:
-            chosen = entry
-            break
-    return {"customer_id": f"c-{rng.randrange(customers):06d}", "type": chosen[0],
-            "properties": chosen[1](rng)}
-
-
-def bench_ingest(repo: Path, customers: int, seconds: float, rate: float | None,
-                 rng: random.Random) -> dict[str, Any]:
-    """Ingest the event mix for ``seconds`` (paced at ``rate``/s, or flat out), while a
-    second, independent source polls probe events until it sees them (visibility)."""
-    from features.errors import FeatureStoreUnavailable
-    from features.event_writer import EventWriter
-    from features.feast_source import FeastFeatureSource
-
-    source = FeastFeatureSource(repo)
-    other = FeastFeatureSource(repo)
-    writer = EventWriter(source)  # default flush interval (25 ms)
-    probes: list[tuple[str, str, float]] = []
-    seen: list[float] = []
-    lock = threading.Lock()
-    stop = threading.Event()
-
-    def watch() -> None:
-        """Polls the oldest unseen probe every 2 ms (probes become visible in order, as
-        the writer writes in order; one read per poll keeps the watcher's CPU small)."""
-        while not stop.is_set() or probes:
-            with lock:
-                head = probes[0] if probes else None
-            if head is not None:
-                cid, page, t0 = head
-                try:
-                    visible = other.get(cid).values["last_page"] == page
-                except FeatureStoreUnavailable:
-                    visible = False
-                if visible:
-                    seen.append(time.perf_counter() - t0)
-                    with lock:
-                        probes.pop(0)
-                    continue
-                if time.perf_counter() - t0 > 5.0:  # never visible: counted as unseen
-                    with lock:
-                        probes.pop(0)
-                    unseen[0] += 1
-                    continue
-            time.sleep(0.002)
-            if stop.is_set() and time.perf_counter() - stop_time[0] > 5:
-                break
-
-    stop_time = [0.0]
-    unseen = [0]
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    consent_latency: list[float] = []
-    n = failed = 0
-    started = time.perf_counter()
-    next_probe = started
-    while (now := time.perf_counter()) - started < seconds:
-        if rate is not None:
-            due = started + n / rate
-            if now < due:
-                time.sleep(due - now)
-        event = random_event(rng, customers)
-        if time.perf_counter() >= next_probe:  # a probe every 20 ms
-            next_probe += 0.02
-            page = f"probe-{n}"  # its own customer: no other event overwrites the page
-            event = {"customer_id": f"probe-{n}", "type": "page_view",
-                     "properties": {"page": page}}
-            try:
-                writer.ingest(event)
-            except FeatureStoreUnavailable:
-                failed += 1
-            else:
-                with lock:
-                    probes.append((event["customer_id"], page, time.perf_counter()))
-        else:
-            t = time.perf_counter()
-            try:
-                writer.ingest(event)
-            except FeatureStoreUnavailable:  # a store read past its timeout
-                failed += 1
-            if event["type"] == "consent_changed":
-                consent_latency.append(time.perf_counter() - t)
-        n += 1
-    elapsed = time.perf_counter() - started
-    backlog = len(source.overlay)
-    t = time.perf_counter()
-    writer.close()
-    drain = time.perf_counter() - t
-    stop_time[0] = time.perf_counter()
-    stop.set()
-    watcher.join(10)
-    lost = len(probes) + unseen[0]
-    source.close()
-    other.close()
-    return {
-        "events": n, "failed": failed, "seconds": elapsed, "events_per_s": n / elapsed,
-        "pushed_rows": writer.pushed_rows, "backlog_at_end": backlog, "drain_s": drain,
-        "visibility": pct(seen) if seen else {}, "probes": len(seen), "probes_unseen": lost,
-        "consent_ingest": pct(consent_latency) if consent_latency else {},
-    }
+    return pct(samples[n // 10 :])
 
 
 def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
@@ -193,9 +68,23 @@ def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--dir", str(workdir)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     for _ in range(200):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
@@ -209,96 +98,156 @@ def fmt(stats: dict[str, float]) -> str:
     return " | ".join(f"{stats[k]:.3f}" for k in ("p50", "p95", "p99", "mean"))
 
 
+def _ms(stats: dict[str, float], keys: tuple[str, ...] = ("p50", "p95", "p99")) -> str:
+    return " / ".join(f"{stats[k]:.1f}" for k in keys)
+
+
+def _load() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--customers", type=int, default=10_000)
-    parser.add_argument("--reads", type=int, default=20_000)
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--write", action="store_true")
+    parser.add_argument("--reads", type=int, default=10_000, help="reads per store")
+    parser.add_argument("--seconds", type=float, default=8.0, help="per ingestion run")
+    parser.add_argument(
+        "--quick", action="store_true", help="2,000 customers, 3,000 reads, 4 s per ingestion run"
+    )
+    parser.add_argument("--stores", default="sqlite,redis", help="comma-separated")
+    parser.add_argument(
+        "--flush-interval", type=float, default=0.01, help="EventWriter flush interval, seconds"
+    )
+    parser.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
     args = parser.parse_args()
+    if args.quick:
+        args.customers, args.reads, args.seconds = 2_000, 3_000, 4.0
+    stores = [s.strip().lower() for s in args.stores.split(",") if s.strip()]
+    if not stores or set(stores) - {"sqlite", "redis"}:
+        parser.error("--stores takes sqlite and/or redis")
     from features.feast_source import FeastFeatureSource
     from features.workspace import init_feature_workspace
 
     rng = random.Random(7)
     tmp = Path(tempfile.mkdtemp(prefix="maestro-bench-features-"))
-    redis_proc, port = start_redis(tmp)
-    load_before = os.getloadavg()
+    redis_proc = None
+    load_before = _load()
+    inits: dict[str, float] = {}
+    reads: dict[str, dict[str, float]] = {}
+    ingest: dict[tuple[str, str], dict[str, Any]] = {}
     try:
-        t = time.perf_counter()
-        init_feature_workspace(tmp / "sqlite", customers=args.customers, seed=7)
-        init_sqlite = time.perf_counter() - t
-        t = time.perf_counter()
-        init_feature_workspace(tmp / "redis", customers=args.customers, seed=7,
-                               online_store=f"redis://127.0.0.1:{port}")
-        init_redis = time.perf_counter() - t
-        sqlite_src = FeastFeatureSource(tmp / "sqlite" / "feature_repo")
-        redis_src = FeastFeatureSource(tmp / "redis" / "feature_repo")
-        reads = {
-            "SQLite, FeastFeatureSource.get": bench_reads(sqlite_src, args.customers, args.reads, rng),
-            "Redis, FeastFeatureSource.get": bench_reads(redis_src, args.customers, args.reads, rng),
-            "SQLite, Feast SDK get_online_features": bench_sdk(sqlite_src, args.customers, 500, rng),
-            "Redis, Feast SDK get_online_features": bench_sdk(redis_src, args.customers, 500, rng),
-        }
-        sqlite_src.close()
-        redis_src.close()
-        ingest = {
-            ("SQLite", "flat out"): bench_ingest(tmp / "sqlite" / "feature_repo", args.customers,
-                                                 args.seconds, None, rng),
-            ("SQLite", "2,000/s"): bench_ingest(tmp / "sqlite" / "feature_repo", args.customers,
-                                                args.seconds, 2000.0, rng),
-            ("Redis", "flat out"): bench_ingest(tmp / "redis" / "feature_repo", args.customers,
-                                                args.seconds, None, rng),
-            ("Redis", "2,000/s"): bench_ingest(tmp / "redis" / "feature_repo", args.customers,
-                                               args.seconds, 2000.0, rng),
-        }
-        load_after = os.getloadavg()
+        repos = {}
+        for store in stores:
+            online = None
+            if store == "redis":
+                redis_proc, port = start_redis(tmp)
+                online = f"redis://127.0.0.1:{port}"
+            t = time.perf_counter()
+            init_feature_workspace(
+                tmp / store, customers=args.customers, seed=7, online_store=online
+            )
+            inits[store] = time.perf_counter() - t
+            repos[store] = tmp / store / "feature_repo"
+        for store in stores:
+            label = "SQLite" if store == "sqlite" else "Redis"
+            src = FeastFeatureSource(repos[store])
+            reads[f"{label}, FeastFeatureSource.get"] = bench_reads(
+                src, args.customers, args.reads, rng
+            )
+            reads[f"{label}, Feast SDK get_online_features"] = bench_sdk(
+                src, args.customers, 500, rng
+            )
+            src.close()
+        for store in stores:
+            label = "SQLite" if store == "sqlite" else "Redis"
+            for pace, rate in (("flat out", None), ("2,000/s", 2000.0)):
+                ingest[(label, pace)] = bench_ingest(
+                    repos[store], args.customers, args.seconds, rate, rng, args.flush_interval
+                )
+                ingest[(label, pace)]["load"] = _load()
+                print(
+                    label,
+                    pace,
+                    f"{ingest[(label, pace)]['events_per_s']:,.0f} events/s",
+                    flush=True,
+                )
     finally:
-        redis_proc.terminate()
-        redis_proc.wait(5)
+        if redis_proc is not None:
+            redis_proc.terminate()
+            redis_proc.wait(5)
         shutil.rmtree(tmp, ignore_errors=True)
-
-    lines = [
-        f"Machine: {machine()}. Command: `.venv/bin/python -m benchmarks.bench_features "
-        f"--customers {args.customers} --reads {args.reads} --seconds {args.seconds:g}"
-        f"{' --write' if args.write else ''}`. Load average (1/5/15 min) at the start "
-        f"{'/'.join(f'{x:.1f}' for x in load_before)}, at the end "
-        f"{'/'.join(f'{x:.1f}' for x in load_after)} (the machine is shared: other "
-        "engineers' tests run alongside, so tails are the machine's as much as the code's).",
-        f"`maestro init` features part ({args.customers:,} customers, apply + materialise): "
-        f"{init_sqlite:.1f} s into SQLite, {init_redis:.1f} s into Redis (includes importing "
-        "Feast once).",
-        "",
-        f"One customer's full read (65 features, 6 views; random customers; {args.reads:,} reads), ms:",
-        "",
-        "| store, reader | p50 | p95 | p99 | mean | reads over the 100 ms timeout |",
-        "| --- | --- | --- | --- | --- | --- |",
-        *[f"| {name} | {fmt(stats)} | {stats.get('errors', '-')} |"
-          for name, stats in reads.items()],
-        "",
-        f"Event ingestion, one process, the event mix of the script for {args.seconds:g} s "
-        "(flush every 25 ms); visibility = from `ingest` returning to an independent "
-        "source (another process's view of the store) reading the probe's value, one probe "
-        "every 20 ms; consent = `ingest` of `consent_changed` (written through to the store "
-        "before it returns, so visible everywhere when it returns):",
-        "",
-        "| store | pace | events/s | visibility p50 / p95 / p99 ms | probes seen | "
-        "backlog at end | consent ingest p50 / p99 ms | events failed (timeout) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for (store, pace), r in ingest.items():
-        vis = r["visibility"]
-        con = r["consent_ingest"]
-        lines.append(
-            f"| {store} | {pace} | {r['events_per_s']:,.0f} | "
-            f"{vis.get('p50', float('nan')):.1f} / {vis.get('p95', float('nan')):.1f} / "
-            f"{vis.get('p99', float('nan')):.1f} | {r['probes']} (unseen {r['probes_unseen']}) | "
-            f"{r['backlog_at_end']} rows | "
-            f"{con.get('p50', float('nan')):.1f} / {con.get('p99', float('nan')):.1f} | "
-            f"{r['failed']} |")
-    body = "\n".join(lines)
+    body = report(args, stores, load_before, inits, reads, ingest)
     print(body)
     if args.write:
         write_section("Feature store", body)
+
+
+def report(
+    args: argparse.Namespace,
+    stores: list[str],
+    load_before: str,
+    inits: dict[str, float],
+    reads: dict[str, dict[str, float]],
+    ingest: dict[tuple[str, str], dict[str, Any]],
+) -> str:
+    options = (
+        ["--quick"]
+        if args.quick
+        else [
+            f"--customers {args.customers}",
+            f"--reads {args.reads}",
+            f"--seconds {args.seconds:g}",
+        ]
+    )
+    if stores != ["sqlite", "redis"]:
+        options.append(f"--stores {','.join(stores)}")
+    if args.flush_interval != 0.01:
+        options.append(f"--flush-interval {args.flush_interval:g}")
+    command = f".venv/bin/python -m benchmarks.bench_features {' '.join(options)} --write"
+    lines = [
+        f"Machine: {machine()}. Command: `{command}`. Load average (1/5/15 min) at the start "
+        f"{load_before}, at the end {_load()} (the machine is shared: other engineers' "
+        "tests run alongside, so tails are the machine's as much as the code's).",
+        f"`maestro init` features part ({args.customers:,} customers, apply + materialise): "
+        + ", ".join(
+            f"{t:.1f} s into {'SQLite' if s == 'sqlite' else 'Redis'}" for s, t in inits.items()
+        )
+        + " (includes importing Feast once).",
+        "",
+        f"One customer's full read (every feature, 6 views; random customers; {args.reads:,} "
+        "reads), ms:",
+        "",
+        "| store, reader | p50 | p95 | p99 | mean | reads over the 100 ms timeout |",
+        "| --- | --- | --- | --- | --- | --- |",
+        *[
+            f"| {name} | {fmt(stats)} | {stats.get('errors', '-')} |"
+            for name, stats in reads.items()
+        ],
+        "",
+        f"Event ingestion, one process, the event mix of `benchmarks/feature_ingest.py` for "
+        f"{args.seconds:g} s, flush interval {args.flush_interval * 1e3:g} ms. Visibility: from "
+        "`ingest` returning to a second *process* (its own `FeastFeatureSource`) reading the "
+        "probe's value, one probe every 10 ms; split into wait (until the flush that wrote it "
+        "started), write (that flush's duration) and seen (flush end to the other process's "
+        "read). Consent: `ingest` of `consent_changed`, written through before it returns:",
+        "",
+        "| store | pace | events/s | visibility p50 / p95 / p99 ms | wait p50 / p99 | "
+        "write p50 / p99 | seen p50 / p99 | probes (unseen) | flushes (rows each) | "
+        "consent ingest p50 / p99 ms | failed | load after |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for (store, pace), r in ingest.items():
+        split = r["split"]
+        lines.append(
+            f"| {store} | {pace} | {r['events_per_s']:,.0f} | {_ms(r['visibility'])} | "
+            f"{_ms(split['wait'], ('p50', 'p99'))} | {_ms(split['write'], ('p50', 'p99'))} | "
+            f"{_ms(split['seen'], ('p50', 'p99'))} | {r['probes']} ({r['probes_unseen']}) | "
+            f"{r['flushes']} ({r['rows_per_flush']:.0f}) | "
+            f"{_ms(r['consent_ingest'], ('p50', 'p99'))} | {r['failed']} | {r['load']} |"
+        )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

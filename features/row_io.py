@@ -90,47 +90,57 @@ class SqliteRows:
         return self._conn
 
     def read_many(self, keys: Sequence[Key]) -> dict[Key, Row]:
-        """The current rows of ``keys`` that exist (a missing key: no row)."""
-        by_view: dict[str, dict[bytes, str]] = defaultdict(dict)
-        for cid, view in keys:
-            by_view[view][entity_key_bytes(cid)] = cid
+        """The current rows of ``keys`` that exist (a missing key: no row): one statement
+        (a ``UNION ALL`` of one ``IN (…)`` per view) per 500 keys."""
         out: dict[Key, Row] = {}
         conn = self._connection()
-        for view, ids in by_view.items():
-            blobs = list(ids)
-            for start in range(0, len(blobs), _IN_CHUNK):
-                chunk = blobs[start : start + _IN_CHUNK]
-                sql = (
-                    f"SELECT entity_key, feature_name, value_text, value, event_ts FROM "
-                    f'"{self._tables[view]}" WHERE entity_key IN '
-                    f"({', '.join('?' * len(chunk))})"
+        for start in range(0, len(keys), _IN_CHUNK):
+            views = list(self._tables)
+            by_view: dict[str, dict[bytes, str]] = defaultdict(dict)
+            for cid, view in keys[start : start + _IN_CHUNK]:
+                by_view[view][entity_key_bytes(cid)] = cid
+            selects, params = [], []
+            for view, ids in by_view.items():
+                selects.append(
+                    f"SELECT {views.index(view)}, entity_key, feature_name, value_text, "
+                    "CASE WHEN value_text IS NULL THEN value END, event_ts "
+                    f'FROM "{self._tables[view]}" WHERE entity_key IN '
+                    f"({', '.join('?' * len(ids))})"
                 )
-                try:
-                    rows = conn.execute(sql, chunk).fetchall()
-                except sqlite3.Error as exc:
-                    self.close()
-                    raise FeatureStoreUnavailable(f"online store unreadable: {exc}") from exc
-                self._decode(view, ids, rows, out)
+                params.extend(ids)
+            try:
+                rows = conn.execute(" UNION ALL ".join(selects), params).fetchall()
+            except sqlite3.Error as exc:
+                self.close()
+                raise FeatureStoreUnavailable(f"online store unreadable: {exc}") from exc
+            self._decode(views, by_view, rows, out)
         return out
 
     @staticmethod
-    def _decode(view: str, ids: dict[bytes, str], rows: list[Any], out: dict[Key, Row]) -> None:
-        types = GROUPS[view]
-        newest: dict[str, Any] = {}
-        for key, name, text, blob, ts in rows:
-            cid = ids[bytes(key)]
-            if cid not in newest or ts > newest[cid]:  # a view's age is its latest write
-                newest[cid] = ts
-            values = out.setdefault((cid, view), (0.0, {}))[1]
-            kind = types.get(name)
+    def _decode(
+        views: list[str],
+        by_view: dict[str, dict[bytes, str]],
+        rows: list[Any],
+        out: dict[Key, Row],
+    ) -> None:
+        newest: dict[Key, Any] = {}
+        for idx, key, name, text, blob, ts in rows:
+            view = views[idx]
+            k = (by_view[view][bytes(key)], view)
+            if k not in newest or ts > newest[k]:  # a view's age is its latest write
+                newest[k] = ts
+                values = out.setdefault(k, (0.0, {}))[1]
+            else:
+                values = out[k][1]
+            kind = GROUPS[view].get(name)
             if kind is None:
                 continue
             if text is not None:
                 values[name] = _FROM_TEXT[kind](text)
             elif blob is not None and (decoded := _decode_proto(name, blob)) is not None:
                 values[name] = decoded
-        for cid, ts in newest.items():
-            out[(cid, view)] = (_sqlite_ts(ts), out[(cid, view)][1])
+        for k, ts in newest.items():
+            out[k] = (_sqlite_ts(ts), out[k][1])
 
     def close(self) -> None:
         if self._conn is not None:
