@@ -400,18 +400,24 @@ class PolicyInputs:
 
 
 def policy_inputs(
-    policy: Policy, batch: LoggedBatch, reward_model: RewardModel | None = None
+    policy: Policy,
+    batch: LoggedBatch,
+    reward_model: RewardModel | None = None,
+    pmfs: Sequence[np.ndarray] | None = None,
 ) -> PolicyInputs:
     """Target probabilities ``π(a_i|x_i) = policy.pmf(x_i, A_i)[a_i]`` and, with a reward
-    model, ``q̂(x_i, a_i)`` and ``Σ_a π(a|x_i) q̂(x_i, a)``."""
+    model, ``q̂(x_i, a_i)`` and ``Σ_a π(a|x_i) q̂(x_i, a)``. ``pmfs``, when given, are
+    ``policy.pmf`` of every row computed beforehand (in bulk)."""
     n = len(batch)
+    if pmfs is not None and len(pmfs) != n:
+        raise EstimatorInputError("pmfs: one per logged round is required", field="pmfs")
     pi = np.empty(n)
     ql = np.empty(n) if reward_model is not None else None
     qt = np.empty(n) if reward_model is not None else None
     for i, (ctx, acts, idx) in enumerate(
         zip(batch.contexts, batch.actions, batch.chosen, strict=True)
     ):
-        pmf = np.asarray(policy.pmf(ctx, acts), dtype=float)
+        pmf = np.asarray(policy.pmf(ctx, acts) if pmfs is None else pmfs[i], dtype=float)
         pi[i] = pmf[int(idx)]
         if reward_model is not None:
             assert ql is not None and qt is not None
@@ -433,9 +439,11 @@ def evaluate_policy(
     reward_model: RewardModel | None = None,
     alpha: float = 0.05,
     names: Sequence[str] | None = None,
+    pmfs: Sequence[np.ndarray] | None = None,
 ) -> dict[str, Estimate]:
-    """Every estimator's value of ``policy`` on the logged ``batch``."""
-    inp = policy_inputs(policy, batch, reward_model)
+    """Every estimator's value of ``policy`` on the logged ``batch`` (``pmfs``: see
+    :func:`policy_inputs`)."""
+    inp = policy_inputs(policy, batch, reward_model, pmfs)
     return evaluate(
         inp.rewards, inp.logging_probs, inp.target_probs, inp.q_logged, inp.q_target, alpha, names
     )

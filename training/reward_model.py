@@ -30,6 +30,7 @@ class RidgeRewardModel:
     _memo: dict[int, tuple[Context, np.ndarray]] = field(
         default_factory=dict, init=False, repr=False
     )
+    _x: dict[int, tuple[Context, np.ndarray]] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._feat = DenseFeaturizer(self.shared_dim, 1)
@@ -42,7 +43,7 @@ class RidgeRewardModel:
         rows: dict[str, list[int]] = {}
         for i, action in enumerate(batch.chosen_actions):
             rows.setdefault(action.id, []).append(i)
-        x = np.stack([self._feat.shared(c) for c in batch.contexts]) if len(batch) else None
+        x = self._dense(batch.contexts) if len(batch) else None
         for action_id, idx in rows.items():
             if len(idx) < self.min_rows or x is None:
                 self._models[action_id] = float(rewards[idx].mean())
@@ -51,6 +52,20 @@ class RidgeRewardModel:
             self._models[action_id] = (ridge.coef_.astype(np.float64), float(ridge.intercept_))
         return self
 
+    def _dense(self, contexts: Sequence[Context]) -> np.ndarray:
+        """``self._feat.shared`` of every context, shape ``(n, shared_dim)``, float32: the
+        same numbers, computed column-wise (:mod:`training.columns`)."""
+        from training.columns import shared_features
+
+        return shared_features(contexts).dense(self._feat)
+
+    def prepare(self, contexts: Sequence[Context]) -> None:
+        """Featurise ``contexts`` at once, so that calls on them skip the per-row featuriser."""
+        if len(self._x) > 1_000_000:
+            self._x.clear()
+        for context, x in zip(contexts, self._dense(contexts).astype(np.float64), strict=True):
+            self._x[id(context)] = (context, x)
+
     def __call__(self, context: Context, actions: Sequence[Action]) -> np.ndarray:
         """``q̂`` of each action, shape ``(n_actions,)``; memoised per context object, since
         every compared policy asks about the same held-out rows."""
@@ -58,7 +73,11 @@ class RidgeRewardModel:
         hit = self._memo.get(key)
         if hit is not None and hit[0] is context and len(hit[1]) == len(actions):
             return hit[1]
-        x = self._feat.shared(context).astype(np.float64)
+        known = self._x.get(key)
+        if known is not None and known[0] is context:
+            x = known[1]
+        else:
+            x = self._feat.shared(context).astype(np.float64)
         out = np.empty(len(actions))
         for i, action in enumerate(actions):
             model = self._models.get(action.id, self._mean)

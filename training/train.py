@@ -137,11 +137,22 @@ def train_candidate(
     cfg: TrainConfig,
     progress: Callable[[int], None] | None = None,
     chunk: int = 2000,
+    bulk: bool = True,
 ) -> BasePolicy:
+    """A candidate of ``kind`` trained on ``train_batch``. ``bulk`` (``vw-cb`` only) learns
+    through :mod:`policies.vw_batch`: the same examples in the same order as
+    ``candidate.learn``, built column-wise."""
     if champion is not None and cfg.warm_start and champion.kind == kind == "vw-cb":
         candidate = load_policy(champion.save())
     else:
         candidate = make_policy(kind, seed=cfg.seed, **cfg.params)
+    if candidate.kind == "vw-cb" and bulk:
+        from policies import vw_batch
+        from training.columns import shared_features
+
+        features = shared_features(train_batch.contexts)
+        vw_batch.learn(candidate, train_batch, features, progress, chunk)  # type: ignore[arg-type]
+        return candidate
     n = len(train_batch)
     for start in range(0, n, chunk):
         part = slice(start, min(n, start + chunk))
@@ -160,17 +171,56 @@ def train_candidate(
 
 
 def evaluate_all(
-    policies: dict[str, Any], holdout: TrainingSet, train: TrainingSet, alpha: float
+    policies: dict[str, Any],
+    holdout: TrainingSet,
+    train: TrainingSet,
+    alpha: float,
+    bulk: bool = True,
 ) -> dict[str, dict[str, Any]]:
-    """Every estimator for every compared policy on the same held-out rows."""
+    """Every estimator for every compared policy on the same held-out rows (``bulk``:
+    featurise and score the rows in bulk, same numbers as row by row)."""
     from training.ope import evaluate_policy
     from training.reward_model import RidgeRewardModel
 
     model = RidgeRewardModel().fit(train.batch) if len(train) >= 20 else None
+    if model is not None and bulk:
+        model.prepare(holdout.batch.contexts)
     return {
-        name: evaluate_policy(policy, holdout.batch, model, alpha=alpha)
+        name: evaluate_policy(
+            policy,
+            holdout.batch,
+            model,
+            alpha=alpha,
+            pmfs=batch_pmfs(policy, holdout.batch) if bulk else None,
+        )
         for name, policy in policies.items()
     }
+
+
+def batch_pmfs(policy: Any, batch: LoggedBatch) -> list[np.ndarray] | None:
+    """``policy.pmf`` of every row of ``batch`` computed in bulk, or ``None`` when the policy
+    has no bulk path. ``vw-cb`` scores through :mod:`policies.vw_batch`; ``uniform`` and
+    ``rules`` depend only on the decision point and the action list, so each distinct
+    (decision point, action list) is asked once."""
+    from policies.baselines import RulesPolicy, UniformPolicy
+    from policies.vw import VWPolicy
+
+    if type(policy) is VWPolicy:
+        from policies import vw_batch
+        from training.columns import shared_features
+
+        return vw_batch.pmfs(policy, batch, shared_features(batch.contexts))
+    if type(policy) in (UniformPolicy, RulesPolicy):
+        memo: dict[tuple[int, str], tuple[Any, np.ndarray]] = {}
+        out = []
+        for ctx, acts in zip(batch.contexts, batch.actions, strict=True):
+            key = (id(acts), ctx.decision_point)
+            hit = memo.get(key)
+            if hit is None or hit[0] is not acts:
+                hit = memo[key] = (acts, policy.pmf(ctx, acts))
+            out.append(hit[1])
+        return out
+    return None
 
 
 def run_training(
