@@ -1,0 +1,187 @@
+"""The bulk training path computes exactly what the row-by-row path computes.
+
+Column-wise shared features (training.columns), bulk VW learning and scoring
+(policies.vw_batch), the reward model's prepared features and the memoised
+uniform/rules pmfs are compared, bit for bit, with the per-row featurisers,
+``VWPolicy.learn`` / ``VWPolicy.pmf`` and ``policy.pmf`` on a small but varied log.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from logs_factory import T0, decision_row, reward_row
+
+from policies import vw_batch
+from policies.catalog import load_catalog
+from policies.featurize import DenseFeaturizer
+from policies.registry import make_policy
+from policies.types import Action, Context, LoggedBatch
+from training.columns import SharedFeatures
+from training.data import join_logs
+from training.reward_model import RidgeRewardModel
+from training.train import LoggingPolicy, TrainConfig, batch_pmfs, evaluate_all, train_candidate
+
+CATALOG = load_catalog()
+ACTIONS = [
+    Action("email_offer", "email", {"category": "marketing", "discount_pct": 10}),
+    Action("push_nudge", "push", {"category": "marketing"}),
+    Action("sms_reminder", "sms", {"category": "service", "priority": 2.5}),
+    Action("in_app_banner", "in_app", {"category": "marketing", "new": True}),
+    Action("no_contact", "none", {"category": "none"}),
+]
+
+
+def _customer(rng: np.random.Generator, i: int) -> dict:
+    """Every kind of value: floats (zero, negative, large), ints, bools, None, strings,
+    ``*_ts`` timestamps (0 = never), a column whose type changes between rows, and
+    three key orders (three schema groups)."""
+    out = {
+        "segment": str(rng.choice(["new", "loyal", "vip"])),
+        "ltv": float(rng.choice([0.0, -3.5, 1e9, rng.exponential(200.0)])),
+        "orders": int(rng.integers(0, 5)),
+        "consent_email": bool(rng.random() < 0.5),
+        "last_page": None if rng.random() < 0.3 else "cart",
+        "last_contact_email_ts": float(rng.choice([0.0, T0 + i - rng.uniform(0, 9e5)])),
+        "signup_ts": int(T0 - 86_400 * int(rng.integers(0, 400))),
+        "mixed": [1, 2.5, "x", None, True][i % 5],
+        "churn_risk": float(rng.random()),
+    }
+    if i % 3 == 1:
+        out = dict(reversed(list(out.items())))
+    elif i % 3 == 2:
+        out.pop("orders")
+    if i % 17 == 0:
+        out = {}
+    return out
+
+
+def _log(n: int = 240, seed: int = 0) -> tuple[list[dict], list[dict]]:
+    rng = np.random.default_rng(seed)
+    decisions, rewards = [], []
+    for i in range(n):
+        k = int(rng.integers(1, len(ACTIONS) + 1))
+        acts = ACTIONS[:k] if i % 2 else ACTIONS[-k:]
+        request = {"page": "cart", "device": ["mobile", "web"][i % 2], "items": i % 4}
+        point = "cart_abandoned" if i % 4 else "browse_abandoned"
+        ctx = Context(f"c-{i % 50}", _customer(rng, i), request, point, T0 + i)
+        pmf = rng.dirichlet(np.ones(k))
+        chosen = int(rng.integers(k))
+        decisions.append(decision_row(f"e{i}", ctx, acts, pmf, chosen, T0 + i))
+        if rng.random() < 0.4:
+            rewards.append(reward_row(f"e{i}", float(rng.integers(1, 4)), T0 + i + 5))
+    return decisions, rewards
+
+
+@pytest.fixture(scope="module")
+def logged():
+    decisions, rewards = _log()
+    return join_logs(pd.DataFrame(decisions), pd.DataFrame(rewards), CATALOG, now=T0 + 1e7)
+
+
+def test_join_decodes_the_logged_features(logged) -> None:
+    decisions, _ = _log()
+    by_id = {d["event_id"]: d for d in decisions}
+    assert len(logged) == len(decisions)
+    for event_id, ctx, acts, pmf in zip(
+        logged.frame["event_id"],
+        logged.batch.contexts,
+        logged.batch.actions,
+        logged.logging_pmfs,
+        strict=True,
+    ):
+        row = by_id[event_id]
+        assert json.loads(row["customer_features"]) == dict(ctx.customer)
+        assert [a.id for a in acts] == [a["id"] for a in json.loads(row["actions"])]
+        assert pmf.tolist() == json.loads(row["probabilities"])
+
+
+def test_join_sums_long_pmfs_as_numpy_does() -> None:
+    many = [Action(f"a{i}", "email") for i in range(9)]
+    pmf = [1 / 9] * 9
+    rows = [
+        decision_row(f"e{i}", Context("c", {}, {}, "cart_abandoned", T0), many, pmf, i, T0)
+        for i in range(9)
+    ]
+    ts = join_logs(pd.DataFrame(rows), pd.DataFrame(), CATALOG, now=T0 + 1e7)
+    assert len(ts) == 9 and not ts.report.skipped
+
+
+def test_columnar_dense_features_equal_the_per_row_featuriser(logged) -> None:
+    contexts = logged.batch.contexts
+    features = SharedFeatures.of(contexts)
+    feat = DenseFeaturizer(64, 1)
+    expected = np.stack([DenseFeaturizer(64, 1).shared(c) for c in contexts])
+    got = features.dense(feat)
+    assert got.dtype == expected.dtype and np.array_equal(got, expected)
+
+
+@pytest.mark.parametrize("exploration", ["epsilon", "softmax", "squarecb", "bag", "cover"])
+def test_bulk_vw_learns_and_scores_like_the_policy(logged, exploration) -> None:
+    train, holdout = logged.split(0.3)
+    row_by_row = make_policy("vw-cb", exploration=exploration, seed=3)
+    bulk = make_policy("vw-cb", exploration=exploration, seed=3)
+    row_by_row.learn(train.batch)
+    seen: list[int] = []
+    vw_batch.learn(bulk, train.batch, SharedFeatures.of(train.batch.contexts), seen.append, 50)
+    assert sum(seen) == len(train)
+    assert bulk.save() == row_by_row.save()
+    got = vw_batch.pmfs(bulk, holdout.batch, SharedFeatures.of(holdout.batch.contexts))
+    for ctx, acts, pmf in zip(holdout.batch.contexts, holdout.batch.actions, got, strict=True):
+        assert np.array_equal(pmf, row_by_row.pmf(ctx, acts))
+
+
+def test_bulk_warm_start_continues_like_the_policy(logged) -> None:
+    first, second = logged.split(0.5)
+    champion = make_policy("vw-cb")
+    champion.learn(first.batch)
+    cfg = TrainConfig()
+    bulk = train_candidate("vw-cb", second.batch, champion, cfg, bulk=True)
+    slow = train_candidate("vw-cb", second.batch, champion, cfg, bulk=False)
+    assert bulk.save() == slow.save()
+
+
+def test_bulk_evaluation_equals_row_by_row(logged) -> None:
+    train, holdout = logged.split(0.3)
+    candidate = train_candidate("vw-cb", train.batch, None, TrainConfig())
+    policies = {
+        "candidate": candidate,
+        "champion": LoggingPolicy(holdout),
+        "uniform": make_policy("uniform"),
+        "rules": make_policy("rules", priorities=CATALOG.journey_priorities()),
+    }
+    fast = evaluate_all(policies, holdout, train, 0.05, bulk=True)
+    slow = evaluate_all(policies, holdout, train, 0.05, bulk=False)
+    assert fast == slow  # every estimate, every field, exactly
+
+
+def test_batch_pmfs_match_policy_pmf(logged) -> None:
+    batch = logged.batch
+    for policy in (
+        make_policy("uniform"),
+        make_policy("rules", priorities={"cart_abandoned": ["sms_reminder"]}),
+    ):
+        got = batch_pmfs(policy, batch)
+        assert got is not None
+        for ctx, acts, pmf in zip(batch.contexts, batch.actions, got, strict=True):
+            assert np.array_equal(pmf, policy.pmf(ctx, acts))
+    assert batch_pmfs(make_policy("linucb"), batch) is None
+
+
+def test_prepared_reward_model_predicts_the_same(logged) -> None:
+    train, holdout = logged.split(0.3)
+    plain = RidgeRewardModel().fit(train.batch)
+    prepared = RidgeRewardModel().fit(train.batch)
+    prepared.prepare(holdout.batch.contexts)
+    for ctx, acts in zip(holdout.batch.contexts, holdout.batch.actions, strict=True):
+        assert np.array_equal(prepared(ctx, acts), plain(ctx, acts))
+
+
+def test_bulk_learn_refuses_mismatched_features(logged) -> None:
+    short = SharedFeatures.of(logged.batch.contexts[:3])
+    with pytest.raises(ValueError, match="different lengths"):
+        vw_batch.learn(make_policy("vw-cb"), logged.batch, short)
+    assert isinstance(logged.batch, LoggedBatch)
