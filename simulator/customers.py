@@ -18,6 +18,7 @@ seeded from the generated counts, so they age out of their windows exactly.
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,6 +80,13 @@ class CustomerState:
 
     #: weighted count of messages in the last 7 days, as of the last :meth:`refresh`
     recent_contacts: float = 0.0
+    #: per channel, as of the last :meth:`refresh`: (history list, its length, earliest
+    #: time a contact leaves a window, weighted 7-day sends)
+    _memo: dict[str, tuple[list[Contact] | None, int, float, float]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+    #: per decision point, the customer's static response terms (see ``Economics``)
+    terms: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def contacts_7d(self, now: float) -> float:
         """Weighted count of messages in the last 7 days (in-app weighs 0.3: it is passive)."""
@@ -89,21 +97,34 @@ class CustomerState:
         return total
 
     def refresh(self, now: float) -> None:
-        """Recompute every engagement counter at ``now`` from the contact history."""
+        """Recompute every engagement counter at ``now`` from the contact history.
+
+        A channel whose history has not grown since the last refresh and none of whose
+        contacts has left a window since (``now`` before the earliest expiry) keeps its
+        counters: they are recomputed only when they can have changed.
+        """
         feats = self.features
         weighted = 0.0
         week_start, month_start = now - WEEK, now - MONTH
         history = self.history
+        memo = self._memo
         for channel, keys in _COUNTER_KEYS:
             contacts = history.get(channel)
+            size = len(contacts) if contacts else 0
+            seen = memo.get(channel)
+            if seen is not None and seen[0] is contacts and seen[1] == size and now < seen[2]:
+                weighted += seen[3]  # nothing added, nothing expired: counters stand
+                continue
             if not contacts:
                 feats.update(_ZERO_COUNTERS[channel])
+                memo[channel] = (contacts, 0, math.inf, 0.0)
                 continue
             if contacts[0].ts <= month_start:  # oldest first: something expired
                 contacts = [c for c in contacts if c.ts > month_start]
                 history[channel] = contacts
             s7 = o7 = k7 = o30 = k30 = 0
             last = 0.0
+            expiry = math.inf  # when the first of these contacts leaves a window
             for c in contacts:
                 o30 += c.opened
                 k30 += c.clicked
@@ -111,6 +132,11 @@ class CustomerState:
                     s7 += 1
                     o7 += c.opened
                     k7 += c.clicked
+                    leaves = c.ts + WEEK
+                else:
+                    leaves = c.ts + MONTH
+                if leaves < expiry:
+                    expiry = leaves
                 if c.ts > last:
                     last = c.ts
             s7k, o7k, k7k, s30k, o30k, k30k, lastk = keys
@@ -118,7 +144,9 @@ class CustomerState:
             feats[s30k], feats[o30k], feats[k30k] = len(contacts), o30, k30
             if contacts:
                 feats[lastk] = last
-            weighted += (0.3 if channel == "in_app" else 1.0) * s7
+            share = (0.3 if channel == "in_app" else 1.0) * s7
+            memo[channel] = (contacts, len(contacts), expiry, share)
+            weighted += share
         self.recent_contacts = weighted
         risk = self.base_churn_risk + 0.03 * weighted * self.fatigue_sensitivity
         risk += 0.15 if feats.get("open_complaint") else 0.0

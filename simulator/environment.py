@@ -185,6 +185,13 @@ class JourneyEnvironment:
         self._pop: Population | None = None
         self._obs: Observation | None = None
         self._truth: np.ndarray | None = None
+        self._conversion: list[float] | None = None
+        self._customer: CustomerState | None = None
+        self._positions: dict[str, int] = {}
+        self._eligible_idx: list[int] = []
+        self._index_of: dict[str, tuple[tuple[Action, ...], dict[str, int]]] = {}
+        self._hours: dict[tuple[FeatureValue, int], int] = {}
+        self._seconds_per_step = self.config.seconds_per_step
         self._hour = 0
 
     # ------------------------------------------------------------------ protocol
@@ -217,41 +224,42 @@ class JourneyEnvironment:
     def step(self, decision: Decision) -> StepResult:
         """Play ``decision.action`` (any candidate; ``None`` means ``no_contact``)."""
         obs = self.observation
-        assert self._truth is not None and self._pop is not None
-        if decision.action is None:
-            chosen = next(i for i, a in enumerate(obs.candidates) if a.id == NO_CONTACT_ID)
-        else:
-            wanted = decision.action.id
-            chosen = next((i for i, a in enumerate(obs.candidates) if a.id == wanted), -1)
-            if chosen < 0:
-                raise InvalidDecision(
-                    f"action {decision.action.id!r} is not a candidate of "
-                    f"{obs.decision_point!r}", field="action_id")
+        assert self._truth is not None and self._customer is not None
+        wanted = NO_CONTACT_ID if decision.action is None else decision.action.id
+        chosen = self._positions.get(wanted, -1)
+        if chosen < 0:
+            raise InvalidDecision(
+                f"action {wanted!r} is not a candidate of {obs.decision_point!r}",
+                field="action_id")
         action = obs.candidates[chosen]
         truth = self._truth
-        elig = obs.eligible_index
-        best = int(elig[np.argmax(truth[elig])]) if len(elig) else chosen
-        customer = self._pop.get(_index(obs.customer_id))
-        outcome, reward = self._draw(obs.decision_point, customer, action, self._outcomes)
+        values = truth.tolist()
+        elig = self._eligible_idx
+        best = max(elig, key=values.__getitem__) if elig else chosen  # first of the maxima
+        customer = self._customer
+        assert self._conversion is not None
+        outcome, reward = self._draw(obs.decision_point, customer, action, self._outcomes,
+                                     self._conversion[chosen])
         events = self._apply(obs.decision_point, customer, action, outcome)
-        result_obs = obs
         self.t += 1
-        self.now += self.config.seconds_per_step
+        self.now += self._seconds_per_step
         self._observe()
         return StepResult(
-            observation=result_obs, action=action, chosen=chosen, reward=reward,
-            expected_rewards=truth, optimal_value=float(truth[best]),
+            observation=obs, action=action, chosen=chosen, reward=reward,
+            expected_rewards=truth, optimal_value=values[best],
             optimal_action=obs.candidates[best].id, outcome=outcome, events=events,
-            next_observation=self.observation,
+            next_observation=self._obs,  # type: ignore[arg-type]
         )
 
     # ------------------------------------------------------------------ dynamics
-    def _draw(self, point: str, c: CustomerState, action: Action, rng: np.random.Generator
-              ) -> tuple[Outcome, float]:
-        """Draw the customer's response to ``action`` (no state changes)."""
+    def _draw(self, point: str, c: CustomerState, action: Action, rng: np.random.Generator,
+              p: float | None = None) -> tuple[Outcome, float]:
+        """Draw the customer's response to ``action`` (no state changes); ``p``, when
+        given, is its conversion probability (from :meth:`Economics.truth`)."""
         econ, now = self.economics, self.now
         fatigue = econ.fatigue(c, now)
-        p = econ.conversion_prob(point, c, action, self._hour, fatigue)
+        if p is None:
+            p = econ.conversion_prob(point, c, action, self._hour, fatigue)
         value = econ.value(point, c)
         converted = bool(rng.random() < p)
         if action.id == NO_CONTACT_ID or action.channel == "none":
@@ -391,18 +399,39 @@ class JourneyEnvironment:
         c = self._arrive()
         events = self._life_events(c)
         point = self._decision_point(c)
-        self._hour = local_hour(self.now, c.features.get("timezone"))
+        feats = c.features
+        self._hour = hour = self._local_hour(feats.get("timezone"))
         request: dict[str, FeatureValue] = {
-            "page": c.features.get("last_page") or "home", "device": c.device,
-            "cart_value": c.features.get("cart_value") or 0.0, "local_hour": self._hour,
+            "page": feats.get("last_page") or "home", "device": c.device,
+            "cart_value": feats.get("cart_value") or 0.0, "local_hour": hour,
         }
-        context = Context(c.customer_id, dict(c.features), request, point, self.now)
+        # The simulator's own plain rows (checked when the base is built), so the
+        # per-feature check of ``Context`` is skipped; the copy is the decision's snapshot.
+        context = Context.trusted(c.customer_id, dict(feats), request, point, self.now)
         dp = self.catalog[point]
-        eligible, excluded = dp.rules.split(context, dp.actions)
-        self._obs = Observation(self.t, context, dp.actions, tuple(eligible), tuple(excluded),
+        candidates = dp.actions
+        eligible, excluded = dp.rules.split(context, candidates)
+        positions = self._index_of.get(point)
+        if positions is None or positions[0] is not candidates:
+            positions = self._index_of[point] = (
+                candidates, {a.id: i for i, a in enumerate(candidates)})
+        self._positions = positions[1]
+        self._eligible_idx = [positions[1][a.id] for a in eligible]
+        self._customer = c
+        self._obs = Observation(self.t, context, candidates, tuple(eligible), tuple(excluded),
                                 tuple(events))
-        self._truth = np.asarray(self.economics.expected_rewards(
-            point, c, dp.actions, self._hour, self.now), dtype=float)
+        self._truth, self._conversion = self.economics.truth(point, c, candidates, hour, self.now)
+
+    def _local_hour(self, timezone: FeatureValue) -> int:
+        """:func:`policies.rules.local_hour`, memoised per time zone and quarter hour (UTC
+        offsets and their changes fall on quarter hours, so the hour is constant within)."""
+        key = (timezone, int(self.now // 900.0))
+        hour = self._hours.get(key)
+        if hour is None:
+            if len(self._hours) > 50_000:
+                self._hours.clear()
+            hour = self._hours[key] = local_hour(self.now, timezone)
+        return hour
 
 
 def _index(customer_id: str) -> int:
