@@ -42,8 +42,18 @@ def _plain(value: Any) -> FeatureValue:
 
 
 _COUNTER_KEYS: tuple[tuple[str, tuple[str, ...]], ...] = tuple(
-    (ch, (f"sends_{ch}_7d", f"opens_{ch}_7d", f"clicks_{ch}_7d", f"sends_{ch}_30d",
-          f"opens_{ch}_30d", f"clicks_{ch}_30d", f"last_contact_{ch}_ts"))
+    (
+        ch,
+        (
+            f"sends_{ch}_7d",
+            f"opens_{ch}_7d",
+            f"clicks_{ch}_7d",
+            f"sends_{ch}_30d",
+            f"opens_{ch}_30d",
+            f"clicks_{ch}_30d",
+            f"last_contact_{ch}_ts",
+        ),
+    )
     for ch in CHANNELS
 )
 _ZERO_COUNTERS: dict[str, dict[str, int]] = {
@@ -157,6 +167,7 @@ def _seed_history(
     rng: random.Random, feats: dict[str, FeatureValue], channel: str, now: float
 ) -> list[Contact]:
     """Contacts consistent with the generated counters (clamped where they disagree)."""
+
     def count(metric: str, window: str) -> int:
         value = feats.get(f"{metric}_{channel}_{window}")
         return int(value) if isinstance(value, (int, float)) else 0

@@ -35,14 +35,30 @@ from simulator.errors import InvalidSimulationConfig
 VALUE_SOURCES = ("purchase", "cart", "retention", "invoice")
 
 DEFAULT_CONTACT_COSTS: Mapping[str, float] = MappingProxyType(
-    {"email": 0.05, "push": 0.03, "sms": 0.2, "in_app": 0.01, "whatsapp": 0.12,
-     "call_center": 1.5, "agent": 0.0, "none": 0.0}
+    {
+        "email": 0.05,
+        "push": 0.03,
+        "sms": 0.2,
+        "in_app": 0.01,
+        "whatsapp": 0.12,
+        "call_center": 1.5,
+        "agent": 0.0,
+        "none": 0.0,
+    }
 )
 
 #: offers outside the latent offer tastes: proxied to one of them, or a fixed appeal
 _OFFER_PROXY: Mapping[str, str | float] = MappingProxyType(
-    {"tip": "content", "tour": "content", "survey": 0.35, "assist": 0.55,
-     "payment_plan": 0.7, "payment_link": 0.6, "retention_call": "loyalty", "none": 0.3}
+    {
+        "tip": "content",
+        "tour": "content",
+        "survey": 0.35,
+        "assist": 0.55,
+        "payment_plan": 0.7,
+        "payment_link": 0.6,
+        "retention_call": "loyalty",
+        "none": 0.3,
+    }
 )
 
 
@@ -94,13 +110,15 @@ class PointEconomics:
             raise InvalidSimulationConfig("value_scale and contact costs must be >= 0")
 
 
-DEFAULT_POINTS: Mapping[str, PointEconomics] = MappingProxyType({
-    "default": PointEconomics(0.03, 0.9, "purchase", 0.25, 8.0),
-    "cart_abandoned": PointEconomics(0.1, 0.9, "cart", 0.2, 10.0, {"in_app": 1.4}),
-    "churn_risk": PointEconomics(0.3, 0.9, "retention", 0.04, 10.0, {"call_center": 2.0}),
-    "onboarding": PointEconomics(0.1, 0.9, "purchase", 0.2, 10.0, {"in_app": 1.3}),
-    "billing_overdue": PointEconomics(0.15, 0.9, "invoice", 0.15, 10.0, {"call_center": 1.8}),
-})
+DEFAULT_POINTS: Mapping[str, PointEconomics] = MappingProxyType(
+    {
+        "default": PointEconomics(0.03, 0.9, "purchase", 0.25, 8.0),
+        "cart_abandoned": PointEconomics(0.1, 0.9, "cart", 0.2, 10.0, {"in_app": 1.4}),
+        "churn_risk": PointEconomics(0.3, 0.9, "retention", 0.04, 10.0, {"call_center": 2.0}),
+        "onboarding": PointEconomics(0.1, 0.9, "purchase", 0.2, 10.0, {"in_app": 1.3}),
+        "billing_overdue": PointEconomics(0.15, 0.9, "invoice", 0.15, 10.0, {"call_center": 1.8}),
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,9 +147,11 @@ class Economics:
     fatigue_rate: float = 0.5
     response_scale: float = 3.0
     _cache: dict[tuple[object, ...], _ActionTerms] = field(
-        default_factory=dict, init=False, repr=False, compare=False)
+        default_factory=dict, init=False, repr=False, compare=False
+    )
     _tod: dict[tuple[str, ...], tuple[tuple[float, ...], ...]] = field(
-        default_factory=dict, init=False, repr=False, compare=False)
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         if "default" not in self.points:
@@ -190,16 +210,18 @@ class Economics:
             self._cache[key] = terms
         return terms
 
-    def response(self, point: str, customer: CustomerState, action: Action, hour: int,
-                 fatigue: float) -> float:
+    def response(
+        self, point: str, customer: CustomerState, action: Action, hour: int, fatigue: float
+    ) -> float:
         t = self._terms(point, action)
         taste = t.taste if isinstance(t.taste, float) else customer.offer_taste.get(t.taste, 0.3)
         affinity = customer.affinity.get(t.channel, 0.3)
         resp = t.fit * affinity * (0.4 + taste) * time_of_day(t.channel, hour) * fatigue
         return min(max(resp, 0.0), 1.0)
 
-    def conversion_prob(self, point: str, customer: CustomerState, action: Action, hour: int,
-                        fatigue: float) -> float:
+    def conversion_prob(
+        self, point: str, customer: CustomerState, action: Action, hour: int, fatigue: float
+    ) -> float:
         t = self._terms(point, action)
         if not t.contact:
             return t.p0
@@ -210,13 +232,15 @@ class Economics:
         pct = action.features.get("discount_pct")
         return float(pct) / 100.0 if isinstance(pct, (int, float)) else 0.0
 
-    def expected_rewards(self, point: str, customer: CustomerState, actions: Sequence[Action],
-                         hour: int, now: float) -> list[float]:
+    def expected_rewards(
+        self, point: str, customer: CustomerState, actions: Sequence[Action], hour: int, now: float
+    ) -> list[float]:
         """The exact expected reward of each of ``actions`` (see the module docstring)."""
         return self.truth(point, customer, actions, hour, now)[0].tolist()  # type: ignore[no-any-return]
 
-    def truth(self, point: str, customer: CustomerState, actions: Sequence[Action],
-              hour: int, now: float) -> tuple[np.ndarray, list[float]]:
+    def truth(
+        self, point: str, customer: CustomerState, actions: Sequence[Action], hour: int, now: float
+    ) -> tuple[np.ndarray, list[float]]:
         """``(expected reward, conversion probability)`` of each of ``actions``: an array
         of shape ``(n_actions,)`` and a list of the same length. The formulas of the
         module docstring, with the customer's static part (channel fit × affinity ×
@@ -232,7 +256,8 @@ class Economics:
         out: list[float] = []
         conv: list[float] = []
         for (contact, base, gain, p0, keep, cost), tod in zip(
-                terms.rows, terms.tod[hour], strict=True):
+            terms.rows, terms.tod[hour], strict=True
+        ):
             if contact:
                 p = p0 + gain * min(max(base * tod * fatigue, 0.0), 1.0)
                 conv.append(p)
@@ -242,8 +267,9 @@ class Economics:
                 out.append(p0 * value)
         return np.array(out), conv
 
-    def _static(self, point: str, customer: CustomerState, actions: Sequence[Action]
-                ) -> _CustomerTerms:
+    def _static(
+        self, point: str, customer: CustomerState, actions: Sequence[Action]
+    ) -> _CustomerTerms:
         affinity, tastes = customer.affinity, customer.offer_taste
         rows = []
         for action in actions:
@@ -255,7 +281,8 @@ class Economics:
         tod = self._tod.get(channels)
         if tod is None:
             tod = self._tod[channels] = tuple(
-                tuple(time_of_day(ch, h) for ch in channels) for h in range(24))
+                tuple(time_of_day(ch, h) for ch in channels) for h in range(24)
+            )
         return _CustomerTerms(actions, tuple(rows), tod)
 
 

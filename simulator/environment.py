@@ -199,8 +199,9 @@ class JourneyEnvironment:
         """Start an episode: fresh customers, clock at the generator's epoch."""
         seed = 0 if seed is None else int(seed)
         cfg = self.config
-        self._pop = Population(_customer_base(cfg.customers, cfg.customer_seed), seed,
-                               now=1_767_225_600.0)
+        self._pop = Population(
+            _customer_base(cfg.customers, cfg.customer_seed), seed, now=1_767_225_600.0
+        )
         self._arrivals = np.random.default_rng([seed, 0])
         self._outcomes = np.random.default_rng([seed, 1])
         self.now = self._pop.start
@@ -229,8 +230,8 @@ class JourneyEnvironment:
         chosen = self._positions.get(wanted, -1)
         if chosen < 0:
             raise InvalidDecision(
-                f"action {wanted!r} is not a candidate of {obs.decision_point!r}",
-                field="action_id")
+                f"action {wanted!r} is not a candidate of {obs.decision_point!r}", field="action_id"
+            )
         action = obs.candidates[chosen]
         truth = self._truth
         values = truth.tolist()
@@ -238,22 +239,35 @@ class JourneyEnvironment:
         best = max(elig, key=values.__getitem__) if elig else chosen  # first of the maxima
         customer = self._customer
         assert self._conversion is not None
-        outcome, reward = self._draw(obs.decision_point, customer, action, self._outcomes,
-                                     self._conversion[chosen])
+        outcome, reward = self._draw(
+            obs.decision_point, customer, action, self._outcomes, self._conversion[chosen]
+        )
         events = self._apply(obs.decision_point, customer, action, outcome)
         self.t += 1
         self.now += self._seconds_per_step
         self._observe()
         return StepResult(
-            observation=obs, action=action, chosen=chosen, reward=reward,
-            expected_rewards=truth, optimal_value=values[best],
-            optimal_action=obs.candidates[best].id, outcome=outcome, events=events,
+            observation=obs,
+            action=action,
+            chosen=chosen,
+            reward=reward,
+            expected_rewards=truth,
+            optimal_value=values[best],
+            optimal_action=obs.candidates[best].id,
+            outcome=outcome,
+            events=events,
             next_observation=self._obs,  # type: ignore[arg-type]
         )
 
     # ------------------------------------------------------------------ dynamics
-    def _draw(self, point: str, c: CustomerState, action: Action, rng: np.random.Generator,
-              p: float | None = None) -> tuple[Outcome, float]:
+    def _draw(
+        self,
+        point: str,
+        c: CustomerState,
+        action: Action,
+        rng: np.random.Generator,
+        p: float | None = None,
+    ) -> tuple[Outcome, float]:
         """Draw the customer's response to ``action`` (no state changes); ``p``, when
         given, is its conversion probability (from :meth:`Economics.truth`)."""
         econ, now = self.economics, self.now
@@ -268,22 +282,29 @@ class JourneyEnvironment:
         else:
             ch = action.channel
             complained = bool(rng.random() < econ.complaint_prob(c, now))
-            reward = (value * (1.0 - econ.discount(action)) if converted else 0.0)
+            reward = value * (1.0 - econ.discount(action)) if converted else 0.0
             reward -= econ.cost(point, ch) + (econ.complaint_cost if complained else 0.0)
             aff = c.affinity.get(ch, 0.3)
             opened = bool(rng.random() < min(aff * 0.9 + 0.05, 1.0) * fatigue)
             clicked = opened and bool(rng.random() < aff * 0.6)
             sends_ch = sum(1 for x in c.history.get(ch, ()) if now - x.ts < 7 * DAY)
-            unsubscribed = bool(rng.random() < 0.002 + 0.04 * c.fatigue_sensitivity
-                                * max(0, sends_ch - 1)) and ch != "in_app"
-            churned = bool(rng.random() < 0.0005 + 0.004 * c.fatigue_sensitivity
-                           * max(0.0, c.recent_contacts - 3) + (0.01 if complained else 0.0))
+            unsubscribed = (
+                bool(rng.random() < 0.002 + 0.04 * c.fatigue_sensitivity * max(0, sends_ch - 1))
+                and ch != "in_app"
+            )
+            churned = bool(
+                rng.random()
+                < 0.0005
+                + 0.004 * c.fatigue_sensitivity * max(0.0, c.recent_contacts - 3)
+                + (0.01 if complained else 0.0)
+            )
         if not converted and point == "churn_risk" and rng.random() < 0.25:
             churned = True
         return Outcome(converted, opened, clicked, complained, unsubscribed, churned), reward
 
-    def _apply(self, point: str, c: CustomerState, action: Action, outcome: Outcome
-               ) -> tuple[SimEvent, ...]:
+    def _apply(
+        self, point: str, c: CustomerState, action: Action, outcome: Outcome
+    ) -> tuple[SimEvent, ...]:
         """Update the customer's state after ``outcome``; the events it produced."""
         feats, events = c.features, []
         if action.id != NO_CONTACT_ID and action.channel != "none":
@@ -355,8 +376,9 @@ class JourneyEnvironment:
                 feats["open_complaint"] = False
                 feats["open_tickets"] = max(int(feats.get("open_tickets") or 0) - 1, 0)  # type: ignore[arg-type]
                 events.append(self._event(c, "complaint_closed", {}))
-        elif rng.random() < 1 - math.exp(-days * (0.004 + 0.01 * c.fatigue_sensitivity
-                                                  * c.recent_contacts)):
+        elif rng.random() < 1 - math.exp(
+            -days * (0.004 + 0.01 * c.fatigue_sensitivity * c.recent_contacts)
+        ):
             feats["open_complaint"] = True
             feats["open_tickets"] = int(feats.get("open_tickets") or 0) + 1  # type: ignore[arg-type]
             events.append(self._event(c, "complaint_opened", {}))
@@ -365,8 +387,9 @@ class JourneyEnvironment:
             if rng.random() < 1 - math.exp(-0.05 * days):
                 feats["overdue_invoice"], feats["days_overdue"] = False, 0
                 events.append(self._event(c, "invoice_paid", {}))
-        elif rng.random() < 1 - math.exp(-days * (0.004 if feats.get("tier") == "standard"
-                                                  else 0.0015)):
+        elif rng.random() < 1 - math.exp(
+            -days * (0.004 if feats.get("tier") == "standard" else 0.0015)
+        ):
             feats["overdue_invoice"], feats["days_overdue"] = True, 1
             events.append(self._event(c, "invoice_overdue", {"days_overdue": 1}))
         page = PAGES[int(rng.integers(len(PAGES)))]
@@ -376,8 +399,13 @@ class JourneyEnvironment:
             page = "cart" if rng.random() < 0.6 else "checkout"
         else:
             cart = 0.0
-        feats.update(last_page=page, session_pages=int(rng.integers(1, 15)), cart_value=cart,
-                     rapid_clicks=int(rng.poisson(0.3)), last_event_ts=now)
+        feats.update(
+            last_page=page,
+            session_pages=int(rng.integers(1, 15)),
+            cart_value=cart,
+            rapid_clicks=int(rng.poisson(0.3)),
+            last_event_ts=now,
+        )
         events.append(self._event(c, "page_view", {"page": page}))
         events.append(self._event(c, "cart_updated", {"cart_value": cart}))
         c.refresh(now)
@@ -402,8 +430,10 @@ class JourneyEnvironment:
         feats = c.features
         self._hour = hour = self._local_hour(feats.get("timezone"))
         request: dict[str, FeatureValue] = {
-            "page": feats.get("last_page") or "home", "device": c.device,
-            "cart_value": feats.get("cart_value") or 0.0, "local_hour": hour,
+            "page": feats.get("last_page") or "home",
+            "device": c.device,
+            "cart_value": feats.get("cart_value") or 0.0,
+            "local_hour": hour,
         }
         # The simulator's own plain rows (checked when the base is built), so the
         # per-feature check of ``Context`` is skipped; the copy is the decision's snapshot.
@@ -414,12 +444,15 @@ class JourneyEnvironment:
         positions = self._index_of.get(point)
         if positions is None or positions[0] is not candidates:
             positions = self._index_of[point] = (
-                candidates, {a.id: i for i, a in enumerate(candidates)})
+                candidates,
+                {a.id: i for i, a in enumerate(candidates)},
+            )
         self._positions = positions[1]
         self._eligible_idx = [positions[1][a.id] for a in eligible]
         self._customer = c
-        self._obs = Observation(self.t, context, candidates, tuple(eligible), tuple(excluded),
-                                tuple(events))
+        self._obs = Observation(
+            self.t, context, candidates, tuple(eligible), tuple(excluded), tuple(events)
+        )
         self._truth, self._conversion = self.economics.truth(point, c, candidates, hour, self.now)
 
     def _local_hour(self, timezone: FeatureValue) -> int:
