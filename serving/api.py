@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from features.errors import FeatureStoreError
 from policies.errors import PolicyError
+from serving.admission import AdmissionMiddleware
 from serving.dashboard import ExperimentsView, dashboard_data
 from serving.dashboard import page as dashboard_page
 from serving.errors import ServingError
@@ -144,6 +145,7 @@ def create_app(
     max_body_bytes: int = 64 * 1024,
     manage_lifecycle: bool = True,
     decide_in_threadpool: bool = False,
+    admission: Mapping[str, float] | None = None,
 ) -> FastAPI:
     """The FastAPI app around ``service``. With ``manage_lifecycle`` the app's lifespan
     starts the service (log recovery, champion loading) and closes it (flush) on shutdown.
@@ -151,7 +153,10 @@ def create_app(
     ``decide_in_threadpool`` serves ``/decide`` from a sync handler (Starlette's threadpool)
     instead of on the event loop. Both engines use the async handler: with the benchmark's
     interleaved A/B the two styles are level on uvicorn and the threadpool hop is slower on
-    Ray Serve (BENCHMARKS.md, "Serving")."""
+    Ray Serve (BENCHMARKS.md, "Serving").
+
+    ``admission`` (``Settings.admission``) adds :class:`serving.admission.AdmissionMiddleware`
+    outermost: overload is refused with ``503`` + ``Retry-After`` (``None``: no shedding)."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -172,6 +177,8 @@ def create_app(
     )
     app.state.service = service
     app.add_middleware(GuardMiddleware, api_keys=list(api_keys), max_body_bytes=max_body_bytes)
+    if admission is not None:  # added last: outermost, so a refusal costs the least
+        app.add_middleware(AdmissionMiddleware, registry=service.metrics.registry, **admission)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> Response:

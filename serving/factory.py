@@ -115,4 +115,5 @@ def build_app(
         api_keys=settings.api_keys,
         max_body_bytes=settings.max_body_bytes,
         decide_in_threadpool=decide_in_threadpool,
+        admission=settings.admission,
     )

@@ -14,7 +14,9 @@ Environment variables (the contract's three plus Maestro's own ``MAESTRO_*`` kno
   workspace secret file ``$MAESTRO_HOME/secret``), ``MAESTRO_COLD_START_KIND`` (``rules``),
   ``MAESTRO_FEATURE_SOURCE`` (``feast`` | ``memory``), ``MAESTRO_MAX_BODY_BYTES`` (65536),
   ``MAESTRO_RAY_MAX_ONGOING_REQUESTS`` (64), ``MAESTRO_RAY_MAX_QUEUED_REQUESTS`` (512),
-  ``MAESTRO_RAY_TEMP_DIR``, ``MAESTRO_CATALOG_PATH`` (else ``$MAESTRO_HOME/catalog.yaml``),
+  ``MAESTRO_RAY_TEMP_DIR``, ``MAESTRO_ADMISSION_MAX_IN_FLIGHT`` (32),
+  ``MAESTRO_ADMISSION_QUEUE_MS`` (50), ``MAESTRO_ADMISSION_RETRY_AFTER_S`` (1),
+  ``MAESTRO_CATALOG_PATH`` (else ``$MAESTRO_HOME/catalog.yaml``),
   ``MAESTRO_EXPERIMENTS_PATH`` (else ``$MAESTRO_HOME/experiments.yaml`` if present; see
   :mod:`serving.experiments`).
 """
@@ -59,6 +61,12 @@ class Settings(BaseSettings):
     ray_max_ongoing_requests: int = Field(default=64, ge=1)
     ray_max_queued_requests: int = Field(default=512, ge=-1)
     ray_temp_dir: str | None = None
+    #: admission control, both engines (:mod:`serving.admission`): requests inside the
+    #: app at once (0: off), the longest a request may wait on the event loop before it
+    #: is refused (0: off), and the ``Retry-After`` of the ``503``
+    admission_max_in_flight: int = Field(default=32, ge=0)
+    admission_queue_ms: float = Field(default=50.0, ge=0)
+    admission_retry_after_s: int = Field(default=1, ge=1)
     #: feature source: ``feast`` (the workspace's Feast repo) or ``memory`` (tests, demos)
     feature_source: Literal["feast", "memory"] = "feast"
     #: in-process cache of Feast's SQLite rows (:mod:`features.cache`): customers kept
@@ -78,6 +86,15 @@ class Settings(BaseSettings):
         if self.api_key is None:
             return frozenset()
         return frozenset(k.strip() for k in self.api_key.get_secret_value().split(",") if k.strip())
+
+    @property
+    def admission(self) -> dict[str, float]:
+        """Keyword arguments of :class:`serving.admission.AdmissionMiddleware`."""
+        return {
+            "max_in_flight": self.admission_max_in_flight,
+            "queue_budget_ms": self.admission_queue_ms,
+            "retry_after_s": self.admission_retry_after_s,
+        }
 
     @property
     def tracking_uri(self) -> str:

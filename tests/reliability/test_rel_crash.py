@@ -121,8 +121,20 @@ def _crash_run(tmp_path: Path, tracking_uri: str, n: int, kills: int, seed: int)
             proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             proc.kill()
+    out = _verify(home / "logs", acked, rewarded)
+    return {
+        "decisions_acked": len(acked),
+        "rewards_acked": len(rewarded),
+        "kills": kills,
+        "restart_seconds": restarts,
+        "client_retries": dict(retries),
+        **out,
+    }
+
+
+def _verify(logs: Path, acked: dict[str, str], rewarded: set[str]) -> dict[str, Any]:
+    """Every acknowledged decision and reward on disk, counted once, files readable."""
     # a fresh process recovers whatever the last one left (it flushed on SIGTERM anyway)
-    logs = home / "logs"
     parts = sorted(logs.rglob("*.parquet"))
     unreadable = 0
     for part in parts:
@@ -141,11 +153,6 @@ def _crash_run(tmp_path: Path, tracking_uri: str, n: int, kills: int, seed: int)
     ts = load_training_set(logs, load_catalog(None), time.time() + 1e7)
     learned = ts.frame.set_index("event_id")["reward"]
     return {
-        "decisions_acked": len(acked),
-        "rewards_acked": len(rewarded),
-        "kills": kills,
-        "restart_seconds": restarts,
-        "client_retries": dict(retries),
         "acked_decisions_lost": len(set(acked.values()) - set(decisions["event_id"])),
         "acked_rewards_lost": len(rewarded - set(rewards.loc[rewards["counted"], "event_id"])),
         "rewards_counted_twice": int((rewards.loc[rewards["counted"]]

@@ -1,11 +1,23 @@
-"""Item 7, overload: ``maestro serve --engine ray`` (one replica, bounded queue) is first
-measured at its sustainable rate (closed loop), then offered five times that rate (open
-loop) for several seconds. Rejections must be ``503`` with ``Retry-After``, the accepted
-requests' p99 must stay near the sustainable p99, and the memory of the whole process
-tree must stay bounded. Slow (one Ray cluster start); run with ``-m slow``.
+"""Item 7, overload: ``maestro serve`` (uvicorn, and Ray Serve with the HAProxy ingress)
+is first measured at its sustainable rate (closed loop), then offered five times that
+rate (open loop). Rejections must be ``503`` with ``Retry-After`` and the contract's
+JSON error, the accepted requests' p99 must stay within a stated bound, the server must
+keep answering (goodput), and the memory of the whole process tree must stay bounded.
+Shedding is :mod:`serving.admission` (the same middleware on both engines).
 
-On a 2-core machine the load generator shares the cores with Ray, so the offered rate is
-what the generator achieved (recorded as a figure), which may fall short of 5×.
+The server runs pinned to one core (``taskset -c 1``) and the load generator to the
+other, so the generator can offer 5x: it is a small asyncio HTTP/1.1 client over raw
+sockets (keep-alive pool, one request per connection at a time), since httpx's own
+overhead would cap the offered rate on this 2-core machine. Latency is measured from
+the moment the generator starts a request (``accepted_p99_ms``; it includes waiting for
+a pooled connection) and, as a figure, from the moment it was due
+(``accepted_p99_from_due_ms``, which adds the generator's own lag). The uvicorn test is
+small and in the default suite; the Ray Serve test is ``slow`` (one local cluster).
+
+Bound on accepted latency: with a queue budget ``B`` an accepted request waits at most
+about one batch in the kernel (≤ ``B`` plus the cheap refusals of that batch) and ``B``
+in the event loop, so the test asserts accepted p99 ≤ sustainable p99 + 4·B (+ the
+generator's worst stall, which on a shared machine delays reading answers too).
 """
 
 from __future__ import annotations
@@ -24,159 +36,318 @@ from typing import Any
 
 import httpx
 import numpy as np
+import orjson
 import psutil
 import pytest
+import uvloop
 
-pytestmark = [pytest.mark.ray, pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "overload-key"
-BODY = {"customer_id": "c-000003", "decision_point": "default"}
+CHANNELS = ("email", "push", "sms", "in_app", "whatsapp", "call_center")
+#: a decision over a 100-action menu (the contract's maximum), each action with features:
+#: a few milliseconds of work, so that five times the sustainable rate is within reach of
+#: a one-core load generator
+BODY = orjson.dumps(
+    {
+        "customer_id": "c-000003",
+        "decision_point": "default",
+        "context": {f"k{i}": i * 1.5 for i in range(16)},
+        "actions": [
+            {
+                "id": f"a{i:03d}",
+                "channel": CHANNELS[i % 6],
+                "features": {f"f{j}": (i * j) % 11 + 0.5 for j in range(8)},
+            }
+            for i in range(100)
+        ],
+    }
+)
+QUEUE_MS = 25.0
+SERVER_CORE, CLIENT_CORE = 1, 0
 
 
 def _tree_rss_mb(pid: int) -> float:
+    """RSS of the server and everything it started (Ray: the session's daemons too)."""
     try:
         root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
+        procs = {root, *root.children(recursive=True)}
     except psutil.Error:
         return 0.0
+    for p in psutil.process_iter(["pid"]):
+        with contextlib.suppress(psutil.Error, OSError):
+            if os.getsid(p.pid) == pid:
+                procs.add(p)
     total = 0
     for p in procs:
         with contextlib.suppress(psutil.Error):
             total += p.memory_info().rss
-    # the cluster's daemons run in the same session (start_new_session)
-    for p in psutil.process_iter(["pid"]):
-        try:
-            if os.getsid(p.pid) == pid and p not in procs:
-                total += p.memory_info().rss
-        except (psutil.Error, OSError):
-            pass
     return total / 1e6
 
 
-async def _closed_loop(base: str, seconds: float, concurrency: int) -> tuple[float, list[float]]:
-    headers = {"Authorization": f"Bearer {KEY}"}
+class _Client:
+    """A minimal HTTP/1.1 client: a fixed pool of keep-alive connections opened up front
+    (a request waits for a free one, as with any pooled client), ``POST /decide``."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.pool: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = (
+            asyncio.Queue()
+        )
+        self.request = (
+            b"POST /decide HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            + f"Authorization: Bearer {KEY}\r\n".encode()
+            + b"Content-Type: application/json\r\n"
+            + f"Content-Length: {len(BODY)}\r\n\r\n".encode()
+            + BODY
+        )
+
+    async def start(self, connections: int) -> None:
+        for _ in range(connections):
+            self.pool.put_nowait(await asyncio.open_connection("127.0.0.1", self.port))
+
+    async def post(self) -> tuple[int, dict[bytes, bytes], bytes]:
+        reader, writer = await self.pool.get()
+        try:
+            writer.write(self.request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            lines = head.split(b"\r\n")
+            status = int(lines[0].split()[1])
+            headers = {}
+            for line in lines[1:]:
+                name, _, value = line.partition(b":")
+                if name:
+                    headers[name.strip().lower()] = value.strip()
+            body = await reader.readexactly(int(headers.get(b"content-length", b"0")))
+        except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
+            writer.close()
+            self.pool.put_nowait(await asyncio.open_connection("127.0.0.1", self.port))
+            raise ConnectionError("connection failed") from None
+        if headers.get(b"connection", b"").lower() == b"close":
+            writer.close()
+            self.pool.put_nowait(await asyncio.open_connection("127.0.0.1", self.port))
+        else:
+            self.pool.put_nowait((reader, writer))
+        return status, headers, body
+
+    def close(self) -> None:
+        while not self.pool.empty():
+            self.pool.get_nowait()[1].close()
+
+
+async def _closed_loop(port: int, seconds: float, concurrency: int) -> tuple[float, list[float]]:
+    client = _Client(port)
+    await client.start(concurrency)
     lat: list[float] = []
     end = time.perf_counter() + seconds
-    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as c:
 
-        async def worker() -> None:
-            while time.perf_counter() < end:
-                t0 = time.perf_counter()
-                r = await c.post("/decide", json=BODY)
-                if r.status_code == 200:
-                    lat.append(time.perf_counter() - t0)
-
-        start = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return len(lat) / (time.perf_counter() - start), lat
-
-
-async def _open_loop(base: str, rate: float, seconds: float) -> dict[str, Any]:
-    headers = {"Authorization": f"Bearer {KEY}"}
-    limits = httpx.Limits(max_connections=2000, max_keepalive_connections=500)
-    results: list[tuple[int, float, str | None]] = []
-    errors = 0
-    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30,
-                                 limits=limits) as c:
-
-        async def one() -> None:
-            nonlocal errors
+    async def worker() -> None:
+        while time.perf_counter() < end:
             t0 = time.perf_counter()
-            try:
-                r = await c.post("/decide", json=BODY)
-                results.append((r.status_code, time.perf_counter() - t0,
-                                r.headers.get("retry-after")))
-            except httpx.HTTPError:
-                errors += 1
+            status, _, _ = await client.post()
+            if status == 200:
+                lat.append(time.perf_counter() - t0)
 
-        tasks = []
-        start = time.perf_counter()
-        sent = 0
-        while (now := time.perf_counter()) - start < seconds:
-            due = int((now - start) * rate)
-            while sent < due:
-                tasks.append(asyncio.create_task(one()))
-                sent += 1
-            await asyncio.sleep(0.001)
-        offered = sent / (time.perf_counter() - start)
-        await asyncio.gather(*tasks)
-    return {"results": results, "errors": errors, "offered_rate": offered}
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    rate = len(lat) / (time.perf_counter() - start)
+    client.close()
+    return rate, lat
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="measured 2026-11-23: behind Ray Serve's HAProxy ingress the excess queues "
-    "(4x offered: 0 rejections, accepted p99 106 s) instead of being shed with 503; "
-    "see RELIABILITY.md, item 7",
-)
-def test_overload_at_5x_sustainable_rate(tmp_path: Path, rel_server: Any, figure: Any) -> None:
+async def _open_loop(
+    port: int, rate: float, seconds: float, connections: int = 256
+) -> dict[str, Any]:
+    client = _Client(port)
+    await client.start(connections)
+    results: list[tuple[int, float, float, bytes | None, bytes]] = []
+    errors = 0
+
+    async def one(due: float) -> None:
+        nonlocal errors
+        started = time.perf_counter()
+        try:
+            status, headers, body = await client.post()
+        except ConnectionError:
+            errors += 1
+            return
+        done = time.perf_counter()
+        results.append((status, done - due, done - started, headers.get(b"retry-after"), body))
+
+    tasks = []
+    start = time.perf_counter()
+    sent = 0
+    lag = 0.0
+    while (now := time.perf_counter()) - start < seconds:
+        due = int((now - start) * rate)
+        while sent < due:
+            when = start + sent / rate
+            lag = max(lag, now - when)
+            tasks.append(asyncio.create_task(one(when)))
+            sent += 1
+        await asyncio.sleep(0.0005)
+    offered = sent / (time.perf_counter() - start)
+    await asyncio.gather(*tasks)
+    client.close()
+    return {"results": results, "errors": errors, "offered": offered, "max_lag": lag}
+
+
+def _run_client(coro: Any) -> Any:
+    """Run the generator on its own core (the server has the other)."""
+    before = os.sched_getaffinity(0)
+    with contextlib.suppress(OSError):
+        os.sched_setaffinity(0, {CLIENT_CORE})
+    try:
+        return uvloop.run(coro)
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def _serve(engine: str, tmp_path: Path, tracking_uri: str, extra: dict[str, str]) -> Any:
     from maestro_serving_conftest import free_port  # type: ignore[import-not-found]
 
     port = free_port()
-    ray_dir = tempfile.mkdtemp(prefix="mo-")
     env = {
         **os.environ,
         "MAESTRO_HOME": str(tmp_path / "home"),
         "MAESTRO_FEATURE_SOURCE": "memory",
-        "MLFLOW_TRACKING_URI": rel_server.settings.tracking_uri,
+        "MLFLOW_TRACKING_URI": tracking_uri,
         "MAESTRO_API_KEY": KEY,
-        "MAESTRO_RAY_MAX_ONGOING_REQUESTS": "8",
-        "MAESTRO_RAY_MAX_QUEUED_REQUESTS": "16",
-        "MAESTRO_RAY_TEMP_DIR": ray_dir,
+        "MAESTRO_ADMISSION_QUEUE_MS": str(QUEUE_MS),
         "RAY_USAGE_STATS_ENABLED": "0",
+        **extra,
     }
+    env.pop("MAESTRO_KILL_SWITCH", None)
+    pin = ["taskset", "-c", str(SERVER_CORE)] if shutil.which("taskset") else []
+    cmd = [*pin, sys.executable, "-m", "serving.cli", "serve", "--engine", engine]
+    if engine == "ray":
+        cmd += ["--replicas", "1"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "serving.cli", "serve", "--engine", "ray", "--replicas", "1",
-         "--port", str(port)],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [*cmd, "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 300
+    while True:
+        assert proc.poll() is None, f"{engine} server exited"
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                break
+        assert time.monotonic() < deadline
+        time.sleep(0.3)
+    return proc, port
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGTERM)
     try:
-        deadline = time.monotonic() + 300
-        while True:
-            assert proc.poll() is None, "ray serve exited"
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline
-            time.sleep(0.5)
-        asyncio.run(_closed_loop(base, 3.0, 4))  # warm-up
-        rate, base_lat = asyncio.run(_closed_loop(base, 8.0, 4))
-        base_p99 = float(np.percentile(base_lat, 99))
-        rss_before = _tree_rss_mb(proc.pid)
-        over = asyncio.run(_open_loop(base, 5 * rate, 10.0))
-        rss_after = _tree_rss_mb(proc.pid)
-        codes: dict[int, int] = {}
-        for status, _, _ in over["results"]:
-            codes[status] = codes.get(status, 0) + 1
-        accepted = [t for s, t, _ in over["results"] if s == 200]
-        rejected = [ra for s, _, ra in over["results"] if s == 503]
-        out = {
-            "sustainable_rate_rps": round(rate, 1),
-            "sustainable_p99_ms": round(base_p99 * 1000, 1),
-            "offered_rate_rps": round(over["offered_rate"], 1),
-            "offered_multiple": round(over["offered_rate"] / rate, 2),
-            "statuses": codes,
-            "client_errors": over["errors"],
-            "accepted_p99_ms": round(float(np.percentile(accepted, 99)) * 1000, 1),
-            "rejected_with_retry_after": sum(1 for ra in rejected if ra),
-            "rss_mb_before": round(rss_before, 1),
-            "rss_mb_after": round(rss_after, 1),
-        }
-        figure("overload.ray", out)
-        assert set(codes) <= {200, 503}, codes
-        assert over["errors"] == 0
-        assert rejected and all(ra == "1" for ra in rejected)
-        assert out["rss_mb_after"] - out["rss_mb_before"] < 300  # bounded queue, bounded memory
-        # accepted requests wait at most a bounded queue (8 in flight + 16 queued)
-        assert out["accepted_p99_ms"] < max(10 * out["sustainable_p99_ms"], 250.0), out
-    finally:
-        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _overload(
+    proc: subprocess.Popen, port: int, warm: float, measure: float, over: float
+) -> dict[str, Any]:
+    _run_client(_closed_loop(port, warm, 4))
+    rate, base_lat = _run_client(_closed_loop(port, measure, 4))
+    base_p99 = float(np.percentile(base_lat, 99))
+    rss_before = _tree_rss_mb(proc.pid)
+    res = _run_client(_open_loop(port, 5 * rate, over))
+    rss_after = _tree_rss_mb(proc.pid)
+    # it recovers: once the overload stops, requests are answered again
+    after_rate, after_lat = _run_client(_closed_loop(port, 1.0, 4))
+    codes: dict[int, int] = {}
+    for status, *_ in res["results"]:
+        codes[status] = codes.get(status, 0) + 1
+    accepted = [t for s, _, t, _, _ in res["results"] if s == 200]
+    accepted_due = [t for s, t, _, _, _ in res["results"] if s == 200]
+    rejected = [(ra, body) for s, _, _, ra, body in res["results"] if s == 503]
+    return {
+        "sustainable_rate_rps": round(rate, 1),
+        "sustainable_p99_ms": round(base_p99 * 1000, 2),
+        "offered_rate_rps": round(res["offered"], 1),
+        "offered_multiple": round(res["offered"] / rate, 2),
+        "generator_max_lag_ms": round(res["max_lag"] * 1000, 1),
+        "statuses": codes,
+        "client_errors": res["errors"],
+        "accepted_rps": round(len(accepted) / over, 1),
+        "accepted_p50_ms": round(float(np.percentile(accepted, 50)) * 1000, 2),
+        "accepted_p99_ms": round(float(np.percentile(accepted, 99)) * 1000, 2),
+        "accepted_max_ms": round(max(accepted) * 1000, 1),
+        "accepted_p99_from_due_ms": round(float(np.percentile(accepted_due, 99)) * 1000, 2),
+        "rejected_with_retry_after": sum(1 for ra, _ in rejected if ra),
+        "rejected_with_json_error": sum(
+            1 for _, b in rejected if b"OverloadedError" in b or b"detail" in b
+        ),
+        "queue_budget_ms": QUEUE_MS,
+        "rss_mb_before": round(rss_before, 1),
+        "rss_mb_after": round(rss_after, 1),
+        "recovered_rps": round(after_rate, 1),
+        "recovered_p99_ms": round(float(np.percentile(after_lat, 99)) * 1000, 2),
+        "loadavg": open("/proc/loadavg").read().split()[:3],
+        "_rejected": rejected,
+    }
+
+
+def _assert_shed(out: dict[str, Any], rss_growth_mb: float) -> None:
+    rejected = out["_rejected"]
+    assert set(out["statuses"]) <= {200, 503}, out
+    assert out["client_errors"] == 0, out
+    assert out["offered_multiple"] >= 4.5, out  # the generator did offer ~5x
+    assert rejected, out  # overload was shed ...
+    assert all(ra is not None and int(ra) >= 1 for ra, _ in rejected), out  # ... with Retry-After
+    assert all(orjson.loads(b)["detail"][0]["type"] for _, b in rejected), out  # JSON error
+    # accepted requests keep their latency: sustainable p99 + 4 queue budgets (plus the
+    # generator's own worst stall on this shared machine: it delays reading answers too)
+    bound = out["sustainable_p99_ms"] + 4 * QUEUE_MS + out["generator_max_lag_ms"]
+    out["accepted_p99_bound_ms"] = round(bound, 1)
+    assert out["accepted_p99_ms"] <= bound, out
+    # goodput: refusals are cheap but not free (each is parsed and answered), so the
+    # server keeps serving a good share of its sustainable rate, not collapsing to 0
+    assert out["accepted_rps"] >= 0.2 * out["sustainable_rate_rps"], out
+    assert out["rss_mb_after"] - out["rss_mb_before"] < rss_growth_mb, out
+    assert out["recovered_rps"] > 0.5 * out["sustainable_rate_rps"], out
+
+
+def test_overload_at_5x_sustainable_rate_uvicorn(
+    tmp_path: Path, rel_server: Any, figure: Any
+) -> None:
+    proc, port = _serve("uvicorn", tmp_path, rel_server.settings.tracking_uri, {})
+    try:
+        out = _overload(proc, port, warm=1.0, measure=3.0, over=5.0)
         try:
-            proc.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+            _assert_shed(out, rss_growth_mb=200)
+        finally:
+            figure("overload.uvicorn", {k: v for k, v in out.items() if k != "_rejected"})
+    finally:
+        _stop(proc)
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="measured 2026-11-23 (RELIABILITY.md, item 7): the app sheds (7,088 x 503 + "
+    "Retry-After) but Ray's direct-ingress path costs about as much per request as the "
+    "decision, so the replica cannot even refuse 5x; HAProxy's health check then marks it "
+    "DOWN and fails over to the Serve proxy, whose handle path queues for seconds "
+    "(accepted p99 41 s)",
+)
+def test_overload_at_5x_sustainable_rate(tmp_path: Path, rel_server: Any, figure: Any) -> None:
+    ray_dir = tempfile.mkdtemp(prefix="mo-")
+    proc, port = _serve(
+        "ray", tmp_path, rel_server.settings.tracking_uri, {"MAESTRO_RAY_TEMP_DIR": ray_dir}
+    )
+    try:
+        out = _overload(proc, port, warm=3.0, measure=8.0, over=10.0)
+        try:
+            _assert_shed(out, rss_growth_mb=300)
+        finally:
+            figure("overload.ray", {k: v for k, v in out.items() if k != "_rejected"})
+    finally:
+        _stop(proc)
         shutil.rmtree(ray_dir, ignore_errors=True)
