@@ -16,10 +16,12 @@ held-out events.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -233,6 +235,35 @@ def run_training(
     progress_factory: Callable[[int, str], Any] | None = None,
 ) -> list[TrainResult]:
     """Train, evaluate, register (and maybe promote) one candidate per decision point."""
+    with _gc_paused():
+        return _run_training(
+            logs_dir, catalog, tracking_uri, cfg, decision_point, now, progress_factory
+        )
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while logs become objects: each of its passes
+    walks every live context and feature dict, which cost as much as building them.
+    Reference counting still frees everything; cycles wait until the collector resumes."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _run_training(
+    logs_dir: Any,
+    catalog: Catalog,
+    tracking_uri: str,
+    cfg: TrainConfig,
+    decision_point: str | None,
+    now: float | None,
+    progress_factory: Callable[[int, str], Any] | None,
+) -> list[TrainResult]:
     from training import tracking
     from training.ope import table
 
