@@ -22,6 +22,7 @@ would need a thread hop on every request); the feature source's own timeout boun
 from __future__ import annotations
 
 import gc
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -111,6 +112,10 @@ class DecisionService:
         # whichever request it hit. Freezing moves them out of the collector's sight.
         gc.collect()
         gc.freeze()
+        # Background threads (group commit, Parquet roll, registry polling, event flush)
+        # hold the GIL for up to the switch interval (5 ms by default) whenever a request
+        # wants it; 1 ms bounds that wait for the event loop at a negligible switch cost.
+        sys.setswitchinterval(min(sys.getswitchinterval(), 0.001))
         return self
 
     def close(self) -> None:
