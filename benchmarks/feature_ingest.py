@@ -15,6 +15,7 @@ from __future__ import annotations
 import bisect
 import multiprocessing as mp
 import random
+import resource
 import threading
 import time
 from pathlib import Path
@@ -143,6 +144,7 @@ def bench_ingest(
         raise SystemExit("the visibility watcher process did not start")
     consent: list[float] = []
     n = failed = probes = 0
+    cpu = resource.getrusage(resource.RUSAGE_SELF)
     started = time.monotonic()
     next_probe = started
     while (now := time.monotonic()) - started < seconds:
@@ -170,6 +172,8 @@ def bench_ingest(
     t = time.monotonic()
     writer.close()
     drain = time.monotonic() - t
+    end = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_s = end.ru_utime + end.ru_stime - cpu.ru_utime - cpu.ru_stime
     stop.set()
     watcher.join(_GIVE_UP + 30)
     source.close()
@@ -182,6 +186,7 @@ def bench_ingest(
         "backlog_at_end": backlog,
         "drain_s": drain,
         "failed_flushes": writer.failed_flushes,
+        "cpu_us_per_event": cpu_s / n * 1e6,  # this process (ingest + writer), with the drain
         "consent_ingest": pct(consent),
         **_visibility(list(t0[:probes]), list(seen[:probes]), flushes),
     }

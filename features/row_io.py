@@ -45,13 +45,41 @@ _FROM_TEXT = {str: str, int: int, float: float, bool: lambda s: s == "True"}
 _IN_CHUNK = 500
 
 
-def _decode_proto(name: str, blob: bytes) -> FeatureValue:
-    from feast.protos.feast.types.Value_pb2 import Value
+#: Memos of ``ValueProto`` bytes ↔ values: most feature values repeat (counters, flags,
+#: channels), and a dict look-up costs a tenth of a protobuf parse. Emptied when full.
+_MEMO_SIZE = 50_000
+_DECODED: dict[tuple[str, bytes], FeatureValue] = {}
+_ENCODED: dict[tuple[str, FeatureValue], bytes] = {}
+_MISSING = object()
 
-    proto = Value()
-    proto.ParseFromString(blob)
+
+def _decode_proto(name: str, blob: bytes) -> FeatureValue:
     oneof = _ONEOF[ALL_FEATURES[name]]
-    return getattr(proto, oneof) if proto.WhichOneof("val") == oneof else None
+    value = _DECODED.get((oneof, blob), _MISSING)
+    if value is _MISSING:
+        from feast.protos.feast.types.Value_pb2 import Value
+
+        proto = Value()
+        proto.ParseFromString(blob)
+        value = getattr(proto, oneof) if proto.WhichOneof("val") == oneof else None
+        if len(_DECODED) >= _MEMO_SIZE:
+            _DECODED.clear()
+        _DECODED[(oneof, blob)] = value
+    return value  # type: ignore[return-value]
+
+
+def encode_value(kind: type, value: FeatureValue) -> bytes:
+    """Feast's ``ValueProto`` bytes of a feature value of schema type ``kind``."""
+    oneof = _ONEOF[kind]
+    blob = _ENCODED.get((oneof, value))
+    if blob is None:
+        from feast.protos.feast.types.Value_pb2 import Value
+
+        blob = Value(**{oneof: value}).SerializeToString()
+        if len(_ENCODED) >= _MEMO_SIZE:
+            _ENCODED.clear()
+        _ENCODED[(oneof, value)] = blob
+    return blob
 
 
 def _sqlite_ts(value: Any) -> float:
@@ -177,7 +205,8 @@ class RedisRows:
         }
 
     def read_many(self, keys: Sequence[Key]) -> dict[Key, Row]:
-        """The current rows of ``keys`` that exist, in one round trip."""
+        """The current rows of ``keys`` that exist, in one round trip (an ``HMGET`` of the
+        view's fields per key; measured cheaper here than one ``HGETALL`` per customer)."""
         import redis
         from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -204,20 +233,17 @@ class RedisRows:
     def write(self, items: Sequence[tuple[str, str, PendingRow]]) -> None:
         """Write each row's changed features and time, all in one pipeline."""
         import redis
-        from feast.protos.feast.types.Value_pb2 import Value
         from google.protobuf.timestamp_pb2 import Timestamp
 
         try:
             with self.client.pipeline(transaction=False) as pipe:
                 for cid, view, row in items:
                     key = self._redis_key(entity_key_bytes(cid))
-                    ts = Timestamp()
-                    ts.FromDatetime(datetime.fromtimestamp(row.ts, tz=UTC))
+                    seconds, micros = divmod(round(row.ts * 1_000_000), 1_000_000)
+                    ts = Timestamp(seconds=seconds, nanos=micros * 1000)  # as FromDatetime
                     types = GROUPS[view]
                     mapping: dict[bytes, bytes] = {
-                        self._field[(view, name)]: Value(
-                            **{_ONEOF[types[name]]: row.values[name]}
-                        ).SerializeToString()
+                        self._field[(view, name)]: encode_value(types[name], row.values[name])
                         for name in row.changed
                     }
                     mapping[f"_ts:{view}".encode()] = ts.SerializeToString()

@@ -248,3 +248,25 @@ def test_fold_events_is_ordered_and_monotone() -> None:
     assert again is not None and again[0] > ts
     assert "last_page" in again[2] and "cart_value" not in again[2]  # only what changed
     assert fold_events([], (ts, values)) is None
+
+
+def test_value_encoding_memo_matches_feast() -> None:
+    from feast.protos.feast.types.Value_pb2 import Value
+
+    from features.row_io import _decode_proto, encode_value
+
+    cases = [
+        ("last_page", str, "home", "string_val"),
+        ("open_tickets", int, 3, "int64_val"),
+        ("cart_value", float, 12.5, "double_val"),
+        ("open_complaint", bool, True, "bool_val"),
+        ("open_complaint", bool, False, "bool_val"),
+        ("open_tickets", int, 0, "int64_val"),
+    ]
+    for _ in range(2):  # the second round is served from the memos
+        for name, kind, value, oneof in cases:
+            blob = encode_value(kind, value)
+            assert blob == Value(**{oneof: value}).SerializeToString()
+            decoded = _decode_proto(name, blob)
+            assert decoded == value and type(decoded) is kind
+    assert _decode_proto("open_tickets", Value(string_val="x").SerializeToString()) is None
