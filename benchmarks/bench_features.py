@@ -231,12 +231,13 @@ def report(
         "`ingest` returning to a second *process* (its own `FeastFeatureSource`) reading the "
         "probe's value, one probe every 10 ms; split into wait (until the flush that wrote it "
         "started), write (that flush's duration) and seen (flush end to the other process's "
-        "read). Consent: `ingest` of `consent_changed`, written through before it returns:",
+        "read). Consent: `ingest` of `consent_changed`, written through before it returns. "
+        "CPU: the ingesting process's CPU time (ingest and writer threads) per event:",
         "",
         "| store | pace | events/s | visibility p50 / p95 / p99 ms | wait p50 / p99 | "
         "write p50 / p99 | seen p50 / p99 | probes (unseen) | flushes (rows each) | "
-        "consent ingest p50 / p99 ms | failed | load after |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "consent ingest p50 / p99 ms | CPU µs / event | failed | load after |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for (store, pace), r in ingest.items():
         split = r["split"]
@@ -245,7 +246,8 @@ def report(
             f"{_ms(split['wait'], ('p50', 'p99'))} | {_ms(split['write'], ('p50', 'p99'))} | "
             f"{_ms(split['seen'], ('p50', 'p99'))} | {r['probes']} ({r['probes_unseen']}) | "
             f"{r['flushes']} ({r['rows_per_flush']:.0f}) | "
-            f"{_ms(r['consent_ingest'], ('p50', 'p99'))} | {r['failed']} | {r['load']} |"
+            f"{_ms(r['consent_ingest'], ('p50', 'p99'))} | {r['cpu_us_per_event']:.0f} | "
+            f"{r['failed']} | {r['load']} |"
         )
     return "\n".join(lines)
 

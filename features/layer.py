@@ -25,7 +25,7 @@ class FeastFeatureLayer:
     """
 
     def __init__(self, path: Path | str, *, timeout: float = 0.1,
-                 flush_interval: float = 0.025, max_pending: int = 50_000,
+                 flush_interval: float = 0.01, max_pending: int = 50_000,
                  cache_size: int = 200_000, cache_seconds: float = 60.0) -> None:
         self.source = open_feature_source(path, timeout=timeout, cache_size=cache_size,
                                           cache_seconds=cache_seconds)
