@@ -130,6 +130,8 @@ class _RowParser:
 
         self._loads = orjson.loads
         self._actions: dict[str, tuple[list[Action], list[str]] | str] = {}
+        self._requests: dict[str, dict[str, object] | None] = {}
+        self._pmfs: dict[str, tuple[np.ndarray, list[float], float] | None] = {}
 
     def _decode_actions(self, text: str) -> tuple[list[Action], list[str]] | str:
         hit = self._actions.get(text)
@@ -143,6 +145,49 @@ class _RowParser:
             out = "corrupt_json"
         if len(self._actions) < 100_000:
             self._actions[text] = out
+        return out
+
+    def _decode_request(self, text: object) -> dict[str, object] | None:
+        """The request context (few distinct values in a log): decoded and checked once per
+        distinct string; ``None`` when corrupt. Rows share the decoded mapping, which no
+        one mutates (a :class:`Context` is read-only)."""
+        if not isinstance(text, (str, bytes)):
+            return None
+        hit = self._requests.get(text)  # type: ignore[call-overload]
+        if hit is not None or text in self._requests:
+            return hit
+        try:
+            out = self._loads(text)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            out = None
+        if not _scalars_only(out):
+            out = None
+        if len(self._requests) < 100_000:
+            self._requests[text] = out  # type: ignore[index]
+        return out
+
+    def _decode_pmf(self, text: object) -> tuple[np.ndarray, list[float], float] | None:
+        """The logged pmf as an array, as floats and its sum (numpy's sum; for fewer than
+        8 numbers that is the plain left-to-right sum), memoised per distinct string;
+        ``None`` when it is not a JSON list of numbers."""
+        if not isinstance(text, (str, bytes)):
+            return None
+        hit = self._pmfs.get(text)  # type: ignore[call-overload]
+        if hit is not None or text in self._pmfs:
+            return hit
+        out: tuple[np.ndarray, list[float], float] | None
+        try:
+            pmf = np.array(self._loads(text), dtype=float)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            out = None
+        else:
+            if pmf.ndim != 1:  # numbers, but not a flat list: matches no action list
+                out = (pmf, [], float("inf"))
+            else:
+                values = pmf.tolist()
+                out = (pmf, values, sum(values) if len(values) < 8 else float(pmf.sum()))
+        if len(self._pmfs) < 100_000:
+            self._pmfs[text] = out  # type: ignore[index]
         return out
 
     def parse(
@@ -165,34 +210,28 @@ class _RowParser:
             return "bad_probability"
         if not (0.0 < p <= 1.0):  # False for NaN
             return "bad_probability"
-        loads = self._loads
         try:
-            customer = loads(customer_features)  # type: ignore[arg-type]
-            request = loads(context)  # type: ignore[arg-type]
-            probs = loads(probabilities)  # type: ignore[arg-type]
+            customer = self._loads(customer_features)  # type: ignore[arg-type]
         except (TypeError, ValueError):
             return "corrupt_json"
-        if not (_scalars_only(customer) and _scalars_only(request)):
+        request = self._decode_request(context)
+        logged = self._decode_pmf(probabilities)
+        if request is None or logged is None or not _scalars_only(customer):
             return "corrupt_json"
         decoded = self._decode_actions(actions_json)  # type: ignore[arg-type]
         if decoded.__class__ is str:
             return decoded  # type: ignore[return-value]
         actions, ids = decoded  # type: ignore[misc]
-        try:
-            pmf = np.array(probs, dtype=float)
-        except (TypeError, ValueError):
-            return "corrupt_json"
-        if pmf.shape != (len(ids),) or action_id not in ids:
+        pmf, values, total = logged
+        if len(values) != len(ids) or action_id not in ids:
             return "ranking_mismatch"
         index = ids.index(action_id)
-        # numpy's sum of fewer than 8 numbers is the plain left-to-right sum
-        total = sum(pmf.tolist()) if len(ids) < 8 else float(pmf.sum())
-        if abs(total - 1.0) > PMF_TOLERANCE or abs(float(pmf[index]) - p) > PMF_TOLERANCE:
+        if abs(total - 1.0) > PMF_TOLERANCE or abs(values[index] - p) > PMF_TOLERANCE:
             return "ranking_mismatch"
         ctx = Context.trusted(
             str(customer_id),
             customer,
-            request,
+            request,  # type: ignore[arg-type]
             str(decision_point),
             float(t_epoch),  # type: ignore[arg-type]
         )

@@ -185,3 +185,23 @@ def test_bulk_learn_refuses_mismatched_features(logged) -> None:
     with pytest.raises(ValueError, match="different lengths"):
         vw_batch.learn(make_policy("vw-cb"), logged.batch, short)
     assert isinstance(logged.batch, LoggedBatch)
+
+
+def test_memoised_decoding_still_counts_every_bad_row() -> None:
+    acts = ACTIONS[:2]
+    ok = [
+        decision_row(f"e{i}", Context("c", {}, {}, "cart_abandoned", T0), acts, [0.5, 0.5], 0, T0)
+        for i in range(2)
+    ]
+    bad_ctx = [{**row, "event_id": f"b{i}", "context": "{oops"} for i, row in enumerate(ok)]
+    nested = [
+        {**row, "event_id": f"n{i}", "probabilities": "[[0.5, 0.5]]"} for i, row in enumerate(ok)
+    ]
+    not_scalar = [{**row, "event_id": f"s{i}", "context": '{"a": [1]}'} for i, row in enumerate(ok)]
+    ts = join_logs(
+        pd.DataFrame([*ok, *bad_ctx, *nested, *not_scalar]), pd.DataFrame(), CATALOG, now=T0 + 1e7
+    )
+    assert len(ts) == 2
+    assert dict(ts.report.skipped) == {"corrupt_json": 4, "ranking_mismatch": 2}
+    # rows logged with the same strings share one decoded pmf and request, values intact
+    assert ts.logging_pmfs[0].tolist() == [0.5, 0.5] and ts.batch.contexts[1].request == {}
