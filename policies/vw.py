@@ -186,6 +186,8 @@ class VWPolicy(BasePolicy):
         # Shared examples of the latest decisions, by Context object: learning from a
         # decision just made reuses the example its prediction was made with.
         self._recent: dict[int, tuple[Context, Any]] = {}
+        # Per action, the example learning labels (relabelled at every use).
+        self._labelled: dict[int, tuple[Action, Any]] = {}
 
     def _action_text(self, action: Action) -> str:
         key = (action.id, action.channel, *action.features.items())
@@ -258,6 +260,7 @@ class VWPolicy(BasePolicy):
         label = self._vw.CBLabel
         parse = self._parser.parse_line
         learn = self._core.learn_multi_ex_one
+        twins = self._labelled
         for context, actions, idx, prob, reward in zip(
             batch.contexts,
             batch.actions,
@@ -267,7 +270,13 @@ class VWPolicy(BasePolicy):
             strict=True,
         ):
             examples = self._action_examples(actions)
-            chosen = parse(self._action_text(actions[idx]))._example
+            action = actions[idx]
+            twin = twins.get(id(action))
+            if twin is None or twin[0] is not action:
+                twin = (action, parse(self._action_text(action))._example)
+                if len(twins) < 10_000:
+                    twins[id(action)] = twin  # holds the object: id stays unique
+            chosen = twin[1]  # a labelled copy: the cached unlabelled one stays unlabelled
             chosen._set_label(label(label=(cost_from_reward(reward), float(prob))))
             examples[idx] = chosen
             examples.insert(0, self._shared(context))

@@ -22,6 +22,7 @@ Learning*, ICML 2009 (the hashing trick VW implements).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,7 +35,7 @@ _UNSAFE = str.maketrans({" ": "_", ":": "_", "|": "_", "\t": "_", "\n": "_", "\r
 _C, _R = ord("c"), ord("r")
 _LIMIT = 200_000  # memo entries per namespace (categorical values can be unbounded)
 _U64, _F32 = np.uint64, np.float32
-_UNSEEN, _AGE = object(), object()
+_AGE = object()
 
 
 class SharedHasher:
@@ -46,7 +47,7 @@ class SharedHasher:
         self._label = vw.CBLabel(shared=True)
         #: namespace → feature name → (hashed index, is a ``*_ts`` timestamp)
         self._numeric: dict[str, dict[str, tuple[int, bool]]] = {"c": {}, "r": {}}
-        #: namespace → (name, integer) → (index, value), ``None`` for 0, ``_AGE`` for epochs
+        #: namespace → (name, non-zero integer) → (index, value), or ``_AGE`` for epochs
         self._ints: dict[str, dict[tuple[str, int], object]] = {"c": {}, "r": {}}
         #: namespace → (name, value) → hashed index of the one-hot token
         self._onehot: dict[str, dict[tuple[str, FeatureValue], int]] = {"c": {}, "r": {}}
@@ -61,36 +62,38 @@ class SharedHasher:
         val: list[float],
     ) -> None:
         numeric, ints, onehot = self._numeric[ns], self._ints[ns], self._onehot[ns]
+        push_i, push_v = idx.append, val.append
+        log1p, copysign = math.log1p, math.copysign  # numeric_value, inlined
         for name, value in features.items():
             cls = value.__class__
             if cls is float:
                 meta = numeric.get(name) or self._meta(ns, name)
                 x = age_days(value, now) if meta[1] else value  # type: ignore[arg-type]
                 if x:
-                    idx.append(meta[0])
-                    val.append(numeric_value(x))  # type: ignore[arg-type]
+                    push_i(meta[0])
+                    push_v(copysign(log1p(abs(x)), x))
             elif cls is int:
-                hit = ints.get((name, value), _UNSEEN)
-                if hit is _UNSEEN:
+                if not value and not name.endswith(TIMESTAMP_SUFFIX):
+                    continue  # zero: VW drops it
+                hit = ints.get((name, value))
+                if hit is None:
                     hit = self._int(ns, name, value)  # type: ignore[arg-type]
-                if hit is None:  # zero: VW drops it
-                    continue
                 if hit is _AGE:  # an integer epoch: its age changes with ``now``
                     x = age_days(float(value), now)  # type: ignore[arg-type]
                     if x:
-                        idx.append((numeric.get(name) or self._meta(ns, name))[0])
-                        val.append(numeric_value(x))
+                        push_i((numeric.get(name) or self._meta(ns, name))[0])
+                        push_v(copysign(log1p(abs(x)), x))
                     continue
-                idx.append(hit[0])  # type: ignore[index]
-                val.append(hit[1])  # type: ignore[index]
+                push_i(hit[0])  # type: ignore[index]
+                push_v(hit[1])  # type: ignore[index]
             else:  # str, bool or None: one-hot
                 i = onehot.get((name, value))
                 if i is None:
                     i = self._index(token_name(name, value).translate(_UNSAFE), None, ns)  # type: ignore[arg-type]
                     if len(onehot) < _LIMIT:
                         onehot[(name, value)] = i
-                idx.append(i)
-                val.append(1.0)
+                push_i(i)
+                push_v(1.0)
 
     def _meta(self, ns: str, name: str) -> tuple[int, bool]:
         meta = (self._index(name.translate(_UNSAFE), None, ns), name.endswith(TIMESTAMP_SUFFIX))
@@ -100,7 +103,7 @@ class SharedHasher:
 
     def _int(self, ns: str, name: str, value: int) -> object:
         meta = self._numeric[ns].get(name) or self._meta(ns, name)
-        hit: object = _AGE if meta[1] else (meta[0], numeric_value(value)) if value else None
+        hit: object = _AGE if meta[1] else (meta[0], numeric_value(value))
         if len(self._ints[ns]) < _LIMIT:
             self._ints[ns][(name, value)] = hit
         return hit
@@ -123,5 +126,11 @@ class SharedHasher:
                 self._points[point] = dp
         idx, val = [dp], [1.0]
         self._fill("r", context.request, now, idx, val)
-        ex[_R].push_many_features(np.array(idx, _U64), np.array(val, _F32))
+        group = ex[_R]
+        if len(idx) <= 8:  # a few features: one call each beats building two arrays
+            push = group.push_feature
+            for i, v in zip(idx, val, strict=True):
+                push(i, v)
+        else:
+            group.push_many_features(np.array(idx, _U64), np.array(val, _F32))
         return ex

@@ -32,17 +32,28 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from features.synthetic import PAGES, generate_customers
 from policies.catalog import Catalog, load_catalog
 from policies.rules import local_hour
-from policies.types import NO_CONTACT_ID, Action, Context, Decision, Exclusion, FeatureValue
+from policies.types import NO_CONTACT_ID, Action, Context, Decision, FeatureValue
 from simulator.customers import DAY, BaseRows, Contact, CustomerState, Population
 from simulator.economics import Economics
 from simulator.errors import InvalidDecision, InvalidSimulationConfig, NotReset, SimulatorError
+from simulator.records import Environment, Observation, Outcome, SimEvent, StepResult
+
+__all__ = [
+    "DECISION_POINTS",
+    "EnvConfig",
+    "Environment",
+    "JourneyEnvironment",
+    "Observation",
+    "Outcome",
+    "SimEvent",
+    "StepResult",
+]
 
 DECISION_POINTS = ("default", "cart_abandoned", "churn_risk", "onboarding", "billing_overdue")
 
@@ -72,99 +83,6 @@ class EnvConfig:
     @property
     def seconds_per_step(self) -> float:
         return DAY / (self.visits_per_customer_per_day * self.customers)
-
-
-@dataclass(frozen=True, slots=True)
-class SimEvent:
-    """Something a customer did, in the contract's ``POST /events`` vocabulary."""
-
-    customer_id: str
-    type: str
-    properties: dict[str, FeatureValue]
-    timestamp: float
-
-
-@dataclass(frozen=True)
-class Observation:
-    """One decision to make: the context a policy sees and the catalog split by the rules.
-
-    ``events`` are what the customer did since their last visit (the traffic a live
-    Maestro would receive on ``/events`` before this ``/decide``).
-    """
-
-    t: int
-    context: Context
-    candidates: tuple[Action, ...]
-    eligible: tuple[Action, ...]
-    excluded: tuple[Exclusion, ...]
-    events: tuple[SimEvent, ...] = ()
-
-    @property
-    def decision_point(self) -> str:
-        return self.context.decision_point
-
-    @property
-    def customer_id(self) -> str:
-        return self.context.customer_id
-
-    @property
-    def eligible_index(self) -> np.ndarray:
-        """Index into ``candidates`` of each eligible action, shape ``(n_eligible,)``."""
-        ids = {a.id: i for i, a in enumerate(self.candidates)}
-        return np.array([ids[a.id] for a in self.eligible], dtype=np.int64)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What the customer did in response to the action."""
-
-    converted: bool = False
-    opened: bool = False
-    clicked: bool = False
-    complained: bool = False
-    unsubscribed: bool = False
-    churned: bool = False
-
-
-@dataclass(frozen=True)
-class StepResult:
-    """The result of one step.
-
-    ``expected_rewards``: the true expected reward of every candidate action of the
-    observation, shape ``(n_candidates,)`` aligned with ``observation.candidates``;
-    ``optimal_value`` is its maximum over the *eligible* actions, ``regret`` is
-    ``optimal_value - expected_rewards[chosen]``.
-    """
-
-    observation: Observation
-    action: Action
-    chosen: int
-    reward: float
-    expected_rewards: np.ndarray
-    optimal_value: float
-    optimal_action: str
-    outcome: Outcome
-    events: tuple[SimEvent, ...]
-    next_observation: Observation
-    terminated: bool = False
-    truncated: bool = False
-
-    @property
-    def regret(self) -> float:
-        return self.optimal_value - float(self.expected_rewards[self.chosen])
-
-
-@runtime_checkable
-class Environment(Protocol):
-    """What the runner needs from a simulated world."""
-
-    catalog: Catalog
-
-    def reset(self, seed: int | None = None) -> Observation: ...
-
-    def step(self, decision: Decision) -> StepResult: ...
-
-    def expected_rewards(self) -> np.ndarray: ...
 
 
 @lru_cache(maxsize=4)
