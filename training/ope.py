@@ -399,18 +399,38 @@ class PolicyInputs:
     q_target: np.ndarray | None
 
 
+def _at(values: np.ndarray, i: int) -> float:
+    return values[i]
+
+
+def _dot(pmf: np.ndarray, q: np.ndarray) -> float:
+    return float(pmf @ q)
+
+
 def policy_inputs(
     policy: Policy,
     batch: LoggedBatch,
     reward_model: RewardModel | None = None,
     pmfs: Sequence[np.ndarray] | None = None,
+    q: Sequence[np.ndarray] | None = None,
 ) -> PolicyInputs:
     """Target probabilities ``π(a_i|x_i) = policy.pmf(x_i, A_i)[a_i]`` and, with a reward
-    model, ``q̂(x_i, a_i)`` and ``Σ_a π(a|x_i) q̂(x_i, a)``. ``pmfs``, when given, are
-    ``policy.pmf`` of every row computed beforehand (in bulk)."""
+    model, ``q̂(x_i, a_i)`` and ``Σ_a π(a|x_i) q̂(x_i, a)``. ``pmfs`` and ``q``, when
+    given, are ``policy.pmf`` and ``reward_model`` of every row computed beforehand (in
+    bulk, or once for several policies)."""
     n = len(batch)
     if pmfs is not None and len(pmfs) != n:
         raise EstimatorInputError("pmfs: one per logged round is required", field="pmfs")
+    if q is not None and reward_model is not None and len(q) == n and pmfs is not None:
+        chosen = np.asarray(batch.chosen, dtype=np.int64).tolist()
+        pmfs = [np.asarray(p, dtype=float) for p in pmfs]
+        return PolicyInputs(
+            np.asarray(batch.rewards, dtype=float),
+            np.asarray(batch.probabilities, dtype=float),
+            np.fromiter(map(_at, pmfs, chosen), dtype=float, count=n),
+            np.fromiter(map(_at, q, chosen), dtype=float, count=n),
+            np.fromiter(map(_dot, pmfs, q), dtype=float, count=n),
+        )
     pi = np.empty(n)
     ql = np.empty(n) if reward_model is not None else None
     qt = np.empty(n) if reward_model is not None else None
@@ -440,10 +460,11 @@ def evaluate_policy(
     alpha: float = 0.05,
     names: Sequence[str] | None = None,
     pmfs: Sequence[np.ndarray] | None = None,
+    q: Sequence[np.ndarray] | None = None,
 ) -> dict[str, Estimate]:
-    """Every estimator's value of ``policy`` on the logged ``batch`` (``pmfs``: see
+    """Every estimator's value of ``policy`` on the logged ``batch`` (``pmfs``, ``q``: see
     :func:`policy_inputs`)."""
-    inp = policy_inputs(policy, batch, reward_model, pmfs)
+    inp = policy_inputs(policy, batch, reward_model, pmfs, q)
     return evaluate(
         inp.rewards, inp.logging_probs, inp.target_probs, inp.q_logged, inp.q_target, alpha, names
     )

@@ -185,18 +185,18 @@ def evaluate_all(
     from training.reward_model import RidgeRewardModel
 
     model = RidgeRewardModel().fit(train.batch) if len(train) >= 20 else None
+    batch = holdout.batch
+    q = None
     if model is not None and bulk:
-        model.prepare(holdout.batch.contexts)
-    return {
-        name: evaluate_policy(
-            policy,
-            holdout.batch,
-            model,
-            alpha=alpha,
-            pmfs=batch_pmfs(policy, holdout.batch) if bulk else None,
-        )
-        for name, policy in policies.items()
-    }
+        model.prepare(batch.contexts)
+        q = [model(c, a) for c, a in zip(batch.contexts, batch.actions, strict=True)]
+    out = {}
+    for name, policy in policies.items():
+        pmfs = batch_pmfs(policy, batch) if bulk else None
+        if pmfs is None and bulk:
+            pmfs = [policy.pmf(c, a) for c, a in zip(batch.contexts, batch.actions, strict=True)]
+        out[name] = evaluate_policy(policy, batch, model, alpha=alpha, pmfs=pmfs, q=q)
+    return out
 
 
 def batch_pmfs(policy: Any, batch: LoggedBatch) -> list[np.ndarray] | None:
