@@ -4,8 +4,13 @@ deployment (a second deployment behind a handle adds 3–4 ms on this machine).
 - each replica builds its own :class:`~serving.service.DecisionService` from the settings
   (its own event-log spool; reward idempotency and event-id signatures are shared through
   the workspace), inside the replica, through ``serve.ingress(builder)``;
-- ``max_ongoing_requests`` / ``max_queued_requests`` bound the work in flight; beyond
-  them Ray Serve answers ``503`` with ``Retry-After`` (``BackpressureConfig``);
+- overload is shed in the app, as on uvicorn (:mod:`serving.admission`: ``503`` +
+  ``Retry-After`` by queue time on the replica's event loop). ``max_ongoing_requests`` /
+  ``max_queued_requests`` stay as an outer bound (``503`` + ``Retry-After`` from Ray,
+  ``BackpressureConfig``), but with direct ingress (``RAY_SERVE_THROUGHPUT_OPTIMIZED``)
+  they count only requests waiting for an ongoing slot, not the backlog in HAProxy and
+  the socket; on 2 cores the replica still cannot shed 5x its sustainable rate
+  (RELIABILITY.md, item 7);
 - ``check_health`` fails a replica whose policies are not loaded or whose event log is
   closed, so Serve replaces it;
 - the fast proxy path: ``RAY_SERVE_ENABLE_HA_PROXY=1`` and

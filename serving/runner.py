@@ -9,7 +9,9 @@ from serving.settings import Settings, get_settings
 
 
 def uvicorn_config(app: object, host: str, port: int) -> object:
-    """uvicorn with uvloop and httptools, no access log (keys never reach a log line)."""
+    """uvicorn with uvloop and httptools, no access log (keys never reach a log line).
+    No ``limit_concurrency``: its ``503`` has no ``Retry-After``; the app sheds overload
+    itself (:mod:`serving.admission`)."""
     import uvicorn
 
     return uvicorn.Config(

@@ -118,7 +118,13 @@ class _Client:
                 name, _, value = line.partition(b":")
                 if name:
                     headers[name.strip().lower()] = value.strip()
-            body = await reader.readexactly(int(headers.get(b"content-length", b"0")))
+            if headers.get(b"transfer-encoding", b"").lower() == b"chunked":
+                body = b""
+                while size := int((await reader.readuntil(b"\r\n")).strip(), 16):
+                    body += (await reader.readexactly(size + 2))[:-2]
+                await reader.readuntil(b"\r\n")
+            else:
+                body = await reader.readexactly(int(headers.get(b"content-length", b"0")))
         except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
             writer.close()
             self.pool.put_nowait(await asyncio.open_connection("127.0.0.1", self.port))
