@@ -39,8 +39,9 @@ def split_costs(env: JourneyEnvironment, steps: int, seed: int = 1) -> dict[str,
     pending: list[tuple[object, ...]] = []
     for t in range(steps):
         a = time.perf_counter()
-        d = decide_among(policy, obs.context, obs.eligible, obs.excluded,
-                         seed_from_event_id(f"b-{t}"), f"b-{t}")
+        d = decide_among(
+            policy, obs.context, obs.eligible, obs.excluded, seed_from_event_id(f"b-{t}"), f"b-{t}"
+        )
         b = time.perf_counter()
         result = env.step(d)
         c = time.perf_counter()
@@ -48,31 +49,43 @@ def split_costs(env: JourneyEnvironment, steps: int, seed: int = 1) -> dict[str,
         pending.append((obs.context, obs.eligible, idx, d.probability, result.reward))
         if len(pending) == 32:
             ctx, acts, ix, p, r = zip(*pending, strict=True)
-            policy.learn(LoggedBatch(list(ctx), list(acts), np.array(ix), np.array(p),
-                                     np.array(r)))
+            policy.learn(LoggedBatch(list(ctx), list(acts), np.array(ix), np.array(p), np.array(r)))
             pending = []
         t_learn += time.perf_counter() - c
         t_decide += b - a
         t_env += c - b
         obs = result.next_observation
-    return {k: v / steps * 1e6 for k, v in
-            (("env", t_env), ("decide", t_decide), ("learn", t_learn))}
+    return {
+        k: v / steps * 1e6 for k, v in (("env", t_env), ("decide", t_decide), ("learn", t_learn))
+    }
+
+
+def _loadavg() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20_000)
+    parser.add_argument("--repeats", type=int, default=3, help="vw-cb runs (best and median)")
     parser.add_argument("--big-steps", type=int, default=100_000)
     parser.add_argument("--big-customers", type=int, default=10_000)
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
 
-    load_before = f"{os.getloadavg()[0]:.2f}"
+    load_before = _loadavg()
     env = JourneyEnvironment(EnvConfig(customers=1_000))
     run_policy(build_policy("uniform", env.catalog, 0), env, 2_000, seed=0)  # warm caches
     uni = run_policy(build_policy("uniform", env.catalog, 0), env, args.steps, seed=1)
-    vw = run_policy(build_policy("vw-cb", env.catalog, 0), env, args.steps, seed=1)
+    rates, cpu_rates = [], []
+    for _ in range(args.repeats):  # a fresh policy each time: every run learns from scratch
+        cpu = time.process_time()
+        vw = run_policy(build_policy("vw-cb", env.catalog, 0), env, args.steps, seed=1)
+        cpu_rates.append(args.steps / (time.process_time() - cpu))
+        rates.append(args.steps / vw.seconds)
+    best, median = max(rates), float(np.median(rates))
     costs = split_costs(env, min(args.steps, 10_000))
+    load_mid = _loadavg()
 
     big_env = JourneyEnvironment(EnvConfig(customers=args.big_customers))
     start = time.perf_counter()
@@ -82,35 +95,54 @@ def main() -> None:
     affinity = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     rows = [
         ("environment alone (uniform policy)", f"{args.steps / uni.seconds:,.0f}"),
-        ("vw-cb decide + learn (batches of 32)", f"{args.steps / vw.seconds:,.0f}"),
+        (
+            f"vw-cb decide + learn (batches of 32), best of {args.repeats}",
+            f"**{best:,.0f}**",
+        ),
+        (f"vw-cb decide + learn, median of {args.repeats}", f"{median:,.0f}"),
+        (
+            f"vw-cb, per second of this process's CPU time, best of {args.repeats}",
+            f"{max(cpu_rates):,.0f}",
+        ),
     ]
     table = "\n".join(f"| {name} | {rate} |" for name, rate in rows)
+    total = costs["env"] + costs["decide"] + costs["learn"]
+    verdict = (
+        f"{'met' if best >= 5_000 else 'NOT met'} by the best run, "
+        f"{'met' if median >= 5_000 else 'not met'} by the median"
+    )
     body = f"""
 Machine: {machine()}; process pinned to CPU(s) {affinity} (`taskset -c 1`).
 Command: `taskset -c 1 .venv/bin/python -m benchmarks.bench_simulator --steps {args.steps} --write`
 
-World: 1,000 customers (every served feature, ~90 per context), the catalog's five
+World: 1,000 customers (every served feature, ~66 per context), the catalog's five
 decision points, rules applied every step, true expected rewards of every candidate.
+Each vw-cb run is a fresh policy learning online from step 0, logging the probability
+each action was drawn with.
 
 | {args.steps:,}-step run | steps/s |
 | --- | --- |
 {table}
 
-Per step with vw-cb (µs): environment {costs['env']:.0f}, `decide` {costs['decide']:.0f},
-`learn` {costs['learn']:.0f} (amortised over batches of 32).
+Per step with vw-cb (µs, one 10,000-step run): environment {costs["env"]:.0f},
+`decide` {costs["decide"]:.0f}, `learn` {costs["learn"]:.0f} (amortised over batches
+of 32); {total:.0f} in all (the run loop's own bookkeeping comes on top).
 
 A {args.big_steps:,}-step, {args.big_customers:,}-customer vw-cb run: {big_total:.1f} s wall
-({args.big_steps / big.seconds:,.0f} steps/s in the loop; mean regret {big.regret.mean():.3f}).
+including building the 10,000 customers ({args.big_steps / big.seconds:,.0f} steps/s in
+the loop; mean regret {big.regret.mean():.3f}).
 
-Load average while running: {load_before} before, {os.getloadavg()[0]:.2f} after (the
-machine is shared; figures on an idle core are higher).
+Load average (1, 5, 15 min): {load_before} before, {load_mid} after the 20,000-step
+runs, {_loadavg()} at the end. The machine is shared: on a busy machine the wall
+figures are lower and vary from run to run; the CPU-time figure leaves out the time
+the process waited for the core (not the slowdown from sharing caches with others).
 
-Target: 5,000 decision-plus-learn steps/s with vw-cb on one core —
-{"met" if args.steps / vw.seconds >= 5_000 else "NOT met"}: `decide` + `learn` cost
-{costs['decide'] + costs['learn']:.0f} µs a step (VW renders and parses a ~90-feature
-shared line in Python for every decision and again for learning), the environment
-{costs['env']:.0f} µs (building the validated `Context`, the rules, the truth for every
-candidate, the customer's life events and counters).
+Target: 5,000 decision-plus-learn steps/s with vw-cb on one core — {verdict}.
+Where a step's time goes: VW's native predict and learn over the shared × action
+interactions (memory-bound: the 2^18-weight table is touched at random); building the
+shared example (one hashed index per feature, memoised, values pushed as arrays — no
+VW text; the example of a decision is reused to learn from it); the environment's
+rules, life events, outcome draws and exact truth for every candidate.
 """
     print(body)
     if args.write:

@@ -22,6 +22,7 @@ References:
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -185,7 +186,7 @@ class VWPolicy(BasePolicy):
         self._example_by_object: dict[int, tuple[Action, Any]] = {}
         # Shared examples of the latest decisions, by Context object: learning from a
         # decision just made reuses the example its prediction was made with.
-        self._recent: dict[int, tuple[Context, Any]] = {}
+        self._recent: OrderedDict[int, tuple[Context, Any]] = OrderedDict()
         # Per action, the example learning labels (relabelled at every use).
         self._labelled: dict[int, tuple[Action, Any]] = {}
 
@@ -242,8 +243,16 @@ class VWPolicy(BasePolicy):
         example = self._hasher.example(context)
         recent[id(context)] = (context, example)  # holds the object: id stays unique
         if len(recent) > _RECENT:
-            del recent[next(iter(recent))]  # oldest first (dicts keep insertion order)
+            recent.popitem(last=False)  # the oldest (O(1), unlike a plain dict's front)
         return example
+
+    def _shared_to_learn(self, context: Context) -> Any:
+        """The example the decision on ``context`` was predicted with, released from the
+        cache (learnt once), or a new one for a context not decided here."""
+        hit = self._recent.pop(id(context), None)
+        if hit is not None and hit[0] is context:
+            return hit[1]
+        return self._hasher.example(context)
 
     def raw_pmf(self, context: Context, actions: Sequence[Action]) -> list[float]:
         # The wrapper's per-example label-type check costs ~15 µs per call; every example
@@ -279,7 +288,7 @@ class VWPolicy(BasePolicy):
             chosen = twin[1]  # a labelled copy: the cached unlabelled one stays unlabelled
             chosen._set_label(label(label=(cost_from_reward(reward), float(prob))))
             examples[idx] = chosen
-            examples.insert(0, self._shared(context))
+            examples.insert(0, self._shared_to_learn(context))
             learn(examples)
 
     def _state(self) -> bytes:
