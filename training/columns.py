@@ -126,7 +126,8 @@ def token_stream(rows: Sequence[Mapping[str, FeatureValue]], now: np.ndarray) ->
             continue
         idx = np.asarray(members, dtype=np.int64)
         at = now[idx]
-        columns = list(zip(*[values_of[i] for i in members], strict=True))
+        chosen = values_of if len(members) == n else [values_of[i] for i in members]
+        columns = list(zip(*chosen, strict=True))
         toks, vals, keeps = zip(
             *(_column(name, col, at, table) for name, col in zip(names, columns, strict=True)),
             strict=True,
@@ -135,7 +136,9 @@ def token_stream(rows: Sequence[Mapping[str, FeatureValue]], now: np.ndarray) ->
         parts_row.append(np.repeat(idx, len(names))[keep])
         parts_tok.append(np.column_stack(toks).ravel()[keep])
         parts_val.append(np.column_stack(vals).ravel()[keep])
-    if parts_row:
+    if len(parts_row) == 1:  # one group: already in row order
+        row, tok, val = parts_row[0], parts_tok[0], parts_val[0]
+    elif parts_row:
         row = np.concatenate(parts_row)
         order = np.argsort(row, kind="stable")  # groups interleave; a row's order is kept
         row, tok, val = (

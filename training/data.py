@@ -379,8 +379,10 @@ def join_logs(
     parser = _RowParser()
     columns = [decisions[c].to_numpy() for c in _ROW_COLUMNS]
     parse = parser.parse
-    for row_no, (event_id, *values) in enumerate(zip(*columns, strict=True)):
-        parsed = parse(*values)
+    for row_no, (event_id, cid, dp, t, cf, rc, acts, pmf_json, aid, p_logged) in enumerate(
+        zip(*columns, strict=True)
+    ):
+        parsed = parse(cid, dp, t, cf, rc, acts, pmf_json, aid, p_logged)
         if parsed.__class__ is str:
             report.skipped[parsed] += 1  # type: ignore[index]
             continue
