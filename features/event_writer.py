@@ -273,8 +273,10 @@ class EventWriter:
 
     def _run(self) -> None:
         """Flush ``flush_interval`` after the overlay stops being empty, then every
-        ``flush_interval`` from the previous flush's start (at once after a long flush)."""
+        ``flush_interval`` from the previous flush's start (at once after a long flush).
+        While writes fail (store down) the retry delay doubles, up to one second."""
         due: float | None = None
+        retry = self.flush_interval
         while not self._stop.is_set():
             if not len(self.overlay):
                 due = None
@@ -286,12 +288,16 @@ class EventWriter:
                 due = now + self.flush_interval
             if due > now and self._wake.wait(due - now):
                 self._wake.clear()  # backlog full or closing: flush now
-            due = time.monotonic() + self.flush_interval
+            failed = self.failed_flushes
+            started = time.monotonic()
             try:
                 self.flush()
                 self.flushes += 1
             except Exception:  # never let the writer thread die
                 log.exception("event flush failed")
+                self.failed_flushes += 1
+            retry = min(2 * retry, 1.0) if self.failed_flushes > failed else self.flush_interval
+            due = started + retry
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop the background thread and write what is pending."""

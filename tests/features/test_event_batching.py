@@ -270,3 +270,30 @@ def test_value_encoding_memo_matches_feast() -> None:
             decoded = _decode_proto(name, blob)
             assert decoded == value and type(decoded) is kind
     assert _decode_proto("open_tickets", Value(string_val="x").SerializeToString()) is None
+
+
+def test_background_thread_retries_a_down_store_without_losing_events(store) -> None:
+    from features.event_writer import EventWriter
+
+    source, other = store
+    cid = "c-000133"
+    base = other.get(cid).values["clicks_sms_7d"]
+    with EventWriter(source, flush_interval=0.01) as w:
+        read_many = w._bulk.read_many
+        calls: list[int] = []
+
+        def down(keys):
+            calls.append(len(keys))
+            raise FeatureStoreUnavailable("store down")
+
+        w._bulk.read_many = down
+        _ingest(w, cid, "message_clicked", channel="sms")
+        deadline = time.monotonic() + 5
+        while len(calls) < 3:  # the thread keeps retrying
+            assert time.monotonic() < deadline, "the writer stopped retrying"
+            time.sleep(0.01)
+        assert w.failed_flushes >= 3 and len(source.overlay) == 1
+        w._bulk.read_many = read_many  # the store is back
+        while other.get(cid).values["clicks_sms_7d"] != base + 1:
+            assert time.monotonic() < deadline + 5, "the event was never written"
+            time.sleep(0.01)
