@@ -24,11 +24,10 @@ import numpy as np
 
 from policies.catalog import Catalog
 from policies.types import Action, Context, LoggedBatch
+from training.row_parser import RowParser
 
 if TYPE_CHECKING:
     import pandas as pd
-
-PMF_TOLERANCE = 1e-6
 
 
 class TrainingDataError(RuntimeError):
@@ -107,135 +106,6 @@ _ROW_COLUMNS = (
     "action_id",
     "probability",
 )
-_SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
-
-
-def _scalars_only(mapping: object) -> bool:
-    """A JSON object of scalars. orjson gives ``str`` keys and values of exactly the JSON
-    types (``str``, ``int``, ``float``, ``bool``, ``None``, ``list``, ``dict``), so the set
-    of the values' types decides, in C."""
-    return mapping.__class__ is dict and set(map(type, mapping.values())) <= _SCALAR_TYPES  # type: ignore[attr-defined]
-
-
-class _RowParser:
-    """Decode one logged decision row, or name why it is unusable.
-
-    orjson rejects NaN/Infinity tokens, so decoded numbers are finite; scalars-only is
-    checked here, which is why :meth:`Context.trusted` may skip re-validation. Action
-    lists repeat across rows and are decoded once per distinct JSON string.
-    """
-
-    def __init__(self) -> None:
-        import orjson
-
-        self._loads = orjson.loads
-        self._actions: dict[str, tuple[list[Action], list[str]] | str] = {}
-        self._requests: dict[str, dict[str, object] | None] = {}
-        self._pmfs: dict[str, tuple[np.ndarray, list[float], float] | None] = {}
-
-    def _decode_actions(self, text: str) -> tuple[list[Action], list[str]] | str:
-        hit = self._actions.get(text)
-        if hit is not None:
-            return hit
-        try:
-            raw = self._loads(text)
-            actions = [Action(a["id"], a["channel"], a.get("features") or {}) for a in raw]
-            out: tuple[list[Action], list[str]] | str = (actions, [a.id for a in actions])
-        except (TypeError, ValueError, KeyError, AttributeError):
-            out = "corrupt_json"
-        if len(self._actions) < 100_000:
-            self._actions[text] = out
-        return out
-
-    def _decode_request(self, text: object) -> dict[str, object] | None:
-        """The request context (few distinct values in a log): decoded and checked once per
-        distinct string; ``None`` when corrupt. Rows share the decoded mapping, which no
-        one mutates (a :class:`Context` is read-only)."""
-        if not isinstance(text, (str, bytes)):
-            return None
-        hit = self._requests.get(text)  # type: ignore[call-overload]
-        if hit is not None or text in self._requests:
-            return hit
-        try:
-            out = self._loads(text)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            out = None
-        if not _scalars_only(out):
-            out = None
-        if len(self._requests) < 100_000:
-            self._requests[text] = out  # type: ignore[index]
-        return out
-
-    def _decode_pmf(self, text: object) -> tuple[np.ndarray, list[float], float] | None:
-        """The logged pmf as an array, as floats and its sum (numpy's sum; for fewer than
-        8 numbers that is the plain left-to-right sum), memoised per distinct string;
-        ``None`` when it is not a JSON list of numbers."""
-        if not isinstance(text, (str, bytes)):
-            return None
-        hit = self._pmfs.get(text)  # type: ignore[call-overload]
-        if hit is not None or text in self._pmfs:
-            return hit
-        out: tuple[np.ndarray, list[float], float] | None
-        try:
-            pmf = np.array(self._loads(text), dtype=float)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            out = None
-        else:
-            if pmf.ndim != 1:  # numbers, but not a flat list: matches no action list
-                out = (pmf, [], float("inf"))
-            else:
-                values = pmf.tolist()
-                out = (pmf, values, sum(values) if len(values) < 8 else float(pmf.sum()))
-        if len(self._pmfs) < 100_000:
-            self._pmfs[text] = out  # type: ignore[index]
-        return out
-
-    def parse(
-        self,
-        customer_id: object,
-        decision_point: object,
-        t_epoch: object,
-        customer_features: object,
-        context: object,
-        actions_json: object,
-        probabilities: object,
-        action_id: object,
-        p: object,
-    ) -> tuple[Context, list[Action], int, float, np.ndarray] | str:
-        if not isinstance(action_id, str):
-            return "no_action"
-        try:
-            p = float(p)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            return "bad_probability"
-        if not (0.0 < p <= 1.0):  # False for NaN
-            return "bad_probability"
-        try:
-            customer = self._loads(customer_features)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            return "corrupt_json"
-        request = self._decode_request(context)
-        logged = self._decode_pmf(probabilities)
-        if request is None or logged is None or not _scalars_only(customer):
-            return "corrupt_json"
-        decoded = self._decode_actions(actions_json)  # type: ignore[arg-type]
-        if decoded.__class__ is str:
-            return decoded  # type: ignore[return-value]
-        actions, ids = decoded  # type: ignore[misc]
-        pmf, values, total = logged
-        if len(values) != len(ids) or action_id not in ids:
-            return "ranking_mismatch"
-        index = ids.index(action_id)
-        if abs(total - 1.0) > PMF_TOLERANCE or abs(values[index] - p) > PMF_TOLERANCE:
-            return "ranking_mismatch"
-        ctx = Context.trusted(
-            str(customer_id),
-            customer,
-            request,  # type: ignore[arg-type]
-            str(decision_point),
-            float(t_epoch),  # type: ignore[arg-type]
-        )
-        return ctx, actions, index, p, pmf
 
 
 @dataclass(frozen=True)
@@ -376,7 +246,7 @@ def join_logs(
     pmfs: list[np.ndarray] = []
     keep: list[int] = []
     deadlines = _ts(decisions["reward_deadline"]) if "reward_deadline" in decisions else None
-    parser = _RowParser()
+    parser = RowParser()
     columns = [decisions[c].to_numpy() for c in _ROW_COLUMNS]
     parse = parser.parse
     for row_no, (event_id, cid, dp, t, cf, rc, acts, pmf_json, aid, p_logged) in enumerate(
