@@ -129,6 +129,8 @@ class TrainingSet:
 
     def subset(self, mask: np.ndarray) -> TrainingSet:
         """The rows where ``mask`` (shape ``(n_rounds,)``, bool) is true, order kept."""
+        if len(mask) == len(self) and bool(np.all(mask)):
+            return self  # immutable: the whole set is its own subset
         idx = np.flatnonzero(mask)
         b = self.batch
         return TrainingSet(
