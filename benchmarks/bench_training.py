@@ -218,6 +218,12 @@ def main() -> None:
             f"| **training throughput, Parquet logs → registered model** | **{n / tr['wall']:,.0f} events/s** | {n / tr['cpu']:,.0f} events/s |",
             f"| one-time process start-up, left out above (first run, {tr['warmup']} events: imports, first MLflow log_model) | {tr['warm_wall']:.2f} s | {tr['warm_cpu']:.2f} s |",
             f"| OPE, all estimators (IPS, clipped IPS, SNIPS, DM, DR, Switch-DR) on 1,000,000 events | {ope['seconds']:.2f} s | |",
+            "",
+            "Bulk path: shared features column-wise (`training/columns.py`), VW learning and "
+            "scoring through `policies/vw_batch.py`, uniform/rules pmfs once per action list, "
+            "the reward model asked once per held-out row; `tests/training/test_fast_path.py` "
+            "checks it gives the same VW bytes, pmfs and OPE estimates as the row-by-row path. "
+            "Before it (commit b58b7b7, row by row, cold process): 3,746 events/s end to end.",
         ]
     )
     print(body)
