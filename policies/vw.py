@@ -35,7 +35,7 @@ from policies.featurize import TIMESTAMP_SUFFIX, Token, _tokens, age_days, numer
 from policies.types import Action, Context, FeatureValue, LoggedBatch
 from policies.vw_shared import SharedHasher
 
-_RECENT = 4_096  # shared examples kept for learning from the latest decisions
+_RECENT = 1_024  # shared examples kept for learning from the latest decisions (~6 MB)
 
 EXPLORATIONS = ("epsilon", "softmax", "squarecb", "bag", "cover")
 _UNSAFE = str.maketrans({" ": "_", ":": "_", "|": "_", "\t": "_", "\n": "_", "\r": "_"})

@@ -26,7 +26,7 @@ class SimEvent:
     timestamp: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Observation:
     """One decision to make: the context a policy sees and the catalog split by the rules.
 
@@ -56,7 +56,7 @@ class Observation:
         return np.array([ids[a.id] for a in self.eligible], dtype=np.int64)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """What the customer did in response to the action."""
 
@@ -68,7 +68,7 @@ class Outcome:
     churned: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StepResult:
     """The result of one step.
 
