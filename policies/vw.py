@@ -1,9 +1,13 @@
 """Vowpal Wabbit contextual bandit (``cb_explore_adf``) through vowpal-wabbit-next.
 
-This is the only module that builds VW input or labels. Each decision is one
-multi-line example: a ``shared`` line with the customer namespace ``c`` and the
-request-context namespace ``r``, then one line per eligible action with the action
-namespace ``a`` (its id, channel and features). Quadratic interactions ``ca`` and
+This module (with :mod:`policies.vw_shared`) is the only place that builds VW input
+or labels. Each decision is one multi-line example: a ``shared`` line with the
+customer namespace ``c`` and the request-context namespace ``r``, then one line per
+eligible action with the action namespace ``a`` (its id, channel and features).
+:func:`shared_line` and :func:`action_line` give the VW text; on the hot path the
+shared example is built without text (same hashed indices, see
+:mod:`policies.vw_shared`) and the example a decision was predicted with is reused to
+learn from that decision. Quadratic interactions ``ca`` and
 ``ra`` let the learned value of an action depend on who the customer is; because
 actions are described by features (action-dependent features, "ADF"), a new action
 is scored from what was learned about similar ones, without retraining.
