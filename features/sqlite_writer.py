@@ -16,7 +16,7 @@ provider.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -61,26 +61,34 @@ class SqliteRowWriter:
 
     def write(self, view: str, items: Iterable[tuple[str, str, PendingRow]]) -> None:
         """Write each row's changed features (one transaction)."""
+        self.write_many({view: items})
+
+    def write_many(self, batches: Mapping[str, Iterable[tuple[str, str, PendingRow]]]) -> None:
+        """Write the rows of several views in one transaction (one commit, one WAL sync
+        point and one journal entry per customer, however many views they touched)."""
         from feast.infra.online_stores.helpers import extract_text_and_num
         from feast.protos.feast.types.Value_pb2 import Value
 
-        types = GROUPS[view]
-        rows = []
-        keys = []
-        for cid, _, row in items:
-            key = entity_key_bytes(cid)
-            keys.append(key)
-            ts = datetime.fromtimestamp(row.ts, tz=UTC).replace(tzinfo=None)  # naive UTC
-            for name in row.changed:
-                proto = Value(**{_ONEOF[types[name]]: row.values[name]})
-                text, _ = extract_text_and_num(proto, False)
-                rows.append((key, name, proto.SerializeToString(), text, ts, None))
-        table = self._tables[view]
+        statements: list[tuple[str, list[tuple]]] = []
+        keys: list[bytes] = []
+        for view, items in batches.items():
+            types = GROUPS[view]
+            rows = []
+            for cid, _, row in items:
+                key = entity_key_bytes(cid)
+                keys.append(key)
+                ts = datetime.fromtimestamp(row.ts, tz=UTC).replace(tzinfo=None)  # naive UTC
+                for name in row.changed:
+                    proto = Value(**{_ONEOF[types[name]]: row.values[name]})
+                    text, _ = extract_text_and_num(proto, False)
+                    rows.append((key, name, proto.SerializeToString(), text, ts, None))
+            statements.append((self._tables[view], rows))
         with self.conn:
-            for start in range(0, len(rows), _ROWS_PER_STATEMENT):
-                chunk = rows[start:start + _ROWS_PER_STATEMENT]
-                self.conn.execute(_upsert(table, len(chunk)),
-                                  [v for row in chunk for v in row])
+            for table, rows in statements:
+                for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+                    chunk = rows[start:start + _ROWS_PER_STATEMENT]
+                    self.conn.execute(_upsert(table, len(chunk)),
+                                      [v for row in chunk for v in row])
             # same transaction: a reader that sees these rows sees their journal entry
             record_changes(self.conn, keys)
 

@@ -185,3 +185,40 @@ def test_a_reader_left_behind_by_pruning_clears_everything(tmp_path: Path) -> No
         record_changes(writer, [b"z"])
     cache.sync(reader, state)
     assert cache.get(b"x") is None
+
+
+def test_write_many_commits_every_view_at_once_with_one_journal_entry(home: Path) -> None:
+    from features.cache import JOURNAL_TABLE
+    from features.overlay import PendingRow
+    from features.sqlite_writer import SqliteRowWriter
+
+    reader = _layer(home)
+    try:
+        source = reader.source
+        db = source.backend.db_path
+        writer = SqliteRowWriter(db, {v.name: v.table for v in source.views})
+        with sqlite3.connect(db) as conn:
+            before = conn.execute(f'SELECT max(seq) FROM "{JOURNAL_TABLE}"').fetchone()[0] or 0
+        billing = PendingRow(
+            2e9,
+            {"overdue_invoice": True, "days_overdue": 12},
+            changed=frozenset({"overdue_invoice", "days_overdue"}),
+        )
+        session = PendingRow(2e9, {"cart_value": 42.5}, changed=frozenset({"cart_value"}))
+        writer.write_many(
+            {
+                "customer_billing": [("c-000008", "customer_billing", billing)],
+                "customer_session": [("c-000008", "customer_session", session)],
+            }
+        )
+        writer.close()
+        values = reader.get("c-000008").values
+        assert values["days_overdue"] == 12 and values["overdue_invoice"] is True
+        assert values["cart_value"] == 42.5
+        with sqlite3.connect(db) as conn:
+            entries = conn.execute(
+                f'SELECT count(*) FROM "{JOURNAL_TABLE}" WHERE seq > ?', (before,)
+            ).fetchone()[0]
+        assert entries == 1  # one customer, two views, one transaction
+    finally:
+        reader.close()
