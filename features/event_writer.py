@@ -15,7 +15,7 @@ does no I/O for most events:
    (:mod:`features.row_io`: one Redis pipeline, or one SQLite ``IN (…)`` per view), folds
    the events on them in order, and writes every pending row's *changed* features in one
    batch (Redis: one pipeline in Feast's format; SQLite: :mod:`features.sqlite_writer`,
-   one transaction per view; other stores: Feast's provider ``online_write_batch``),
+   one transaction for every view; other stores: Feast's provider ``online_write_batch``),
    then drops the rows from the overlay.
 
 Visibility: a read in this process resolves the customer's deferred events first (one
@@ -233,11 +233,11 @@ class EventWriter:
         by_view: dict[str, list[Item]] = {}
         for item in items:
             by_view.setdefault(item[1], []).append(item)
+        if self._sqlite is not None:  # every view in one transaction
+            self._sqlite.write_many(by_view)
+            return
         for view, rows in by_view.items():
-            if self._sqlite is not None:
-                self._sqlite.write(view, rows)
-            else:
-                self._write_feast(view, rows)
+            self._write_feast(view, rows)
 
     def _write_feast(self, view: str, items: list[Item]) -> None:
         """One batch through Feast's provider: entity keys, ``ValueProto`` values, times."""
