@@ -15,6 +15,7 @@ rewards, propensities of 0, NaN or above 1, a pmf that does not match its action
 from __future__ import annotations
 
 import math
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,15 +68,24 @@ class LogReport:
         }
 
 
+def _cores() -> int:
+    """Cores this process may run on (its affinity, e.g. under ``taskset``)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def read_parquet_dir(directory: Path, report: LogReport) -> pd.DataFrame:
     """Every readable ``*.parquet`` under ``directory``; unreadable files are skipped."""
     import pandas as pd
     import pyarrow.parquet as pq
 
     frames = []
+    threads = _cores() > 1  # on one core arrow's thread pool only adds hand-offs
     for path in sorted(Path(directory).rglob("*.parquet")):
         try:
-            frames.append(pq.read_table(path).to_pandas())
+            frames.append(pq.read_table(path, use_threads=threads).to_pandas(use_threads=threads))
             report.files_read += 1
         except Exception as exc:  # truncated or corrupt file: counted, never fatal
             report.files_skipped.append(f"{path.name}: {type(exc).__name__}")
