@@ -163,9 +163,8 @@ class SqliteBackend:
             return cached[0]
         if cached is not None:  # the file was replaced (re-init): reopen
             cached[0].close()
-            if self.cache is not None:
+            if self.cache is not None:  # a journal missing there is created on first use
                 self.cache.clear()
-                create_journal(self.db_path)
         try:
             conn = sqlite3.connect(
                 f"file:{self.db_path}?mode=ro", uri=True, timeout=self.timeout,
@@ -186,7 +185,15 @@ class SqliteBackend:
         if cache is None:
             return self._read_store(conn, key, view)
         try:
-            cache.sync(conn, self._local.state)
+            try:
+                cache.sync(conn, self._local.state)
+            except sqlite3.OperationalError as exc:
+                # a store restored from a copy without its journal: recreate it, start over
+                if "no such table" not in str(exc) or not create_journal(self.db_path):
+                    raise
+                cache.clear()
+                self._local.state = {}
+                cache.sync(conn, self._local.state)
         except sqlite3.Error as exc:
             self.close()
             raise FeatureStoreUnavailable(f"online store unreadable: {exc}") from exc

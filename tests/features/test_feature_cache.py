@@ -222,3 +222,23 @@ def test_write_many_commits_every_view_at_once_with_one_journal_entry(home: Path
         assert entries == 1  # one customer, two views, one transaction
     finally:
         reader.close()
+
+
+def test_a_store_without_the_journal_gets_it_back_on_the_next_read(home: Path) -> None:
+    """A store restored from a copy made before the journal existed: the read recreates
+    the journal and keeps serving (it is not an outage)."""
+    from features.cache import JOURNAL_TABLE
+
+    reader = _layer(home)
+    try:
+        assert reader.get("c-000009").known
+        db = reader.source.backend.db_path
+        with sqlite3.connect(db) as conn:
+            conn.execute(f'DROP TABLE "{JOURNAL_TABLE}"')
+        assert reader.get("c-000009").known
+        with sqlite3.connect(db) as conn:
+            assert conn.execute(
+                "SELECT count(*) FROM sqlite_master WHERE name = ?", (JOURNAL_TABLE,)
+            ).fetchone() == (1,)
+    finally:
+        reader.close()
