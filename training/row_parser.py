@@ -25,6 +25,17 @@ def _scalars_only(mapping: object) -> bool:
     return mapping.__class__ is dict and set(map(type, mapping.values())) <= _SCALAR_TYPES  # type: ignore[attr-defined]
 
 
+def _flat_object(decoded: object, text: object) -> bool:
+    """:func:`_scalars_only` of ``decoded``, the JSON ``text`` decoded: a text with one
+    ``{`` and no ``[`` cannot hold a nested object or list (two memchr scans instead of
+    a pass over the values); any other text gets the full check."""
+    if decoded.__class__ is not dict:
+        return False
+    if text.__class__ is str and "[" not in text and text.count("{") == 1:  # type: ignore[operator, union-attr]
+        return True
+    return _scalars_only(decoded)
+
+
 class RowParser:
     """Decode one logged decision row, or name why it is unusable.
 
@@ -124,7 +135,7 @@ class RowParser:
             return "corrupt_json"
         request = self._decode_request(context)
         logged = self._decode_pmf(probabilities)
-        if request is None or logged is None or not _scalars_only(customer):
+        if request is None or logged is None or not _flat_object(customer, customer_features):
             return "corrupt_json"
         decoded = self._decode_actions(actions_json)  # type: ignore[arg-type]
         if decoded.__class__ is str:

@@ -205,3 +205,19 @@ def test_memoised_decoding_still_counts_every_bad_row() -> None:
     assert dict(ts.report.skipped) == {"corrupt_json": 4, "ranking_mismatch": 2}
     # rows logged with the same strings share one decoded pmf and request, values intact
     assert ts.logging_pmfs[0].tolist() == [0.5, 0.5] and ts.batch.contexts[1].request == {}
+
+
+def test_flat_object_shortcut_agrees_with_the_full_check() -> None:
+    from training.row_parser import _flat_object, _scalars_only
+
+    for text in [
+        '{"a": 1, "b": "x"}',
+        '{"a": "[not a list]", "b": "{not an object}"}',
+        '{"a": [1]}',
+        '{"a": {"b": 1}}',
+        "[1, 2]",
+        '"text"',
+        "{}",
+    ]:
+        decoded = json.loads(text)
+        assert _flat_object(decoded, text) == _scalars_only(decoded), text
