@@ -46,6 +46,7 @@ class MaestroClient:
         self.base_url = base_url.rstrip("/")
         self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout,
                                   transport=transport)
+        self.refused = 0  # 503 answers retried
 
     def close(self) -> None:
         self._http.close()
@@ -56,11 +57,25 @@ class MaestroClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    #: a ``503`` (overload: the request was refused before any work) is retried after its
+    #: ``Retry-After`` (capped at :attr:`max_retry_wait` s), at most this many times
+    overload_retries = 8
+    max_retry_wait = 1.0
+
     def _post(self, path: str, body: dict[str, Any], ok: tuple[int, ...]) -> httpx.Response:
-        try:
-            resp = self._http.post(path, json=body)
-        except httpx.HTTPError as exc:
-            raise TargetError(f"{self.base_url}{path}: {exc}") from exc
+        for attempt in range(self.overload_retries + 1):
+            try:
+                resp = self._http.post(path, json=body)
+            except httpx.HTTPError as exc:
+                raise TargetError(f"{self.base_url}{path}: {exc}") from exc
+            if resp.status_code != 503 or attempt == self.overload_retries:
+                break
+            self.refused += 1
+            try:
+                wait = float(resp.headers.get("retry-after", "1"))
+            except ValueError:
+                wait = 1.0
+            time.sleep(min(max(wait, 0.0), self.max_retry_wait))
         if resp.status_code == 401:
             raise TargetError(f"{self.base_url}{path}: 401 unauthorized (set MAESTRO_API_KEY)")
         if resp.status_code not in ok:
@@ -164,5 +179,6 @@ def run_target(
         channels=np.array(chans), probabilities=probs, rewards=rewards, expected=expected,
         optimal=optimal, seconds=time.perf_counter() - start,
         params={"target": client.base_url, "degraded": degraded,
-                "policy_versions": sorted(versions), "ineligible_in_simulator": mismatched},
+                "policy_versions": sorted(versions), "ineligible_in_simulator": mismatched,
+                "overload_retries": client.refused},
     )

@@ -127,3 +127,31 @@ def test_cli_simulate_with_unreachable_target_fails_with_one_line(tmp_path: Path
     lines = [ln for ln in result.output.splitlines() if ln.strip()]
     assert lines == [lines[0]] and lines[0].startswith("maestro: error:") and url in lines[0]
     assert "Traceback" not in result.output
+
+
+def test_client_retries_an_overload_refusal_after_retry_after() -> None:
+    """A 503 is a refusal before any work (contract): the client waits and retries; a
+    service that keeps refusing is reported, not retried forever."""
+    import httpx
+
+    calls = {"n": 0}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls["n"] += 1
+        if calls["n"] <= 2:
+            return httpx.Response(503, headers={"Retry-After": "1"}, json={"detail": []})
+        return httpx.Response(200, json={"event_id": "e", "accepted": True})
+
+    with MaestroClient("http://127.0.0.1:9", transport=httpx.MockTransport(handler)) as client:
+        client.max_retry_wait = 0.0
+        assert client.reward("e", 1.0) is True
+        assert client.refused == 2 and calls["n"] == 3
+
+    def always(_request: httpx.Request) -> httpx.Response:
+        return httpx.Response(503, headers={"Retry-After": "1"}, json={"detail": []})
+
+    with MaestroClient("http://127.0.0.1:9", transport=httpx.MockTransport(always)) as client:
+        client.max_retry_wait = 0.0
+        with pytest.raises(TargetError, match="503"):
+            client.reward("e", 1.0)
+        assert client.refused == client.overload_retries
