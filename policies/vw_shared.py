@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -36,6 +37,7 @@ _C, _R = ord("c"), ord("r")
 _LIMIT = 200_000  # memo entries per namespace (categorical values can be unbounded)
 _U64, _F32 = np.uint64, np.float32
 _AGE = object()
+_TEMPLATES = 20_000  # customer records memoised (about 1 KB each)
 
 
 class SharedHasher:
@@ -52,6 +54,8 @@ class SharedHasher:
         #: namespace → (name, value) → hashed index of the one-hot token
         self._onehot: dict[str, dict[tuple[str, FeatureValue], int]] = {"c": {}, "r": {}}
         self._points: dict[str, int] = {}
+        #: id of a read-only customer record -> (record, indices, values, aged positions)
+        self._templates: dict[int, tuple[Any, ...]] = {}
 
     def _fill(
         self,
@@ -108,17 +112,56 @@ class SharedHasher:
             self._ints[ns][(name, value)] = hit
         return hit
 
+    def _template(self, customer: Mapping[str, FeatureValue]) -> tuple[Any, ...] | None:
+        """The customer namespace of a read-only record, hashed once: index and value
+        arrays in ``_fill``'s order, with the positions and epochs of the ``*_ts``
+        features whose age is recomputed per decision. ``None``: not memoisable."""
+        hit = self._templates.get(id(customer))
+        if hit is not None and hit[0] is customer:
+            return hit
+        idx: list[int] = []
+        val: list[float] = []
+        aged: list[tuple[int, float]] = []
+        for name, value in customer.items():
+            if value.__class__ in (int, float) and name.endswith(TIMESTAMP_SUFFIX):
+                aged.append((len(idx), float(value)))  # type: ignore[arg-type]
+                idx.append((self._numeric["c"].get(name) or self._meta("c", name))[0])
+                val.append(0.0)
+            else:
+                self._fill("c", {name: value}, 0.0, idx, val)
+        hit = (customer, np.array(idx, _U64), np.array(val, _F32), aged)
+        self._templates[id(customer)] = hit  # holds the record: its id stays unique
+        if len(self._templates) > _TEMPLATES:
+            del self._templates[next(iter(self._templates))]
+        return hit
+
+    def _push_customer(self, ex: Any, customer: Mapping[str, FeatureValue], now: float) -> None:
+        if customer.__class__ is MappingProxyType:  # read-only (the feature source's records)
+            _, idx, template, aged = self._template(customer)
+            val = template.copy()
+            log1p, copysign = math.log1p, math.copysign
+            for pos, epoch in aged:
+                x = age_days(epoch, now)
+                if not x:  # an age of exactly 0 is dropped by VW: build it the long way
+                    break
+                val[pos] = copysign(log1p(abs(x)), x)
+            else:
+                if len(idx):
+                    ex[_C].push_many_features(idx, val)
+                return
+        idx_list: list[int] = []
+        val_list: list[float] = []
+        self._fill("c", customer, now, idx_list, val_list)
+        if idx_list:
+            ex[_C].push_many_features(np.array(idx_list, _U64), np.array(val_list, _F32))
+
     def example(self, context: Context) -> Any:
         """A new core example: the CB ``shared`` label, namespaces ``c`` then ``r``."""
         now = context.timestamp
         # VW's parse of an empty shared line: the CB ``shared`` label, no features, in a
         # third of the time of a new example plus a label set from Python
         ex = self._parse(self._core, "shared |")
-        idx: list[int] = []
-        val: list[float] = []
-        self._fill("c", context.customer, now, idx, val)
-        if idx:
-            ex[_C].push_many_features(np.array(idx, _U64), np.array(val, _F32))
+        self._push_customer(ex, context.customer, now)
         point = context.decision_point
         dp = self._points.get(point)
         if dp is None:

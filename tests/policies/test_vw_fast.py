@@ -119,3 +119,32 @@ def test_a_model_trained_on_text_lines_scores_text_free_examples_alike() -> None
     assert np.allclose([a[k] for k in keys], [b[k] for k in keys], rtol=1e-3, atol=1e-5)
     probe = _context(rng)
     assert np.allclose(text.raw_pmf(probe, actions), fast.raw_pmf(probe, actions), atol=1e-4)
+
+
+def test_read_only_customer_records_build_the_same_example_from_their_template() -> None:
+    """A read-only record (the feature source's) is hashed once and only its ``*_ts``
+    ages are recomputed: same indices and values as the full build, at any ``now``,
+    including ages of exactly 0 (dropped) and never-contacted (0) epochs."""
+    from types import MappingProxyType
+
+    from policies.vw import VWPolicy
+    from policies.vw_shared import SharedHasher
+
+    policy = VWPolicy()
+    hasher = SharedHasher(policy._core, policy._vw)
+    now = 1.7e9
+    customer = {"tier": "gold", "tenure_days": 400, "ltv": 812.5, "opens_7d": 0,
+                "consent_sms": True, "last_contact_email_ts": now - 3 * 86400.0,
+                "last_contact_sms_ts": 0.0, "last_event_ts": int(now - 60),
+                "segment": None}
+    frozen = MappingProxyType(dict(customer))
+
+    def features(ex: object) -> list[tuple[int, float]]:
+        group = ex[ord("c")]  # type: ignore[index]
+        return list(zip(group.indices, group.values, strict=True))
+
+    for at in (now, now + 86400.0, now - 60):  # the last: last_event_ts is exactly now
+        plain = Context("c-1", customer, {"page": "cart"}, "default", at)
+        ro = Context("c-1", frozen, {"page": "cart"}, "default", at)
+        assert features(hasher.example(ro)) == features(hasher.example(plain))
+    assert len(hasher._templates) == 1
