@@ -234,7 +234,7 @@ def report(
         "read). Consent: `ingest` of `consent_changed`, written through before it returns. "
         "CPU: the ingesting process's CPU time (ingest and writer threads) per event:",
         "",
-        "| store | pace | events/s | visibility p50 / p95 / p99 ms | wait p50 / p99 | "
+        "| store | pace | events/s | visibility p50 / p95 / p99 / max ms | wait p50 / p99 | "
         "write p50 / p99 | seen p50 / p99 | probes (unseen) | flushes (rows each) | "
         "consent ingest p50 / p99 ms | CPU µs / event | failed | load after |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -242,7 +242,8 @@ def report(
     for (store, pace), r in ingest.items():
         split = r["split"]
         lines.append(
-            f"| {store} | {pace} | {r['events_per_s']:,.0f} | {_ms(r['visibility'])} | "
+            f"| {store} | {pace} | {r['events_per_s']:,.0f} | "
+            f"{_ms(r['visibility'], ('p50', 'p95', 'p99', 'max'))} | "
             f"{_ms(split['wait'], ('p50', 'p99'))} | {_ms(split['write'], ('p50', 'p99'))} | "
             f"{_ms(split['seen'], ('p50', 'p99'))} | {r['probes']} ({r['probes_unseen']}) | "
             f"{r['flushes']} ({r['rows_per_flush']:.0f}) | "

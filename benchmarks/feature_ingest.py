@@ -44,8 +44,9 @@ def pct(samples: list[float] | np.ndarray) -> dict[str, float]:
     """p50/p95/p99/mean in milliseconds of samples in seconds."""
     a = np.asarray(samples, dtype=float) * 1e3
     if a.size == 0:
-        return {k: float("nan") for k in ("p50", "p95", "p99", "mean")}
+        return {k: float("nan") for k in ("p50", "p95", "p99", "mean", "max")}
     return {
+        "max": float(a.max()),
         "p50": float(np.percentile(a, 50)),
         "p95": float(np.percentile(a, 95)),
         "p99": float(np.percentile(a, 99)),
