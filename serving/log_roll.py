@@ -111,6 +111,62 @@ def read_segment(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
     return decisions, rewards, bad
 
 
+
+
+def _json_schema() -> pa.Schema:
+    """The spool lines as JSON carries them: times as epoch seconds, ``explored`` and
+    ``degraded`` as 0/1 (the reward flags are JSON booleans)."""
+    fields: dict[str, pa.DataType] = {"_t": pa.string()}
+    for name, kind in (*DECISION_COLUMNS, *REWARD_COLUMNS):
+        if pa.types.is_timestamp(kind):
+            kind = pa.float64()
+        elif name in ("explored", "degraded"):
+            kind = pa.int64()
+        fields.setdefault(name, kind)
+    return pa.schema(list(fields.items()))
+
+
+def arrow_tables(path: Path) -> tuple[pa.Table, pa.Table] | None:
+    """The segment's decisions and rewards as Arrow tables, parsed by Arrow's C++ JSON
+    reader (which releases the GIL: the serving thread keeps running while a segment is
+    rolled). ``None`` when a line does not fit (a torn last line): use the line reader."""
+    import pyarrow.compute as pc
+    import pyarrow.json as pj
+
+    try:
+        table = pj.read_json(
+            path,
+            parse_options=pj.ParseOptions(
+                explicit_schema=_json_schema(), unexpected_field_behavior="ignore"
+            ),
+        )
+    except (pa.ArrowInvalid, OSError):
+        return None
+    out = []
+    for kind, schema in (("d", DECISION_SCHEMA), ("r", REWARD_SCHEMA)):
+        part = table.filter(pc.equal(table["_t"], kind))
+        arrays = []
+        for f in schema:
+            col = part[f.name]
+            if pa.types.is_timestamp(f.type):  # int(seconds * 1e6), truncated, as rows do
+                micros = pc.multiply(col, 1_000_000.0)
+                col = pc.cast(pc.trunc(micros), pa.int64()).cast(f.type)
+            elif col.type != f.type:
+                col = pc.cast(col, f.type)
+            arrays.append(col)
+        out.append(pa.Table.from_arrays(arrays, schema=schema))
+    if table.num_rows != out[0].num_rows + out[1].num_rows:
+        return None  # a line without a known record type: the line reader counts it
+    return out[0], out[1]
+
+
+def _erased_in(decisions: pa.Table, erasures: Mapping[str, float]) -> bool:
+    from serving.tombstones import customer_hash
+
+    ids = decisions["customer_id"].unique().to_pylist()
+    return any(customer_hash(str(c)) in erasures for c in ids)
+
+
 def roll_segment(
     path: Path,
     decisions_dir: Path,
@@ -125,6 +181,12 @@ def roll_segment(
     Decisions of customers erased since they were logged (``erasures``, see
     :mod:`serving.tombstones`) are dropped with their rewards, counted in ``dropped``.
     """
+    fast = arrow_tables(path)
+    if fast is not None and not (erasures and _erased_in(fast[0], erasures)):
+        for table, out_dir in ((fast[0], decisions_dir), (fast[1], rewards_dir)):
+            if table.num_rows:
+                write_atomic(table, out_dir / f"part-{part_name}.parquet")
+        return fast[0].num_rows + fast[1].num_rows
     decisions, rewards, _bad = read_segment(path)
     if erasures:
         from serving.tombstones import drop_erased
