@@ -234,7 +234,7 @@ class SqliteBackend:
                 values[name] = convert(value_text)
             elif blob is not None and (decoded := self._proto(name, blob)) is not None:
                 values[name] = decoded
-        return {self._views[i]: (_sqlite_ts(newest[i]), v) for i, v in found.items()}
+        return {self._views[i]: (sqlite_ts(newest[i]), v) for i, v in found.items()}
 
     def ping(self) -> bool:
         try:
@@ -250,7 +250,7 @@ class SqliteBackend:
             self._local.conn = None
 
 
-def _sqlite_ts(value: Any) -> float:
+def sqlite_ts(value: Any) -> float:
     """Feast stores a naive-UTC datetime through ``datetime.timestamp()`` (local time)."""
     if isinstance(value, int | float):
         return datetime.fromtimestamp(value).replace(tzinfo=UTC).timestamp()

@@ -24,12 +24,11 @@ from __future__ import annotations
 import sqlite3
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from features.errors import FeatureStoreUnavailable
-from features.feast_source import entity_key_bytes
+from features.feast_source import entity_key_bytes, sqlite_ts
 from features.schema import ALL_FEATURES, GROUPS
 from features.source import FeatureValue
 
@@ -80,18 +79,6 @@ def encode_value(kind: type, value: FeatureValue) -> bytes:
             _ENCODED.clear()
         _ENCODED[(oneof, value)] = blob
     return blob
-
-
-def _sqlite_ts(value: Any) -> float:
-    """Feast stores a naive-UTC datetime (as :mod:`features.feast_source` reads it)."""
-    if isinstance(value, int | float):
-        return datetime.fromtimestamp(value).replace(tzinfo=UTC).timestamp()
-    if isinstance(value, bytes):
-        value = value.decode()
-    parsed = datetime.fromisoformat(str(value))
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
 
 
 class SqliteRows:
@@ -168,7 +155,7 @@ class SqliteRows:
             elif blob is not None and (decoded := _decode_proto(name, blob)) is not None:
                 values[name] = decoded
         for k, ts in newest.items():
-            out[k] = (_sqlite_ts(ts), out[k][1])
+            out[k] = (sqlite_ts(ts), out[k][1])
 
     def close(self) -> None:
         if self._conn is not None:
