@@ -63,6 +63,10 @@ def feast_routing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
         mlflow_tracking_uri=f"sqlite:///{home / 'mlflow.db'}",
         roll_seconds=0.5,
         cold_start_kind="uniform",
+        # this suite checks routing, not latency: a loaded CI machine must not turn an
+        # answer into the time-budget fallback or an admission refusal
+        time_budget_ms=2000.0,
+        admission_queue_ms=10_000.0,
     )
     app = build_app(settings)
     port = _free_port()
