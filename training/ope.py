@@ -143,8 +143,44 @@ def _need_q(
     return ql, qt
 
 
+Arr = np.ndarray
+Q = np.ndarray | None  # a reward model's values, when the caller has one
+
+
+class _Checked:
+    """The one signature of every estimator: ``estimate`` checks the inputs once
+    (:func:`check_inputs`) and hands the arrays to the estimator's ``_value``."""
+
+    name: ClassVar[str]
+
+    def estimate(
+        self,
+        rewards: object,
+        logging_probs: object,
+        target_probs: object,
+        q_logged: object = None,
+        q_target: object = None,
+        alpha: float = 0.05,
+    ) -> Estimate:
+        r, mu, pi, ql, qt = check_inputs(
+            rewards, logging_probs, target_probs, q_logged, q_target, alpha
+        )
+        return self._value(r, mu, pi, ql, qt, alpha)
+
+    def _value(
+        self,
+        r: np.ndarray,
+        mu: np.ndarray,
+        pi: np.ndarray,
+        ql: np.ndarray | None,
+        qt: np.ndarray | None,
+        alpha: float,
+    ) -> Estimate:
+        raise NotImplementedError
+
+
 @dataclass(frozen=True)
-class IPS:
+class IPS(_Checked):
     """Inverse propensity scoring (Horvitz–Thompson).
 
     ``V̂ = (1/n) Σ_i w_i r_i``, ``w_i = π_i / μ_i``; unbiased when ``μ > 0`` wherever
@@ -157,24 +193,13 @@ class IPS:
 
     name: ClassVar[str] = "ips"
 
-    def estimate(
-        self,
-        rewards: object,
-        logging_probs: object,
-        target_probs: object,
-        q_logged: object = None,
-        q_target: object = None,
-        alpha: float = 0.05,
-    ) -> Estimate:
-        r, mu, pi, _, _ = check_inputs(
-            rewards, logging_probs, target_probs, q_logged, q_target, alpha
-        )
+    def _value(self, r: Arr, mu: Arr, pi: Arr, _ql: Q, _qt: Q, alpha: float) -> Estimate:
         w = pi / mu
         return _mean_ci(w * r, alpha, _kish(w))
 
 
 @dataclass(frozen=True)
-class ClippedIPS:
+class ClippedIPS(_Checked):
     """IPS with weights clipped at ``max_weight``: ``V̂ = (1/n) Σ_i min(w_i, M) r_i``.
 
     Trades a downward bias (for non-negative rewards) for lower variance. CI: normal
@@ -192,24 +217,13 @@ class ClippedIPS:
         if not self.max_weight > 0:
             raise EstimatorInputError("max_weight must be > 0", field="max_weight")
 
-    def estimate(
-        self,
-        rewards: object,
-        logging_probs: object,
-        target_probs: object,
-        q_logged: object = None,
-        q_target: object = None,
-        alpha: float = 0.05,
-    ) -> Estimate:
-        r, mu, pi, _, _ = check_inputs(
-            rewards, logging_probs, target_probs, q_logged, q_target, alpha
-        )
+    def _value(self, r: Arr, mu: Arr, pi: Arr, _ql: Q, _qt: Q, alpha: float) -> Estimate:
         w = np.minimum(pi / mu, self.max_weight)
         return _mean_ci(w * r, alpha, _kish(w))
 
 
 @dataclass(frozen=True)
-class SNIPS:
+class SNIPS(_Checked):
     """Self-normalised IPS: ``V̂ = Σ_i w_i r_i / Σ_i w_i``.
 
     Biased but consistent, with far lower variance than IPS when weights are large.
@@ -223,18 +237,7 @@ class SNIPS:
 
     name: ClassVar[str] = "snips"
 
-    def estimate(
-        self,
-        rewards: object,
-        logging_probs: object,
-        target_probs: object,
-        q_logged: object = None,
-        q_target: object = None,
-        alpha: float = 0.05,
-    ) -> Estimate:
-        r, mu, pi, _, _ = check_inputs(
-            rewards, logging_probs, target_probs, q_logged, q_target, alpha
-        )
+    def _value(self, r: Arr, mu: Arr, pi: Arr, _ql: Q, _qt: Q, alpha: float) -> Estimate:
         w = pi / mu
         n = r.shape[0]
         wbar = float(w.mean())
@@ -247,7 +250,7 @@ class SNIPS:
 
 
 @dataclass(frozen=True)
-class DM:
+class DM(_Checked):
     """Direct method: ``V̂ = (1/n) Σ_i q̂_π(x_i)`` with ``q̂_π(x) = Σ_a π(a|x) q̂(x, a)``.
 
     Low variance, biased as much as the reward model is wrong. CI: normal
@@ -261,24 +264,13 @@ class DM:
 
     name: ClassVar[str] = "dm"
 
-    def estimate(
-        self,
-        rewards: object,
-        logging_probs: object,
-        target_probs: object,
-        q_logged: object = None,
-        q_target: object = None,
-        alpha: float = 0.05,
-    ) -> Estimate:
-        r, _mu, _pi, ql, qt = check_inputs(
-            rewards, logging_probs, target_probs, q_logged, q_target, alpha
-        )
+    def _value(self, r: Arr, _mu: Arr, _pi: Arr, ql: Q, qt: Q, alpha: float) -> Estimate:
         _, qt = _need_q(self.name, ql, qt)
         return _mean_ci(qt, alpha, float(r.shape[0]))
 
 
 @dataclass(frozen=True)
-class DR:
+class DR(_Checked):
     """Doubly robust: ``V̂ = (1/n) Σ_i [q̂_π(x_i) + w_i (r_i − q̂(x_i, a_i))]``.
 
     Unbiased when either the propensities or the reward model are right. CI: normal
@@ -290,25 +282,14 @@ class DR:
 
     name: ClassVar[str] = "dr"
 
-    def estimate(
-        self,
-        rewards: object,
-        logging_probs: object,
-        target_probs: object,
-        q_logged: object = None,
-        q_target: object = None,
-        alpha: float = 0.05,
-    ) -> Estimate:
-        r, mu, pi, ql, qt = check_inputs(
-            rewards, logging_probs, target_probs, q_logged, q_target, alpha
-        )
+    def _value(self, r: Arr, mu: Arr, pi: Arr, ql: Q, qt: Q, alpha: float) -> Estimate:
         ql, qt = _need_q(self.name, ql, qt)
         w = pi / mu
         return _mean_ci(qt + w * (r - ql), alpha, _kish(w))
 
 
 @dataclass(frozen=True)
-class SwitchDR:
+class SwitchDR(_Checked):
     """Switch-DR: the DR term where ``w_i ≤ τ``, the DM term where the weight is larger.
 
     ``V̂ = (1/n) Σ_i [q̂_π(x_i) + 1{w_i ≤ τ} w_i (r_i − q̂(x_i, a_i))]`` — the round-level
@@ -327,18 +308,7 @@ class SwitchDR:
         if not self.tau > 0:
             raise EstimatorInputError("tau must be > 0", field="tau")
 
-    def estimate(
-        self,
-        rewards: object,
-        logging_probs: object,
-        target_probs: object,
-        q_logged: object = None,
-        q_target: object = None,
-        alpha: float = 0.05,
-    ) -> Estimate:
-        r, mu, pi, ql, qt = check_inputs(
-            rewards, logging_probs, target_probs, q_logged, q_target, alpha
-        )
+    def _value(self, r: Arr, mu: Arr, pi: Arr, ql: Q, qt: Q, alpha: float) -> Estimate:
         ql, qt = _need_q(self.name, ql, qt)
         w = pi / mu
         keep = w <= self.tau
