@@ -13,9 +13,9 @@ export MLFLOW_ENABLE_TELEMETRY := false
 export RAY_SERVE_ENABLE_HA_PROXY := 1
 export RAY_SERVE_THROUGHPUT_OPTIMIZED := 1
 
-.PHONY: install run test test-all test-deps lint bench clean
+.PHONY: install ext run test test-all test-deps lint bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py $(wildcard */_*.pyx)
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# The CPU build of torch first, or pip pulls a multi-GB CUDA build.
@@ -24,6 +24,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Rebuild the compiled hot loops (*/_*.pyx) in place after editing one.
+ext: install
+	$(PY) setup.py -q build_ext --inplace
 
 run: install
 	$(VENV)/bin/maestro init
