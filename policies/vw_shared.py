@@ -37,11 +37,14 @@ _C, _R = ord("c"), ord("r")
 _LIMIT = 200_000  # memo entries per namespace (categorical values can be unbounded)
 _U64, _F32 = np.uint64, np.float32
 _AGE = object()
+_NONE: dict[Any, Any] = {}  # read-only stand-in for a name not memoised yet
 _TEMPLATES = 20_000  # customer records memoised (about 1 KB each)
 
 
 class SharedHasher:
     """Builds shared (core) examples for one VW workspace; see the module docstring."""
+
+    _AGE = _AGE  # the marker of integer epochs in ``_ints`` (read by the compiled fill)
 
     def __init__(self, core: Any, vw: Any) -> None:
         self._index = core.get_index_for_scalar_feature
@@ -49,10 +52,12 @@ class SharedHasher:
         self._parse = vw._core._parse_line_text
         #: namespace → feature name → (hashed index, is a ``*_ts`` timestamp)
         self._numeric: dict[str, dict[str, tuple[int, bool]]] = {"c": {}, "r": {}}
-        #: namespace → (name, non-zero integer) → (index, value), or ``_AGE`` for epochs
-        self._ints: dict[str, dict[tuple[str, int], object]] = {"c": {}, "r": {}}
-        #: namespace → (name, value) → hashed index of the one-hot token
-        self._onehot: dict[str, dict[tuple[str, FeatureValue], int]] = {"c": {}, "r": {}}
+        #: namespace → name → non-zero integer → (index, value), or ``_AGE`` for epochs
+        self._ints: dict[str, dict[str, dict[int, object]]] = {"c": {}, "r": {}}
+        #: namespace → name → value → hashed index of the one-hot token
+        self._onehot: dict[str, dict[str, dict[FeatureValue, int]]] = {"c": {}, "r": {}}
+        #: entries in ``_ints`` / ``_onehot`` per namespace (bounded by ``_LIMIT``)
+        self._sizes: dict[str, int] = {"c": 0, "r": 0}
         self._points: dict[str, int] = {}
         #: id of a read-only customer record -> (record, indices, values, aged positions)
         self._templates: dict[int, tuple[Any, ...]] = {}
@@ -79,7 +84,7 @@ class SharedHasher:
             elif cls is int:
                 if not value and not name.endswith(TIMESTAMP_SUFFIX):
                     continue  # zero: VW drops it
-                hit = ints.get((name, value))
+                hit = ints.get(name, _NONE).get(value)
                 if hit is None:
                     hit = self._int(ns, name, value)  # type: ignore[arg-type]
                 if hit is _AGE:  # an integer epoch: its age changes with ``now``
@@ -91,13 +96,23 @@ class SharedHasher:
                 push_i(hit[0])  # type: ignore[index]
                 push_v(hit[1])  # type: ignore[index]
             else:  # str, bool or None: one-hot
-                i = onehot.get((name, value))
+                i = onehot.get(name, _NONE).get(value)
                 if i is None:
-                    i = self._index(token_name(name, value).translate(_UNSAFE), None, ns)  # type: ignore[arg-type]
-                    if len(onehot) < _LIMIT:
-                        onehot[(name, value)] = i
+                    i = self._onehot_index(ns, name, value)
                 push_i(i)
                 push_v(1.0)
+
+    def _onehot_index(self, ns: str, name: str, value: FeatureValue) -> int:
+        i: int = self._index(token_name(name, value).translate(_UNSAFE), None, ns)  # type: ignore[arg-type]
+        self._remember(self._onehot[ns], ns, name, value, i)
+        return i
+
+    def _remember(
+        self, table: dict[str, dict[Any, Any]], ns: str, name: str, value: Any, hit: Any
+    ) -> None:
+        if self._sizes[ns] < _LIMIT:
+            table.setdefault(name, {})[value] = hit
+            self._sizes[ns] += 1
 
     def _meta(self, ns: str, name: str) -> tuple[int, bool]:
         meta = (self._index(name.translate(_UNSAFE), None, ns), name.endswith(TIMESTAMP_SUFFIX))
@@ -108,8 +123,7 @@ class SharedHasher:
     def _int(self, ns: str, name: str, value: int) -> object:
         meta = self._numeric[ns].get(name) or self._meta(ns, name)
         hit: object = _AGE if meta[1] else (meta[0], numeric_value(value))
-        if len(self._ints[ns]) < _LIMIT:
-            self._ints[ns][(name, value)] = hit
+        self._remember(self._ints[ns], ns, name, value, hit)
         return hit
 
     def _template(self, customer: Mapping[str, FeatureValue]) -> tuple[Any, ...] | None:
@@ -149,11 +163,9 @@ class SharedHasher:
                 if len(idx):
                     ex[_C].push_many_features(idx, val)
                 return
-        idx_list: list[int] = []
-        val_list: list[float] = []
-        self._fill("c", customer, now, idx_list, val_list)
-        if idx_list:
-            ex[_C].push_many_features(np.array(idx_list, _U64), np.array(val_list, _F32))
+        n, idx, val = fill(self, "c", customer, now)
+        if n:
+            ex[_C].push_many_features(idx, val)
 
     def example(self, context: Context) -> Any:
         """A new core example: the CB ``shared`` label, namespaces ``c`` then ``r``."""
@@ -168,13 +180,30 @@ class SharedHasher:
             dp = self._index(f"dp={point}".translate(_UNSAFE), None, "r")
             if len(self._points) < 10_000:
                 self._points[point] = dp
-        idx, val = [dp], [1.0]
-        self._fill("r", context.request, now, idx, val)
-        group = ex[_R]
-        if len(idx) <= 8:  # a few features: one call each beats building two arrays
-            push = group.push_feature
-            for i, v in zip(idx, val, strict=True):
-                push(i, v)
-        else:
-            group.push_many_features(np.array(idx, _U64), np.array(val, _F32))
+        _, idx, val = fill(self, "r", context.request, now, dp)
+        ex[_R].push_many_features(idx, val)
         return ex
+
+
+def fill_py(
+    hasher: SharedHasher,
+    ns: str,
+    features: Mapping[str, FeatureValue],
+    now: float,
+    first: int | None = None,
+) -> tuple[int, np.ndarray, np.ndarray]:
+    """``(n, indices, values)`` of namespace ``ns`` (uint64 and float32 arrays of length
+    ``n``), led by ``first`` with value 1 when given. The pure-Python twin of
+    ``policies._vw_shared.fill`` (compiled; same bits, see the module docstring)."""
+    idx: list[int] = [] if first is None else [first]
+    val: list[float] = [] if first is None else [1.0]
+    hasher._fill(ns, features, now, idx, val)
+    return len(idx), np.array(idx, _U64), np.array(val, _F32)
+
+
+try:  # the compiled twin (``make ext``); without a compiler Maestro is only slower
+    from policies._vw_shared import fill as fill_compiled
+except ImportError:  # pragma: no cover - an install without the extension
+    fill_compiled = None
+
+fill = fill_compiled or fill_py
