@@ -1,7 +1,9 @@
 """``create_app(service)``: the HTTP API of the contract, mapped onto a :class:`DecisionService`.
 
 Handlers are ``async`` and call the service directly on the event loop (no threadpool
-hop: the decision path is CPU-bound and sub-millisecond). Authentication and the body
+hop: the decision path is CPU-bound and sub-millisecond); ``POST /decide`` is answered
+innermost in the middleware stack, without FastAPI's router (:mod:`serving.direct`), and
+stays documented by its FastAPI route. Authentication and the body
 size limit are one pure-ASGI middleware (cheaper than Starlette's ``BaseHTTPMiddleware``).
 One exception handler maps the three error roots (:class:`policies.errors.PolicyError`,
 :class:`features.errors.FeatureStoreError`, :class:`serving.errors.ServingError`) and
@@ -23,12 +25,17 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Res
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from features.errors import FeatureStoreError
-from policies.errors import PolicyError
 from serving.admission import AdmissionMiddleware
 from serving.dashboard import ExperimentsView, dashboard_data
 from serving.dashboard import page as dashboard_page
-from serving.errors import ServingError
+from serving.direct import (
+    DOMAIN_ERRORS,
+    DirectRoutes,
+    Handler,
+    domain_response,
+    error_response,
+    validation_response,
+)
 from serving.metrics import CONTENT_TYPE
 from serving.schemas import (
     DecideRequest,
@@ -47,13 +54,6 @@ OPEN_PATHS = frozenset({"/healthz", "/metrics"})
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 404, 409, 413, 422, 503)
 }
-
-
-def _error(
-    status: int, field: str | None, problem: str, kind: str, headers: dict[str, str] | None = None
-) -> Response:
-    body = orjson.dumps({"detail": [{"field": field, "problem": problem, "type": kind}]})
-    return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
 class GuardMiddleware:
@@ -79,7 +79,7 @@ class GuardMiddleware:
             await self.app(scope, receive, send)
             return
         if self.keys and scope["path"] not in OPEN_PATHS and not self._authorized(scope):
-            err = _error(
+            err = error_response(
                 401,
                 "authorization",
                 "missing or invalid API key (Authorization: Bearer <key>)",
@@ -90,7 +90,7 @@ class GuardMiddleware:
             return
         length = next((v for k, v in scope["headers"] if k == b"content-length"), None)
         if length is not None and length.isdigit() and int(length) > self.max_body:
-            err = _error(
+            err = error_response(
                 422, "body", f"request body over {self.max_body} bytes", "PayloadTooLargeError"
             )
             await err(scope, receive, send)
@@ -108,7 +108,7 @@ class GuardMiddleware:
                 size += len(chunks[-1])
                 more = message.get("more_body", False)
                 if size > self.max_body:
-                    err = _error(
+                    err = error_response(
                         422,
                         "body",
                         f"request body over {self.max_body} bytes",
@@ -131,11 +131,15 @@ class GuardMiddleware:
         await self.app(scope, receive, send)
 
 
-def _field(loc: tuple[Any, ...], kind: str = "") -> str:
-    if kind == "json_invalid":
-        return "body"
-    parts = [str(p) for p in loc if p not in ("body",)]
-    return ".".join(parts) or "body"
+def direct_routes(service: DecisionService) -> dict[tuple[str, str], Handler]:
+    """What :class:`serving.direct.DirectRoutes` answers without FastAPI: ``/decide`` and
+    the benchmark's baseline ``/_empty`` (the same path through the same middleware, so
+    "``/decide`` over empty" is the decision's own cost)."""
+
+    def decide(body: bytes) -> bytes:
+        return service.decide(DecideRequest.model_validate_json(body))
+
+    return {("POST", "/decide"): decide, ("POST", "/_empty"): lambda _body: b"{}"}
 
 
 def create_app(
@@ -176,37 +180,20 @@ def create_app(
         responses=_ERRORS,
     )
     app.state.service = service
+    if not decide_in_threadpool:  # innermost: after the key guard, size limit and admission
+        app.add_middleware(DirectRoutes, routes=direct_routes(service))
     app.add_middleware(GuardMiddleware, api_keys=list(api_keys), max_body_bytes=max_body_bytes)
     if admission is not None:  # added last: outermost, so a refusal costs the least
         app.add_middleware(AdmissionMiddleware, registry=service.metrics.registry, **admission)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> Response:
-        items = [
-            {
-                "field": _field(tuple(e.get("loc", ())), e.get("type", "")),
-                "problem": e.get("msg", "invalid"),
-                "type": e.get("type", "value_error"),
-            }
-            for e in exc.errors()
-        ]
-        return Response(
-            orjson.dumps({"detail": items}), status_code=422, media_type="application/json"
-        )
+        return validation_response(exc.errors())
 
     async def _domain(_request: Request, exc: Exception) -> Response:
-        status = int(getattr(exc, "status_code", 500))
-        if status >= 500:
-            logger.warning("request failed: %s: %s", type(exc).__name__, exc)
-        return _error(
-            status,
-            getattr(exc, "field", None),
-            str(exc),
-            type(exc).__name__,
-            getattr(exc, "headers", None),
-        )
+        return domain_response(exc)
 
-    for root in (PolicyError, FeatureStoreError, ServingError):
+    for root in DOMAIN_ERRORS:
         app.add_exception_handler(root, _domain)
 
     @app.exception_handler(StarletteHTTPException)
@@ -214,7 +201,7 @@ def create_app(
         # FastAPI's own 4xx (an undecodable body: 400; unknown path: 404; wrong method:
         # 405) in the same {"detail": [{field, problem, type}]} shape as every other error
         field = "body" if exc.status_code == 400 else None
-        return _error(exc.status_code, field, str(exc.detail), "HTTPError", exc.headers)
+        return error_response(exc.status_code, field, str(exc.detail), "HTTPError", exc.headers)
 
     if decide_in_threadpool:
 
@@ -339,7 +326,7 @@ def _exact_key_patterns(node: Any) -> None:
     if isinstance(node, dict):
         patterns = node.get("patternProperties")
         if isinstance(patterns, dict) and len(patterns) == 1 and "propertyNames" in node:
-            (pattern, value), = patterns.items()
+            ((pattern, value),) = patterns.items()
             node["propertyNames"] = {**node["propertyNames"], "pattern": pattern}
             node["additionalProperties"] = value
             del node["patternProperties"]

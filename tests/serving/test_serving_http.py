@@ -240,3 +240,38 @@ def test_body_over_64_kib_is_rejected(server) -> None:
     )
     assert r.status_code == 422, r.text
     assert _decide(server, customer_id="c-all").status_code == 200  # the server is fine
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [json.dumps(b).encode() for b, _ in BAD_BODIES]
+    + [
+        b'{"customer_id": "c-all", "context": {"x": NaN}}',
+        b'{"customer_id": "c-all", "context": {"x": 1e999}}',
+        b'{"customer_id": "c-all",',
+        b"[]",
+        b"",
+    ],
+)
+def test_direct_decide_route_refuses_like_the_fastapi_route(server, raw) -> None:
+    """``/decide`` is answered without FastAPI's router (serving/direct.py): for every
+    malformed body it gives the same status and names the same fields as the FastAPI
+    route of the same handler (``/_decide_async``)."""
+    headers = {"content-type": "application/json"}
+    direct = server.client.post("/decide", content=raw, headers=headers)
+    routed = server.client.post("/_decide_async", content=raw, headers=headers)
+    assert 400 <= direct.status_code < 500, direct.text
+    assert direct.status_code == routed.status_code, (direct.text, routed.text)
+    fields = sorted(d["field"] for d in direct.json()["detail"])
+    assert fields == sorted(d["field"] for d in routed.json()["detail"]), (direct.text, routed.text)
+    assert all(d["problem"] and d["type"] for d in direct.json()["detail"])
+
+
+def test_direct_decide_route_keeps_method_and_auth_checks(server) -> None:
+    """The direct route answers only ``POST /decide`` after the API-key guard."""
+    assert server.client.get("/decide").status_code == 405
+    r = httpx.post(f"{server.base_url}/decide", json={"customer_id": "c-all"}, timeout=10)
+    assert r.status_code == 401 and r.json()["detail"][0]["field"] == "authorization"
+    ok = server.client.post("/decide", json={"customer_id": "c-all", "decision_point": CART})
+    assert ok.status_code == 200 and ok.headers["content-type"] == "application/json"
+    assert int(ok.headers["content-length"]) == len(ok.content) and ok.json()["event_id"]
