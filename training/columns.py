@@ -39,6 +39,11 @@ _values = operator.methodcaller("values")
 _NUMBERS = frozenset({float, int})
 _ONEHOT = frozenset({str, bool, type(None)})
 
+try:
+    from training import _columns as _compiled
+except ImportError:  # not built (no compiler): the numpy twin below
+    _compiled = None
+
 
 @dataclass(frozen=True)
 class TokenStream:
@@ -109,7 +114,19 @@ def _column(
 
 def token_stream(rows: Sequence[Mapping[str, FeatureValue]], now: np.ndarray) -> TokenStream:
     """The :class:`TokenStream` of feature mappings ``rows`` observed at times ``now``
-    (epoch seconds, shape ``(len(rows),)``; ``*_ts`` features become ages at ``now``)."""
+    (epoch seconds, shape ``(len(rows),)``; ``*_ts`` features become ages at ``now``):
+    compiled (:mod:`training._columns`, one pass over the rows) when built, else
+    :func:`token_stream_py`."""
+    if _compiled is None:
+        return token_stream_py(rows, now)
+    now = np.ascontiguousarray(now, dtype=np.float64)
+    return TokenStream(*_compiled.token_stream(rows, now, NUMERIC))
+
+
+def token_stream_py(rows: Sequence[Mapping[str, FeatureValue]], now: np.ndarray) -> TokenStream:
+    """Pure-Python (numpy) twin of the compiled token stream: rows grouped by their
+    feature names, one numpy column per feature. Same entries (tokens and values) in
+    the same order; the token table is numbered column by column instead."""
     n = len(rows)
     names_of = list(map(tuple, rows))
     values_of = list(map(list, map(_values, rows)))

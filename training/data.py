@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import os
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,8 +25,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from policies.catalog import Catalog
-from policies.types import Action, Context, LoggedBatch
-from training.row_parser import RowParser
+from policies.types import LoggedBatch
+from training.row_parser import ROW_COLUMNS, JoinCounts, RowParser, join_rows_py
+
+try:
+    from training._join import join_rows
+except ImportError:  # not built (no compiler): the pure-Python twin
+    join_rows = join_rows_py
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -76,8 +82,17 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
-def read_parquet_dir(directory: Path, report: LogReport) -> pd.DataFrame:
-    """Every readable ``*.parquet`` under ``directory``; unreadable files are skipped."""
+#: the decision log's columns the training join reads (others are never decoded)
+TRAINING_COLUMNS = frozenset(
+    {*ROW_COLUMNS, "timestamp", "reward_deadline", "variant", "policy", "policy_version"}
+)
+
+
+def read_parquet_dir(
+    directory: Path, report: LogReport, columns: Collection[str] | None = None
+) -> pd.DataFrame:
+    """Every readable ``*.parquet`` under ``directory`` (only those of ``columns`` that a
+    file has, when given); unreadable files are skipped."""
     import pandas as pd
     import pyarrow.parquet as pq
 
@@ -85,7 +100,11 @@ def read_parquet_dir(directory: Path, report: LogReport) -> pd.DataFrame:
     threads = _cores() > 1  # on one core arrow's thread pool only adds hand-offs
     for path in sorted(Path(directory).rglob("*.parquet")):
         try:
-            frames.append(pq.read_table(path, use_threads=threads).to_pandas(use_threads=threads))
+            wanted = None
+            if columns is not None:
+                wanted = [c for c in pq.read_schema(path).names if c in columns]
+            table = pq.read_table(path, columns=wanted, use_threads=threads)
+            frames.append(table.to_pandas(use_threads=threads))
             report.files_read += 1
         except Exception as exc:  # truncated or corrupt file: counted, never fatal
             report.files_skipped.append(f"{path.name}: {type(exc).__name__}")
@@ -102,20 +121,6 @@ def _ts(series: pd.Series) -> np.ndarray:
         return series.to_numpy(dtype=float)
     stamps = pd.to_datetime(series, utc=True)
     return (stamps - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy(dtype=float)
-
-
-_ROW_COLUMNS = (
-    "event_id",
-    "customer_id",
-    "decision_point",
-    "t_epoch",
-    "customer_features",
-    "context",
-    "actions",
-    "probabilities",
-    "action_id",
-    "probability",
-)
 
 
 @dataclass(frozen=True)
@@ -250,42 +255,25 @@ def join_logs(
                 reward_of[event_id] = reward
                 report.duplicate_rewards -= 1
 
-    contexts: list[Context] = []
-    action_lists: list[list[Action]] = []
-    chosen: list[int] = []
-    probs: list[float] = []
-    rewards_out: list[float] = []
-    pmfs: list[np.ndarray] = []
-    keep: list[int] = []
     deadlines = _ts(decisions["reward_deadline"]) if "reward_deadline" in decisions else None
-    parser = RowParser()
-    columns = [decisions[c].to_numpy() for c in _ROW_COLUMNS]
-    parse = parser.parse
-    for row_no, (event_id, cid, dp, t, cf, rc, acts, pmf_json, aid, p_logged) in enumerate(
-        zip(*columns, strict=True)
-    ):
-        parsed = parse(cid, dp, t, cf, rc, acts, pmf_json, aid, p_logged)
-        if parsed.__class__ is str:
-            report.skipped[parsed] += 1  # type: ignore[index]
-            continue
-        ctx, actions, index, p, pmf = parsed  # type: ignore[misc]
-        if event_id in reward_of:
-            reward = reward_of[event_id]
-            report.rewarded += 1
-        elif deadlines is not None and deadlines[row_no] > now:
-            report.pending += 1
-            continue
-        else:
-            point = catalog.decision_points.get(ctx.decision_point)
-            reward = point.default_reward if point is not None else 0.0
-            report.defaulted += 1
-        contexts.append(ctx)
-        action_lists.append(actions)
-        chosen.append(index)
-        probs.append(p)
-        rewards_out.append(reward)
-        pmfs.append(pmf)
-        keep.append(row_no)
+    counts = JoinCounts(skipped=report.skipped)
+
+    def default_reward(decision_point: str) -> float:
+        point = catalog.decision_points.get(decision_point)
+        return point.default_reward if point is not None else 0.0
+
+    contexts, action_lists, chosen, probs, rewards_out, pmfs, keep = join_rows(
+        RowParser(),
+        [decisions[c].to_numpy().tolist() for c in ROW_COLUMNS],
+        reward_of,
+        None if deadlines is None else deadlines.tolist(),
+        now,
+        default_reward,
+        counts,
+    )
+    report.rewarded += counts.rewarded
+    report.defaulted += counts.defaulted
+    report.pending += counts.pending
     if not contexts:
         raise TrainingDataError(f"no usable logged decisions (skipped: {dict(report.skipped)})")
     frame = decisions.iloc[keep][
@@ -307,7 +295,7 @@ def load_training_set(
 ) -> TrainingSet:
     """Read ``logs_dir/decisions`` and ``logs_dir/rewards`` and join them."""
     report = LogReport()
-    decisions = read_parquet_dir(Path(logs_dir) / "decisions", report)
+    decisions = read_parquet_dir(Path(logs_dir) / "decisions", report, TRAINING_COLUMNS)
     rewards = read_parquet_dir(Path(logs_dir) / "rewards", report)
     if decisions.empty:
         raise TrainingDataError(f"no decision logs under {Path(logs_dir) / 'decisions'}")

@@ -8,6 +8,11 @@ that cannot be used is named by its reason (``no_action``, ``bad_probability``,
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
 import numpy as np
 
 from policies.types import Action, Context
@@ -16,6 +21,32 @@ from policies.types import Action, Context
 PMF_TOLERANCE = 1e-6
 
 _SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
+
+#: the decision log's columns a row is decoded from, in :meth:`RowParser.parse` order
+#: (after the event id)
+ROW_COLUMNS = (
+    "event_id",
+    "customer_id",
+    "decision_point",
+    "t_epoch",
+    "customer_features",
+    "context",
+    "actions",
+    "probabilities",
+    "action_id",
+    "probability",
+)
+
+
+@dataclass
+class JoinCounts:
+    """What the row loop of the join counted: skipped rows by reason, and the kept rows
+    that were rewarded or got the default reward, and the rows still pending."""
+
+    skipped: Counter[str] = field(default_factory=Counter)
+    rewarded: int = 0
+    defaulted: int = 0
+    pending: int = 0
 
 
 def _scalars_only(mapping: object) -> bool:
@@ -155,3 +186,56 @@ class RowParser:
             float(t_epoch),  # type: ignore[arg-type]
         )
         return ctx, actions, index, p, pmf
+
+
+def join_rows_py(
+    parser: RowParser,
+    columns: Sequence[list[Any]],
+    reward_of: dict[Any, float],
+    deadlines: list[float] | None,
+    now: float,
+    default_reward: Callable[[str], float],
+    counts: JoinCounts,
+) -> tuple[list[Any], ...]:
+    """Decode and join every logged decision row (pure-Python twin of
+    :func:`training._join.join_rows`).
+
+    ``columns`` are the decision log's :data:`ROW_COLUMNS` as lists; ``reward_of`` the
+    joined reward per event id; a row with no reward whose ``deadlines`` entry is after
+    ``now`` is pending. Returns ``(contexts, action lists, chosen indices, logged
+    probabilities, rewards, logged pmfs, kept row numbers)``; unusable rows are counted
+    in ``counts.skipped`` by reason, never fatal.
+    """
+    contexts: list[Context] = []
+    action_lists: list[list[Action]] = []
+    chosen: list[int] = []
+    probs: list[float] = []
+    rewards_out: list[float] = []
+    pmfs: list[np.ndarray] = []
+    keep: list[int] = []
+    parse = parser.parse
+    for row_no, (event_id, cid, dp, t, cf, rc, acts, pmf_json, aid, p_logged) in enumerate(
+        zip(*columns, strict=True)
+    ):
+        parsed = parse(cid, dp, t, cf, rc, acts, pmf_json, aid, p_logged)
+        if parsed.__class__ is str:
+            counts.skipped[parsed] += 1  # type: ignore[index]
+            continue
+        ctx, actions, index, p, pmf = parsed  # type: ignore[misc]
+        if event_id in reward_of:
+            reward = reward_of[event_id]
+            counts.rewarded += 1
+        elif deadlines is not None and deadlines[row_no] > now:
+            counts.pending += 1
+            continue
+        else:
+            reward = default_reward(ctx.decision_point)
+            counts.defaulted += 1
+        contexts.append(ctx)
+        action_lists.append(actions)
+        chosen.append(index)
+        probs.append(p)
+        rewards_out.append(reward)
+        pmfs.append(pmf)
+        keep.append(row_no)
+    return contexts, action_lists, chosen, probs, rewards_out, pmfs, keep
