@@ -21,7 +21,15 @@ from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 import numpy as np
 
 from policies.errors import InvalidParameterError, ModelLoadError
-from policies.types import Action, Context, Decision, LoggedBatch, RankedAction, validate_actions
+from policies.types import (
+    Action,
+    Context,
+    Decision,
+    Exclusion,
+    LoggedBatch,
+    RankedAction,
+    validate_actions,
+)
 
 _MASK64 = (1 << 64) - 1
 _MAGIC = b"MAESTRO1"
@@ -77,6 +85,41 @@ def draw(pmf: Sequence[float], seed: int) -> int:
         if u < acc:
             return i
     return last
+
+
+def finish_py(
+    probs: list[float],
+    actions: Sequence[Action],
+    seed: int,
+    event_id: str,
+    excluded: tuple[Exclusion, ...],
+    kind: str,
+    version: str,
+) -> Decision:
+    """The decision drawing from ``probs`` (the final pmf over ``actions``) with the
+    seed's uniform number, every action ranked by probability (ties in their order).
+    The pure-Python twin of ``policies._decide.finish`` (compiled, same results)."""
+    index = draw(probs, seed)
+    order = sorted(range(len(probs)), key=probs.__getitem__, reverse=True)
+    ranking = tuple(RankedAction(actions[i].id, probs[i]) for i in order)
+    return Decision(
+        event_id=event_id,
+        action=actions[index],
+        probability=probs[index],
+        ranking=ranking,
+        excluded=excluded,
+        policy=kind,
+        policy_version=version,
+        explored=probs[index] < probs[order[0]],
+    )
+
+
+try:  # the compiled twin (``make ext``); without a compiler Maestro is only slower
+    from policies._decide import finish as finish_compiled
+except ImportError:  # pragma: no cover - an install without the extension
+    finish_compiled = None
+
+finish = finish_compiled or finish_py
 
 
 def greedy_pmf(scores: np.ndarray) -> np.ndarray:
@@ -147,20 +190,20 @@ class BasePolicy:
 
         Same context, actions, model and seed give the same draw.
         """
+        return self._decide(context, actions, seed, event_id, ())
+
+    def _decide(
+        self,
+        context: Context,
+        actions: Sequence[Action],
+        seed: int,
+        event_id: str,
+        excluded: tuple[Exclusion, ...],
+    ) -> Decision:
+        """:meth:`decide` with the rules' ``excluded`` actions recorded in the decision."""
         validate_actions(actions)
         probs = apply_floor(self.raw_pmf(context, actions), self.exploration_floor)
-        index = draw(probs, seed)
-        order = sorted(range(len(probs)), key=probs.__getitem__, reverse=True)
-        ranking = tuple(RankedAction(actions[i].id, probs[i]) for i in order)
-        return Decision(
-            event_id=event_id,
-            action=actions[index],
-            probability=probs[index],
-            ranking=ranking,
-            policy=self.kind,
-            policy_version=self.version,
-            explored=probs[index] < probs[order[0]],
-        )
+        return finish(probs, actions, seed, event_id, excluded, self.kind, self.version)
 
     # ---------------------------------------------------------------- learning
     def learn(self, batch: LoggedBatch) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from policies.base import Policy
+from policies.base import BasePolicy, Policy
 from policies.rules import RuleSet
 from policies.types import Action, Context, Decision, Exclusion, validate_actions
 
@@ -59,5 +59,7 @@ def decide_among(
             policy=policy.kind,
             policy_version=policy.version,
         )
+    if type(policy).decide is BasePolicy.decide:  # records ``excluded`` as it decides
+        return policy._decide(context, eligible, seed, event_id, tuple(excluded))  # type: ignore[attr-defined, no-any-return]
     decision = policy.decide(context, eligible, seed, event_id)
     return replace(decision, excluded=tuple(excluded))
