@@ -40,6 +40,7 @@ from policies.catalog import Catalog, load_catalog
 from policies.rules import local_hour
 from policies.types import NO_CONTACT_ID, Action, Context, Decision, FeatureValue
 from simulator.customers import DAY, BaseRows, Contact, CustomerState, Population
+from simulator.draws import Draws
 from simulator.economics import Economics
 from simulator.errors import InvalidDecision, InvalidSimulationConfig, NotReset, SimulatorError
 from simulator.records import Environment, Observation, Outcome, SimEvent, StepResult
@@ -120,8 +121,9 @@ class JourneyEnvironment:
         self._pop = Population(
             _customer_base(cfg.customers, cfg.customer_seed), seed, now=1_767_225_600.0
         )
-        self._arrivals = np.random.default_rng([seed, 0])
-        self._outcomes = np.random.default_rng([seed, 1])
+        # scalar draws from these generators' streams (compiled: no per-call NumPy overhead)
+        self._arrivals = Draws(np.random.default_rng([seed, 0]))
+        self._outcomes = Draws(np.random.default_rng([seed, 1]))
         self.now = self._pop.start
         self.t = 0
         self._observe()
@@ -183,7 +185,7 @@ class JourneyEnvironment:
         point: str,
         c: CustomerState,
         action: Action,
-        rng: np.random.Generator,
+        rng: Draws | np.random.Generator,
         p: float | None = None,
     ) -> tuple[Outcome, float]:
         """Draw the customer's response to ``action`` (no state changes); ``p``, when
@@ -276,7 +278,7 @@ class JourneyEnvironment:
         assert self._pop is not None
         n = len(self._pop)
         for _ in range(10 * n + 100):
-            c = self._pop.get(int(self._arrivals.integers(n)))
+            c = self._pop.get(self._arrivals.integers(n))
             if not c.churned:
                 return c
         raise SimulatorError("every simulated customer has churned")
@@ -310,18 +312,18 @@ class JourneyEnvironment:
         ):
             feats["overdue_invoice"], feats["days_overdue"] = True, 1
             events.append(self._event(c, "invoice_overdue", {"days_overdue": 1}))
-        page = PAGES[int(rng.integers(len(PAGES)))]
+        page = PAGES[rng.integers(len(PAGES))]
         cart_p = 0.35 + (0.15 if feats.get("segment") == "bargain_hunter" else 0.0)
         if rng.random() < cart_p:
-            cart = round(float(rng.lognormal(math.log(max(c.purchase_value, 1.0)), 0.5)), 2)
+            cart = round(rng.lognormal(math.log(max(c.purchase_value, 1.0)), 0.5), 2)
             page = "cart" if rng.random() < 0.6 else "checkout"
         else:
             cart = 0.0
         feats.update(
             last_page=page,
-            session_pages=int(rng.integers(1, 15)),
+            session_pages=rng.integers(1, 15),
             cart_value=cart,
-            rapid_clicks=int(rng.poisson(0.3)),
+            rapid_clicks=rng.poisson(0.3),
             last_event_ts=now,
         )
         events.append(self._event(c, "page_view", {"page": page}))
