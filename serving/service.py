@@ -24,8 +24,9 @@ from __future__ import annotations
 import gc
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -49,6 +50,10 @@ from serving.schemas import DecideRequest, EventRequest, RewardRequest
 
 if TYPE_CHECKING:
     from serving.experiments import Experiments
+
+
+#: read-only customer records (and eligible action lists) remembered with their log JSON
+_RECORD_MEMO = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +100,9 @@ class DecisionService:
         self._budget = self.options.time_budget_ms / 1000.0
         self._counters: dict[tuple[str, ...], Any] = {}  # labelled metric children
         self._timers: dict[str, Any] = {}
+        #: id → (read-only customer record, its logged JSON): checked once (see decide)
+        self._records: dict[int, tuple[Mapping[str, Any], str]] = {}
+        self._action_lists: dict[tuple[str, ...], str] = {}
         self.metrics.bind_log(log.unsynced_seconds, lambda: time.time() - log.last_roll)
         policies.on_swap = self._on_swap
         policies.on_load_error = lambda dp: self.metrics.policy_load_errors.labels(dp).inc()
@@ -148,10 +156,10 @@ class DecisionService:
                 return previous.encode()
         point = self.catalog[req.decision_point]
         routing = point.rules.agent_routing is not None
-        candidates = (
+        candidates: Sequence[Action] = (
             [Action(a.id, a.channel, a.features) for a in req.actions]
             if req.actions is not None and not routing
-            else list(point.actions)
+            else point.actions
         )
         now = time.time()
         degraded_reason = None
@@ -159,17 +167,28 @@ class DecisionService:
             customer: Mapping[str, Any] = self.features.get(req.customer_id).values
         except FeatureStoreError:
             customer, degraded_reason = DEFAULTS, "feature_store"
-        try:
-            context = Context(req.customer_id, customer, req.context, point.name, now)
-        except InvalidFeatureError as exc:
-            if not (exc.field or "").startswith("customer"):
-                raise  # the request's own context: the client's 422
-            # a broken value in the store is our problem, not the client's: degrade
-            customer, degraded_reason = DEFAULTS, "bad_features"
-            context = Context(req.customer_id, customer, req.context, point.name, now)
+        known = self._records.get(id(customer))
+        if known is not None and known[0] is customer:
+            # a read-only record checked before; the request's context passed the schema,
+            # whose checks are Context's (non-empty keys, scalars, finite numbers)
+            context = Context.trusted(req.customer_id, customer, req.context, point.name, now)
+            customer_json = known[1]
+        else:
+            try:
+                context = Context(req.customer_id, customer, req.context, point.name, now)
+            except InvalidFeatureError as exc:
+                if not (exc.field or "").startswith("customer"):
+                    raise  # the request's own context: the client's 422
+                # a broken value in the store is our problem, not the client's: degrade
+                customer, degraded_reason = DEFAULTS, "bad_features"
+                context = Context(req.customer_id, customer, req.context, point.name, now)
+            customer_json = self._remember_record(customer)
         if routing:  # issue #9: the caller's agents, else Feast's; continuity is a feature
-            candidates = agent_candidates(context, req.actions, self.agents, candidates)
-        eligible, excluded = eligible_actions(point.rules, context, candidates)
+            candidates = agent_candidates(context, req.actions, self.agents, list(candidates))
+        if candidates is point.actions:  # the catalog's own actions: validated at load
+            eligible, excluded = point.rules.split(context, candidates)
+        else:
+            eligible, excluded = eligible_actions(point.rules, context, candidates)
 
         event_id = self.signer.issue(now + point.reward_window_seconds)
         seed = seed_from_event_id(event_id)
@@ -225,9 +244,9 @@ class DecisionService:
                 "timestamp": now,
                 "customer_id": req.customer_id,
                 "decision_point": point.name,
-                "customer_features": dumps(dict(customer)),
+                "customer_features": customer_json,
                 "context": dumps(req.context),
-                "actions": dumps(_actions_json(eligible)),
+                "actions": self._actions_json(point.name, eligible, candidates is point.actions),
                 "probabilities": dumps([probs.get(a.id, 0.0) for a in eligible]),
                 "excluded": dumps(
                     [{"action_id": e.action_id, "reason": e.reason} for e in excluded]
@@ -289,6 +308,31 @@ class DecisionService:
         timer.observe(elapsed)
         self.live.record(now, variant, action.channel if action else None, degraded, elapsed)
         return body
+
+    def _remember_record(self, customer: Mapping[str, Any]) -> str:
+        """The logged JSON of a checked customer record. A read-only record (the feature
+        source's ``MappingProxyType``, never changed once served) is remembered by
+        identity: its next decision skips the check and the encoding."""
+        encoded = dumps(dict(customer))
+        if customer.__class__ is MappingProxyType:
+            records = self._records
+            records[id(customer)] = (customer, encoded)
+            if len(records) > _RECORD_MEMO:
+                del records[next(iter(records))]
+        return encoded
+
+    def _actions_json(self, point: str, eligible: list[Action], from_catalog: bool) -> str:
+        """The logged ``actions`` column; for the catalog's (immutable) actions, memoised per
+        eligible subset."""
+        if not from_catalog:
+            return dumps(_actions_json(eligible))
+        key = (point, *(a.id for a in eligible))
+        encoded = self._action_lists.get(key)
+        if encoded is None:
+            encoded = dumps(_actions_json(eligible))
+            if len(self._action_lists) < _RECORD_MEMO:
+                self._action_lists[key] = encoded
+        return encoded
 
     # ------------------------------------------------------------------ rewards, events
     def reward(self, req: RewardRequest) -> dict[str, Any]:
