@@ -4,13 +4,14 @@ deployment (a second deployment behind a handle adds 3–4 ms on this machine).
 - each replica builds its own :class:`~serving.service.DecisionService` from the settings
   (its own event-log spool; reward idempotency and event-id signatures are shared through
   the workspace), inside the replica, through ``serve.ingress(builder)``;
-- overload is shed in the app, as on uvicorn (:mod:`serving.admission`: ``503`` +
-  ``Retry-After`` by queue time on the replica's event loop). ``max_ongoing_requests`` /
-  ``max_queued_requests`` stay as an outer bound (``503`` + ``Retry-After`` from Ray,
-  ``BackpressureConfig``), but with direct ingress (``RAY_SERVE_THROUGHPUT_OPTIMIZED``)
-  they count only requests waiting for an ongoing slot, not the backlog in HAProxy and
-  the socket; on 2 cores the replica still cannot shed 5x its sustainable rate
-  (RELIABILITY.md, item 7);
+- overload is shed in HAProxy, before it reaches a replica (:mod:`serving.haproxy_shed`:
+  at most ``MAESTRO_RAY_REPLICA_MAXCONN`` (2) requests inside a replica at once, the rest
+  wait in HAProxy's queue for at most ``MAESTRO_ADMISSION_QUEUE_MS`` and are then refused
+  with the contract's ``503`` + ``Retry-After``), so a replica's event loop never falls
+  behind and its health check keeps passing under 5x its sustainable rate (RELIABILITY.md,
+  item 7). The app's own admission control (:mod:`serving.admission`) still runs in each
+  replica, and ``max_ongoing_requests`` / ``max_queued_requests`` stay as an outer bound
+  (``503`` + ``Retry-After`` from Ray, ``BackpressureConfig``);
 - ``check_health`` fails a replica whose policies are not loaded or whose event log is
   closed, so Serve replaces it;
 - the fast proxy path: ``RAY_SERVE_ENABLE_HA_PROXY=1`` and
@@ -53,6 +54,47 @@ def ray_environment(run_dir: Path) -> dict[str, str]:
         "RAY_SERVE_HAPROXY_METRICS_PORT": str(_free_port()),
         "RAY_SERVE_HAPROXY_STATS_PORT": str(_free_port()),
     }
+
+
+def replica_maxconn() -> int:
+    """``MAESTRO_RAY_REPLICA_MAXCONN`` (2): requests HAProxy lets into one replica at once
+    (``/decide`` never yields, so one runs and one waits ready in the replica's socket);
+    ``0`` turns HAProxy shedding off."""
+    raw = os.environ.get("MAESTRO_RAY_REPLICA_MAXCONN", "2")
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"MAESTRO_RAY_REPLICA_MAXCONN must be an integer, not {raw!r}") from None
+    if value < 0:
+        raise ValueError("MAESTRO_RAY_REPLICA_MAXCONN must be >= 0")
+    return value
+
+
+def haproxy_shedding(settings: Settings, run_dir: Path) -> dict[str, str]:
+    """The environment that makes Ray's HAProxy shed overload (:mod:`serving.haproxy_shed`):
+    per-replica ``maxconn``, ``timeout queue`` = the admission budget, the contract's 503.
+    Empty (Ray's own config) when ``MAESTRO_RAY_REPLICA_MAXCONN=0`` or the admission
+    budget is off (``MAESTRO_ADMISSION_QUEUE_MS=0``)."""
+    from serving import haproxy_shed
+
+    maxconn = replica_maxconn()
+    if maxconn == 0 or settings.admission_queue_ms <= 0:
+        return {}
+    import ray
+
+    if ray.__version__ != haproxy_shed.TESTED_RAY_VERSION:
+        logger.warning(
+            "HAProxy shedding was written for Ray %s, this is Ray %s: the wrapper checks "
+            "the generated config's shape and refuses to start HAProxy if it changed",
+            haproxy_shed.TESTED_RAY_VERSION,
+            ray.__version__,
+        )
+    return haproxy_shed.install(
+        run_dir,
+        maxconn=maxconn,
+        queue_ms=settings.admission_queue_ms,
+        retry_after_s=settings.admission_retry_after_s,
+    )
 
 
 def _free_port() -> int:
@@ -131,6 +173,7 @@ def start_cluster(
     56-character directory of its own)."""
     run_dir = Path(tempfile.mkdtemp(prefix="mhp-", dir="/tmp"))
     os.environ.update(ray_environment(run_dir))
+    os.environ.update(haproxy_shedding(settings, run_dir))
     import ray
     from ray import serve
 
