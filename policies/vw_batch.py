@@ -16,6 +16,7 @@ Reference: Bietti, Agarwal & Langford, *A Contextual Bandit Bake-off*, JMLR 22 (
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -96,6 +97,36 @@ def _action_lists(policy: VWPolicy) -> Callable[[Any], list[Any]]:
     return get
 
 
+def _labelled(policy: VWPolicy, limit: int = 4096) -> Callable[[Any, float, float], Any]:
+    """The chosen action's example with the CB label ``(cost, probability)``: one parsed
+    example per (action object, cost, probability), labelled once and reused (logs
+    repeat a few propensities and rewards), so a row costs no parse and no relabel.
+    Past ``limit`` distinct labels, one example per action is relabelled at each use,
+    as ``VWPolicy.learn`` does."""
+    label = policy._vw.CBLabel
+    parse, core = policy._vw._core._parse_line_text, policy._core  # what parse_line wraps
+    memo: dict[tuple[int, float, float, float], tuple[Any, Any]] = {}
+    twins: dict[int, tuple[Any, Any]] = {}
+
+    def get(action: Any, cost: float, prob: float) -> Any:
+        key = (id(action), cost, prob, math.copysign(1.0, cost))  # -0.0 is not 0.0 here
+        hit = memo.get(key)
+        if hit is not None and hit[0] is action:
+            return hit[1]
+        if len(memo) < limit:
+            example = parse(core, policy._action_text(action))
+            example._set_label(label(label=(cost, prob)))
+            memo[key] = (action, example)  # holds the object: its id stays unique
+            return example
+        twin = twins.get(id(action))
+        if twin is None or twin[0] is not action:
+            twin = twins[id(action)] = (action, parse(core, policy._action_text(action)))
+        twin[1]._set_label(label(label=(cost, prob)))
+        return twin[1]
+
+    return get
+
+
 def learn(
     policy: VWPolicy,
     batch: LoggedBatch,
@@ -108,10 +139,7 @@ def learn(
     ``batch.contexts``)."""
     if len(features) != len(batch):
         raise ValueError("features and batch have different lengths")
-    label = policy._vw.CBLabel
-    parse, core = policy._vw._core._parse_line_text, policy._core  # what parse_line wraps
-    text = policy._action_text
-    texts: dict[int, tuple[Any, str]] = {}  # action object → its line (objects are held)
+    labelled = _labelled(policy)
     core_learn = policy._core.learn_multi_ex_one
     actions_of = _action_lists(policy)
     shared = shared_examples(policy, features)
@@ -125,13 +153,7 @@ def learn(
     )
     for done, (actions, idx, prob, reward, shared_ex) in enumerate(rows, 1):
         examples = actions_of(actions)
-        action = actions[idx]
-        line = texts.get(id(action))
-        if line is None or line[0] is not action:
-            line = texts[id(action)] = (action, text(action))
-        chosen = parse(core, line[1])
-        chosen._set_label(label(label=(cost_from_reward(reward), float(prob))))
-        examples[idx] = chosen
+        examples[idx] = labelled(actions[idx], cost_from_reward(reward), prob)
         examples.insert(0, shared_ex)
         core_learn(examples)
         if progress is not None and done % chunk == 0:

@@ -87,23 +87,27 @@ def register_policy(
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / POLICY_FILE
         path.write_bytes(policy_bytes)
-        with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
-            mlflow.set_tags({"decision_point": decision_point, "policy_kind": kind, **(tags or {})})
+        all_tags = {"decision_point": decision_point, "policy_kind": kind, **(tags or {})}
+        with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=all_tags) as run:
             if params:
                 mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
-            if metrics:
-                mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
             info = mlflow.pyfunc.log_model(
                 name="policy",
                 python_model=str(Path(__file__).with_name("pyfunc_model.py")),
                 artifacts={POLICY_ARTIFACT: str(path)},
                 pip_requirements=["maestro-nba"],
                 registered_model_name=model_name(decision_point),
+                # tags of the logged model, and of the registered version it creates
+                tags={"policy_kind": kind, "decision_point": decision_point},
             )
+            if metrics:
+                # after the model, linked to it in the same batch: logged before it,
+                # log_model would re-read every metric's history to link them (one
+                # query per metric, most of the registration's time)
+                mlflow.log_metrics(
+                    {k: float(v) for k, v in metrics.items()}, model_id=info.model_id
+                )
     version = str(info.registered_model_version)
-    c = client(tracking_uri)
-    c.set_model_version_tag(model_name(decision_point), version, "policy_kind", kind)
-    c.set_model_version_tag(model_name(decision_point), version, "decision_point", decision_point)
     if champion:
         set_champion(decision_point, version, tracking_uri)
     return run.info.run_id, version

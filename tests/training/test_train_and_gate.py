@@ -156,6 +156,13 @@ def test_training_registers_and_promotes_when_the_gate_passes(trained) -> None:
         res.ope["candidate"]["dr"]["value"]
     )
     assert "PASS" in run.data.tags["gate.verdict"]
+    assert run.data.params["exploration"] and run.data.tags["policy_kind"] == "vw-cb"
+    client = mlflow.MlflowClient(uri)
+    version = client.get_model_version("maestro-cart_abandoned", res.version)
+    assert version.tags == {"policy_kind": "vw-cb", "decision_point": "cart_abandoned"}
+    # the OPE metrics are the run's and also linked to the logged model, in one batch
+    (logged,) = client.search_logged_models(experiment_ids=[run.info.experiment_id])
+    assert {m.key: m.value for m in logged.metrics} == run.data.metrics
 
 
 def test_the_registered_model_scores_a_batch_through_pyfunc(trained) -> None:
