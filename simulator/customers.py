@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 from features.schema import CHANNELS
@@ -113,76 +114,106 @@ class CustomerState:
         contacts has left a window since (``now`` before the earliest expiry) keeps its
         counters: they are recomputed only when they can have changed.
         """
-        feats = self.features
-        weighted = 0.0
-        week_start, month_start = now - WEEK, now - MONTH
-        history = self.history
-        memo = self._memo
-        for channel, keys in _COUNTER_KEYS:
-            contacts = history.get(channel)
-            size = len(contacts) if contacts else 0
-            seen = memo.get(channel)
-            if seen is not None and seen[0] is contacts and seen[1] == size and now < seen[2]:
-                weighted += seen[3]  # nothing added, nothing expired: counters stand
-                continue
-            if not contacts:
-                feats.update(_ZERO_COUNTERS[channel])
-                memo[channel] = (contacts, 0, math.inf, 0.0)
-                continue
-            if contacts[0].ts <= month_start:  # oldest first: something expired
-                contacts = [c for c in contacts if c.ts > month_start]
-                history[channel] = contacts
-            s7 = o7 = k7 = o30 = k30 = 0
-            last = 0.0
-            expiry = math.inf  # when the first of these contacts leaves a window
-            for c in contacts:
-                o30 += c.opened
-                k30 += c.clicked
-                if c.ts > week_start:
-                    s7 += 1
-                    o7 += c.opened
-                    k7 += c.clicked
-                    leaves = c.ts + WEEK
-                else:
-                    leaves = c.ts + MONTH
-                if leaves < expiry:
-                    expiry = leaves
-                if c.ts > last:
-                    last = c.ts
-            s7k, o7k, k7k, s30k, o30k, k30k, lastk = keys
-            feats[s7k], feats[o7k], feats[k7k] = s7, o7, k7
-            feats[s30k], feats[o30k], feats[k30k] = len(contacts), o30, k30
-            if contacts:
-                feats[lastk] = last
-            share = (0.3 if channel == "in_app" else 1.0) * s7
-            memo[channel] = (contacts, len(contacts), expiry, share)
-            weighted += share
-        self.recent_contacts = weighted
-        risk = self.base_churn_risk + 0.03 * weighted * self.fatigue_sensitivity
-        risk += 0.15 if feats.get("open_complaint") else 0.0
-        feats["churn_risk"] = round(min(max(risk, 0.0), 1.0), 4)
+        _refresh(self, now, _COUNTER_KEYS, _ZERO_COUNTERS)
+
+
+def refresh_py(
+    state: CustomerState,
+    now: float,
+    counter_keys: tuple[tuple[str, tuple[str, ...]], ...] = _COUNTER_KEYS,
+    zero_counters: dict[str, dict[str, int]] = _ZERO_COUNTERS,
+) -> None:
+    """:meth:`CustomerState.refresh`: the pure-Python twin of
+    ``simulator._customers.refresh`` (compiled, same results)."""
+    feats = state.features
+    weighted = 0.0
+    week_start, month_start = now - WEEK, now - MONTH
+    history = state.history
+    memo = state._memo
+    for channel, keys in counter_keys:
+        contacts = history.get(channel)
+        size = len(contacts) if contacts else 0
+        seen = memo.get(channel)
+        if seen is not None and seen[0] is contacts and seen[1] == size and now < seen[2]:
+            weighted += seen[3]  # nothing added, nothing expired: counters stand
+            continue
+        if not contacts:
+            feats.update(zero_counters[channel])
+            memo[channel] = (contacts, 0, math.inf, 0.0)
+            continue
+        if contacts[0].ts <= month_start:  # oldest first: something expired
+            contacts = [c for c in contacts if c.ts > month_start]
+            history[channel] = contacts
+        s7 = o7 = k7 = o30 = k30 = 0
+        last = 0.0
+        expiry = math.inf  # when the first of these contacts leaves a window
+        for c in contacts:
+            o30 += c.opened
+            k30 += c.clicked
+            if c.ts > week_start:
+                s7 += 1
+                o7 += c.opened
+                k7 += c.clicked
+                leaves = c.ts + WEEK
+            else:
+                leaves = c.ts + MONTH
+            if leaves < expiry:
+                expiry = leaves
+            if c.ts > last:
+                last = c.ts
+        s7k, o7k, k7k, s30k, o30k, k30k, lastk = keys
+        feats[s7k], feats[o7k], feats[k7k] = s7, o7, k7
+        feats[s30k], feats[o30k], feats[k30k] = len(contacts), o30, k30
+        if contacts:
+            feats[lastk] = last
+        share = (0.3 if channel == "in_app" else 1.0) * s7
+        memo[channel] = (contacts, len(contacts), expiry, share)
+        weighted += share
+    state.recent_contacts = weighted
+    risk = state.base_churn_risk + 0.03 * weighted * state.fatigue_sensitivity
+    risk += 0.15 if feats.get("open_complaint") else 0.0
+    feats["churn_risk"] = round(min(max(risk, 0.0), 1.0), 4)
+
+
+try:  # the compiled twin (``make ext``); without a compiler the simulator is only slower
+    from simulator._customers import refresh as refresh_compiled
+except ImportError:  # pragma: no cover - an install without the extension
+    refresh_compiled = None
+
+_refresh = refresh_compiled or refresh_py
+
+
+def _count(value: FeatureValue) -> int:
+    return int(value) if isinstance(value, (int, float)) else 0
+
+
+#: per channel, the generated counters ``_seed_history`` reads: sends, opens, clicks
+#: over 7 and 30 days
+_SEED_KEYS: dict[str, tuple[str, ...]] = {
+    ch: tuple(f"{m}_{ch}_{w}" for m in ("sends", "opens", "clicks") for w in ("7d", "30d"))
+    for ch in CHANNELS
+}
+_BY_TS = attrgetter("ts")
 
 
 def _seed_history(
     rng: random.Random, feats: dict[str, FeatureValue], channel: str, now: float
 ) -> list[Contact]:
     """Contacts consistent with the generated counters (clamped where they disagree)."""
-
-    def count(metric: str, window: str) -> int:
-        value = feats.get(f"{metric}_{channel}_{window}")
-        return int(value) if isinstance(value, (int, float)) else 0
-
-    s7, s30 = count("sends", "7d"), max(count("sends", "30d"), count("sends", "7d"))
-    o7 = min(count("opens", "7d"), s7)
-    o30 = min(max(count("opens", "30d") - o7, 0), s30 - s7)
-    c7 = min(count("clicks", "7d"), o7)
-    c30 = min(max(count("clicks", "30d") - c7, 0), o30)
-    out: list[Contact] = []
-    for i in range(s7):
-        out.append(Contact(now - rng.uniform(0.0, WEEK), i < o7, i < c7))
-    for i in range(s30 - s7):
-        out.append(Contact(now - rng.uniform(WEEK, MONTH - 1.0), i < o30, i < c30))
-    out.sort(key=lambda c: c.ts)  # oldest first; contacts are appended in time order
+    get = feats.get
+    s7k, s30k, o7k, o30k, c7k, c30k = _SEED_KEYS[channel]
+    s7 = _count(get(s7k))
+    s30 = max(_count(get(s30k)), s7)
+    if not s30:
+        return []
+    o7 = min(_count(get(o7k)), s7)
+    o30 = min(max(_count(get(o30k)) - o7, 0), s30 - s7)
+    c7 = min(_count(get(c7k)), o7)
+    c30 = min(max(_count(get(c30k)) - c7, 0), o30)
+    uniform = rng.uniform
+    out = [Contact(now - uniform(0.0, WEEK), i < o7, i < c7) for i in range(s7)]
+    out += [Contact(now - uniform(WEEK, MONTH - 1.0), i < o30, i < c30) for i in range(s30 - s7)]
+    out.sort(key=_BY_TS)  # oldest first; contacts are appended in time order
     return out
 
 

@@ -253,19 +253,7 @@ class Economics:
         fatigue = self.fatigue(customer, now)
         value = self.value(point, customer)
         complaint = self.complaint_prob(customer, now) * self.complaint_cost
-        out: list[float] = []
-        conv: list[float] = []
-        for (contact, base, gain, p0, keep, cost), tod in zip(
-            terms.rows, terms.tod[hour], strict=True
-        ):
-            if contact:
-                p = p0 + gain * min(max(base * tod * fatigue, 0.0), 1.0)
-                conv.append(p)
-                out.append(p * value * keep - cost - complaint)
-            else:
-                conv.append(p0)
-                out.append(p0 * value)
-        return np.array(out), conv
+        return truth_loop(terms.rows, terms.tod[hour], fatigue, value, complaint)
 
     def _static(
         self, point: str, customer: CustomerState, actions: Sequence[Action]
@@ -284,6 +272,37 @@ class Economics:
                 tuple(time_of_day(ch, h) for ch in channels) for h in range(24)
             )
         return _CustomerTerms(actions, tuple(rows), tod)
+
+
+def truth_loop_py(
+    rows: tuple[tuple[bool, float, float, float, float, float], ...],
+    tod: tuple[float, ...],
+    fatigue: float,
+    value: float,
+    complaint: float,
+) -> tuple[np.ndarray, list[float]]:
+    """Expected reward (array) and conversion probability (list) of each row of
+    :class:`_CustomerTerms` at one hour's time-of-day factors ``tod``. The pure-Python
+    twin of ``simulator._economics.truth_loop`` (compiled, same bits)."""
+    out: list[float] = []
+    conv: list[float] = []
+    for (contact, base, gain, p0, keep, cost), t in zip(rows, tod, strict=True):
+        if contact:
+            p = p0 + gain * min(max(base * t * fatigue, 0.0), 1.0)
+            conv.append(p)
+            out.append(p * value * keep - cost - complaint)
+        else:
+            conv.append(p0)
+            out.append(p0 * value)
+    return np.array(out, dtype=np.float64), conv
+
+
+try:  # the compiled twin (``make ext``); without a compiler the simulator is only slower
+    from simulator._economics import truth_loop as truth_loop_compiled
+except ImportError:  # pragma: no cover - an install without the extension
+    truth_loop_compiled = None
+
+truth_loop = truth_loop_compiled or truth_loop_py
 
 
 @dataclass(frozen=True, slots=True)
