@@ -21,6 +21,8 @@ What each type changes (view → features):
 ``invoice_overdue`` billing: ``overdue_invoice`` = True, ``days_overdue`` (given, else ≥ 1)
 ``invoice_paid``   billing: ``overdue_invoice`` = False, ``days_overdue`` = 0
 ``consent_changed`` consent: ``consent_<channel>`` = ``granted``
+``agent_interaction`` service: ``last_agent_id`` = ``agent_id`` (routing's continuity
+                   feature), ``last_csat`` = ``csat`` when given
 =================  ===========================================================
 
 A session ends after 30 minutes without activity: the next session event starts a new
@@ -73,6 +75,11 @@ EVENT_TYPES: dict[str, dict[str, Prop]] = {
     "invoice_overdue": {"days_overdue": Prop("int", required=False, low=0, high=36_500)},
     "invoice_paid": {},
     "consent_changed": {"channel": Prop("channel"), "granted": Prop("bool")},
+    # issue #9 (beyond the contract's "at least" list): a contact-centre conversation
+    "agent_interaction": {
+        "agent_id": Prop("str"),
+        "csat": Prop("number", required=False, low=1.0, high=5.0),
+    },
 }
 #: The views each event type writes.
 EVENT_VIEWS: dict[str, str] = {
@@ -86,6 +93,7 @@ EVENT_VIEWS: dict[str, str] = {
     "invoice_overdue": "customer_billing",
     "invoice_paid": "customer_billing",
     "consent_changed": "customer_consent",
+    "agent_interaction": "customer_service",
 }
 _TOP_LEVEL = {"customer_id", "type", "properties", "timestamp"}
 
@@ -258,6 +266,10 @@ def apply_event(
         row["overdue_invoice"], row["days_overdue"] = False, 0
     elif kind == "consent_changed":
         row[f"consent_{p['channel']}"] = bool(p["granted"])
+    elif kind == "agent_interaction":
+        row["last_agent_id"] = str(p["agent_id"])
+        if "csat" in p:
+            row["last_csat"] = float(p["csat"])
     return row
 
 

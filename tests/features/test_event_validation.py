@@ -59,10 +59,32 @@ def test_contract_event_types_validate(body: dict) -> None:
 
 
 def test_every_contract_type_is_known() -> None:
-    contract = {"page_view", "cart_updated", "purchase", "message_opened", "message_clicked",
-                "complaint_opened", "complaint_closed", "invoice_overdue", "invoice_paid",
-                "consent_changed"}
-    assert set(EVENT_TYPES) == contract == set(EVENT_VIEWS)
+    contract = {
+        "page_view",
+        "cart_updated",
+        "purchase",
+        "message_opened",
+        "message_clicked",
+        "complaint_opened",
+        "complaint_closed",
+        "invoice_overdue",
+        "invoice_paid",
+        "consent_changed",
+    }
+    # issue #9 adds one type beyond the contract's "at least" list
+    assert set(EVENT_TYPES) == contract | {"agent_interaction"} == set(EVENT_VIEWS)
+
+
+def test_agent_interaction_sets_the_continuity_feature() -> None:
+    from features.events import apply_event
+
+    event = parse_event(ev("agent_interaction", {"agent_id": "agent-7", "csat": 4.5}), now=NOW)
+    row = apply_event(event, {"open_tickets": 2, "last_agent_id": "agent-1"})
+    assert row["last_agent_id"] == "agent-7" and row["last_csat"] == 4.5
+    assert row["open_tickets"] == 2  # the rest of the service row is kept
+    with pytest.raises(InvalidEventError) as err:
+        parse_event(ev("agent_interaction"), now=NOW)
+    assert err.value.field == "properties.agent_id"
 
 
 BAD = [
@@ -82,10 +104,16 @@ BAD = [
     (ev("complaint_closed", {"csat": 9}), "properties.csat", r"\[1.0, 5.0\]"),
     (ev("invoice_overdue", {"days_overdue": 2.5}), "properties.days_overdue", "integer"),
     (ev("consent_changed", {"channel": "sms"}), "properties.granted", "required"),
-    (ev("consent_changed", {"channel": "sms", "granted": "no"}), "properties.granted",
-     "true or false"),
-    (ev("consent_changed", {"channel": "fax", "granted": False}), "properties.channel",
-     "must be one of"),
+    (
+        ev("consent_changed", {"channel": "sms", "granted": "no"}),
+        "properties.granted",
+        "true or false",
+    ),
+    (
+        ev("consent_changed", {"channel": "fax", "granted": False}),
+        "properties.channel",
+        "must be one of",
+    ),
     (ev("consent_changed", {"granted": False}), "properties.channel", "required"),
     ({"type": "page_view", "properties": {"page": "a"}}, "customer_id", "customer_id"),
     (ev("page_view", {"page": "a"}, customer_id=""), "customer_id", "non-empty"),
@@ -101,8 +129,9 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize(("body", "field", "message"), BAD,
-                         ids=[f"{i}-{b[1]}" for i, b in enumerate(BAD)])
+@pytest.mark.parametrize(
+    ("body", "field", "message"), BAD, ids=[f"{i}-{b[1]}" for i, b in enumerate(BAD)]
+)
 def test_malformed_events_name_the_field(body: object, field: str, message: str) -> None:
     with pytest.raises(InvalidEventError, match=message) as info:
         parse_event(body, now=NOW)  # type: ignore[arg-type]
@@ -137,21 +166,33 @@ def _apply(kind: str, props: dict, current: dict | None = None, ts: float = NOW)
 
 
 EFFECTS = [
-    ("page_view", {"page": "checkout"}, {"last_page": "checkout", "session_pages": 1,
-                                         "last_event_ts": NOW, "rapid_clicks": 0}),
+    (
+        "page_view",
+        {"page": "checkout"},
+        {"last_page": "checkout", "session_pages": 1, "last_event_ts": NOW, "rapid_clicks": 0},
+    ),
     ("cart_updated", {"cart_value": 42.0}, {"cart_value": 42.0, "last_event_ts": NOW}),
     ("purchase", {}, {"cart_value": 0.0}),
-    ("message_opened", {"channel": "sms"}, {"opens_sms_7d": 1, "opens_sms_30d": 1,
-                                            "opens_email_7d": 0}),
+    (
+        "message_opened",
+        {"channel": "sms"},
+        {"opens_sms_7d": 1, "opens_sms_30d": 1, "opens_email_7d": 0},
+    ),
     ("message_clicked", {"channel": "push"}, {"clicks_push_7d": 1, "clicks_push_30d": 1}),
     ("complaint_opened", {}, {"open_complaint": True, "open_tickets": 1}),
-    ("complaint_closed", {"csat": 2.0}, {"open_complaint": False, "open_tickets": 0,
-                                         "last_csat": 2.0}),
+    (
+        "complaint_closed",
+        {"csat": 2.0},
+        {"open_complaint": False, "open_tickets": 0, "last_csat": 2.0},
+    ),
     ("invoice_overdue", {}, {"overdue_invoice": True, "days_overdue": 1}),
     ("invoice_overdue", {"days_overdue": 30}, {"overdue_invoice": True, "days_overdue": 30}),
     ("invoice_paid", {}, {"overdue_invoice": False, "days_overdue": 0}),
-    ("consent_changed", {"channel": "email", "granted": True}, {"consent_email": True,
-                                                                 "consent_sms": False}),
+    (
+        "consent_changed",
+        {"channel": "email", "granted": True},
+        {"consent_email": True, "consent_sms": False},
+    ),
 ]
 
 
@@ -168,8 +209,12 @@ def test_event_effects_on_a_new_row(kind: str, props: dict, expected: dict) -> N
 def test_counters_build_on_the_current_row() -> None:
     current = {**view_defaults("customer_service"), "open_tickets": 2, "open_complaint": True}
     row = _apply("complaint_closed", {}, current)
-    assert row == {"open_tickets": 1, "open_complaint": False, "last_csat": 0.0,
-                   "last_agent_id": ""}
+    assert row == {
+        "open_tickets": 1,
+        "open_complaint": False,
+        "last_csat": 0.0,
+        "last_agent_id": "",
+    }
     current = {**view_defaults("customer_engagement"), "opens_sms_7d": 3, "opens_sms_30d": 9}
     row = _apply("message_opened", {"channel": "sms"}, current)
     assert (row["opens_sms_7d"], row["opens_sms_30d"]) == (4, 10)

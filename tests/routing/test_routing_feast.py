@@ -239,6 +239,37 @@ def test_continuity_comes_from_the_feast_customer_feature(feast_routing) -> None
     assert continuity[last] == 1 and sum(continuity.values()) == 1
 
 
+def test_agent_interaction_event_moves_continuity(feast_routing) -> None:
+    """``POST /events`` ``agent_interaction`` (issue #9) sets the customer's
+    ``last_agent_id``: the very next routing decision logs it and flags that agent's
+    continuity."""
+    client, home, service = (feast_routing[k] for k in ("client", "home", "service"))
+    roster = _roster(home)
+    case = {"required_skill": "billing", "required_level": 1, "language": "en"}
+    for i in range(CUSTOMERS):
+        cid = f"c-{i:06d}"
+        values = _customer(home, cid)
+        free = [a for a, feats in roster.items() if _why(feats, case, _vip(values)) is None]
+        others = [a for a in free if a != values["last_agent_id"]]
+        if others:
+            break
+    else:
+        pytest.fail("no customer with a qualified agent other than their last one")
+    target = others[0]
+    r = client.post(
+        "/events",
+        json={"customer_id": cid, "type": "agent_interaction", "properties": {"agent_id": target}},
+    )
+    assert r.status_code == 202, r.text
+    out = _decide(client, cid, case)
+    service.log.roll()
+    frame = pd.read_parquet(home / "logs" / "decisions")
+    row = frame[frame["event_id"] == out["event_id"]].iloc[0]
+    assert json.loads(row["customer_features"])["last_agent_id"] == target
+    continuity = {a["id"]: a["features"]["continuity"] for a in json.loads(row["actions"])}
+    assert continuity[target] == 1 and sum(continuity.values()) == 1
+
+
 def test_load_pushed_to_feast_reaches_routing_within_the_bound(feast_routing) -> None:
     from feast import FeatureStore
 
