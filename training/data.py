@@ -119,8 +119,29 @@ def _ts(series: pd.Series) -> np.ndarray:
 
     if pd.api.types.is_numeric_dtype(series):
         return series.to_numpy(dtype=float)
+    if series.dtype in (np.dtype("datetime64[ns]"), pd.DatetimeTZDtype("ns", "UTC")):
+        # nanoseconds since the epoch over 1e9, as ``total_seconds`` below computes it
+        # (a zone does not change the instants); NaT goes the long way (NaN)
+        ns = series.array.asi8
+        if len(ns) and ns.min() != np.iinfo(np.int64).min:
+            return ns / 1_000_000_000
     stamps = pd.to_datetime(series, utc=True)
     return (stamps - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy(dtype=float)
+
+
+def _rows_of(batch: LoggedBatch, contexts: list, actions: list, rows: object) -> LoggedBatch:
+    """The rows ``rows`` (a slice or an index array) of ``batch``, already validated:
+    built without re-checking every row (``LoggedBatch.__post_init__``)."""
+    out = object.__new__(LoggedBatch)
+    for name, value in (
+        ("contexts", contexts),
+        ("actions", actions),
+        ("chosen", batch.chosen[rows]),  # type: ignore[index]
+        ("probabilities", batch.probabilities[rows]),  # type: ignore[index]
+        ("rewards", batch.rewards[rows]),  # type: ignore[index]
+    ):
+        object.__setattr__(out, name, value)
+    return out
 
 
 @dataclass(frozen=True)
@@ -148,14 +169,9 @@ class TrainingSet:
             return self  # immutable: the whole set is its own subset
         idx = np.flatnonzero(mask)
         b = self.batch
+        rows = idx.tolist()
         return TrainingSet(
-            LoggedBatch(
-                [b.contexts[i] for i in idx],
-                [b.actions[i] for i in idx],
-                b.chosen[idx],
-                b.probabilities[idx],
-                b.rewards[idx],
-            ),
+            _rows_of(b, [b.contexts[i] for i in rows], [b.actions[i] for i in rows], idx),
             self.frame.iloc[idx].reset_index(drop=True),
             [self.logging_pmfs[i] for i in idx],
             self.report,
@@ -164,13 +180,7 @@ class TrainingSet:
     def _take(self, part: slice) -> TrainingSet:
         b = self.batch
         return TrainingSet(
-            LoggedBatch(
-                b.contexts[part],
-                b.actions[part],
-                b.chosen[part],
-                b.probabilities[part],
-                b.rewards[part],
-            ),
+            _rows_of(b, b.contexts[part], b.actions[part], part),
             self.frame.iloc[part].reset_index(drop=True),
             self.logging_pmfs[part],
             self.report,

@@ -174,3 +174,30 @@ def test_flat_object_shortcut_agrees_with_the_full_check() -> None:
     ]:
         decoded = json.loads(text)
         assert _flat_object(decoded, text) == _scalars_only(decoded), text
+
+
+def test_epoch_seconds_shortcut_equals_total_seconds() -> None:
+    from training.data import _ts
+
+    rng = np.random.default_rng(2)
+    utc = pd.Series(pd.to_datetime(T0 + rng.uniform(-1e8, 1e8, 500), unit="s", utc=True))
+    expected = (utc - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy(dtype=float)
+    for series in (utc, utc.dt.tz_localize(None), utc.dt.tz_convert("Europe/Paris")):
+        assert _ts(series).tobytes() == expected.tobytes()
+    with_nat = utc.copy()
+    with_nat.iloc[7] = pd.NaT
+    got = _ts(with_nat)
+    assert np.isnan(got[7]) and np.array_equal(np.delete(got, 7), np.delete(expected, 7))
+
+
+def test_split_rows_are_the_rows_of_the_whole_batch(logged) -> None:
+    train, holdout = logged.split(0.3)
+    mask = np.arange(len(logged)) % 3 == 0
+    some = logged.subset(mask)
+    b = logged.batch
+    for part, rows in ((train, range(len(train))), (holdout, range(len(train), len(logged)))):
+        assert part.batch.contexts == [b.contexts[i] for i in rows]
+        assert part.batch.chosen.tolist() == [b.chosen[i] for i in rows]
+    assert some.batch.rewards.tolist() == b.rewards[mask].tolist()
+    assert [c for c in some.batch.contexts] == [b.contexts[i] for i in np.flatnonzero(mask)]
+    assert isinstance(some.batch, LoggedBatch) and len(some.batch) == int(mask.sum())
