@@ -7,9 +7,10 @@ Shapes follow Open Bandit Pipeline's conventions: ``n_rounds`` logged decisions,
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import TypeVar
 
 import numpy as np
 
@@ -33,6 +34,32 @@ CONTACT_CHANNELS: tuple[str, ...] = ("email", "push", "sms", "in_app", "whatsapp
 NO_CONTACT_ID = "no_contact"
 
 _EMPTY: Mapping[str, FeatureValue] = MappingProxyType({})
+_R = TypeVar("_R")
+
+
+def trusted_py(cls: type[_R], names: tuple[str, ...], values: tuple[object, ...]) -> _R:
+    """An instance of the frozen, slotted record ``cls`` with every field ``names[i]`` set
+    to ``values[i]``, without ``__init__`` (so without ``__post_init__`` checks): for hot
+    loops building records from values already valid. The pure-Python twin of
+    ``policies._records.trusted`` (compiled, same records)."""
+    if len(names) != len(values):
+        raise ValueError(f"{cls.__name__}: {len(names)} field names, {len(values)} values")
+    obj = object.__new__(cls)
+    for name, value in zip(names, values, strict=True):
+        object.__setattr__(obj, name, value)
+    return obj
+
+
+try:  # the compiled twin (``make ext``); without a compiler Maestro is only slower
+    from policies._records import trusted as trusted_compiled
+except ImportError:  # pragma: no cover - an install without the extension
+    trusted_compiled = None
+
+#: builds a record without ``__init__``: see :func:`trusted_py`
+trusted: Callable[[type[_R], tuple[str, ...], tuple[object, ...]], _R] = (
+    trusted_compiled or trusted_py
+)
+_CONTEXT_FIELDS = ("customer_id", "customer", "request", "decision_point", "timestamp")
 
 
 _SCALARS = frozenset({str, int, bool, float, type(None)})
@@ -126,16 +153,9 @@ class Context:
         """Build without re-validating: for features checked already (for example decoded
         from a log written by Maestro and screened by the caller). Saves the per-feature
         check on hot loops over millions of logged rows."""
-        self = object.__new__(cls)
-        for name, value in (
-            ("customer_id", customer_id),
-            ("customer", customer),
-            ("request", request),
-            ("decision_point", decision_point),
-            ("timestamp", timestamp),
-        ):
-            object.__setattr__(self, name, value)
-        return self
+        return trusted(
+            cls, _CONTEXT_FIELDS, (customer_id, customer, request, decision_point, timestamp)
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,12 +38,22 @@ import numpy as np
 from features.synthetic import PAGES, generate_customers
 from policies.catalog import Catalog, load_catalog
 from policies.rules import local_hour
-from policies.types import NO_CONTACT_ID, Action, Context, Decision, FeatureValue
+from policies.types import NO_CONTACT_ID, Action, Context, Decision, FeatureValue, trusted
 from simulator.customers import DAY, BaseRows, Contact, CustomerState, Population
 from simulator.draws import Draws
 from simulator.economics import Economics
 from simulator.errors import InvalidDecision, InvalidSimulationConfig, NotReset, SimulatorError
-from simulator.records import Environment, Observation, Outcome, SimEvent, StepResult
+from simulator.records import (
+    EVENT_FIELDS,
+    OBSERVATION_FIELDS,
+    OUTCOME_FIELDS,
+    STEP_FIELDS,
+    Environment,
+    Observation,
+    Outcome,
+    SimEvent,
+    StepResult,
+)
 
 __all__ = [
     "DECISION_POINTS",
@@ -166,18 +176,10 @@ class JourneyEnvironment:
         self.t += 1
         self.now += self._seconds_per_step
         self._observe()
-        return StepResult(
-            observation=obs,
-            action=action,
-            chosen=chosen,
-            reward=reward,
-            expected_rewards=truth,
-            optimal_value=values[best],
-            optimal_action=obs.candidates[best].id,
-            outcome=outcome,
-            events=events,
-            next_observation=self._obs,  # type: ignore[arg-type]
-        )
+        optimal, optimal_id, nxt = values[best], obs.candidates[best].id, self._obs
+        # StepResult(...) without the frozen __init__'s per-field calls
+        parts = (obs, action, chosen, reward, truth, optimal, optimal_id, outcome, events, nxt)
+        return trusted(StepResult, STEP_FIELDS, (*parts, False, False))
 
     # ------------------------------------------------------------------ dynamics
     def _draw(
@@ -220,7 +222,10 @@ class JourneyEnvironment:
             )
         if not converted and point == "churn_risk" and rng.random() < 0.25:
             churned = True
-        return Outcome(converted, opened, clicked, complained, unsubscribed, churned), reward
+        outcome = trusted(
+            Outcome, OUTCOME_FIELDS, (converted, opened, clicked, complained, unsubscribed, churned)
+        )
+        return outcome, reward
 
     def _apply(
         self, point: str, c: CustomerState, action: Action, outcome: Outcome
@@ -272,7 +277,7 @@ class JourneyEnvironment:
         return [self._event(c, "purchase", {"value": round(value, 2)})]
 
     def _event(self, c: CustomerState, kind: str, props: dict[str, FeatureValue]) -> SimEvent:
-        return SimEvent(c.customer_id, kind, props, self.now)
+        return trusted(SimEvent, EVENT_FIELDS, (c.customer_id, kind, props, self.now))
 
     def _arrive(self) -> CustomerState:
         assert self._pop is not None
@@ -370,8 +375,10 @@ class JourneyEnvironment:
         self._positions = positions[1]
         self._eligible_idx = [positions[1][a.id] for a in eligible]
         self._customer = c
-        self._obs = Observation(
-            self.t, context, candidates, tuple(eligible), tuple(excluded), tuple(events)
+        self._obs = trusted(
+            Observation,
+            OBSERVATION_FIELDS,
+            (self.t, context, candidates, tuple(eligible), tuple(excluded), tuple(events)),
         )
         self._truth, self._conversion = self.economics.truth(point, c, candidates, hour, self.now)
 

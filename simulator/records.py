@@ -7,7 +7,7 @@ Open Bandit Pipeline's ground truth (Saito et al., NeurIPS Datasets and Benchmar
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -107,3 +107,14 @@ class Environment(Protocol):
     def step(self, decision: Decision) -> StepResult: ...
 
     def expected_rewards(self) -> np.ndarray: ...
+
+
+def _names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
+
+
+#: every field of each record, in order, for building them with ``policies.types.trusted``
+#: on the environment's hot path (values the environment made itself)
+EVENT_FIELDS, OBSERVATION_FIELDS, OUTCOME_FIELDS, STEP_FIELDS = map(
+    _names, (SimEvent, Observation, Outcome, StepResult)
+)
