@@ -80,6 +80,13 @@ def haproxy_shedding(settings: Settings, run_dir: Path) -> dict[str, str]:
     maxconn = replica_maxconn()
     if maxconn == 0 or settings.admission_queue_ms <= 0:
         return {}
+    queued = settings.ray_max_queued_requests
+    if queued >= 0 and maxconn > settings.ray_max_ongoing_requests + queued:
+        # Ray would then refuse some itself, with a plain-text body, not the contract's
+        raise ValueError(
+            "MAESTRO_RAY_REPLICA_MAXCONN must not exceed MAESTRO_RAY_MAX_ONGOING_REQUESTS + "
+            "MAESTRO_RAY_MAX_QUEUED_REQUESTS"
+        )
     import ray
 
     if ray.__version__ != haproxy_shed.TESTED_RAY_VERSION:
@@ -89,11 +96,14 @@ def haproxy_shedding(settings: Settings, run_dir: Path) -> dict[str, str]:
             haproxy_shed.TESTED_RAY_VERSION,
             ray.__version__,
         )
+    from serving.admission import EXEMPT_PATHS
+
     return haproxy_shed.install(
         run_dir,
         maxconn=maxconn,
         queue_ms=settings.admission_queue_ms,
         retry_after_s=settings.admission_retry_after_s,
+        priority_paths=sorted(EXEMPT_PATHS),
     )
 
 

@@ -16,6 +16,8 @@ in HAProxy (C, no Python per refused request):
   that waited longer for a free slot is refused — the same rule as
   :mod:`serving.admission`, queue *delay* rather than queue length (Nichols & Jacobson,
   "Controlling Queue Delay", ACM Queue 10(5), 2012);
+- ``http-request set-priority-class`` for ``/healthz``, ``/readyz`` and ``/metrics``:
+  they go to the head of the queue (the app never sheds them either);
 - ``errorfile 503`` in that backend: HAProxy's refusal is the contract's ``503`` with
   ``Retry-After`` and the JSON error (``OverloadedError``). Ray writes one errorfile that
   turns HAProxy's 502/503/504 into ``500`` (``defaults``); the backend's own ``errorfile``
@@ -66,6 +68,9 @@ class Shedding:
     maxconn: int  # requests inside one replica at once
     queue_ms: float  # HAProxy ``timeout queue``: longest wait for a free slot
     errorfile: str  # the 503 response HAProxy sends when it refuses
+    #: paths served ahead of the queue (liveness, readiness, metrics: the app never sheds
+    #: them, :data:`serving.admission.EXEMPT_PATHS`)
+    priority_paths: tuple[str, ...] = ()
 
 
 def error_response(retry_after_s: int, queue_ms: float) -> bytes:
@@ -100,9 +105,10 @@ def _is_section(line: str) -> bool:
 
 def rewrite(config: str, shed: Shedding) -> str:
     """Ray's generated config with ``maxconn`` on every server of each HTTP app backend
-    (the replicas and the Serve-proxy ``backup``) and that backend's ``timeout queue`` and
-    ``errorfile 503``. HTTP app backends are the ``backend`` sections Ray gives an
-    ``option httpchk``; gRPC ones (``proto h2``, ``tcp-check``) are left alone.
+    (each replica; the Serve-proxy ``backup`` gets the replicas' sum) and that backend's
+    ``timeout queue`` and ``errorfile 503``. HTTP app backends are the ``backend``
+    sections Ray gives an ``option httpchk``; gRPC ones (``proto h2``, ``tcp-check``)
+    are left alone.
 
     Raises :class:`HAProxyConfigChanged` when a server line of an HTTP backend is not
     where this rewrite expects it, or already has a ``maxconn``.
@@ -135,6 +141,12 @@ def rewrite(config: str, shed: Shedding) -> str:
             f"    timeout queue {shed.queue_ms:g}ms",
             f"    errorfile 503 {shed.errorfile}",
         ]
+        if shed.priority_paths:
+            paths = " ".join(shed.priority_paths)
+            out.append(f"    http-request set-priority-class int(-10) if {{ path {paths} }}")
+        # the Serve proxy (``backup``, used only when every replica is DOWN) routes to
+        # all replicas: it gets their combined share
+        primaries = sum(1 for ln in servers if not ln.rstrip().endswith(" backup"))
         for line in body:
             stripped = line.strip()
             if stripped.startswith("timeout queue "):
@@ -142,7 +154,10 @@ def rewrite(config: str, shed: Shedding) -> str:
             if stripped.startswith("server "):
                 if " maxconn " in f" {stripped} " or " track " in line:
                     raise HAProxyConfigChanged(f"unexpected server line: {stripped!r}")
-                line = f"{line} maxconn {shed.maxconn}"
+                backup = stripped.endswith(" backup")
+                line = (
+                    f"{line} maxconn {shed.maxconn * max(1, primaries) if backup else shed.maxconn}"
+                )
             out.append(line)
     return "\n".join(out) + "\n"
 
@@ -154,6 +169,7 @@ def install(
     queue_ms: float,
     retry_after_s: int,
     real_binary: str | None = None,
+    priority_paths: Sequence[str] = (),
 ) -> dict[str, str]:
     """Write the 503 errorfile and the wrapper script into ``run_dir``; return the
     environment the Ray cluster must start with (``RAY_SERVE_HAPROXY_BINARY_PATH``)."""
@@ -162,7 +178,12 @@ def install(
     real = real_binary or _real_binary()
     errorfile = run_dir / "maestro-503.http"
     errorfile.write_bytes(error_response(retry_after_s, queue_ms))
-    shed = Shedding(maxconn=maxconn, queue_ms=queue_ms, errorfile=str(errorfile))
+    shed = Shedding(
+        maxconn=maxconn,
+        queue_ms=queue_ms,
+        errorfile=str(errorfile),
+        priority_paths=tuple(sorted(priority_paths)),
+    )
     wrapper = run_dir / "haproxy"
     root = str(Path(__file__).resolve().parents[1])
     wrapper.write_text(
@@ -209,7 +230,9 @@ def main(real: str, shed_json: str, args: Sequence[str]) -> None:
     if "-f" in argv:
         i = argv.index("-f") + 1
         source = argv[i]
-        shed = Shedding(**json.loads(shed_json))
+        fields = json.loads(shed_json)
+        fields["priority_paths"] = tuple(fields.get("priority_paths", ()))
+        shed = Shedding(**fields)
         try:
             text = rewrite(Path(source).read_text(), shed)
         except (HAProxyConfigChanged, OSError) as exc:

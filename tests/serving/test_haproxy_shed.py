@@ -89,17 +89,25 @@ def test_installed_ray_is_the_version_the_override_was_written_for() -> None:
 def test_rewrite_of_rays_config_is_valid_haproxy(tmp_path: Path) -> None:
     path = _ray_config(tmp_path, [("127.0.0.1", 30001), ("127.0.0.1", 30002)], _free_port())
     original = path.read_text()
-    shed = Shedding(maxconn=2, queue_ms=25.0, errorfile=str(tmp_path / "503.http"))
+    shed = Shedding(
+        maxconn=2,
+        queue_ms=25.0,
+        errorfile=str(tmp_path / "503.http"),
+        priority_paths=("/healthz", "/metrics"),
+    )
     (tmp_path / "503.http").write_bytes(haproxy_shed.error_response(1, 25.0))
     text = rewrite(original, shed)
     backend = _section(text, "backend maestro")
     servers = [ln for ln in backend if ln.strip().startswith("server ")]
-    assert len(servers) == 3 and all(ln.endswith(" maxconn 2") for ln in servers)
+    assert [ln.rsplit(" ", 2)[1:] for ln in servers] == [["maxconn", "2"]] * 2 + [["maxconn", "4"]]
+    assert "backup" in servers[2]  # the Serve proxy: both replicas' share
     assert "    timeout queue 25ms" in backend
     assert f"    errorfile 503 {shed.errorfile}" in backend
+    assert "    http-request set-priority-class int(-10) if { path /healthz /metrics }" in backend
     # only that backend changed: Ray's defaults (502/504 -> 500) and frontends are intact
     assert _section(text, "defaults") == _section(original, "defaults")
-    assert text.count("maxconn 2") == 3 and text.count("timeout queue 25ms") == 1
+    assert text.count(" maxconn ") == original.count(" maxconn ") + 3  # global maxconn too
+    assert text.count("timeout queue 25ms") == 1
     out = tmp_path / "out.cfg"
     out.write_text(text)
     check = subprocess.run(
@@ -133,7 +141,12 @@ def test_wrapper_rewrites_then_execs_the_real_binary(tmp_path: Path) -> None:
     )
     fake.chmod(0o755)
     env = haproxy_shed.install(
-        tmp_path, maxconn=3, queue_ms=40.0, retry_after_s=2, real_binary=str(fake)
+        tmp_path,
+        maxconn=3,
+        queue_ms=40.0,
+        retry_after_s=2,
+        real_binary=str(fake),
+        priority_paths=["/readyz"],
     )
     wrapper = env["RAY_SERVE_HAPROXY_BINARY_PATH"]
     config = _ray_config(tmp_path, [("127.0.0.1", 30001)], _free_port())
@@ -142,6 +155,7 @@ def test_wrapper_rewrites_then_execs_the_real_binary(tmp_path: Path) -> None:
     got = json.loads(seen.read_text())
     assert got["args"] == ["-db", "-f", str(config) + haproxy_shed.SUFFIX, "-dR", "-sf", "123"]
     assert "maxconn 3" in got["cfg"] and "timeout queue 40ms" in got["cfg"]
+    assert "set-priority-class int(-10) if { path /readyz }" in got["cfg"]
     assert "maxconn 3" not in config.read_text()  # Ray's own file is left as Ray wrote it
     response = (tmp_path / "maestro-503.http").read_bytes()
     assert response.startswith(b"HTTP/1.1 503 ") and b"\r\nRetry-After: 2\r\n" in response

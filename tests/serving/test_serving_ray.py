@@ -2,7 +2,8 @@
 
 Two replicas behind Ray Serve's HAProxy ingress: the contract's shapes, a reward posted
 to whichever replica (ids are signed with the workspace secret; duplicates are caught
-across replicas), overload answered ``503`` with ``Retry-After``, and SIGTERM rolling
+across replicas), overload answered ``503`` with ``Retry-After`` and the JSON error (by
+HAProxy, :mod:`serving.haproxy_shed`), and SIGTERM rolling
 every replica's log to Parquet (how requests spread over replicas is HAProxy's choice)."""
 
 from __future__ import annotations
@@ -129,6 +130,8 @@ def test_ray_serve_engine(tmp_path: Path, mlflow_uri: str, helpers) -> None:
         rejected = [r for r in responses if r.status_code == 503]
         assert rejected, "no request was shed"
         assert all(r.headers.get("retry-after") == "1" for r in rejected)
+        # HAProxy refuses before a replica (serving/haproxy_shed.py): the contract's error
+        assert all(r.json()["detail"][0]["type"] == "OverloadedError" for r in rejected)
         assert any(r.status_code == 200 for r in responses)
     finally:
         proc.send_signal(signal.SIGTERM)
