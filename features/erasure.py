@@ -4,20 +4,23 @@ The online store is cleared through the same tables/hash Feast reads (SQLite: ev
 view table's rows under the customer's entity key; Redis: the customer's hash); the
 offline Parquet is rewritten without the customer's rows (atomically, by rename), so a
 later ``maestro init``/materialisation cannot bring the customer back. Pending events of
-the customer held by an :class:`~features.event_writer.EventWriter` are dropped first,
-so a flush cannot re-create the rows.
+the customer held by this process's :class:`~features.event_writer.EventWriter` are
+dropped first; other processes' pending rows meet a tombstone in the online store when
+they flush (:mod:`features.tombstones`), so no flush can re-create the rows.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 from features.cache import record_changes
 from features.errors import FeatureStoreUnavailable
 from features.feast_source import RedisBackend, SqliteBackend, entity_key_bytes
+from features.tombstones import record_erasure_redis, record_erasure_sqlite
 from features.workspace import customers_parquet
 
 if TYPE_CHECKING:
@@ -45,9 +48,13 @@ def _erase_sqlite(backend: SqliteBackend, tables: list[str], key: bytes) -> int:
         raise FeatureStoreUnavailable(f"cannot open online store: {exc}") from exc
     try:
         with conn:
-            removed = sum(conn.execute(f'DELETE FROM "{t}" WHERE entity_key = ?',
-                                       (key,)).rowcount for t in tables)
+            removed = sum(
+                conn.execute(f'DELETE FROM "{t}" WHERE entity_key = ?', (key,)).rowcount
+                for t in tables
+            )
             record_changes(conn, [key])  # every process's feature cache drops the customer
+            # no other process's pending rows of this customer can be written after this
+            record_erasure_sqlite(conn, key, time.time())
             return removed
     except sqlite3.Error as exc:
         raise FeatureStoreUnavailable(f"cannot erase from online store: {exc}") from exc
@@ -60,6 +67,9 @@ def _erase_redis(backend: RedisBackend, key: bytes) -> int:
 
     redis_key = backend.redis_key(key)
     try:
+        # the tombstone first: a writer that read none before this fails its EXEC and
+        # re-checks; one that wrote before this is undone by the delete
+        record_erasure_redis(backend.client, redis_key, time.time())
         fields = backend.client.hkeys(redis_key)
         backend.client.delete(redis_key)
     except redis.RedisError as exc:

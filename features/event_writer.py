@@ -128,6 +128,8 @@ class EventWriter:
         self._thread: threading.Thread | None = None
         self.pushed_rows = 0
         self.failed_flushes = 0
+        #: pending rows not written because their customer was erased meanwhile
+        self.dropped_erased = 0
         self.flushes = 0
         if start:
             self.start()
@@ -227,14 +229,16 @@ class EventWriter:
             return len(fresh)
 
     def _write(self, items: list[Item]) -> None:
+        """Write ``items``; rows of customers erased meanwhile by another process are
+        dropped by the row writers (:mod:`features.tombstones`) and counted."""
         if self._redis is not None and self._redis_writes:
-            self._redis.write(items)
+            self.dropped_erased += self._redis.write(items)
             return
         by_view: dict[str, list[Item]] = {}
         for item in items:
             by_view.setdefault(item[1], []).append(item)
         if self._sqlite is not None:  # every view in one transaction
-            self._sqlite.write_many(by_view)
+            self.dropped_erased += self._sqlite.write_many(by_view)
             return
         for view, rows in by_view.items():
             self._write_feast(view, rows)

@@ -62,8 +62,9 @@ def silence_feast_warnings() -> None:
     plain push-fed view, so that warning is noise on every registry load."""
     import warnings
 
-    warnings.filterwarnings("ignore", message="Stream feature views are experimental",
-                            category=RuntimeWarning)
+    warnings.filterwarnings(
+        "ignore", message="Stream feature views are experimental", category=RuntimeWarning
+    )
 
 
 def sqlite_tables(store: FeatureStore) -> list[str]:
@@ -88,12 +89,14 @@ def resolve_views(store: FeatureStore, service: str = FEATURE_SERVICE) -> list[V
     for projection in store.get_feature_service(service).feature_view_projections:
         view = by_name[projection.name]
         ttl = view.ttl.total_seconds() if view.ttl else 0.0
-        specs.append(ViewSpec(
-            name=view.name,
-            features=tuple(f.name for f in projection.features),
-            ttl_seconds=ttl,
-            table=compute_table_id(store.config.project, view),
-        ))
+        specs.append(
+            ViewSpec(
+                name=view.name,
+                features=tuple(f.name for f in projection.features),
+                ttl_seconds=ttl,
+                table=compute_table_id(store.config.project, view),
+            )
+        )
     return specs
 
 
@@ -113,7 +116,11 @@ def entity_key_bytes(customer_id: str) -> bytes:
 # A backend returns {view: (event time in epoch seconds, {feature: value})}.
 Rows = dict[str, tuple[float, dict[str, FeatureValue]]]
 _FROM_TEXT: dict[type, Callable[[str], FeatureValue]] = {
-    str: str, int: int, float: float, bool: lambda s: s == "True"}
+    str: str,
+    int: int,
+    float: float,
+    bool: lambda s: s == "True",
+}
 
 
 def _proto_decoder() -> Callable[[str, bytes], FeatureValue]:
@@ -134,8 +141,9 @@ class SqliteBackend:
     through a :class:`~features.cache.RowCache` when one is given (see that module for
     its staleness bound)."""
 
-    def __init__(self, db_path: Path, views: list[ViewSpec], timeout: float,
-                 cache: RowCache | None = None) -> None:
+    def __init__(
+        self, db_path: Path, views: list[ViewSpec], timeout: float, cache: RowCache | None = None
+    ) -> None:
         self.db_path = db_path
         self.timeout = timeout
         self.cache = cache
@@ -167,12 +175,16 @@ class SqliteBackend:
                 self.cache.clear()
         try:
             conn = sqlite3.connect(
-                f"file:{self.db_path}?mode=ro", uri=True, timeout=self.timeout,
-                check_same_thread=False, cached_statements=16,
+                f"file:{self.db_path}?mode=ro",
+                uri=True,
+                timeout=self.timeout,
+                check_same_thread=False,
+                cached_statements=16,
             )
         except sqlite3.Error as exc:
             raise FeatureStoreUnavailable(
-                f"cannot open online store {self.db_path}: {exc}") from exc
+                f"cannot open online store {self.db_path}: {exc}"
+            ) from exc
         self._local.conn = (conn, ino)
         self._local.state = {}
         return conn
@@ -283,8 +295,12 @@ class RedisBackend:
             elif k == "db":
                 kwargs["db"] = int(v)
         self.client = redis.Redis(
-            host=host or "127.0.0.1", port=int(port), socket_timeout=timeout,
-            socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0), **kwargs,
+            host=host or "127.0.0.1",
+            port=int(port),
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
+            **kwargs,
         )
         self.project = project.encode()
         # (fields, slots) of all views (key None) and of each view; a slot is
@@ -375,10 +391,12 @@ class FeastFeatureSource:
             db = db if db.is_absolute() else self.repo_path / db
             cache = RowCache(cache_size, cache_seconds) if cache_size > 0 else None
             self.backend: SqliteBackend | RedisBackend = SqliteBackend(
-                db, self.views, timeout, cache)
+                db, self.views, timeout, cache
+            )
         elif config.type == "redis":
-            self.backend = RedisBackend(config.connection_string, self.store.config.project,
-                                        self.views, timeout)
+            self.backend = RedisBackend(
+                config.connection_string, self.store.config.project, self.views, timeout
+            )
         else:
             raise WorkspaceError(f"unsupported online store type {config.type!r}")
 
@@ -421,8 +439,9 @@ class FeastFeatureSource:
                     stale.extend(spec.features)
                 else:
                     turns_stale = min(turns_stale, expires)
-        record = CustomerFeatures(customer_id, MappingProxyType(merged), known=True,
-                                  stale=frozenset(stale))
+        record = CustomerFeatures(
+            customer_id, MappingProxyType(merged), known=True, stale=frozenset(stale)
+        )
         cache = getattr(self.backend, "cache", None)
         if cache is not None:  # rows are the cache's own objects: identity means unchanged
             records = self._records

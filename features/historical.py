@@ -30,15 +30,18 @@ def training_features(
 
     missing = {"customer_id", "event_timestamp"} - set(entity_df.columns)
     if missing:
-        raise FeatureStoreError(f"entity_df lacks {', '.join(sorted(missing))}",
-                                field=sorted(missing)[0])
-    store = (repo_or_store if isinstance(repo_or_store, FeatureStore)
-             else FeatureStore(repo_path=str(repo_or_store)))
+        raise FeatureStoreError(
+            f"entity_df lacks {', '.join(sorted(missing))}", field=sorted(missing)[0]
+        )
+    store = (
+        repo_or_store
+        if isinstance(repo_or_store, FeatureStore)
+        else FeatureStore(repo_path=str(repo_or_store))
+    )
     # Feast's file offline store drops entity rows whose customer has data only *after*
     # the row's time (instead of returning nulls); re-attach them by a row id, in order.
     rows = entity_df.reset_index(drop=True).assign(**{_ROW: range(len(entity_df))})
-    job = store.get_historical_features(
-        entity_df=rows, features=store.get_feature_service(service))
+    job = store.get_historical_features(entity_df=rows, features=store.get_feature_service(service))
     found = job.to_df().drop(columns=[c for c in rows.columns if c != _ROW])
     out = rows.merge(found, on=_ROW, how="left", validate="one_to_one")
     return out.sort_values(_ROW).drop(columns=[_ROW]).reset_index(drop=True)

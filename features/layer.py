@@ -24,13 +24,22 @@ class FeastFeatureLayer:
     ``cache_size``/``cache_seconds``: the SQLite row cache (:mod:`features.cache`).
     """
 
-    def __init__(self, path: Path | str, *, timeout: float = 0.1,
-                 flush_interval: float = 0.01, max_pending: int = 50_000,
-                 cache_size: int = 200_000, cache_seconds: float = 60.0) -> None:
-        self.source = open_feature_source(path, timeout=timeout, cache_size=cache_size,
-                                          cache_seconds=cache_seconds)
-        self.writer = EventWriter(self.source, flush_interval=flush_interval,
-                                  max_pending=max_pending)
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        timeout: float = 0.1,
+        flush_interval: float = 0.01,
+        max_pending: int = 50_000,
+        cache_size: int = 200_000,
+        cache_seconds: float = 60.0,
+    ) -> None:
+        self.source = open_feature_source(
+            path, timeout=timeout, cache_size=cache_size, cache_seconds=cache_seconds
+        )
+        self.writer = EventWriter(
+            self.source, flush_interval=flush_interval, max_pending=max_pending
+        )
         #: issue #9: the agent roster (None for a workspace without the ``agent`` view)
         self.agents = open_agent_source(path)
 
@@ -45,8 +54,11 @@ class FeastFeatureLayer:
 
     def erase(self, customer_id: str) -> dict[str, int]:
         counts = erase_customer(self.source, customer_id, self.writer)
-        return {"online_values": counts.online_values, "offline_rows": counts.offline_rows,
-                "pending_rows": counts.pending_rows}
+        return {
+            "online_values": counts.online_values,
+            "offline_rows": counts.offline_rows,
+            "pending_rows": counts.pending_rows,
+        }
 
     def close(self) -> None:
         self.writer.close()

@@ -27,6 +27,7 @@ within the writer's flush interval.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -52,6 +53,9 @@ class PendingRow:
     version: int = 0
     #: features changed since the row was last written (only these are written)
     changed: frozenset[str] = frozenset()
+    #: wall-clock time its oldest unwritten data was accepted (before its base row was
+    #: read): an erasure at or after it makes the row unwritable (features.tombstones)
+    since: float = field(default_factory=time.time)
 
 
 @dataclass(eq=False)
@@ -60,6 +64,8 @@ class Deferred:
     Compared by identity: a resolution applies only to the entry it read a base row for."""
 
     events: list[Event]
+    #: when the first of ``events`` was accepted
+    since: float = field(default_factory=time.time)
 
 
 Entry = PendingRow | Deferred
@@ -122,13 +128,14 @@ class Overlay:
             self._version += 1
             views = self._rows.setdefault(customer_id, {})
             previous = views.get(view)
+            since = time.time() if previous is None else previous.since
             if previous is None:
                 self._count += 1
             elif type(previous) is PendingRow:
                 changed |= previous.changed
             else:
                 self._deferred -= 1
-            views[view] = PendingRow(ts, dict(values), self._version, changed)
+            views[view] = PendingRow(ts, dict(values), self._version, changed, since)
 
     def defer(self, customer_id: str, view: str, event: Event) -> bool:
         """Append ``event`` to the deferred events of one customer and view (there must be
@@ -190,7 +197,7 @@ class Overlay:
                     del self._rows[customer_id]
             else:
                 self._version += 1
-                views[view] = PendingRow(row[0], row[1], self._version, row[2])
+                views[view] = PendingRow(row[0], row[1], self._version, row[2], entry.since)
             return True
 
     def keys(

@@ -31,6 +31,7 @@ from features.errors import FeatureStoreUnavailable
 from features.feast_source import entity_key_bytes, sqlite_ts
 from features.schema import ALL_FEATURES, GROUPS
 from features.source import FeatureValue
+from features.tombstones import REDIS_PREFIX, erased_redis, survivors
 
 if TYPE_CHECKING:
     from features.feast_source import RedisBackend
@@ -79,6 +80,10 @@ def encode_value(kind: type, value: FeatureValue) -> bytes:
             _ENCODED.clear()
         _ENCODED[(oneof, value)] = blob
     return blob
+
+
+#: ``WATCH``/``EXEC`` rounds before a write gives up (and is retried by the next flush)
+_WATCH_ATTEMPTS = 10
 
 
 class SqliteRows:
@@ -217,29 +222,48 @@ class RedisRows:
             out[(cid, view)] = (ts.seconds + ts.nanos / 1e9, values)
         return out
 
-    def write(self, items: Sequence[tuple[str, str, PendingRow]]) -> None:
-        """Write each row's changed features and time, all in one pipeline."""
+    def write(self, items: Sequence[tuple[str, str, PendingRow]]) -> int:
+        """Write each row's changed features and time, all in one transaction, unless the
+        customer was erased since the row's data was accepted (the tombstones are
+        ``WATCH``ed, so an erasure landing in between makes ``EXEC`` fail and the batch
+        is checked again: :mod:`features.tombstones`). Returns how many rows were dropped."""
         import redis
         from google.protobuf.timestamp_pb2 import Timestamp
 
+        def hash_key(cid: str) -> bytes:
+            return self._redis_key(entity_key_bytes(cid))
+
+        keys = [hash_key(cid) for cid, _, _ in items]
+        tombstones = [REDIS_PREFIX + k for k in dict.fromkeys(keys)]
         try:
-            with self.client.pipeline(transaction=False) as pipe:
-                for cid, view, row in items:
-                    key = self._redis_key(entity_key_bytes(cid))
-                    seconds, micros = divmod(round(row.ts * 1_000_000), 1_000_000)
-                    ts = Timestamp(seconds=seconds, nanos=micros * 1000)  # as FromDatetime
-                    types = GROUPS[view]
-                    mapping: dict[bytes, bytes] = {
-                        self._field[(view, name)]: encode_value(types[name], row.values[name])
-                        for name in row.changed
-                    }
-                    mapping[f"_ts:{view}".encode()] = ts.SerializeToString()
-                    pipe.hset(key, mapping=mapping)
-                    if self.key_ttl_seconds:
-                        pipe.expire(key, self.key_ttl_seconds)
-                pipe.execute()
+            with self.client.pipeline(transaction=True) as pipe:
+                for _attempt in range(_WATCH_ATTEMPTS):
+                    try:
+                        pipe.watch(*tombstones)
+                        kept, dropped = survivors(items, erased_redis(pipe, keys), hash_key)
+                        pipe.multi()
+                        for cid, view, row in kept:
+                            key = hash_key(cid)
+                            seconds, micros = divmod(round(row.ts * 1_000_000), 1_000_000)
+                            ts = Timestamp(seconds=seconds, nanos=micros * 1000)  # as FromDatetime
+                            types = GROUPS[view]
+                            mapping: dict[bytes, bytes] = {
+                                self._field[(view, name)]: encode_value(
+                                    types[name], row.values[name]
+                                )
+                                for name in row.changed
+                            }
+                            mapping[f"_ts:{view}".encode()] = ts.SerializeToString()
+                            pipe.hset(key, mapping=mapping)
+                            if self.key_ttl_seconds:
+                                pipe.expire(key, self.key_ttl_seconds)
+                        pipe.execute()
+                        return dropped
+                    except redis.WatchError:
+                        continue  # an erasure landed meanwhile: check again
         except redis.RedisError as exc:
             raise FeatureStoreUnavailable(f"redis online store unreachable: {exc}") from exc
+        raise FeatureStoreUnavailable("erasures kept racing this write; it is retried later")
 
     def close(self) -> None:
         self.client.close()

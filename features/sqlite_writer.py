@@ -24,6 +24,7 @@ from features.cache import ensure_journal, record_changes
 from features.feast_source import entity_key_bytes
 from features.overlay import PendingRow
 from features.schema import GROUPS
+from features.tombstones import erased_sqlite, survivors
 
 _ONEOF = {str: "string_val", int: "int64_val", float: "double_val", bool: "bool_val"}
 #: Value rows per INSERT: one statement is one step (one GIL release), 6 parameters a row.
@@ -31,19 +32,23 @@ _ROWS_PER_STATEMENT = 2000
 
 
 def _upsert(table: str, n: int) -> str:
-    return (f'INSERT INTO "{table}" '
-            "(entity_key, feature_name, value, value_text, event_ts, created_ts) VALUES "
-            + ", ".join(["(?, ?, ?, ?, ?, ?)"] * n)
-            + " ON CONFLICT(entity_key, feature_name) DO UPDATE SET value = excluded.value, "
-            "value_text = excluded.value_text, event_ts = excluded.event_ts, "
-            "created_ts = excluded.created_ts")
+    return (
+        f'INSERT INTO "{table}" '
+        "(entity_key, feature_name, value, value_text, event_ts, created_ts) VALUES "
+        + ", ".join(["(?, ?, ?, ?, ?, ?)"] * n)
+        + " ON CONFLICT(entity_key, feature_name) DO UPDATE SET value = excluded.value, "
+        "value_text = excluded.value_text, event_ts = excluded.event_ts, "
+        "created_ts = excluded.created_ts"
+    )
 
 
 def supports(online_store_config: object) -> bool:
     """True for a plain SQLite online store (the columns this writer fills are all)."""
-    return (getattr(online_store_config, "type", None) == "sqlite"
-            and not getattr(online_store_config, "vector_enabled", False)
-            and not getattr(online_store_config, "enable_openai_compatible_store", False))
+    return (
+        getattr(online_store_config, "type", None) == "sqlite"
+        and not getattr(online_store_config, "vector_enabled", False)
+        and not getattr(online_store_config, "enable_openai_compatible_store", False)
+    )
 
 
 class SqliteRowWriter:
@@ -59,38 +64,50 @@ class SqliteRowWriter:
             ensure_journal(self.conn)
         self._tables = dict(tables)
 
-    def write(self, view: str, items: Iterable[tuple[str, str, PendingRow]]) -> None:
-        """Write each row's changed features (one transaction)."""
-        self.write_many({view: items})
+    def write(self, view: str, items: Iterable[tuple[str, str, PendingRow]]) -> int:
+        """Write each row's changed features (one transaction); see :meth:`write_many`."""
+        return self.write_many({view: items})
 
-    def write_many(self, batches: Mapping[str, Iterable[tuple[str, str, PendingRow]]]) -> None:
+    def write_many(self, batches: Mapping[str, Iterable[tuple[str, str, PendingRow]]]) -> int:
         """Write the rows of several views in one transaction (one commit, one WAL sync
-        point and one journal entry per customer, however many views they touched)."""
+        point and one journal entry per customer, however many views they touched).
+        Rows of a customer erased since their data was accepted are not written
+        (:mod:`features.tombstones`, checked inside the same transaction); returns how
+        many were dropped so."""
         from feast.infra.online_stores.helpers import extract_text_and_num
         from feast.protos.feast.types.Value_pb2 import Value
 
-        statements: list[tuple[str, list[tuple]]] = []
-        keys: list[bytes] = []
-        for view, items in batches.items():
-            types = GROUPS[view]
-            rows = []
-            for cid, _, row in items:
-                key = entity_key_bytes(cid)
-                keys.append(key)
-                ts = datetime.fromtimestamp(row.ts, tz=UTC).replace(tzinfo=None)  # naive UTC
-                for name in row.changed:
-                    proto = Value(**{_ONEOF[types[name]]: row.values[name]})
-                    text, _ = extract_text_and_num(proto, False)
-                    rows.append((key, name, proto.SerializeToString(), text, ts, None))
-            statements.append((self._tables[view], rows))
         with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")  # the tombstones read stay true till commit
+            batches = {view: list(items) for view, items in batches.items()}
+            erased = erased_sqlite(
+                self.conn,
+                [entity_key_bytes(cid) for items in batches.values() for cid, _, _ in items],
+            )
+            dropped = 0
+            statements: list[tuple[str, list[tuple]]] = []
+            keys: list[bytes] = []
+            for view, items in batches.items():
+                items, gone = survivors(items, erased)
+                dropped += gone
+                types = GROUPS[view]
+                rows = []
+                for cid, _, row in items:
+                    key = entity_key_bytes(cid)
+                    keys.append(key)
+                    ts = datetime.fromtimestamp(row.ts, tz=UTC).replace(tzinfo=None)  # naive UTC
+                    for name in row.changed:
+                        proto = Value(**{_ONEOF[types[name]]: row.values[name]})
+                        text, _ = extract_text_and_num(proto, False)
+                        rows.append((key, name, proto.SerializeToString(), text, ts, None))
+                statements.append((self._tables[view], rows))
             for table, rows in statements:
                 for start in range(0, len(rows), _ROWS_PER_STATEMENT):
-                    chunk = rows[start:start + _ROWS_PER_STATEMENT]
-                    self.conn.execute(_upsert(table, len(chunk)),
-                                      [v for row in chunk for v in row])
+                    chunk = rows[start : start + _ROWS_PER_STATEMENT]
+                    self.conn.execute(_upsert(table, len(chunk)), [v for row in chunk for v in row])
             # same transaction: a reader that sees these rows sees their journal entry
             record_changes(self.conn, keys)
+        return dropped
 
     def close(self) -> None:
         self.conn.close()

@@ -99,7 +99,8 @@ def _write_yaml(repo: Path, online_store: str | None) -> dict[str, Any]:
         block = online_store_config(online_store)
         sqlite_block = "online_store:\n  type: sqlite\n  path: data/online_store.db\n"
         redis_block = "online_store:\n" + "".join(
-            f"  {k}: {json.dumps(v)}\n" for k, v in block.items())
+            f"  {k}: {json.dumps(v)}\n" for k, v in block.items()
+        )
         text = text.replace(sqlite_block, redis_block)
         config["online_store"] = block
     path.write_text(text)
@@ -211,9 +212,14 @@ def _clear_online_store(store: FeatureStore) -> None:
     from features.feast_source import all_views
 
     provider = store._get_provider()
-    provider.update_infra(store.config.project, tables_to_delete=[],
-                          tables_to_keep=all_views(store), entities_to_delete=[],
-                          entities_to_keep=store.list_entities(), partial=True)
+    provider.update_infra(
+        store.config.project,
+        tables_to_delete=[],
+        tables_to_keep=all_views(store),
+        entities_to_delete=[],
+        entities_to_keep=store.list_entities(),
+        partial=True,
+    )
     online = provider.online_store
     if store.config.online_store.type == "sqlite":
         from features.feast_source import sqlite_tables
@@ -262,11 +268,19 @@ def init_feature_workspace(
         config = _write_yaml(repo, online_store)
         _copy_definitions(repo)
         manifest = _read_manifest(repo)
-        wanted = {"customers": customers, "seed": seed, "generator": GENERATOR,
-                  "agents": agents, "agent_generator": AGENT_GENERATOR}
+        wanted = {
+            "customers": customers,
+            "seed": seed,
+            "generator": GENERATOR,
+            "agents": agents,
+            "agent_generator": AGENT_GENERATOR,
+        }
         have = {k: manifest.get(k) for k in wanted}
-        generated = (have != wanted or not customers_parquet(repo).exists()
-                     or not agents_parquet(repo).exists())
+        generated = (
+            have != wanted
+            or not customers_parquet(repo).exists()
+            or not agents_parquet(repo).exists()
+        )
         bar.set_postfix_str("generating customers")
         if generated:
             now = float(int(time.time()))
@@ -295,8 +309,9 @@ def init_feature_workspace(
             with _quiet():
                 _clear_online_store(store)
                 clear_agent_rows(store)
-                store.materialize(start_date=ts - timedelta(seconds=1),
-                                  end_date=ts + timedelta(seconds=1))
+                store.materialize(
+                    start_date=ts - timedelta(seconds=1), end_date=ts + timedelta(seconds=1)
+                )
             manifest["materialized_into"] = store_key
             _write_manifest(repo, manifest)
         bar.update(2)

@@ -152,6 +152,36 @@ def test_erasure_while_events_are_pending(store, writer) -> None:
     assert not source.get(cid).known and not other.get(cid).known
 
 
+def test_erasure_by_another_process_beats_pending_rows(store, writer) -> None:
+    """Another process (its own source, no access to this writer's overlay) erases a
+    customer while this writer holds their events — resolved into a pending row on the
+    pre-erasure base, or still deferred: the tombstone in the online store stops both
+    from being written, and an event accepted after the erasure is written as usual."""
+    from features.erasure import erase_customer
+
+    source, other = store
+    for cid, resolve in (("c-x-erase-pending", True), ("c-x-erase-deferred", False)):
+        _ingest(writer, cid, "page_view", page="a")
+        writer.flush()
+        assert other.get(cid).known
+        _ingest(writer, cid, "complaint_opened")
+        if resolve:
+            assert source.get(cid).values["open_complaint"] is True  # a pending row now
+        dropped = writer.dropped_erased
+        erase_customer(other, cid)  # the other process: this writer's overlay is untouched
+        assert len(writer.overlay.keys(cid)) == 1
+        writer.flush()
+        assert writer.dropped_erased == dropped + 1
+        assert not other.get(cid).known and not source.get(cid).known, cid
+        time.sleep(0.002)  # acceptance strictly after the erasure's clock reading
+        _ingest(writer, cid, "page_view", page="after")
+        writer.flush()
+        assert writer.dropped_erased == dropped + 1
+        assert other.get(cid).values["last_page"] == "after"
+        assert other.get(cid).values["open_complaint"] is False  # the erased one stays gone
+        erase_customer(source, cid, writer)  # the shared workspace keeps its 200 customers
+
+
 def test_erasure_during_a_bulk_read_drops_the_resolution(store, writer) -> None:
     source, other = store
     cid = "c-new-erase-2"
