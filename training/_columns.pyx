@@ -1,13 +1,20 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """Compiled token streams: :func:`training.columns.token_stream_py` in one pass over
-the rows instead of one numpy column per feature.
+the rows instead of one numpy column per feature, and straight from the logged JSON
+text of a :class:`training.row_parser.LoggedFeatures` that nothing has decoded yet.
 
 Same tokens, in the same order (row by row, within a row the mapping's own order),
 same arithmetic: ``sign·log1p`` and ``*_ts`` ages in days in C doubles, with the C
 library's ``log1p`` (which ``math.log1p`` and NumPy's ``log1p`` call too). Only the
 numbering of the token table differs (first appearance here, column by column in the
-twin); ``tests/training/test_columns_compiled.py`` compares the entries' tokens and
-values bit for bit.
+twin); ``tests/training/test_compiled.py`` compares the entries' tokens and values bit
+for bit.
+
+The JSON reader takes only a strict, simple subset: an ASCII object of scalars with
+no escapes in its strings, integers of at most 18 digits, finite floats (read by the C
+library's correctly rounded ``strtod``, as orjson reads them correctly rounded), no
+duplicate keys. Anything else — a text that is corrupt, nested, escaped, non-ASCII or
+just unusual — is not read here: the caller decodes it with orjson, the reference.
 
 Reference: Weinberger et al., *Feature Hashing for Large Scale Multitask Learning*,
 ICML 2009.
@@ -15,26 +22,36 @@ ICML 2009.
 
 from cpython.dict cimport PyDict_GetItem, PyDict_Next
 from cpython.object cimport PyObject
-from libc.math cimport copysign, fabs, log1p
+from cpython.unicode cimport PyUnicode_DATA, PyUnicode_GET_LENGTH
+from libc.errno cimport ERANGE, errno
+from libc.math cimport copysign, fabs, isfinite, log1p
 from libc.stdint cimport int64_t
+from libc.stdlib cimport strtod
+from libc.string cimport memcmp
 
 import numpy as np
+
+cdef extern from "Python.h":
+    bint PyUnicode_IS_ASCII(object o)
 
 cdef double _DAY = 86_400.0
 
 
 cdef class _Name:
     """Per feature name: its numeric token (``-1`` until seen), whether it is a
-    ``*_ts`` timestamp, and its one-hot tokens by value."""
+    ``*_ts`` timestamp, its one-hot tokens by value, and the last string value read
+    from JSON text (reused when the next row has the same)."""
 
     cdef Py_ssize_t numeric
     cdef bint is_ts
     cdef dict onehot
+    cdef str last
 
     def __cinit__(self, str name):
         self.numeric = -1
         self.is_ts = name.endswith("_ts")
         self.onehot = {}
+        self.last = None
 
 
 cdef inline double _age(double ts, double now) noexcept:
@@ -45,81 +62,385 @@ cdef inline double _age(double ts, double now) noexcept:
     return d if d > 0.0 else 0.0
 
 
-def token_stream(rows, double[::1] now, object numeric_marker):
+cdef inline Py_ssize_t _ws(const char *s, Py_ssize_t i, Py_ssize_t n) noexcept:
+    while i < n and (s[i] == 32 or s[i] == 9 or s[i] == 10 or s[i] == 13):
+        i += 1
+    return i
+
+
+cdef inline Py_ssize_t _string(const char *s, Py_ssize_t i, Py_ssize_t n) noexcept:
+    """End (the closing quote) of the string opening at ``s[i]``; -1 when it holds an
+    escape or a control character, or does not end."""
+    cdef char c
+    i += 1
+    while i < n:
+        c = s[i]
+        if c == 34:  # '"'
+            return i
+        if c == 92 or c < 32:  # backslash, control character
+            return -1
+        i += 1
+    return -1
+
+
+cdef inline bint _digit(char c) noexcept:
+    return 48 <= c <= 57
+
+
+# value kinds read by _value
+cdef enum:
+    _BAD = 0
+    _NUMBER = 1
+    _STRING = 2
+    _TRUE = 3
+    _FALSE = 4
+    _NULL = 5
+
+
+cdef struct _Read:
+    int kind
+    Py_ssize_t end  # one past the value
+    Py_ssize_t start  # a string's first character
+    double x  # a number's value
+
+
+cdef double[23] _POW10 = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+]
+
+
+cdef _Read _value(const char *s, Py_ssize_t i, Py_ssize_t n, bint check) noexcept:
+    """The scalar at ``s[i]`` (kind ``_BAD`` when it is not one this reader takes).
+    ``check``: only whether it is one, a number's value left out unless needed."""
+    cdef _Read r
+    cdef Py_ssize_t j, k, digits, frac = 0
+    cdef int64_t v
+    cdef bint integer = True, exponent = False
+    cdef char *end
+    r.kind = _BAD
+    r.end = r.start = i
+    r.x = 0.0
+    if i >= n:
+        return r
+    cdef char c = s[i]
+    if c == 34:
+        j = _string(s, i, n)
+        if j >= 0:
+            r.kind, r.start, r.end = _STRING, i + 1, j + 1
+        return r
+    if c == 116:  # true
+        if i + 4 <= n and memcmp(s + i, b"true", 4) == 0:
+            r.kind, r.end = _TRUE, i + 4
+        return r
+    if c == 102:  # false
+        if i + 5 <= n and memcmp(s + i, b"false", 5) == 0:
+            r.kind, r.end = _FALSE, i + 5
+        return r
+    if c == 110:  # null
+        if i + 4 <= n and memcmp(s + i, b"null", 4) == 0:
+            r.kind, r.end = _NULL, i + 4
+        return r
+    # number: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
+    j = i
+    if s[j] == 45:  # '-'
+        j += 1
+    if j < n and s[j] == 48:
+        j += 1
+    elif j < n and 49 <= s[j] <= 57:
+        while j < n and _digit(s[j]):
+            j += 1
+    else:
+        return r
+    digits = j - i - (1 if s[i] == 45 else 0)
+    if j < n and s[j] == 46:  # '.'
+        integer = False
+        j += 1
+        if not (j < n and _digit(s[j])):
+            return r
+        while j < n and _digit(s[j]):
+            j += 1
+            frac += 1
+    if j < n and (s[j] == 101 or s[j] == 69):  # e, E
+        integer = False
+        exponent = True
+        j += 1
+        if j < n and (s[j] == 43 or s[j] == 45):
+            j += 1
+        if not (j < n and _digit(s[j])):
+            return r
+        while j < n and _digit(s[j]):
+            j += 1
+    if integer:
+        if digits > 18:
+            return r
+        v = 0
+        for k in range(i + (1 if s[i] == 45 else 0), j):
+            v = v * 10 + (s[k] - 48)
+        r.x = <double>(-v if s[i] == 45 else v)  # as float(int): rounded to nearest
+    elif check and not exponent:
+        pass  # digits and a fraction: always a finite double, never an underflow
+    elif not exponent and digits + frac <= 15 and frac <= 22:
+        # Clinger's fast path: an integer below 2**53 over an exact power of ten, one
+        # correctly rounded division, so the correctly rounded value (as strtod's)
+        v = 0
+        for k in range(i + (1 if s[i] == 45 else 0), j):
+            if s[k] != 46:
+                v = v * 10 + (s[k] - 48)
+        r.x = <double>v / _POW10[frac]
+        if s[i] == 45:
+            r.x = -r.x
+    else:
+        errno = 0
+        r.x = strtod(s + i, &end)
+        if end != s + j or errno == ERANGE or not isfinite(r.x):
+            return r
+    r.kind, r.end = _NUMBER, j
+    return r
+
+
+def flat_object(str text):
+    """True when ``text`` is a JSON object of scalars that this reader takes (see the
+    module docstring): orjson decodes it to a ``dict`` of ``str``, ``int``, ``float``,
+    ``bool`` and ``None``. False means: ask orjson."""
+    if not PyUnicode_IS_ASCII(text):
+        return False
+    cdef const char *s = <const char *>PyUnicode_DATA(text)
+    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(text), i, j
+    cdef _Read r
+    i = _ws(s, 0, n)
+    if i >= n or s[i] != 123:  # '{'
+        return False
+    i = _ws(s, i + 1, n)
+    if i < n and s[i] == 125:  # '}'
+        return _ws(s, i + 1, n) == n
+    while True:
+        if i >= n or s[i] != 34:
+            return False
+        j = _string(s, i, n)
+        if j < 0:
+            return False
+        i = _ws(s, j + 1, n)
+        if i >= n or s[i] != 58:  # ':'
+            return False
+        r = _value(s, _ws(s, i + 1, n), n, True)
+        if r.kind == _BAD:
+            return False
+        i = _ws(s, r.end, n)
+        if i < n and s[i] == 44:  # ','
+            i = _ws(s, i + 1, n)
+            continue
+        if i < n and s[i] == 125:
+            return _ws(s, i + 1, n) == n
+        return False
+
+
+cdef class _Stream:
+    """The token table and the growing entry arrays of one :func:`token_stream`."""
+
+    cdef dict names
+    cdef list tokens
+    cdef object marker
+    cdef object tok_arr, val_arr
+    cdef int64_t[::1] tok
+    cdef double[::1] val
+    cdef Py_ssize_t m, cap
+    # the key layout of the last JSON text read: its names and their records, and how
+    # long a prefix of it is known to hold no duplicate
+    cdef list keys, recs
+    cdef Py_ssize_t distinct
+
+    def __cinit__(self, object marker, Py_ssize_t cap):
+        self.names = {}
+        self.tokens = []
+        self.marker = marker
+        self.m = 0
+        self.cap = max(cap, 16)
+        self.tok_arr = np.empty(self.cap, dtype=np.int64)
+        self.val_arr = np.empty(self.cap, dtype=np.float64)
+        self.tok = self.tok_arr
+        self.val = self.val_arr
+        self.keys = []
+        self.recs = []
+        self.distinct = 0
+
+    cdef int reserve(self, Py_ssize_t more) except -1:
+        if self.m + more <= self.cap:
+            return 0
+        cap = max(2 * self.cap, self.m + more)
+        tok_arr = np.empty(cap, dtype=np.int64)
+        val_arr = np.empty(cap, dtype=np.float64)
+        tok_arr[: self.m] = self.tok_arr[: self.m]
+        val_arr[: self.m] = self.val_arr[: self.m]
+        self.tok_arr, self.val_arr, self.cap = tok_arr, val_arr, cap
+        self.tok = tok_arr
+        self.val = val_arr
+        return 0
+
+    cdef _Name name(self, object name):
+        cdef PyObject *hit = PyDict_GetItem(self.names, name)
+        if hit is not NULL:
+            return <_Name>hit
+        rec = _Name(name)
+        self.names[name] = rec
+        return rec
+
+    cdef inline void number(self, _Name rec, object name, double x, double t):
+        if rec.is_ts:
+            x = _age(x, t)
+        if x == 0.0:
+            return  # a numeric zero is left out
+        if rec.numeric < 0:
+            rec.numeric = len(self.tokens)
+            self.tokens.append((name, self.marker))
+        self.tok[self.m] = rec.numeric
+        self.val[self.m] = copysign(log1p(fabs(x)), x)
+        self.m += 1
+
+    cdef inline int onehot(self, _Name rec, object name, object v) except -1:
+        # str, bool and None never compare equal to one another; any other class is
+        # kept apart by its class (True == 1 must not collide)
+        cls = type(v)
+        key = v if (cls is str or cls is bool or v is None) else (cls, v)
+        cdef PyObject *hit = PyDict_GetItem(rec.onehot, key)
+        if hit is NULL:
+            rec.onehot[key] = len(self.tokens)
+            self.tok[self.m] = len(self.tokens)
+            self.tokens.append((name, v))
+        else:
+            self.tok[self.m] = <object>hit
+        self.val[self.m] = 1.0
+        self.m += 1
+        return 0
+
+    cdef int mapping(self, object row, double t) except -1:
+        cdef Py_ssize_t pos = 0
+        cdef PyObject *key
+        cdef PyObject *value
+        self.reserve(len(row))
+        if type(row) is dict:
+            while PyDict_Next(row, &pos, &key, &value):
+                self.entry(<object>key, <object>value, t)
+        else:
+            for name, v in row.items():
+                self.entry(name, v, t)
+        return 0
+
+    cdef inline int entry(self, object name, object v, double t) except -1:
+        if self.m >= self.cap:
+            raise RuntimeError("a mapping changed size while it was read")
+        rec = self.name(name)
+        cls = type(v)
+        if cls is float or cls is int:
+            self.number(rec, name, float(v), t)
+        else:
+            self.onehot(rec, name, v)
+        return 0
+
+    cdef bint text(self, str text, double t) except -1:
+        """Append the entries of JSON ``text`` read directly; False (nothing appended)
+        when the reader does not take it."""
+        if not PyUnicode_IS_ASCII(text):
+            return False
+        cdef const char *s = <const char *>PyUnicode_DATA(text)
+        cdef Py_ssize_t n = PyUnicode_GET_LENGTH(text), i, j, k = 0, start = self.m
+        cdef _Read r
+        cdef _Name rec
+        cdef str key, last
+        self.reserve(n // 4 + 1)  # an entry takes at least 4 characters ("a":1,)
+        i = _ws(s, 0, n)
+        if i >= n or s[i] != 123:
+            return False
+        i = _ws(s, i + 1, n)
+        if i < n and s[i] == 125:
+            return _ws(s, i + 1, n) == n
+        while True:
+            if i >= n or s[i] != 34:
+                break
+            j = _string(s, i, n)
+            if j < 0:
+                break
+            # the key: the last layout's name at this position when the text matches
+            if k < len(self.keys):
+                key = <str>self.keys[k]
+                if not (
+                    PyUnicode_GET_LENGTH(key) == j - i - 1
+                    and memcmp(PyUnicode_DATA(key), s + i + 1, j - i - 1) == 0
+                ):
+                    key = text[i + 1 : j]
+                    self.keys[k] = key
+                    self.recs[k] = self.name(key)
+                    self.distinct = min(self.distinct, k)
+            else:
+                key = text[i + 1 : j]
+                self.keys.append(key)
+                self.recs.append(self.name(key))
+            rec = <_Name>self.recs[k]
+            k += 1
+            i = _ws(s, j + 1, n)
+            if i >= n or s[i] != 58:
+                break
+            r = _value(s, _ws(s, i + 1, n), n, False)
+            if r.kind == _NUMBER:
+                self.number(rec, key, r.x, t)
+            elif r.kind == _STRING:
+                last = rec.last
+                if not (
+                    last is not None
+                    and PyUnicode_GET_LENGTH(last) == r.end - 1 - r.start
+                    and memcmp(PyUnicode_DATA(last), s + r.start, r.end - 1 - r.start) == 0
+                ):
+                    last = rec.last = text[r.start : r.end - 1]
+                self.onehot(rec, key, last)
+            elif r.kind == _TRUE:
+                self.onehot(rec, key, True)
+            elif r.kind == _FALSE:
+                self.onehot(rec, key, False)
+            elif r.kind == _NULL:
+                self.onehot(rec, key, None)
+            else:
+                break
+            i = _ws(s, r.end, n)
+            if i < n and s[i] == 44:
+                i = _ws(s, i + 1, n)
+                continue
+            if i < n and s[i] == 125 and _ws(s, i + 1, n) == n:
+                if k > self.distinct:  # a duplicate key: orjson keeps the last value
+                    if len(set(self.keys[:k])) != k:
+                        break
+                    self.distinct = k
+                return True
+            break
+        self.m = start  # not taken: forget what this row appended
+        return False
+
+
+def token_stream(rows, double[::1] now, object numeric_marker, object lazy_type):
     """``(ptr, tok, val, tokens)`` of the feature mappings ``rows`` observed at ``now``;
     see :class:`training.columns.TokenStream`. ``numeric_marker`` is the value of a
-    numeric token in ``tokens``."""
-    cdef Py_ssize_t n = len(rows)
+    numeric token in ``tokens``; a row of class ``lazy_type`` (a
+    :class:`~training.row_parser.LoggedFeatures`) not decoded yet is read from its JSON
+    text when this reader takes it, else decoded."""
+    cdef Py_ssize_t n = len(rows), i
     if now.shape[0] != n:
         raise ValueError("rows and now have different lengths")
-    cdef Py_ssize_t i, pos, m = 0, cap = 0
     cdef list row_list = list(rows)
-    for row in row_list:
-        cap += len(row)
     ptr_arr = np.zeros(n + 1, dtype=np.int64)
-    tok_arr = np.empty(cap, dtype=np.int64)
-    val_arr = np.empty(cap, dtype=np.float64)
     cdef int64_t[::1] ptr = ptr_arr
-    cdef int64_t[::1] tok = tok_arr
-    cdef double[::1] val = val_arr
-    cdef dict names = {}
-    cdef list tokens = []
-    cdef PyObject *key
-    cdef PyObject *value
-    cdef PyObject *hit
-    cdef _Name rec
-    cdef double x, t
-    cdef object name, v, cls, onekey
+    cdef _Stream out = _Stream(numeric_marker, 32 * n)
     for i in range(n):
         row = row_list[i]
-        t = now[i]
-        items = None
-        if type(row) is not dict:
-            items = iter(row.items())
-        pos = 0
-        while True:
-            if items is None:
-                if not PyDict_Next(row, &pos, &key, &value):
-                    break
-                name = <object>key
-                v = <object>value
-            else:
-                try:
-                    name, v = next(items)
-                except StopIteration:
-                    break
-            if m >= cap:
-                raise RuntimeError("a mapping changed size while it was read")
-            hit = PyDict_GetItem(names, name)
-            if hit is NULL:
-                rec = _Name(name)
-                names[name] = rec
-            else:
-                rec = <_Name>hit
-            cls = type(v)
-            if cls is float or cls is int:
-                x = float(v)
-                if rec.is_ts:
-                    x = _age(x, t)
-                if x == 0.0:
-                    continue  # a numeric zero is left out
-                if rec.numeric < 0:
-                    rec.numeric = len(tokens)
-                    tokens.append((name, numeric_marker))
-                tok[m] = rec.numeric
-                val[m] = copysign(log1p(fabs(x)), x)
-            else:
-                # one-hot; str, bool and None never compare equal to one another, any
-                # other class is kept apart by its class (True == 1 must not collide)
-                onekey = v if (cls is str or cls is bool or v is None) else (cls, v)
-                hit = PyDict_GetItem(rec.onehot, onekey)
-                if hit is NULL:
-                    rec.onehot[onekey] = len(tokens)
-                    tok[m] = len(tokens)
-                    tokens.append((name, v))
-                else:
-                    tok[m] = <object>hit
-                val[m] = 1.0
-            m += 1
-        ptr[i + 1] = m
-    return ptr_arr, tok_arr[:m].copy(), val_arr[:m].copy(), tokens
+        if type(row) is lazy_type:
+            data = row._data
+            if data is None and type(row.text) is str and out.text(row.text, now[i]):
+                ptr[i + 1] = out.m
+                continue
+            row = row._decoded()
+        out.mapping(row, now[i])
+        ptr[i + 1] = out.m
+    return (
+        ptr_arr,
+        out.tok_arr[: out.m].copy(),
+        out.val_arr[: out.m].copy(),
+        out.tokens,
+    )

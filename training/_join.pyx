@@ -4,9 +4,11 @@ over logged decision rows, with :meth:`training.row_parser.RowParser.parse` inli
 
 Same checks in the same order, so every bad row is skipped and counted under the same
 reason; the memo tables are the parser's own (misses are filled by its methods); the
-customer JSON is decoded by the parser's orjson; contexts are built as
+customer JSON is checked by :func:`training._columns.flat_object` and kept as a
+:class:`~training.row_parser.LoggedFeatures` (decoded on first use; a text the
+checker does not take is decoded by the parser's orjson, as in the twin); contexts are built as
 :meth:`policies.types.Context.trusted` builds them. ``tests/training/test_join_compiled.py``
-checks both give the same rows, contexts, pmfs and counts.
+checks both give the same rows, contexts (equal feature mappings), pmfs and counts.
 """
 
 from cpython.dict cimport PyDict_GetItem
@@ -14,7 +16,8 @@ from cpython.object cimport PyObject, PyObject_GenericSetAttr
 
 from policies.types import Context
 
-from training.row_parser import PMF_TOLERANCE, _scalars_only
+from training._columns import flat_object
+from training.row_parser import PMF_TOLERANCE, LoggedFeatures, _scalars_only
 
 cdef double _TOL = PMF_TOLERANCE
 
@@ -50,6 +53,7 @@ def join_rows(
     cdef double p, total
     cdef PyObject *hit
     cdef object reason, aid, customer, cf, rc, request, logged, decoded, text, reward
+    cdef bint flat
     cdef object actions, ids, pmf, values, ctx, event_id, point
     new = object.__new__
     for i in range(n):
@@ -67,25 +71,33 @@ def join_rows(
             skipped["bad_probability"] += 1
             continue
         cf = cfs[i]
-        try:
-            customer = loads(cf)
-        except (TypeError, ValueError):
-            skipped["corrupt_json"] += 1
-            continue
+        flat = type(cf) is str and flat_object(cf)
+        if flat:  # checked without decoding: decoded on first use, if ever
+            customer = LoggedFeatures(cf)
+        else:
+            try:
+                customer = loads(cf)
+            except (TypeError, ValueError):
+                skipped["corrupt_json"] += 1
+                continue
         rc = rcs[i]
         hit = PyDict_GetItem(requests, rc) if type(rc) is str else NULL
         request = <object>hit if hit is not NULL else parser._decode_request(rc)
         text = pmf_col[i]
         hit = PyDict_GetItem(pmf_memo, text) if type(text) is str else NULL
         logged = <object>hit if hit is not NULL else parser._decode_pmf(text)
-        if request is None or logged is None or type(customer) is not dict:
+        if request is None or logged is None:
             skipped["corrupt_json"] += 1
             continue
-        # a text with one '{' and no '[' holds no nested object or list
-        if not (type(cf) is str and "[" not in cf and cf.count("{") == 1):
-            if not _scalars_only(customer):
+        if not flat:
+            if type(customer) is not dict:
                 skipped["corrupt_json"] += 1
                 continue
+            # a text with one '{' and no '[' holds no nested object or list
+            if not (type(cf) is str and "[" not in cf and cf.count("{") == 1):
+                if not _scalars_only(customer):
+                    skipped["corrupt_json"] += 1
+                    continue
         text = acts_col[i]
         hit = PyDict_GetItem(action_memo, text) if type(text) is str else NULL
         decoded = <object>hit if hit is not NULL else parser._decode_actions(text)

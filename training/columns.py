@@ -31,6 +31,7 @@ import numpy as np
 
 from policies.featurize import DAY, TIMESTAMP_SUFFIX, DenseFeaturizer, age_days, token_name
 from policies.types import Context, FeatureValue
+from training.row_parser import LoggedFeatures
 
 #: a token: (feature name, value) for one-hot tokens, (feature name, NUMERIC) for numbers
 Token = tuple[str, object]
@@ -120,7 +121,7 @@ def token_stream(rows: Sequence[Mapping[str, FeatureValue]], now: np.ndarray) ->
     if _compiled is None:
         return token_stream_py(rows, now)
     now = np.ascontiguousarray(now, dtype=np.float64)
-    return TokenStream(*_compiled.token_stream(rows, now, NUMERIC))
+    return TokenStream(*_compiled.token_stream(rows, now, NUMERIC, LoggedFeatures))
 
 
 def token_stream_py(rows: Sequence[Mapping[str, FeatureValue]], now: np.ndarray) -> TokenStream:

@@ -73,13 +73,27 @@ def welch(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> dict[str, float]
     relative = diff / abs(base) if base != 0 else None
     if se == 0:
         p = 1.0 if diff == 0 else 0.0
-        return {"diff": diff, "ci_low": diff, "ci_high": diff, "se": 0.0, "df": float(na + nb - 2),
-                "p_value": p, "relative": relative}
+        return {
+            "diff": diff,
+            "ci_low": diff,
+            "ci_high": diff,
+            "se": 0.0,
+            "df": float(na + nb - 2),
+            "p_value": p,
+            "relative": relative,
+        }
     df = (va + vb) ** 2 / (va**2 / (na - 1) + vb**2 / (nb - 1))
     half = float(stats.t.ppf(0.5 + level / 2, df)) * se
     p = float(2 * stats.t.sf(abs(diff) / se, df))
-    return {"diff": diff, "ci_low": diff - half, "ci_high": diff + half, "se": se, "df": df,
-            "p_value": p, "relative": relative}
+    return {
+        "diff": diff,
+        "ci_low": diff - half,
+        "ci_high": diff + half,
+        "se": se,
+        "df": df,
+        "p_value": p,
+        "relative": relative,
+    }
 
 
 def sample_size(
@@ -125,7 +139,9 @@ def compare(
     else:
         need_a, need_b = sample_size(var_a, var_b, effect, ratio, alpha, power)
     out["sample_size"] = {
-        "mde": effect, "alpha": alpha, "power": power,
+        "mde": effect,
+        "alpha": alpha,
+        "power": power,
         "required": {"variant": need_a, "baseline": need_b},
         "remaining": {"variant": max(0, need_a - len(a)), "baseline": max(0, need_b - len(b))},
     }
@@ -202,9 +218,7 @@ def experiment_report(
     # (which still checks every propensity and pmf) does not decode it
     slim = decisions.assign(customer_features="{}", context="{}")
     try:
-        joined = join_logs(
-            slim, rewards, catalog, now, report, reward_mode, exclude_holdout=False
-        )
+        joined = join_logs(slim, rewards, catalog, now, report, reward_mode, exclude_holdout=False)
         outcomes = joined.frame[["event_id", "reward"]]
     except TrainingDataError:
         outcomes = pd.DataFrame({"event_id": [], "reward": []})

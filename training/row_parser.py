@@ -9,13 +9,21 @@ that cannot be used is named by its reason (``no_action``, ``bad_probability``,
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import (
+    Callable,
+    ItemsView,
+    Iterator,
+    KeysView,
+    Mapping,
+    Sequence,
+    ValuesView,
+)
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from policies.types import Action, Context
+from policies.types import Action, Context, FeatureValue
 
 #: how far a logged pmf may be from summing to 1, and the logged probability from it
 PMF_TOLERANCE = 1e-6
@@ -65,6 +73,57 @@ def _flat_object(decoded: object, text: object) -> bool:
     if text.__class__ is str and "[" not in text and text.count("{") == 1:  # type: ignore[operator, union-attr]
         return True
     return _scalars_only(decoded)
+
+
+class LoggedFeatures(Mapping[str, FeatureValue]):
+    """A logged feature mapping, decoded from its JSON ``text`` on first use.
+
+    The join checks the text (a JSON object of scalars) and keeps it; training reads
+    most rows only through :func:`training.columns.token_stream`, which reads the text
+    itself, so most rows are never decoded into Python objects. Read-only, like the
+    mappings of a :class:`~policies.types.Context`; equal to the decoded ``dict``.
+    """
+
+    __slots__ = ("_data", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._data: dict[str, FeatureValue] | None = None
+
+    def _decoded(self) -> dict[str, FeatureValue]:
+        data = self._data
+        if data is None:
+            import orjson
+
+            data = self._data = orjson.loads(self.text)
+        return data
+
+    def __getitem__(self, key: str) -> FeatureValue:
+        return self._decoded()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._decoded())
+
+    def __len__(self) -> int:
+        return len(self._decoded())
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._decoded()
+
+    def keys(self) -> KeysView[str]:
+        return self._decoded().keys()
+
+    def items(self) -> ItemsView[str, FeatureValue]:
+        return self._decoded().items()
+
+    def values(self) -> ValuesView[FeatureValue]:
+        return self._decoded().values()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._decoded().get(key, default)
+
+    def __repr__(self) -> str:
+        return f"LoggedFeatures({self._decoded()!r})"
 
 
 class RowParser:

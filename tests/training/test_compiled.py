@@ -19,7 +19,7 @@ from varied_log import ACTIONS, varied_log
 from policies.catalog import load_catalog
 from policies.types import Context
 from training import columns, data, row_parser
-from training.row_parser import ROW_COLUMNS, JoinCounts, RowParser
+from training.row_parser import ROW_COLUMNS, JoinCounts, LoggedFeatures, RowParser
 
 CATALOG = load_catalog()
 
@@ -133,9 +133,13 @@ def test_join_rows_compiled_equals_python() -> None:
         assert all(a.tobytes() == b.tobytes() for a, b in zip(pmfs, py[5], strict=True))
         for c, d in zip(contexts, py[0], strict=True):
             assert type(c) is Context
+            # checked, not decoded: a lazy mapping equal to the twin's dict
+            assert type(c.customer) is LoggedFeatures and c.customer._data is None
             for f in fields(Context):
                 assert getattr(c, f.name) == getattr(d, f.name), f.name
-                assert type(getattr(c, f.name)) is type(getattr(d, f.name))
+                if f.name != "customer":
+                    assert type(getattr(c, f.name)) is type(getattr(d, f.name))
+            assert dict(c.customer.items()) == d.customer and c.customer == d.customer
     assert seen.pending and seen.rewarded and seen.defaulted
 
 
@@ -152,3 +156,107 @@ def test_both_joins_count_every_bad_row_under_its_reason() -> None:
             "ranking_mismatch": 3,
         }
         assert len(out[0]) == 60 and len(ACTIONS) == 5
+
+
+def _texts() -> list[str]:
+    """JSON texts the fast reader takes and texts it must leave to orjson (corrupt,
+    nested, escaped, non-ASCII, huge or tiny numbers, duplicate keys)."""
+    rng = np.random.default_rng(7)
+    floats = [
+        *rng.normal(0, 1e3, 200).tolist(),
+        *(T0 + rng.uniform(-1e7, 1e7, 200)).tolist(),
+        *(10.0 ** rng.uniform(-30, 30, 200)).tolist(),
+        0.1,
+        0.5,
+        -0.0,
+        1e22,
+        1e23,
+        9007199254740993.0,
+        5e-324,
+        1.7976931348623157e308,
+    ]
+    texts = [json.dumps({"x": x, "y_ts": -x, "i": int(x) if abs(x) < 1e18 else 3}) for x in floats]
+    texts += [
+        "{}",
+        " { } ",
+        '{"a":1}',
+        '{"a" : 1 , "b":\t"x" }\n',
+        '{"a":true,"b":false,"c":null}',
+        '{"a":"true","b":"","c":"1"}',
+        '{"a":-0,"b":0,"c":-0.0,"d":12345678901234567}',
+        '{"a":1.5e3,"b":2E-2,"c":1e+2,"d":123456789012.34567}',
+        '{"big":123456789012345678901}',
+        '{"a":1e400}',
+        '{"a":1e-400}',
+        '{"a":01}',
+        '{"a":1.}',
+        '{"a":.5}',
+        '{"a":+1}',
+        '{"a":-}',
+        '{"a":1e}',
+        '{"a":NaN}',
+        '{"a":Infinity}',
+        '{"a":[1]}',
+        '{"a":{"b":1}}',
+        "[1]",
+        '"x"',
+        "1",
+        "",
+        "{",
+        '{"a":1,}',
+        '{"a":1 "b":2}',
+        '{"a"}',
+        "{a:1}",
+        '{"a":"x\\"y"}',
+        '{"a":"\\u00e9"}',
+        '{"a":"\u00e9"}',
+        '{"\u00e9":1}',
+        '{"a":"tab\there"}',
+        '{"a":1,"a":2}',
+        '{"a":1,"b":2,"a":"x"}',
+        '{"a":1}x',
+        '{"a":1}\u0000',
+        '{"a":tru}',
+        '{"a":nul}',
+        '{"a":falsey}',
+    ]
+    return texts
+
+
+def test_flat_object_never_takes_what_orjson_would_not_give_as_flat() -> None:
+    import orjson
+    from training._columns import flat_object
+
+    from training.row_parser import _scalars_only
+
+    taken = 0
+    for text in _texts():
+        try:
+            decoded = orjson.loads(text)
+            flat = _scalars_only(decoded)
+        except orjson.JSONDecodeError:
+            flat = False
+        if flat_object(text):
+            taken += 1
+            assert flat, text
+    assert taken > 600
+
+
+def test_token_stream_from_json_text_equals_the_decoded_mappings() -> None:
+    import orjson
+    from training._columns import flat_object
+
+    texts = [t for t in _texts() if flat_object(t)]
+    texts += texts[::-1]  # a second pass with warm layouts and string memos
+    now = np.array([T0 + 17.5 * i for i in range(len(texts))], dtype=np.float64)
+    lazy = [LoggedFeatures(t) for t in texts]
+    got = columns.token_stream(lazy, now)
+    py = columns.token_stream_py([orjson.loads(t) for t in texts], now)
+    assert np.array_equal(got.ptr, py.ptr)
+    assert got.val.tobytes() == py.val.tobytes()
+    assert _entries(got) == _entries(py)
+    # read from the text, except the duplicate keys (decoded: orjson keeps the last)
+    assert [t for t, x in zip(texts, lazy, strict=True) if x._data is not None] == [
+        t for t in texts if t.count('"a"') > 1
+    ]
+    assert dict(lazy[0]) == orjson.loads(texts[0]) and len(lazy[0]) == 3
