@@ -152,10 +152,10 @@ def run_policy(
     dps: list[str] = []
     ids: list[str] = []
     chans: list[str] = []
-    probs = np.empty(steps)
-    rewards = np.empty(steps)
-    expected = np.empty(steps)
-    optimal = np.empty(steps)
+    probs: list[float] = []  # per step; arrays at the end (cheaper than item assignment)
+    rewards: list[float] = []
+    expected: list[float] = []
+    optimal: list[float] = []
     pend_ctx: list[Context] = []
     pend_act: list[Sequence[Action]] = []
     pend_idx: list[int] = []
@@ -166,29 +166,31 @@ def run_policy(
     all_idx: list[int] = []
     truths: list[np.ndarray] = []
     start = time.perf_counter()
+    prefix = f"sim-{seed}-"
     for t in range(steps):
-        event_id = f"sim-{seed}-{t}"
+        event_id = prefix + str(t)
+        context = obs.context
         decision = decide_among(
-            policy, obs.context, obs.eligible, obs.excluded, seed_from_event_id(event_id), event_id
+            policy, context, obs.eligible, obs.excluded, seed_from_event_id(event_id), event_id
         )
         result = env.step(decision)
         action = result.action
         reward = result.reward
-        dps.append(obs.decision_point)
+        dps.append(context.decision_point)
         ids.append(action.id)
         chans.append(action.channel)
-        probs[t] = decision.probability
-        rewards[t] = reward
-        expected[t] = result.expected_rewards[result.chosen]
-        optimal[t] = result.optimal_value
+        probs.append(decision.probability)
+        rewards.append(reward)
+        expected.append(float(result.expected_rewards[result.chosen]))
+        optimal.append(result.optimal_value)
         idx = _index_of(obs.eligible, action.id)
         if keep_batch:
-            all_ctx.append(obs.context)
+            all_ctx.append(context)
             all_act.append(obs.eligible)
             all_idx.append(idx)
             truths.append(result.expected_rewards[obs.eligible_index])
         if learn:
-            pend_ctx.append(obs.context)
+            pend_ctx.append(context)
             pend_act.append(obs.eligible)
             pend_idx.append(idx)
             pend_p.append(decision.probability)
@@ -204,18 +206,19 @@ def run_policy(
             progress(1)
         obs = result.next_observation
     seconds = time.perf_counter() - start
+    p, r = np.array(probs, dtype=float), np.array(rewards, dtype=float)
     batch = None
     if keep_batch:
-        batch = LoggedBatch(all_ctx, all_act, np.array(all_idx), probs.copy(), rewards.copy())
+        batch = LoggedBatch(all_ctx, all_act, np.array(all_idx), p.copy(), r.copy())
     return RunLog(
         policy=policy.kind,
         decision_points=np.array(dps),
         action_ids=np.array(ids),
         channels=np.array(chans),
-        probabilities=probs,
-        rewards=rewards,
-        expected=expected,
-        optimal=optimal,
+        probabilities=p,
+        rewards=r,
+        expected=np.array(expected, dtype=float),
+        optimal=np.array(optimal, dtype=float),
         seconds=seconds,
         batch=batch,
         truths=truths if keep_batch else None,
