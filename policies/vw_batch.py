@@ -47,21 +47,16 @@ def _hashed(policy: VWPolicy, stream: TokenStream, ns: str) -> np.ndarray:
     return table[stream.tok]
 
 
-def shared_examples(policy: VWPolicy, features: SharedFeatures) -> Iterator[Any]:
-    """One new core shared example per row, as ``SharedHasher.example`` builds it: the CB
-    ``shared`` label, namespace ``c`` (when the row has customer tokens), then ``r``
-    holding ``dp=<point>`` followed by the request tokens."""
-    # VW's parser gives an empty example with the CB ``shared`` label in a third of the
-    # time of a new example plus a label set from Python; the features are pushed after
-    parse, core = policy._vw._core._parse_line_text, policy._core
+def _shared_arrays(policy: VWPolicy, features: SharedFeatures) -> tuple[Any, ...]:
+    """``(c_idx, c_val, c_ptr, r_idx, r_val, r_ptr)``: hashed indices (uint64) and values
+    (float32) of namespaces ``c`` and ``r`` of every row, row ``i``'s entries at
+    ``ptr[i]:ptr[i + 1]`` (int64); ``r`` holds the row's ``dp=<point>`` first."""
     c, r = features.customer, features.request
-    c_idx, c_val, c_ptr = _hashed(policy, c, "c"), c.val.astype(np.float32), c.ptr.tolist()
     n = len(features)
     index = policy._core.get_index_for_scalar_feature
     points = {
         p: index(f"dp={p}".translate(_UNSAFE), None, "r") for p in set(features.decision_points)
     }
-    # r with each row's dp token in front: row i's entries are r_ptr[i]:r_ptr[i + 1]
     r_ptr = r.ptr + np.arange(n + 1)
     r_idx = np.empty(len(r.tok) + n, dtype=np.uint64)
     r_val = np.empty(len(r.tok) + n, dtype=np.float32)
@@ -72,15 +67,90 @@ def shared_examples(policy: VWPolicy, features: SharedFeatures) -> Iterator[Any]
     r_val[head] = 1.0
     r_idx[body] = _hashed(policy, r, "r")
     r_val[body] = r.val
-    r_bounds = r_ptr.tolist()
+    c_ptr = np.ascontiguousarray(c.ptr, dtype=np.int64)
+    return _hashed(policy, c, "c"), c.val.astype(np.float32), c_ptr, r_idx, r_val, r_ptr
+
+
+def _shared(parse: Any, core: Any, arrays: tuple[Any, ...], i: int) -> Any:
+    """Row ``i``'s new core shared example, as ``SharedHasher.example`` builds it: VW's
+    parse of an empty shared line (the CB ``shared`` label, in a third of the time of a
+    new example plus a label set from Python), then ``c`` (when the row has customer
+    tokens) and ``r`` pushed as arrays."""
+    c_idx, c_val, c_ptr, r_idx, r_val, r_ptr = arrays
+    ex = parse(core, "shared |")
+    s, e = int(c_ptr[i]), int(c_ptr[i + 1])
+    if e > s:
+        ex[_C].push_many_features(c_idx[s:e], c_val[s:e])
+    s, e = int(r_ptr[i]), int(r_ptr[i + 1])
+    ex[_R].push_many_features(r_idx[s:e], r_val[s:e])
+    return ex
+
+
+def shared_examples(policy: VWPolicy, features: SharedFeatures) -> Iterator[Any]:
+    """One new core shared example per row (see :func:`_shared`)."""
+    parse, core = policy._vw._core._parse_line_text, policy._core
+    arrays = _shared_arrays(policy, features)
+    for i in range(len(features)):
+        yield _shared(parse, core, arrays, i)
+
+
+def learn_rows_py(
+    parse: Any,
+    core: Any,
+    learn: Callable[[list[Any]], None],
+    labelled: Callable[[Any, float, float], Any],
+    actions_of: Callable[[Any], list[Any]],
+    actions: list[Any],
+    chosen: list[int],
+    probs: list[float],
+    costs: list[float],
+    *arrays_progress_chunk: Any,
+) -> None:
+    """Learn from every row, in order: its shared example, the policy's cached examples
+    of its actions, the chosen one replaced by its labelled twin (pure-Python twin of
+    :func:`policies._vw_batch.learn_rows`). ``arrays_progress_chunk``: the six
+    :func:`_shared_arrays`, then ``progress`` (or ``None``) and ``chunk``."""
+    *arrays, progress, chunk = arrays_progress_chunk
+    shared = tuple(arrays)
+    n = len(actions)
     for i in range(n):
-        ex = parse(core, "shared |")
-        s, e = c_ptr[i], c_ptr[i + 1]
-        if e > s:
-            ex[_C].push_many_features(c_idx[s:e], c_val[s:e])
-        s, e = r_bounds[i], r_bounds[i + 1]
-        ex[_R].push_many_features(r_idx[s:e], r_val[s:e])
-        yield ex
+        acts, idx = actions[i], chosen[i]
+        examples = [_shared(parse, core, shared, i), *actions_of(acts)]
+        examples[idx + 1] = labelled(acts[idx], costs[i], probs[i])
+        learn(examples)
+        if progress is not None and (i + 1) % chunk == 0:
+            progress(chunk)
+    if progress is not None and n % chunk:
+        progress(n % chunk)
+
+
+def pmf_rows_py(
+    parse: Any,
+    core: Any,
+    predict: Callable[[list[Any]], list[tuple[int, float]]],
+    actions_of: Callable[[Any], list[Any]],
+    actions: list[Any],
+    *arrays_floor: Any,
+) -> list[np.ndarray]:
+    """``policy.pmf`` of every row, floor applied (pure-Python twin of
+    :func:`policies._vw_batch.pmf_rows`). ``arrays_floor``: the six
+    :func:`_shared_arrays`, then the exploration floor and ``apply_floor``."""
+    *arrays, floor, floor_fn = arrays_floor
+    shared = tuple(arrays)
+    out = []
+    for i, acts in enumerate(actions):
+        examples = [_shared(parse, core, shared, i), *actions_of(acts)]
+        pmf = [0.0] * len(acts)
+        for index, prob in predict(examples):
+            pmf[index] = prob
+        out.append(np.asarray(floor_fn(pmf, floor)))
+    return out
+
+
+try:
+    from policies._vw_batch import learn_rows, pmf_rows
+except ImportError:  # not built (no compiler): the pure-Python twins
+    learn_rows, pmf_rows = learn_rows_py, pmf_rows_py
 
 
 def _action_lists(policy: VWPolicy) -> Callable[[Any], list[Any]]:
@@ -139,40 +209,33 @@ def learn(
     ``batch.contexts``)."""
     if len(features) != len(batch):
         raise ValueError("features and batch have different lengths")
-    labelled = _labelled(policy)
-    core_learn = policy._core.learn_multi_ex_one
-    actions_of = _action_lists(policy)
-    shared = shared_examples(policy, features)
-    rows = zip(
-        batch.actions,
+    learn_rows(
+        policy._vw._core._parse_line_text,  # what parse_line wraps
+        policy._core,
+        policy._core.learn_multi_ex_one,
+        _labelled(policy),
+        _action_lists(policy),
+        list(batch.actions),
         np.asarray(batch.chosen, dtype=np.int64).tolist(),
         np.asarray(batch.probabilities, dtype=float).tolist(),
-        np.asarray(batch.rewards, dtype=float).tolist(),
-        shared,
-        strict=True,
+        [cost_from_reward(r) for r in np.asarray(batch.rewards, dtype=float).tolist()],
+        *_shared_arrays(policy, features),
+        progress,
+        chunk,
     )
-    for done, (actions, idx, prob, reward, shared_ex) in enumerate(rows, 1):
-        examples = actions_of(actions)
-        examples[idx] = labelled(actions[idx], cost_from_reward(reward), prob)
-        examples.insert(0, shared_ex)
-        core_learn(examples)
-        if progress is not None and done % chunk == 0:
-            progress(chunk)
-    if progress is not None and len(batch) % chunk:
-        progress(len(batch) % chunk)
 
 
 def pmfs(policy: VWPolicy, batch: LoggedBatch, features: SharedFeatures) -> list[np.ndarray]:
     """``policy.pmf(context, actions)`` of every row, floor applied, in row order."""
-    predict = policy._core.predict_multi_ex_one
-    actions_of = _action_lists(policy)
-    floor = policy.exploration_floor
-    out = []
-    for actions, shared_ex in zip(batch.actions, shared_examples(policy, features), strict=True):
-        examples = actions_of(actions)
-        examples.insert(0, shared_ex)
-        pmf = [0.0] * len(actions)
-        for index, prob in predict(examples):
-            pmf[index] = prob
-        out.append(np.asarray(apply_floor(pmf, floor)))
-    return out
+    if len(features) != len(batch):
+        raise ValueError("features and batch have different lengths")
+    return pmf_rows(  # type: ignore[no-any-return]
+        policy._vw._core._parse_line_text,
+        policy._core,
+        policy._core.predict_multi_ex_one,
+        _action_lists(policy),
+        list(batch.actions),
+        *_shared_arrays(policy, features),
+        float(policy.exploration_floor),
+        apply_floor,
+    )

@@ -260,3 +260,30 @@ def test_token_stream_from_json_text_equals_the_decoded_mappings() -> None:
         t for t in texts if t.count('"a"') > 1
     ]
     assert dict(lazy[0]) == orjson.loads(texts[0]) and len(lazy[0]) == 3
+
+
+def test_bulk_vw_loops_compiled_equal_python(monkeypatch) -> None:
+    from policies import _vw_batch, vw_batch
+    from policies.registry import make_policy
+    from training.columns import SharedFeatures
+    from training.data import join_logs
+
+    assert vw_batch.learn_rows is _vw_batch.learn_rows
+    assert vw_batch.pmf_rows is _vw_batch.pmf_rows
+    decisions, rewards = varied_log(200, seed=9)
+    logged = join_logs(pd.DataFrame(decisions), pd.DataFrame(rewards), CATALOG, now=T0 + 1e7)
+    train, holdout = logged.split(0.3)
+    f_train = SharedFeatures.of(train.batch.contexts)
+    f_hold = SharedFeatures.of(holdout.batch.contexts)
+    out = []
+    for compiled in (True, False):
+        if not compiled:
+            monkeypatch.setattr(vw_batch, "learn_rows", vw_batch.learn_rows_py)
+            monkeypatch.setattr(vw_batch, "pmf_rows", vw_batch.pmf_rows_py)
+        policy = make_policy("vw-cb", exploration="squarecb", exploration_floor=0.1, seed=2)
+        seen: list[int] = []
+        vw_batch.learn(policy, train.batch, f_train, seen.append, chunk=7)
+        pmfs = vw_batch.pmfs(policy, holdout.batch, f_hold)
+        out.append((policy.save(), [p.tobytes() for p in pmfs], seen))
+    assert out[0] == out[1]
+    assert sum(out[0][2]) == len(train)
