@@ -253,6 +253,30 @@ def test_overlay_versions_keep_newer_rows() -> None:
     assert overlay.snapshot("d") == {"customer_session": (1.0, {})}
 
 
+def test_overlay_rows_remember_when_their_oldest_data_arrived() -> None:
+    """``since`` (what erasure tombstones are compared with) is the first acceptance of a
+    row's unwritten data: kept while events fold into it, carried from deferred events to
+    the row they resolve to, fresh once the row was written."""
+    import time
+
+    overlay = Overlay()
+    before = time.time()
+    overlay.defer("c", "customer_session", parse_event(ev("page_view", {"page": "a"}), now=NOW))
+    ((_, _, deferred),) = overlay.deferred()
+    assert before <= deferred.since <= time.time()
+    overlay.resolve("c", "customer_session", deferred, (1.0, {"last_page": "a"}, frozenset()))
+    ((_, _, row),) = overlay.pending()
+    assert row.since == deferred.since
+    time.sleep(0.002)
+    overlay.put("c", "customer_session", 2.0, {"last_page": "b"})
+    ((_, _, newer),) = overlay.pending()
+    assert newer.since == deferred.since and newer.version > row.version
+    overlay.done([("c", "customer_session", newer)])
+    overlay.put("c", "customer_session", 3.0, {"last_page": "c"})
+    ((_, _, fresh),) = overlay.pending()
+    assert fresh.since > deferred.since
+
+
 def test_event_is_frozen() -> None:
     event = parse_event(ev("invoice_paid"), now=NOW)
     assert isinstance(event, Event)
