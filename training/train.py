@@ -126,10 +126,11 @@ class LoggingPolicy:
 
 
 def digest(ts: TrainingSet) -> str:
-    h = hashlib.sha256()
-    for event_id, reward in zip(ts.frame["event_id"], ts.frame["reward"], strict=True):
-        h.update(f"{event_id}:{reward!r};".encode())
-    return h.hexdigest()
+    """SHA-256 of ``<event id>:<reward>;`` over the rows, in order (one update of the
+    whole text: the same digest as one update per row)."""
+    rows = zip(ts.frame["event_id"].tolist(), ts.frame["reward"].tolist(), strict=True)
+    text = "".join([f"{event_id}:{reward!r};" for event_id, reward in rows])
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def train_candidate(
@@ -188,8 +189,7 @@ def evaluate_all(
     batch = holdout.batch
     q = None
     if model is not None and bulk:
-        model.prepare(batch.contexts)
-        q = [model(c, a) for c, a in zip(batch.contexts, batch.actions, strict=True)]
+        q = model.predict_rows(batch.contexts, batch.actions)
     out = {}
     for name, policy in policies.items():
         pmfs = batch_pmfs(policy, batch) if bulk else None

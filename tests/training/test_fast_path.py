@@ -129,8 +129,10 @@ def test_prepared_reward_model_predicts_the_same(logged) -> None:
     plain = RidgeRewardModel().fit(train.batch)
     prepared = RidgeRewardModel().fit(train.batch)
     prepared.prepare(holdout.batch.contexts)
-    for ctx, acts in zip(holdout.batch.contexts, holdout.batch.actions, strict=True):
+    rows = prepared.predict_rows(holdout.batch.contexts, holdout.batch.actions)
+    for ctx, acts, q in zip(holdout.batch.contexts, holdout.batch.actions, rows, strict=True):
         assert np.array_equal(prepared(ctx, acts), plain(ctx, acts))
+        assert q.tobytes() == plain(ctx, acts).tobytes()
 
 
 def test_bulk_learn_refuses_mismatched_features(logged) -> None:
@@ -201,3 +203,14 @@ def test_split_rows_are_the_rows_of_the_whole_batch(logged) -> None:
     assert some.batch.rewards.tolist() == b.rewards[mask].tolist()
     assert [c for c in some.batch.contexts] == [b.contexts[i] for i in np.flatnonzero(mask)]
     assert isinstance(some.batch, LoggedBatch) and len(some.batch) == int(mask.sum())
+
+
+def test_data_digest_is_the_per_row_digest(logged) -> None:
+    import hashlib
+
+    from training.train import digest
+
+    h = hashlib.sha256()
+    for event_id, reward in zip(logged.frame["event_id"], logged.frame["reward"], strict=True):
+        h.update(f"{event_id}:{reward!r};".encode())
+    assert digest(logged) == h.hexdigest()
