@@ -219,11 +219,15 @@ def main() -> None:
             f"| one-time process start-up, left out above (first run, {tr['warmup']} events: imports, first MLflow log_model) | {tr['warm_wall']:.2f} s | {tr['warm_cpu']:.2f} s |",
             f"| OPE, all estimators (IPS, clipped IPS, SNIPS, DM, DR, Switch-DR) on 1,000,000 events | {ope['seconds']:.2f} s | |",
             "",
-            "Bulk path: shared features column-wise (`training/columns.py`), VW learning and "
-            "scoring through `policies/vw_batch.py`, uniform/rules pmfs once per action list, "
-            "the reward model asked once per held-out row; `tests/training/test_fast_path.py` "
-            "checks it gives the same VW bytes, pmfs and OPE estimates as the row-by-row path. "
-            "Before it (commit b58b7b7, row by row, cold process): 3,746 events/s end to end.",
+            "Bulk path: the join checks each logged customer JSON with a compiled strict reader "
+            "of flat objects and keeps the text (`training/_join.pyx`, `training/_columns.pyx`; "
+            "anything unusual goes to orjson); token streams are read straight from the text; "
+            "VW learning and scoring loops are compiled (`policies/_vw_batch.pyx`); the MLflow "
+            "metrics are logged after the model in one batch. `tests/training/test_fast_path.py` "
+            "and `tests/training/test_compiled.py` check the same VW bytes, pmfs, OPE estimates "
+            "and bad-row counts as the row-by-row path and the pure-Python twins. "
+            "Before the bulk path (commit b58b7b7, row by row, cold process): 3,746 events/s "
+            "end to end; before the compiled code (commit ecbebbc): 14,492 events/s.",
         ]
     )
     print(body)
