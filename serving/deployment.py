@@ -6,12 +6,14 @@ deployment (a second deployment behind a handle adds 3–4 ms on this machine).
   the workspace), inside the replica, through ``serve.ingress(builder)``;
 - overload is shed in HAProxy, before it reaches a replica (:mod:`serving.haproxy_shed`:
   at most ``MAESTRO_RAY_REPLICA_MAXCONN`` (2) requests inside a replica at once, the rest
-  wait in HAProxy's queue for at most ``MAESTRO_ADMISSION_QUEUE_MS`` and are then refused
-  with the contract's ``503`` + ``Retry-After``), so a replica's event loop never falls
-  behind and its health check keeps passing under 5x its sustainable rate (RELIABILITY.md,
-  item 7). The app's own admission control (:mod:`serving.admission`) still runs in each
-  replica, and ``max_ongoing_requests`` / ``max_queued_requests`` stay as an outer bound
-  (``503`` + ``Retry-After`` from Ray, ``BackpressureConfig``);
+  wait in HAProxy's queue, newest first (``MAESTRO_RAY_QUEUE_LIFO``, 1), for at most
+  ``MAESTRO_ADMISSION_QUEUE_MS`` and are then refused with the contract's ``503`` +
+  ``Retry-After``), so a replica's event loop never falls behind and its health check
+  keeps passing under 5x its sustainable rate (RELIABILITY.md, item 7). The app's own
+  admission control (:mod:`serving.admission`) still runs in each replica, and
+  ``max_ongoing_requests`` / ``max_queued_requests`` stay as an outer bound (``503`` +
+  ``Retry-After`` from Ray, ``BackpressureConfig``, but a plain-text body: the launcher
+  refuses a ``maxconn`` above their sum, so HAProxy always refuses first);
 - ``check_health`` fails a replica whose policies are not loaded or whose event log is
   closed, so Serve replaces it;
 - the fast proxy path: ``RAY_SERVE_ENABLE_HA_PROXY=1`` and
@@ -104,6 +106,7 @@ def haproxy_shedding(settings: Settings, run_dir: Path) -> dict[str, str]:
         queue_ms=settings.admission_queue_ms,
         retry_after_s=settings.admission_retry_after_s,
         priority_paths=sorted(EXEMPT_PATHS),
+        lifo=os.environ.get("MAESTRO_RAY_QUEUE_LIFO", "1") != "0",
     )
 
 

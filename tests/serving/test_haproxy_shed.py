@@ -189,14 +189,53 @@ class _Slow(BaseHTTPRequestHandler):
 @pytest.mark.integration
 def test_real_haproxy_sheds_with_the_contracts_503(tmp_path: Path) -> None:
     """Ray's config, rewritten, served by the HAProxy Ray ships: one replica that takes
-    150 ms, 12 concurrent requests, ``maxconn 1`` and a 25 ms queue: the first is served,
+    150 ms, 12 concurrent requests, ``maxconn 1`` and a 25 ms queue (LIFO): some are served,
     those that wait longer than 25 ms for the replica are refused by HAProxy with the
     contract's 503 (``Retry-After`` and the JSON error), never a 500."""
-    backend = ThreadingHTTPServer(("127.0.0.1", 0), _Slow)
+    shed = {"maxconn": 1, "queue_ms": 25.0, "retry_after_s": 1, "lifo": True}
+    with _haproxy(tmp_path, _Slow, **shed) as base, ThreadPoolExecutor(12) as pool:
+        responses = list(
+            pool.map(lambda _: httpx.post(f"{base}/decide", json={}, timeout=10), range(12))
+        )
+    codes = [r.status_code for r in responses]
+    assert set(codes) == {200, 503}, codes
+    for r in responses:
+        if r.status_code == 503:
+            assert r.headers["retry-after"] == "1"
+            assert r.json()["detail"][0]["type"] == "OverloadedError"
+
+
+class _Recording(BaseHTTPRequestHandler):
+    """A replica that takes 400 ms per request and records the order it served them."""
+
+    protocol_version = "HTTP/1.1"
+    served: list[str] = []
+
+    def do_GET(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.path != "/-/healthz":
+            self.served.append(self.path)
+            time.sleep(0.4)
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    do_POST = do_GET  # noqa: N815 (http.server's naming)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def _haproxy(tmp_path: Path, handler: type, **shed: Any) -> Any:
+    """Ray's config for one replica served by ``handler``, rewritten and run by the
+    HAProxy Ray ships; yields the frontend's base URL."""
+    backend = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=backend.serve_forever, daemon=True).start()
     port = _free_port()
     config = _ray_config(tmp_path, [("127.0.0.1", backend.server_address[1])], port)
-    env = haproxy_shed.install(tmp_path, maxconn=1, queue_ms=25.0, retry_after_s=1)
+    env = haproxy_shed.install(tmp_path, **shed)
     proc = subprocess.Popen(
         [env["RAY_SERVE_HAPROXY_BINARY_PATH"], "-db", "-f", str(config)],
         stdout=subprocess.DEVNULL,
@@ -211,20 +250,29 @@ def test_real_haproxy_sheds_with_the_contracts_503(tmp_path: Path) -> None:
                     break
             assert time.monotonic() < deadline, "HAProxy did not come up"
             time.sleep(0.1)
-        with ThreadPoolExecutor(12) as pool:
-            responses = list(
-                pool.map(
-                    lambda _: httpx.post(f"http://127.0.0.1:{port}/decide", json={}, timeout=10),
-                    range(12),
-                )
-            )
+        yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()
         proc.wait(timeout=10)
         backend.shutdown()
-    codes = [r.status_code for r in responses]
-    assert set(codes) == {200, 503}, codes
-    for r in responses:
-        if r.status_code == 503:
-            assert r.headers["retry-after"] == "1"
-            assert r.json()["detail"][0]["type"] == "OverloadedError"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("lifo", [True, False])
+def test_real_haproxy_serves_the_newest_waiting_request_first(tmp_path: Path, lifo: bool) -> None:
+    """``maxconn 1``: ``/a`` occupies the replica for 400 ms while ``/b``, ``/c``, ``/d``
+    arrive 50 ms apart and queue; with the LIFO offset they are served newest first."""
+    _Recording.served = []
+    with _haproxy(
+        tmp_path, _Recording, maxconn=1, queue_ms=5000.0, retry_after_s=1, lifo=lifo
+    ) as base:
+        threads = []
+        for name in "abcd":
+            thread = threading.Thread(target=httpx.post, args=(f"{base}/{name}",))
+            thread.start()
+            threads.append(thread)
+            time.sleep(0.05)
+        for thread in threads:
+            thread.join(timeout=10)
+    expected = ["/a", "/d", "/c", "/b"] if lifo else ["/a", "/b", "/c", "/d"]
+    assert _Recording.served == expected
