@@ -18,6 +18,7 @@ of BENCHMARKS.md:
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import time
 
@@ -62,6 +63,30 @@ def split_costs(env: JourneyEnvironment, steps: int, seed: int = 1) -> dict[str,
 
 def _loadavg() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+#: the compiled hot loops on a step's path (each has a pure-Python twin)
+COMPILED = (
+    "policies._vw_shared",
+    "policies._decide",
+    "policies._records",
+    "simulator._draws",
+    "simulator._economics",
+    "simulator._customers",
+)
+
+
+def compiled_status() -> str:
+    """Which of :data:`COMPILED` this interpreter loads (a lost build runs, slower)."""
+    missing = []
+    for name in COMPILED:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    if not missing:
+        return "all compiled (Cython: " + ", ".join(f"`{n}`" for n in COMPILED) + ")"
+    return "MISSING compiled modules (pure-Python twins used): " + ", ".join(missing)
 
 
 def main() -> None:
@@ -113,6 +138,7 @@ def main() -> None:
     )
     body = f"""
 Machine: {machine()}; process pinned to CPU(s) {affinity} (`taskset -c 1`).
+Hot loops: {compiled_status()}.
 Command: `taskset -c 1 .venv/bin/python -m benchmarks.bench_simulator --steps {args.steps} --write`
 
 World: 1,000 customers (every served feature, ~66 per context), the catalog's five

@@ -62,7 +62,7 @@ _ZERO_COUNTERS: dict[str, dict[str, int]] = {
 }
 
 
-@dataclass
+@dataclass(slots=True)
 class Contact:
     """One message sent on a channel: when, and whether it was opened and clicked."""
 
