@@ -194,6 +194,7 @@ _SEED_KEYS: dict[str, tuple[str, ...]] = {
     for ch in CHANNELS
 }
 _BY_TS = attrgetter("ts")
+_SPAN7, _SPAN30 = WEEK - 0.0, (MONTH - 1.0) - WEEK  # ``b - a`` of the two uniform draws
 
 
 def _seed_history(
@@ -210,9 +211,9 @@ def _seed_history(
     o30 = min(max(_count(get(o30k)) - o7, 0), s30 - s7)
     c7 = min(_count(get(c7k)), o7)
     c30 = min(max(_count(get(c30k)) - c7, 0), o30)
-    uniform = rng.uniform
-    out = [Contact(now - uniform(0.0, WEEK), i < o7, i < c7) for i in range(s7)]
-    out += [Contact(now - uniform(WEEK, MONTH - 1.0), i < o30, i < c30) for i in range(s30 - s7)]
+    rnd = rng.random  # rng.uniform(a, b) is a + (b - a) * rng.random(), written out
+    out = [Contact(now - (0.0 + _SPAN7 * rnd()), i < o7, i < c7) for i in range(s7)]
+    out += [Contact(now - (WEEK + _SPAN30 * rnd()), i < o30, i < c30) for i in range(s30 - s7)]
     out.sort(key=_BY_TS)  # oldest first; contacts are appended in time order
     return out
 

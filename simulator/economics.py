@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 
@@ -152,6 +153,9 @@ class Economics:
     _tod: dict[tuple[str, ...], tuple[tuple[float, ...], ...]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
+    _plans: dict[tuple[str, int], tuple[Any, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         if "default" not in self.points:
@@ -258,20 +262,37 @@ class Economics:
     def _static(
         self, point: str, customer: CustomerState, actions: Sequence[Action]
     ) -> _CustomerTerms:
+        key = (point, id(actions))
+        plan = self._plans.get(key)
+        if plan is None or plan[0] is not actions:
+            if len(self._plans) > 1_000:
+                self._plans.clear()
+            plan = self._plans[key] = self._plan(point, actions)  # holds actions: id stays unique
         affinity, tastes = customer.affinity, customer.offer_taste
         rows = []
-        for action in actions:
-            t = self._terms(point, action)
-            taste = t.taste if isinstance(t.taste, float) else tastes.get(t.taste, 0.3)
-            base = t.fit * affinity.get(t.channel, 0.3) * (0.4 + taste) if t.contact else 0.0
-            rows.append((t.contact, base, (1.0 - t.p0) * t.uplift, t.p0, t.keep, t.cost))
+        for contact, channel, taste, fit, gain, p0, keep, cost in plan[1]:
+            if taste.__class__ is not float:
+                taste = tastes.get(taste, 0.3)
+            base = fit * affinity.get(channel, 0.3) * (0.4 + taste) if contact else 0.0
+            rows.append((contact, base, gain, p0, keep, cost))
+        return _CustomerTerms(actions, tuple(rows), plan[2])
+
+    def _plan(self, point: str, actions: Sequence[Action]) -> tuple[object, tuple[Any, ...], Any]:
+        """The customer-independent part of :meth:`_static` for ``actions`` at ``point``:
+        per action (contact, channel, taste, fit, (1 - p0) · max_uplift, p0, keep, cost),
+        and the time-of-day factors of every hour."""
+        terms = [self._terms(point, a) for a in actions]
+        per_action = tuple(
+            (t.contact, t.channel, t.taste, t.fit, (1.0 - t.p0) * t.uplift, t.p0, t.keep, t.cost)
+            for t in terms
+        )
         channels = tuple(a.channel for a in actions)
         tod = self._tod.get(channels)
         if tod is None:
             tod = self._tod[channels] = tuple(
                 tuple(time_of_day(ch, h) for ch in channels) for h in range(24)
             )
-        return _CustomerTerms(actions, tuple(rows), tod)
+        return actions, per_action, tod
 
 
 def truth_loop_py(

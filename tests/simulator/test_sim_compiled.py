@@ -82,3 +82,21 @@ def test_compiled_refresh_equals_the_python_twin() -> None:
             refresh_py(twin, now)
             assert _state(c) == _state(twin)
     assert any(not math.isinf(c._memo["email"][2]) for c in people)
+
+
+def test_seeded_histories_equal_draws_with_random_uniform() -> None:
+    """``_seed_history`` writes ``rng.uniform`` out; the contact times are the same bits."""
+    import random
+
+    from simulator.customers import MONTH, WEEK, _seed_history
+
+    feats = {"sends_email_7d": 3, "sends_email_30d": 7, "opens_email_7d": 2}
+    feats |= {"opens_email_30d": 4, "clicks_email_7d": 1, "clicks_email_30d": 2}
+    now = 1.767e9
+    for seed in range(20):
+        got = _seed_history(random.Random(seed), feats, "email", now)
+        rng = random.Random(seed)
+        want = [now - rng.uniform(0.0, WEEK) for _ in range(3)]
+        want += [now - rng.uniform(WEEK, MONTH - 1.0) for _ in range(4)]
+        assert sorted(c.ts for c in got) == sorted(want)
+        assert sum(c.opened for c in got) == 4 and sum(c.clicked for c in got) == 2
