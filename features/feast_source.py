@@ -145,6 +145,7 @@ class SqliteBackend:
         self, db_path: Path, views: list[ViewSpec], timeout: float, cache: RowCache | None = None
     ) -> None:
         self.db_path = db_path
+        self._db_str = os.fspath(db_path)  # stat() of a str skips Path.__fspath__ per read
         self.timeout = timeout
         self.cache = cache
         if cache is not None and not create_journal(db_path):
@@ -163,7 +164,7 @@ class SqliteBackend:
 
     def _conn(self) -> sqlite3.Connection:
         try:
-            ino = os.stat(self.db_path).st_ino
+            ino = os.stat(self._db_str).st_ino
         except OSError as exc:
             raise FeatureStoreUnavailable(f"online store {self.db_path} is missing") from exc
         cached = getattr(self._local, "conn", None)
