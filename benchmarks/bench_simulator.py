@@ -165,13 +165,17 @@ figures are lower and vary from run to run; the CPU-time figure leaves out the t
 the process waited for the core (not the slowdown from sharing caches with others).
 
 Target: 5,000 decision-plus-learn steps/s with vw-cb on one core — {verdict}.
-Where a step's time goes (timers inside one vw-cb run, load ~2.5): the environment
-about half (customer life events and counters, the rules, the exact truth of every
-candidate, arrivals, outcome draws); building the shared example about a fifth (the
-per-feature loop over ~66 customer features is about half of that: one memoised hash
-lookup per feature, no VW text; the example is reused to learn from the decision);
-VW's native predict and learn about a tenth; the rest is `decide`'s pmf, seeded draw
-and ranking and the run loop's bookkeeping.
+Where a step's time goes (timers inside one vw-cb run, load ~3.5, after the compiled
+hot loops): the environment about half (the rules' split of the catalog is the largest
+part, then life events with the counter refresh, first visits building customers,
+outcome draws and the truth of every candidate); `decide` about a third (VW's native
+predict, then the shared example: one compiled pass over the ~66 customer features,
+no VW text; the pmf, seeded draw and ranking are compiled too); `learn` the rest,
+mostly VW's native update on the reused examples. Seeded trajectories are the same
+as before the compiled loops (same draws from the same streams, same bits).
+The 10,000-customer run is slower per step: a tenth of its visits are first visits
+(each builds a customer's contact history and static terms; a fiftieth in the runs
+above) and ten times the customers leave the caches colder.
 """
     print(body)
     if args.write:
