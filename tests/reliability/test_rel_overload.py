@@ -275,7 +275,12 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 def _overload(
-    proc: subprocess.Popen, port: int, warm: float, measure: float, over: float
+    proc: subprocess.Popen,
+    port: int,
+    warm: float,
+    measure: float,
+    over: float,
+    recover: float = 1.0,
 ) -> dict[str, Any]:
     _run_client(_closed_loop(port, warm, 4))
     rate, base_lat = _run_client(_closed_loop(port, measure, 4))
@@ -284,7 +289,7 @@ def _overload(
     res = _run_client(_open_loop(port, 5 * rate, over, lambda: _tree_rss_mb(proc.pid)))
     rss_after = _tree_rss_mb(proc.pid)
     # it recovers: once the overload stops, requests are answered again
-    after_rate, after_lat = _run_client(_closed_loop(port, 1.0, 4))
+    after_rate, after_lat = _run_client(_closed_loop(port, recover, 4))
     codes: dict[int, int] = {}
     for status, *_ in res["results"]:
         codes[status] = codes.get(status, 0) + 1
@@ -380,7 +385,11 @@ def test_overload_at_5x_sustainable_rate(tmp_path: Path, rel_server: Any, figure
         "ray", tmp_path, rel_server.settings.tracking_uri, {"MAESTRO_RAY_TEMP_DIR": ray_dir}
     )
     try:
-        out = _overload(proc, port, warm=3.0, measure=8.0, over=10.0)
+        # recovery over 3 s: one second of a one-core replica on a shared machine is noise
+        # (one run at load 4 measured 126 req/s after against 288 before; a diagnostic
+        # run: 139, 99, 119 req/s in three successive seconds after the overload, the
+        # replica getting 23-29 % of its core, the rest taken by other work)
+        out = _overload(proc, port, warm=3.0, measure=8.0, over=10.0, recover=3.0)
         out["rejected_by_replica_app"] = _app_rejections(port)
         try:
             _assert_shed(out, rss_growth_mb=300)
