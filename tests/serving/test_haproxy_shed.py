@@ -276,3 +276,22 @@ def test_real_haproxy_serves_the_newest_waiting_request_first(tmp_path: Path, li
             thread.join(timeout=10)
     expected = ["/a", "/d", "/c", "/b"] if lifo else ["/a", "/b", "/c", "/d"]
     assert _Recording.served == expected
+
+
+def test_launcher_caps_maxconn_at_rays_ongoing_slots(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Beyond ``max_ongoing_requests`` Ray would queue and refuse with its plain-text 503
+    (seen with 1 ongoing + 1 queued and ``maxconn 2``); the launcher lowers ``maxconn``.
+    ``MAESTRO_RAY_REPLICA_MAXCONN=0`` leaves Ray's HAProxy config alone."""
+    from serving.deployment import haproxy_shedding
+    from serving.settings import Settings
+
+    settings = Settings(home=tmp_path, ray_max_ongoing_requests=1, admission_queue_ms=30)
+    monkeypatch.setenv("MAESTRO_RAY_REPLICA_MAXCONN", "2")
+    env = haproxy_shedding(settings, tmp_path)
+    script = Path(env["RAY_SERVE_HAPROXY_BINARY_PATH"]).read_text()
+    assert '"maxconn": 1' in script and '"queue_ms": 30.0' in script
+    assert '"lifo": true' in script and "/healthz" in script
+    monkeypatch.setenv("MAESTRO_RAY_REPLICA_MAXCONN", "0")
+    assert haproxy_shedding(settings, tmp_path) == {}
