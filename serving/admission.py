@@ -21,6 +21,12 @@ microseconds and never reads the body) with two bounds:
   kernel-side wait stays near one budget too. The stamping callback re-arms itself only
   while requests keep arriving, so an idle loop does not spin.
 
+The decision lives in :class:`AdmissionGate`; the middleware asks it for every request
+that reaches the app, and on uvicorn the HTTP protocol asks it first, as soon as a
+request's headers are parsed (:mod:`serving.uvicorn_shed`): a refusal there writes the
+ready-made response and creates nothing, so one process can refuse several times what
+it can serve.
+
 This is queue-delay shedding in the spirit of CoDel (Nichols & Jacobson, "Controlling
 Queue Delay", ACM Queue 10(5), 2012) and of the adaptive LIFO/timeout admission of
 Facebook's server stack (Maurer, "Fail at Scale", ACM Queue 13(8), 2015): bound the
@@ -40,6 +46,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable
+from typing import Any
 
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -87,14 +94,13 @@ class _LoopClock:
             self.armed = False
 
 
-class AdmissionMiddleware:
-    """Refuse with ``503``, ``Retry-After`` and the contract's JSON error when more than
-    ``max_in_flight`` requests are inside the app or a request waited longer than
-    ``queue_budget_ms`` on the event loop. ``0`` turns a bound off."""
+class AdmissionGate:
+    """The admission decision, shared by the ASGI middleware and (on uvicorn) the HTTP
+    protocol (:mod:`serving.uvicorn_shed`), which refuses before any per-request object
+    exists. ``0`` turns a bound off."""
 
     def __init__(
         self,
-        app: ASGIApp,
         *,
         max_in_flight: int = 32,
         queue_budget_ms: float = 50.0,
@@ -102,7 +108,6 @@ class AdmissionMiddleware:
         registry: object | None = None,
         exempt: Iterable[str] = EXEMPT_PATHS,
     ) -> None:
-        self.app = app
         self.max_in_flight = max_in_flight
         self.budget = queue_budget_ms / 1000.0
         self.exempt = frozenset(exempt)
@@ -110,13 +115,10 @@ class AdmissionMiddleware:
         self.admitted = 0
         self.rejected = {"in_flight": 0, "queue_time": 0}
         self._clocks: dict[int, _LoopClock] = {}
-        self._bodies = {
+        self.bodies = {
             reason: _body(reason, max_in_flight, queue_budget_ms) for reason in self.rejected
         }
-        self._headers = [
-            (b"content-type", b"application/json"),
-            (b"retry-after", str(max(1, int(retry_after_s))).encode()),
-        ]
+        self.retry_after = str(max(1, int(retry_after_s))).encode()
         self._counter = None
         if registry is not None:
             from prometheus_client import Counter
@@ -127,6 +129,11 @@ class AdmissionMiddleware:
                 ["reason"],
                 registry=registry,  # type: ignore[arg-type]
             )
+        self._wire = {
+            (reason, keep): _wire(body, self.retry_after, keep)
+            for reason, body in self.bodies.items()
+            for keep in (True, False)
+        }
 
     def _clock(self) -> _LoopClock:
         loop = asyncio.get_running_loop()
@@ -135,33 +142,71 @@ class AdmissionMiddleware:
             clock = self._clocks[id(loop)] = _LoopClock(loop)
         return clock
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self.exempt:
-            await self.app(scope, receive, send)
-            return
+    def refusal(self, path: str) -> str | None:
+        """Why a request for ``path`` arriving now is refused (counted), or None."""
+        if path in self.exempt:
+            return None
         reason = None
         if self.budget > 0 and self._clock().waited(time.perf_counter()) > self.budget:
             reason = "queue_time"
         elif self.max_in_flight and self.in_flight >= self.max_in_flight:
             reason = "in_flight"
         if reason is not None:
-            await self._refuse(reason, send)
+            self.rejected[reason] += 1
+            if self._counter is not None:
+                self._counter.labels(reason).inc()
+        return reason
+
+    def wire_response(self, reason: str, keep_alive: bool) -> bytes:
+        """The whole HTTP/1.1 refusal, status line to body, for writing to a socket."""
+        return self._wire[(reason, keep_alive)]
+
+
+class AdmissionMiddleware:
+    """Refuse with ``503``, ``Retry-After`` and the contract's JSON error what ``gate``
+    (an :class:`AdmissionGate`, or one built from the keyword arguments) refuses."""
+
+    def __init__(self, app: ASGIApp, *, gate: AdmissionGate | None = None, **options: Any) -> None:
+        self.app = app
+        self.gate = gate if gate is not None else AdmissionGate(**options)
+        self._headers = [
+            (b"content-type", b"application/json"),
+            (b"retry-after", self.gate.retry_after),
+        ]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
             return
-        self.in_flight += 1
-        self.admitted += 1
+        gate = self.gate
+        reason = gate.refusal(scope["path"])
+        if reason is not None:
+            body = gate.bodies[reason]
+            headers = [*self._headers, (b"content-length", str(len(body)).encode())]
+            await send({"type": "http.response.start", "status": 503, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        gate.in_flight += 1
+        gate.admitted += 1
         try:
             await self.app(scope, receive, send)
         finally:
-            self.in_flight -= 1
+            gate.in_flight -= 1
 
-    async def _refuse(self, reason: str, send: Send) -> None:
-        self.rejected[reason] += 1
-        if self._counter is not None:
-            self._counter.labels(reason).inc()
-        body = self._bodies[reason]
-        headers = [*self._headers, (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": 503, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+
+def _wire(body: bytes, retry_after: bytes, keep_alive: bool) -> bytes:
+    return (
+        b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
+        + b"retry-after: "
+        + retry_after
+        + b"\r\n"
+        + b"content-length: "
+        + str(len(body)).encode()
+        + b"\r\n"
+        + (b"" if keep_alive else b"connection: close\r\n")
+        + b"\r\n"
+        + body
+    )
 
 
 def _body(reason: str, max_in_flight: int, budget_ms: float) -> bytes:

@@ -25,7 +25,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Res
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from serving.admission import AdmissionMiddleware
+from serving.admission import AdmissionGate, AdmissionMiddleware
 from serving.dashboard import ExperimentsView, dashboard_data
 from serving.dashboard import page as dashboard_page
 from serving.direct import (
@@ -184,7 +184,10 @@ def create_app(
         app.add_middleware(DirectRoutes, routes=direct_routes(service))
     app.add_middleware(GuardMiddleware, api_keys=list(api_keys), max_body_bytes=max_body_bytes)
     if admission is not None:  # added last: outermost, so a refusal costs the least
-        app.add_middleware(AdmissionMiddleware, registry=service.metrics.registry, **admission)
+        # the gate is also what uvicorn's HTTP protocol asks first (serving.uvicorn_shed)
+        gate = AdmissionGate(registry=service.metrics.registry, **admission)  # type: ignore[arg-type]
+        app.state.admission_gate = gate
+        app.add_middleware(AdmissionMiddleware, gate=gate)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> Response:

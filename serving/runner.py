@@ -11,15 +11,18 @@ from serving.settings import Settings, get_settings
 def uvicorn_config(app: object, host: str, port: int) -> object:
     """uvicorn with uvloop and httptools, no access log (keys never reach a log line).
     No ``limit_concurrency``: its ``503`` has no ``Retry-After``; the app sheds overload
-    itself (:mod:`serving.admission`)."""
+    itself (:mod:`serving.admission`), first in the HTTP protocol, where a refusal costs
+    least (:mod:`serving.uvicorn_shed`)."""
     import uvicorn
+
+    from serving.uvicorn_shed import SheddingHttpToolsProtocol
 
     return uvicorn.Config(
         app,
         host=host,
         port=port,
         loop="uvloop",
-        http="httptools",
+        http=SheddingHttpToolsProtocol,
         lifespan="on",
         access_log=False,
         log_level="warning",

@@ -45,7 +45,7 @@ def test_requests_queued_behind_a_busy_loop_are_refused_with_retry_after() -> No
             assert r.headers["retry-after"] == "1"
             detail = orjson.loads(r.content)["detail"][0]
             assert detail["type"] == "OverloadedError" and "waited" in detail["problem"]
-    assert mw.rejected["queue_time"] == codes.count(503)
+    assert mw.gate.rejected["queue_time"] == codes.count(503)
 
 
 def test_requests_over_the_in_flight_bound_are_refused_and_health_is_exempt() -> None:
@@ -55,7 +55,7 @@ def test_requests_over_the_in_flight_bound_are_refused_and_health_is_exempt() ->
     async def run() -> tuple[list[int], int, int]:
         async with _client(mw) as c:
             held = [asyncio.create_task(c.post("/decide")) for _ in range(2)]
-            while mw.in_flight < 2:
+            while mw.gate.in_flight < 2:
                 await asyncio.sleep(0.001)
             third = await c.post("/decide")
             health = asyncio.create_task(c.get("/healthz"))  # exempt: waits, not refused
@@ -66,7 +66,7 @@ def test_requests_over_the_in_flight_bound_are_refused_and_health_is_exempt() ->
 
     done, third, health = asyncio.run(run())
     assert done == [200, 200] and third == 503 and health == 200
-    assert mw.rejected == {"in_flight": 1, "queue_time": 0} and mw.in_flight == 0
+    assert mw.gate.rejected == {"in_flight": 1, "queue_time": 0} and mw.gate.in_flight == 0
 
 
 def test_idle_loop_stops_stamping() -> None:
@@ -77,6 +77,6 @@ def test_idle_loop_stops_stamping() -> None:
             assert (await c.post("/decide")).status_code == 200
             for _ in range(5):
                 await asyncio.sleep(0)
-            return next(iter(mw._clocks.values())).armed
+            return next(iter(mw.gate._clocks.values())).armed
 
     assert asyncio.run(run()) is False
