@@ -6,8 +6,9 @@ deployment (a second deployment behind a handle adds 3–4 ms on this machine).
   the workspace), inside the replica, through ``serve.ingress(builder)``;
 - overload is shed in HAProxy, before it reaches a replica (:mod:`serving.haproxy_shed`:
   at most ``MAESTRO_RAY_REPLICA_MAXCONN`` (2) requests inside a replica at once, the rest
-  wait in HAProxy's queue, newest first (``MAESTRO_RAY_QUEUE_LIFO``, 1), for at most
-  ``MAESTRO_ADMISSION_QUEUE_MS`` and are then refused with the contract's ``503`` +
+  wait in HAProxy's queue (oldest first; ``MAESTRO_RAY_QUEUE_LIFO=1``: newest first, see
+  :data:`serving.haproxy_shed.LIFO_OFFSET`) for at most ``MAESTRO_ADMISSION_QUEUE_MS``
+  and are then refused with the contract's ``503`` +
   ``Retry-After``), so a replica's event loop never falls behind and its health check
   keeps passing under 5x its sustainable rate (RELIABILITY.md, item 7). The app's own
   admission control (:mod:`serving.admission`) still runs in each replica, and
@@ -108,7 +109,7 @@ def haproxy_shedding(settings: Settings, run_dir: Path) -> dict[str, str]:
         queue_ms=settings.admission_queue_ms,
         retry_after_s=settings.admission_retry_after_s,
         priority_paths=sorted(EXEMPT_PATHS),
-        lifo=os.environ.get("MAESTRO_RAY_QUEUE_LIFO", "1") != "0",
+        lifo=os.environ.get("MAESTRO_RAY_QUEUE_LIFO", "0") == "1",
     )
 
 

@@ -64,8 +64,11 @@ _EX_CONFIG = 78  # EX_CONFIG from sysexits.h
 #: oldest ones time out into ``503``. Once every 131 s the key wraps and, for the few
 #: requests queued at that instant, the order is FIFO. Under overload this keeps the
 #: accepted requests' latency near the service time instead of near the queue budget —
-#: adaptive LIFO (Maurer, "Fail at Scale", ACM Queue 13(8), 2015); with no queue (normal
-#: load) the order does not matter.
+#: adaptive LIFO (Maurer, "Fail at Scale", ACM Queue 13(8), 2015). It is not adaptive
+#: here, though: HAProxy cannot tell overload from a short saturated queue, and with 16
+#: closed-loop clients on one replica (every request answerable within the budget in FIFO
+#: order) LIFO starved the oldest into ``503`` (~20 % of requests, bench_serving), so it
+#: is opt-in (``MAESTRO_RAY_QUEUE_LIFO=1``).
 LIFO_OFFSET = "date(0,ms),mod(131072),mul(-2)"
 
 

@@ -292,6 +292,6 @@ def test_launcher_caps_maxconn_at_rays_ongoing_slots(
     env = haproxy_shedding(settings, tmp_path)
     script = Path(env["RAY_SERVE_HAPROXY_BINARY_PATH"]).read_text()
     assert '"maxconn": 1' in script and '"queue_ms": 30.0' in script
-    assert '"lifo": true' in script and "/healthz" in script
+    assert '"lifo": false' in script and "/healthz" in script
     monkeypatch.setenv("MAESTRO_RAY_REPLICA_MAXCONN", "0")
     assert haproxy_shedding(settings, tmp_path) == {}
