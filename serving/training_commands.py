@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -78,13 +80,30 @@ def train_command(
         train_once(settings, kind, decision_point, promote)
         return
     interval = parse_every(every)
-    while True:  # continuous mode: retrain on a schedule until interrupted
-        started = time.monotonic()
-        try:
-            train_once(settings, kind, decision_point, promote)
-        except (CommandError, ValueError) as exc:
-            click.echo(f"maestro: train: {exc}", err=True)
-        time.sleep(max(0.0, interval - (time.monotonic() - started)))
+    stop = threading.Event()
+
+    def request_stop(_signum: int, _frame: object) -> None:
+        # a signal landing inside MLflow's database code can surface in a garbage
+        # collector callback as an unraisable traceback: stop between runs instead
+        if stop.is_set():
+            raise KeyboardInterrupt  # a second Ctrl-C: abort the run in progress
+        stop.set()
+        click.echo(
+            "maestro: train: stopping after the current run (Ctrl-C again aborts it)", err=True
+        )
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while not stop.is_set():  # continuous mode: retrain on a schedule until stopped
+            started = time.monotonic()
+            try:
+                train_once(settings, kind, decision_point, promote)
+            except (CommandError, ValueError) as exc:
+                click.echo(f"maestro: train: {exc}", err=True)
+            stop.wait(max(0.0, interval - (time.monotonic() - started)))
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 BYO_REQUIRED = ("reward", "probability", "target_probability")
