@@ -32,7 +32,15 @@ def feast_server(
 
     home = tmp_path_factory.mktemp("feast-home")
     init_feature_workspace(home, customers=50, seed=5)
-    settings = Settings(home=home, mlflow_tracking_uri=mlflow_uri, roll_seconds=0.5)
+    settings = Settings(
+        home=home,
+        mlflow_tracking_uri=mlflow_uri,
+        roll_seconds=0.5,
+        # this suite checks Feast in the decision, not latency: a loaded CI machine must
+        # not turn the first, cold decision into the time-budget fallback or a refusal
+        time_budget_ms=2000.0,
+        admission_queue_ms=10_000.0,
+    )
     assert settings.feature_source == "feast"
     app = build_app(settings)
     port = helpers.free_port()
