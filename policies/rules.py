@@ -37,10 +37,23 @@ def _zone(name: str) -> ZoneInfo:
         return _UTC
 
 
+#: (time zone, minute since the epoch) → local hour: every UTC offset and every DST
+#: transition in use falls on a whole minute, so the hour is constant within a minute
+_HOURS: dict[tuple[object, int], int] = {}
+_HOURS_MAX = 4096
+
+
 def local_hour(timestamp: float, timezone: FeatureValue) -> int:
     """The hour of day (0–23) at ``timestamp`` in ``timezone`` (UTC when unknown)."""
-    zone = _zone(timezone) if isinstance(timezone, str) and timezone else _UTC
-    return datetime.fromtimestamp(timestamp, zone).hour
+    key = (timezone, int(timestamp // 60))
+    hour = _HOURS.get(key)
+    if hour is None:
+        zone = _zone(timezone) if isinstance(timezone, str) and timezone else _UTC
+        hour = datetime.fromtimestamp(timestamp, zone).hour
+        if len(_HOURS) >= _HOURS_MAX:
+            _HOURS.clear()
+        _HOURS[key] = hour
+    return hour
 
 
 def _truthy(value: FeatureValue) -> bool:

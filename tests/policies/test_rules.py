@@ -143,3 +143,25 @@ def test_nothing_eligible_gives_null_action_and_everything_excluded(
     )
     assert decision.action is None and decision.ranking == ()
     assert {e.action_id for e in decision.excluded} == {a.id for a in actions}
+
+
+def test_memoised_local_hour_equals_the_zone_aware_hour() -> None:
+    """``local_hour`` is memoised per zone and minute: the hour agrees with the zone-aware
+    clock at every second sampled across DST changes and quarter/half-hour zones."""
+    import random
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from policies.rules import local_hour
+
+    rng = random.Random(5)
+    zones = ["Europe/Paris", "America/New_York", "Asia/Kathmandu", "Australia/Lord_Howe", "UTC"]
+    # around the 2026 DST changes (Europe 29 Mar / 25 Oct, US 8 Mar / 1 Nov, Lord Howe 5 Apr)
+    centres = [1774746000, 1792890000, 1772953200, 1793512800, 1775314800]
+    for zone in zones:
+        for centre in centres:
+            for _ in range(400):
+                ts = centre + rng.uniform(-3 * 3600, 3 * 3600)
+                expected = datetime.fromtimestamp(ts, ZoneInfo(zone)).hour
+                assert local_hour(ts, zone) == expected, (zone, ts)
+                assert local_hour(ts, zone) == expected  # from the memo
