@@ -59,20 +59,6 @@ def ray_environment(run_dir: Path) -> dict[str, str]:
     }
 
 
-def replica_maxconn() -> int:
-    """``MAESTRO_RAY_REPLICA_MAXCONN`` (2): requests HAProxy lets into one replica at once
-    (``/decide`` never yields, so one runs and one waits ready in the replica's socket);
-    ``0`` turns HAProxy shedding off."""
-    raw = os.environ.get("MAESTRO_RAY_REPLICA_MAXCONN", "2")
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"MAESTRO_RAY_REPLICA_MAXCONN must be an integer, not {raw!r}") from None
-    if value < 0:
-        raise ValueError("MAESTRO_RAY_REPLICA_MAXCONN must be >= 0")
-    return value
-
-
 def haproxy_shedding(settings: Settings, run_dir: Path) -> dict[str, str]:
     """The environment that makes Ray's HAProxy shed overload (:mod:`serving.haproxy_shed`):
     per-replica ``maxconn``, ``timeout queue`` = the admission budget, the contract's 503.
@@ -80,7 +66,7 @@ def haproxy_shedding(settings: Settings, run_dir: Path) -> dict[str, str]:
     budget is off (``MAESTRO_ADMISSION_QUEUE_MS=0``)."""
     from serving import haproxy_shed
 
-    maxconn = replica_maxconn()
+    maxconn = settings.ray_replica_maxconn
     if maxconn == 0 or settings.admission_queue_ms <= 0:
         return {}
     if maxconn > settings.ray_max_ongoing_requests:
@@ -109,7 +95,7 @@ def haproxy_shedding(settings: Settings, run_dir: Path) -> dict[str, str]:
         queue_ms=settings.admission_queue_ms,
         retry_after_s=settings.admission_retry_after_s,
         priority_paths=sorted(EXEMPT_PATHS),
-        lifo=os.environ.get("MAESTRO_RAY_QUEUE_LIFO", "0") == "1",
+        lifo=settings.ray_queue_lifo,
     )
 
 

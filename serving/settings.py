@@ -14,7 +14,8 @@ Environment variables (the contract's three plus Maestro's own ``MAESTRO_*`` kno
   workspace secret file ``$MAESTRO_HOME/secret``), ``MAESTRO_COLD_START_KIND`` (``rules``),
   ``MAESTRO_FEATURE_SOURCE`` (``feast`` | ``memory``), ``MAESTRO_MAX_BODY_BYTES`` (65536),
   ``MAESTRO_RAY_MAX_ONGOING_REQUESTS`` (64), ``MAESTRO_RAY_MAX_QUEUED_REQUESTS`` (512),
-  ``MAESTRO_RAY_TEMP_DIR``, ``MAESTRO_ADMISSION_MAX_IN_FLIGHT`` (32),
+  ``MAESTRO_RAY_TEMP_DIR``, ``MAESTRO_RAY_REPLICA_MAXCONN`` (2),
+  ``MAESTRO_RAY_QUEUE_LIFO`` (false), ``MAESTRO_ADMISSION_MAX_IN_FLIGHT`` (32),
   ``MAESTRO_ADMISSION_QUEUE_MS`` (50), ``MAESTRO_ADMISSION_RETRY_AFTER_S`` (1),
   ``MAESTRO_CATALOG_PATH`` (else ``$MAESTRO_HOME/catalog.yaml``),
   ``MAESTRO_EXPERIMENTS_PATH`` (else ``$MAESTRO_HOME/experiments.yaml`` if present; see
@@ -61,6 +62,11 @@ class Settings(BaseSettings):
     ray_max_ongoing_requests: int = Field(default=64, ge=1)
     ray_max_queued_requests: int = Field(default=512, ge=-1)
     ray_temp_dir: str | None = None
+    #: Ray Serve's HAProxy ingress sheds overload (:mod:`serving.haproxy_shed`): requests
+    #: let into one replica at once (0: HAProxy does not shed), and the queue's order
+    #: (``True``: newest first)
+    ray_replica_maxconn: int = Field(default=2, ge=0)
+    ray_queue_lifo: bool = False
     #: admission control, both engines (:mod:`serving.admission`): requests inside the
     #: app at once (0: off), the longest a request may wait on the event loop before it
     #: is refused (0: off), and the ``Retry-After`` of the ``503``

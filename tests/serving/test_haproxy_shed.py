@@ -287,11 +287,19 @@ def test_launcher_caps_maxconn_at_rays_ongoing_slots(
     from serving.deployment import haproxy_shedding
     from serving.settings import Settings
 
+    monkeypatch.setenv("MAESTRO_RAY_REPLICA_MAXCONN", "2")  # read by Settings, once
     settings = Settings(home=tmp_path, ray_max_ongoing_requests=1, admission_queue_ms=30)
-    monkeypatch.setenv("MAESTRO_RAY_REPLICA_MAXCONN", "2")
+    assert settings.ray_replica_maxconn == 2 and settings.ray_queue_lifo is False
     env = haproxy_shedding(settings, tmp_path)
     script = Path(env["RAY_SERVE_HAPROXY_BINARY_PATH"]).read_text()
     assert '"maxconn": 1' in script and '"queue_ms": 30.0' in script
     assert '"lifo": false' in script and "/healthz" in script
+    monkeypatch.setenv("MAESTRO_RAY_QUEUE_LIFO", "1")
+    lifo = Settings(home=tmp_path, admission_queue_ms=30)
+    script = Path(haproxy_shedding(lifo, tmp_path)["RAY_SERVE_HAPROXY_BINARY_PATH"]).read_text()
+    assert '"lifo": true' in script and '"maxconn": 2' in script
     monkeypatch.setenv("MAESTRO_RAY_REPLICA_MAXCONN", "0")
-    assert haproxy_shedding(settings, tmp_path) == {}
+    assert haproxy_shedding(Settings(home=tmp_path), tmp_path) == {}
+    monkeypatch.setenv("MAESTRO_RAY_REPLICA_MAXCONN", "-1")
+    with pytest.raises(ValueError):
+        Settings(home=tmp_path)
