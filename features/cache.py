@@ -27,6 +27,7 @@ This is the read-through cache pattern with invalidation from a change log (the
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -86,6 +87,55 @@ def create_journal(db_path: Path) -> bool:
         conn.close()
 
 
+#: SQLite's WAL-index header: two copies of the 48-byte ``WalIndexHdr`` at the start of
+#: the ``-shm`` file (https://sqlite.org/walformat.html, "the wal-index header")
+WAL_INDEX_HEADER = 96
+
+
+class WalWatch:
+    """The WAL-index header of a database in WAL mode, memory-mapped read-only.
+
+    Every commit rewrites it (``iChange``, a counter of write transactions, ``mxFrame``,
+    the checksums, and the salts when the WAL restarts), so while its bytes are unchanged
+    nothing was committed and ``PRAGMA data_version`` — a statement, and file-lock system
+    calls, on every read — can be skipped. A torn read mid-update only looks like a
+    change. The mapping must be closed before the connection that keeps the ``-shm``
+    open: SQLite reinitialises (truncates) it only when no connection has it open."""
+
+    __slots__ = ("_fd", "_map")
+
+    def __init__(self, shm_path: str) -> None:
+        import mmap
+
+        self._fd = os.open(shm_path, os.O_RDONLY)
+        try:
+            self._map = mmap.mmap(self._fd, WAL_INDEX_HEADER, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):
+            os.close(self._fd)
+            raise
+
+    @classmethod
+    def open(cls, conn: sqlite3.Connection, db_path: str) -> WalWatch | None:
+        """A watch for ``conn``'s database, or ``None`` (not WAL mode, no ``-shm`` yet)."""
+        try:
+            if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                return None
+            conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()  # maps the -shm
+            shm = db_path + "-shm"
+            if os.path.getsize(shm) < WAL_INDEX_HEADER:
+                return None
+            return cls(shm)
+        except (OSError, ValueError, sqlite3.Error):
+            return None
+
+    def header(self) -> bytes:
+        return self._map[:WAL_INDEX_HEADER]
+
+    def close(self) -> None:
+        self._map.close()
+        os.close(self._fd)
+
+
 class RowCache:
     """Rows of recently read customers, invalidated through the journal (see module doc).
 
@@ -115,12 +165,20 @@ class RowCache:
     def generation(self) -> int:
         return self._generation
 
-    def sync(self, conn: sqlite3.Connection, state: dict[str, int]) -> None:
+    def sync(self, conn: sqlite3.Connection, state: dict[str, Any]) -> None:
         """Apply what was committed since this connection last looked. ``state`` is the
-        connection's own memo (``data_version`` is per connection). Raises
+        connection's own memo (``data_version`` is per connection), with its
+        :class:`WalWatch` under ``"wal"`` when it has one. Raises
         ``sqlite3.Error`` when the store cannot be read (the caller maps it)."""
+        watch = state.get("wal")
+        header = None
+        if watch is not None:  # unchanged WAL-index header: nothing was committed
+            header = watch.header()
+            if header == state.get("wal_header"):
+                return
         version = conn.execute("PRAGMA data_version").fetchone()[0]
         if version == state.get("version"):
+            state["wal_header"] = header
             return
         with self._lock:
             if self._seq < 0:  # first look: start from the journal's end, cache empty
@@ -142,6 +200,7 @@ class RowCache:
                         self._seq = seq
             state["version"] = version
             state["seq"] = self._seq
+            state["wal_header"] = header  # read before the pragma: a later commit shows
 
     def get(self, key: bytes) -> Any | None:
         entry = self._rows.get(key)

@@ -34,7 +34,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from features.cache import RowCache, create_journal
+from features.cache import RowCache, WalWatch, create_journal
 from features.errors import FeatureStoreUnavailable, WorkspaceError
 from features.overlay import Overlay
 from features.schema import ALL_FEATURES, DEFAULTS, GROUPS
@@ -171,7 +171,7 @@ class SqliteBackend:
         if cached is not None and cached[1] == ino:
             return cached[0]
         if cached is not None:  # the file was replaced (re-init): reopen
-            cached[0].close()
+            self._close_local()
             if self.cache is not None:  # a journal missing there is created on first use
                 self.cache.clear()
         try:
@@ -187,8 +187,22 @@ class SqliteBackend:
                 f"cannot open online store {self.db_path}: {exc}"
             ) from exc
         self._local.conn = (conn, ino)
-        self._local.state = {}
+        # the WAL-index header skips the data_version check while nothing was committed
+        self._local.state = {
+            "wal": WalWatch.open(conn, self._db_str) if self.cache is not None else None
+        }
         return conn
+
+    def _close_local(self) -> None:
+        """Close this thread's connection (its WAL watch first: see WalWatch)."""
+        cached = getattr(self._local, "conn", None)
+        state = getattr(self._local, "state", None) or {}
+        if state.get("wal") is not None:
+            state["wal"].close()
+            state["wal"] = None
+        if cached is not None:
+            cached[0].close()
+            self._local.conn = None
 
     def read(self, key: bytes, view: str | None = None) -> Rows:
         """Every view's row (or one view's): from the cache when it holds the customer and
@@ -205,7 +219,7 @@ class SqliteBackend:
                 if "no such table" not in str(exc) or not create_journal(self.db_path):
                     raise
                 cache.clear()
-                self._local.state = {}
+                self._local.state = {"wal": self._local.state.get("wal")}
                 cache.sync(conn, self._local.state)
         except sqlite3.Error as exc:
             self.close()
@@ -257,10 +271,7 @@ class SqliteBackend:
         return True
 
     def close(self) -> None:
-        cached = getattr(self._local, "conn", None)
-        if cached is not None:
-            cached[0].close()
-            self._local.conn = None
+        self._close_local()
 
 
 def sqlite_ts(value: Any) -> float:

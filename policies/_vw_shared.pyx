@@ -138,3 +138,21 @@ cdef Py_ssize_t _fill(object hasher, str ns, dict numeric, dict ints, dict oneho
             val[n] = 1.0
             n += 1
     return n
+
+
+def aged_values(object template, const Py_ssize_t[:] positions, const double[:] epochs,
+                double now):
+    """A copy of a customer template (float32 values) with the ages at ``now`` of its
+    ``*_ts`` features written at ``positions`` (``epochs``: their raw values), or
+    ``None`` when an age is exactly 0 (VW drops a 0 value: the caller builds the long
+    way). The compiled twin of :func:`policies.vw_shared.aged_values_py`."""
+    val = template.copy()
+    cdef float[:] v = val
+    cdef Py_ssize_t i
+    cdef double x
+    for i in range(positions.shape[0]):
+        x = _age(epochs[i], now)
+        if x == 0.0:
+            return None
+        v[positions[i]] = <float>_numeric(x)
+    return val

@@ -143,7 +143,9 @@ class SharedHasher:
                 val.append(0.0)
             else:
                 self._fill("c", {name: value}, 0.0, idx, val)
-        hit = (customer, np.array(idx, _U64), np.array(val, _F32), aged)
+        positions = np.array([p for p, _ in aged], np.intp)
+        epochs = np.array([e for _, e in aged], np.float64)
+        hit = (customer, np.array(idx, _U64), np.array(val, _F32), positions, epochs)
         self._templates[id(customer)] = hit  # holds the record: its id stays unique
         if len(self._templates) > _TEMPLATES:
             del self._templates[next(iter(self._templates))]
@@ -151,15 +153,9 @@ class SharedHasher:
 
     def _push_customer(self, ex: Any, customer: Mapping[str, FeatureValue], now: float) -> None:
         if customer.__class__ is MappingProxyType:  # read-only (the feature source's records)
-            _, idx, template, aged = self._template(customer)
-            val = template.copy()
-            log1p, copysign = math.log1p, math.copysign
-            for pos, epoch in aged:
-                x = age_days(epoch, now)
-                if not x:  # an age of exactly 0 is dropped by VW: build it the long way
-                    break
-                val[pos] = copysign(log1p(abs(x)), x)
-            else:
+            _, idx, template, positions, epochs = self._template(customer)
+            val = aged_values(template, positions, epochs, now)
+            if val is not None:  # None: an age of exactly 0, which VW drops: the long way
                 if len(idx):
                     ex[_C].push_many_features(idx, val)
                 return
@@ -201,9 +197,26 @@ def fill_py(
     return len(idx), np.array(idx, _U64), np.array(val, _F32)
 
 
-try:  # the compiled twin (``make ext``); without a compiler Maestro is only slower
+def aged_values_py(
+    template: np.ndarray, positions: np.ndarray, epochs: np.ndarray, now: float
+) -> np.ndarray | None:
+    """A copy of a customer template with the ages at ``now`` of its ``*_ts`` features
+    (raw values ``epochs``) at ``positions``; ``None`` when an age is exactly 0 (VW drops
+    a 0 value). The pure-Python twin of ``policies._vw_shared.aged_values``."""
+    val = template.copy()
+    for pos, epoch in zip(positions.tolist(), epochs.tolist(), strict=True):
+        x = age_days(epoch, now)
+        if not x:
+            return None
+        val[pos] = math.copysign(math.log1p(abs(x)), x)
+    return val
+
+
+try:  # the compiled twins (``make ext``); without a compiler Maestro is only slower
+    from policies._vw_shared import aged_values as aged_values_compiled
     from policies._vw_shared import fill as fill_compiled
 except ImportError:  # pragma: no cover - an install without the extension
-    fill_compiled = None
+    aged_values_compiled = fill_compiled = None
 
 fill = fill_compiled or fill_py
+aged_values = aged_values_compiled or aged_values_py

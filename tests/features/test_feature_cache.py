@@ -242,3 +242,39 @@ def test_a_store_without_the_journal_gets_it_back_on_the_next_read(home: Path) -
             ).fetchone() == (1,)
     finally:
         reader.close()
+
+
+def test_the_wal_index_header_skips_the_pragma_only_while_nothing_is_committed(
+    home: Path,
+) -> None:
+    """In WAL mode a read asks ``PRAGMA data_version`` only when the WAL-index header
+    changed (a commit): repeated reads skip it, and a commit by another connection —
+    consent through another source, a direct write, an erasure — is still seen at the
+    very next read."""
+    reader, writer = _layer(home), _layer(home)
+    backend = reader.source.backend
+    try:
+        reader.get("c-000006")
+        assert backend._local.state["wal"] is not None  # maestro init sets WAL mode
+        pragmas: list[str] = []
+        backend._conn().set_trace_callback(
+            lambda sql: pragmas.append(sql) if "data_version" in sql else None
+        )
+        for _ in range(20):
+            reader.get("c-000006")
+        assert pragmas == []  # nothing committed: no pragma
+        granted = reader.get("c-000006").values["consent_push"]
+        writer.ingest(_consent("c-000006", "push", not granted))  # written through
+        assert reader.get("c-000006").values["consent_push"] is (not granted)
+        assert len(pragmas) == 1
+        writer.ingest(_consent("c-000006", "push", granted))
+        assert reader.get("c-000006").values["consent_push"] is granted
+        db = home / "feature_repo" / "data" / "online_store.db"
+        with sqlite3.connect(db) as direct:  # a commit without a journal entry
+            direct.execute("CREATE TABLE IF NOT EXISTS t_wal_probe (x)")
+        reader.get("c-000006")
+        assert backend.cache.clears >= 1 and len(pragmas) == 3
+    finally:
+        reader.close()
+        writer.close()
+        assert getattr(backend._local, "state", {}).get("wal") is None  # closed first

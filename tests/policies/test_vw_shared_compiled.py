@@ -96,3 +96,34 @@ def test_shared_examples_are_the_same_with_either_loop(monkeypatch: pytest.Monke
         return out
 
     assert groups(vw_shared.fill_py) == groups(vw_shared.fill_compiled)
+
+
+def test_compiled_ages_equal_the_python_twin() -> None:
+    """The per-decision ages of a read-only record's ``*_ts`` features (compiled
+    ``aged_values``) equal the twin's bit for bit, including a 0 age (``None``: VW drops
+    zeros, the caller builds the long way) and never/future timestamps."""
+    from policies import _vw_shared, vw_shared
+
+    assert vw_shared.aged_values is _vw_shared.aged_values
+    rng = np.random.default_rng(3)
+    compared = 0
+    for _ in range(300):
+        n = int(rng.integers(0, 9))
+        template = rng.normal(size=n + 3).astype(np.float32)
+        positions = rng.permutation(n + 3)[:n].astype(np.intp)
+        epochs = NOW - rng.uniform(-2, 400, n) * 86_400.0
+        epochs[rng.random(n) < 0.2] = 0.0  # never
+        now = NOW if rng.random() < 0.9 else 0.0  # unknown now: every age is -1
+        got = _vw_shared.aged_values(template, positions, epochs, now)
+        want = vw_shared.aged_values_py(template, positions, epochs, now)
+        assert (got is None) == (want is None)  # a future epoch is an age of 0
+        if got is not None:
+            assert got.dtype == want.dtype == np.float32
+            assert got.tobytes() == want.tobytes() and got is not template
+            compared += 1
+    assert compared > 150
+    zero = np.array([NOW], np.float64)  # an age of exactly 0
+    pos = np.array([0], np.intp)
+    t = np.zeros(1, np.float32)
+    assert _vw_shared.aged_values(t, pos, zero, NOW) is None
+    assert vw_shared.aged_values_py(t, pos, zero, NOW) is None
