@@ -213,11 +213,11 @@ async def over_http(
     host = "127.0.0.1"
     reqs = {p: [encode("/decide", b) for b in raw] for p, raw in bodies.items()}
     reqs["empty"] = [encode("/_empty", b) for b in bodies["default"]]
-    # warm-up: every customer's features into the server's cache (requests of every point
-    # read the same customers: unwarmed, the point measured first would pay every miss)
-    await sequential(host, port, reqs["default"][: args.customers])
+    # warm-up: every customer's features into the server's cache, and every decision
+    # point's policy through every customer (each policy keeps its own hashed template
+    # of a customer): unwarmed, whichever point saw a customer first would pay the miss
     for r in reqs.values():
-        await sequential(host, port, r[:300])
+        await sequential(host, port, r[: args.customers])
     parts: dict[str, list[Result]] = {k: [] for k in reqs}
     block = max(100, args.sequential // 10)
     for k in range(0, args.sequential, block):

@@ -133,19 +133,28 @@ class SharedHasher:
         hit = self._templates.get(id(customer))
         if hit is not None and hit[0] is customer:
             return hit
-        idx: list[int] = []
-        val: list[float] = []
-        aged: list[tuple[int, float]] = []
+        # the whole namespace in one (compiled) fill at ``now = 0``: every ``*_ts``
+        # feature then has an age of -1, so exactly one entry (its value is rewritten per
+        # decision); where each lands follows from which features VW keeps: a number
+        # only when it is not 0, anything else always
+        _, idx, val = fill(self, "c", customer, 0.0)
+        positions: list[int] = []
+        epochs: list[float] = []
+        n = 0
         for name, value in customer.items():
-            if value.__class__ in (int, float) and name.endswith(TIMESTAMP_SUFFIX):
-                aged.append((len(idx), float(value)))  # type: ignore[arg-type]
-                idx.append((self._numeric["c"].get(name) or self._meta("c", name))[0])
-                val.append(0.0)
+            cls = value.__class__
+            if cls is float or cls is int:
+                if name.endswith(TIMESTAMP_SUFFIX):
+                    positions.append(n)
+                    epochs.append(float(value))  # type: ignore[arg-type]
+                    n += 1
+                elif value:
+                    n += 1
             else:
-                self._fill("c", {name: value}, 0.0, idx, val)
-        positions = np.array([p for p, _ in aged], np.intp)
-        epochs = np.array([e for _, e in aged], np.float64)
-        hit = (customer, np.array(idx, _U64), np.array(val, _F32), positions, epochs)
+                n += 1
+        if n != len(idx):  # pragma: no cover - the rule above and _fill disagree
+            raise AssertionError("shared example template out of step with the fill")
+        hit = (customer, idx, val, np.array(positions, np.intp), np.array(epochs, np.float64))
         self._templates[id(customer)] = hit  # holds the record: its id stays unique
         if len(self._templates) > _TEMPLATES:
             del self._templates[next(iter(self._templates))]

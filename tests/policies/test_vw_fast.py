@@ -136,7 +136,7 @@ def test_read_only_customer_records_build_the_same_example_from_their_template()
     customer = {"tier": "gold", "tenure_days": 400, "ltv": 812.5, "opens_7d": 0,
                 "consent_sms": True, "last_contact_email_ts": now - 3 * 86400.0,
                 "last_contact_sms_ts": 0.0, "last_event_ts": int(now - 60),
-                "segment": None}
+                "segment": None, "refund": 0.0, "credit": -0.0, "score": -2.5}
     frozen = MappingProxyType(dict(customer))
 
     def features(ex: object) -> list[tuple[int, float]]:
