@@ -246,7 +246,7 @@ class DecisionService:
                 "decision_point": point.name,
                 "customer_features": customer_json,
                 "context": dumps(req.context),
-                "actions": self._actions_json(point.name, eligible, candidates is point.actions),
+                "actions": self._logged_actions(point.name, eligible, candidates is point.actions),
                 "probabilities": dumps([probs.get(a.id, 0.0) for a in eligible]),
                 "excluded": dumps(
                     [{"action_id": e.action_id, "reason": e.reason} for e in excluded]
@@ -321,7 +321,7 @@ class DecisionService:
                 del records[next(iter(records))]
         return encoded
 
-    def _actions_json(self, point: str, eligible: list[Action], from_catalog: bool) -> str:
+    def _logged_actions(self, point: str, eligible: list[Action], from_catalog: bool) -> str:
         """The logged ``actions`` column; for the catalog's (immutable) actions, memoised per
         eligible subset."""
         if not from_catalog:

@@ -31,6 +31,7 @@ an estimator that clips is chosen.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
@@ -147,7 +148,7 @@ Arr = np.ndarray
 Q = np.ndarray | None  # a reward model's values, when the caller has one
 
 
-class _Checked:
+class _Checked(ABC):
     """The one signature of every estimator: ``estimate`` checks the inputs once
     (:func:`check_inputs`) and hands the arrays to the estimator's ``_value``."""
 
@@ -167,6 +168,7 @@ class _Checked:
         )
         return self._value(r, mu, pi, ql, qt, alpha)
 
+    @abstractmethod
     def _value(
         self,
         r: np.ndarray,
@@ -176,7 +178,7 @@ class _Checked:
         qt: np.ndarray | None,
         alpha: float,
     ) -> Estimate:
-        raise NotImplementedError
+        """The estimator's formula on checked arrays."""
 
 
 @dataclass(frozen=True)

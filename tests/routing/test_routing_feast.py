@@ -209,6 +209,17 @@ def test_caller_sent_agents_win(feast_routing) -> None:
     assert [x["action_id"] for x in out["ranking"]] == ["agent-caller"]
 
 
+def _assert_logged_continuity(service: Any, home: Path, event_id: str, agent: str) -> None:
+    """The decision's log row: the customer's ``last_agent_id`` is ``agent``, and of the
+    logged agents exactly that one carries ``continuity`` 1."""
+    service.log.roll()
+    frame = pd.read_parquet(home / "logs" / "decisions")
+    row = frame[frame["event_id"] == event_id].iloc[0]
+    assert json.loads(row["customer_features"])["last_agent_id"] == agent
+    continuity = {a["id"]: a["features"]["continuity"] for a in json.loads(row["actions"])}
+    assert continuity[agent] == 1 and sum(continuity.values()) == 1
+
+
 def test_continuity_comes_from_the_feast_customer_feature(feast_routing) -> None:
     client, home, service = (feast_routing[k] for k in ("client", "home", "service"))
     roster = _roster(home)
@@ -231,12 +242,7 @@ def test_continuity_comes_from_the_feast_customer_feature(feast_routing) -> None
     cid, last, case = pick
     out = _decide(client, cid, case)
     assert last in {x["action_id"] for x in out["ranking"]}
-    service.log.roll()
-    frame = pd.read_parquet(home / "logs" / "decisions")
-    row = frame[frame["event_id"] == out["event_id"]].iloc[0]
-    assert json.loads(row["customer_features"])["last_agent_id"] == last
-    continuity = {a["id"]: a["features"]["continuity"] for a in json.loads(row["actions"])}
-    assert continuity[last] == 1 and sum(continuity.values()) == 1
+    _assert_logged_continuity(service, home, out["event_id"], last)
 
 
 def test_agent_interaction_event_moves_continuity(feast_routing) -> None:
@@ -265,12 +271,7 @@ def test_agent_interaction_event_moves_continuity(feast_routing) -> None:
     assert r.status_code == 202, r.text
     out = _decide(client, cid, case)
     assert target not in {x["action_id"] for x in out["excluded"]}, out["excluded"]
-    service.log.roll()
-    frame = pd.read_parquet(home / "logs" / "decisions")
-    row = frame[frame["event_id"] == out["event_id"]].iloc[0]
-    assert json.loads(row["customer_features"])["last_agent_id"] == target
-    continuity = {a["id"]: a["features"]["continuity"] for a in json.loads(row["actions"])}
-    assert continuity[target] == 1 and sum(continuity.values()) == 1
+    _assert_logged_continuity(service, home, out["event_id"], target)
 
 
 def test_load_pushed_to_feast_reaches_routing_within_the_bound(feast_routing) -> None:

@@ -166,15 +166,20 @@ def test_wrapper_rewrites_then_execs_the_real_binary(tmp_path: Path) -> None:
     assert failed.returncode == 78 and "changed" in failed.stderr and not seen.exists()
 
 
-class _Slow(BaseHTTPRequestHandler):
-    """A replica that takes 150 ms per request (health checks answer at once)."""
+class _Replica(BaseHTTPRequestHandler):
+    """A replica that takes ``seconds`` per request (health checks answer at once) and
+    records the paths it served, in order, when ``served`` is a list."""
 
     protocol_version = "HTTP/1.1"
+    seconds = 0.0
+    served: list[str] | None = None
 
     def do_GET(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         if self.path != "/-/healthz":
-            time.sleep(0.15)
+            if self.served is not None:
+                self.served.append(self.path)
+            time.sleep(self.seconds)
         self.send_response(200)
         self.send_header("Content-Length", "2")
         self.end_headers()
@@ -184,6 +189,12 @@ class _Slow(BaseHTTPRequestHandler):
 
     def log_message(self, *args: Any) -> None:
         pass
+
+
+class _Slow(_Replica):
+    """A replica that takes 150 ms per request (health checks answer at once)."""
+
+    seconds = 0.15
 
 
 @pytest.mark.integration
@@ -205,26 +216,11 @@ def test_real_haproxy_sheds_with_the_contracts_503(tmp_path: Path) -> None:
             assert r.json()["detail"][0]["type"] == "OverloadedError"
 
 
-class _Recording(BaseHTTPRequestHandler):
+class _Recording(_Replica):
     """A replica that takes 400 ms per request and records the order it served them."""
 
-    protocol_version = "HTTP/1.1"
+    seconds = 0.4
     served: list[str] = []
-
-    def do_GET(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        if self.path != "/-/healthz":
-            self.served.append(self.path)
-            time.sleep(0.4)
-        self.send_response(200)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-    do_POST = do_GET  # noqa: N815 (http.server's naming)
-
-    def log_message(self, *args: Any) -> None:
-        pass
 
 
 @contextlib.contextmanager
