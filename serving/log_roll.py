@@ -111,8 +111,6 @@ def read_segment(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
     return decisions, rewards, bad
 
 
-
-
 def _json_schema() -> pa.Schema:
     """The spool lines as JSON carries them: times as epoch seconds, ``explored`` and
     ``degraded`` as 0/1 (the reward flags are JSON booleans)."""
@@ -136,6 +134,8 @@ def arrow_tables(path: Path) -> tuple[pa.Table, pa.Table] | None:
     try:
         table = pj.read_json(
             path,
+            # on the calling (low-priority roll) thread, not Arrow's CPU pool
+            read_options=pj.ReadOptions(use_threads=False),
             parse_options=pj.ParseOptions(
                 explicit_schema=_json_schema(), unexpected_field_behavior="ignore"
             ),
