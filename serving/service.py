@@ -50,6 +50,7 @@ from serving.schemas import DecideRequest, EventRequest, RewardRequest
 
 if TYPE_CHECKING:
     from serving.experiments import Experiments
+    from serving.fast_decode import DecideBody
 
 
 #: read-only customer records (and eligible action lists) remembered with their log JSON
@@ -145,7 +146,7 @@ class DecisionService:
         return {"policies": self.policies.loaded, "features": features_ok}
 
     # ------------------------------------------------------------------ decide
-    def decide(self, req: DecideRequest) -> bytes:
+    def decide(self, req: DecideRequest | DecideBody) -> bytes:
         """Answer one decision as the contract's JSON bytes (logged before returning)."""
         start = time.perf_counter()
         request_key = None
