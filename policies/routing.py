@@ -121,6 +121,12 @@ def agent_candidates(
                     out[i] = _trusted_action(action.id, action.channel, features)
                     break
         return out
+    return sent_agents(sent, last)
+
+
+def sent_agents_py(sent: Iterable[SentAction], last: str | None) -> list[Action]:
+    """The caller's ``sent`` actions as :class:`Action` s (not checked again), ``continuity``
+    set on agents. The pure-Python twin of ``policies._routing.sent_agents``."""
     out = []
     for action in sent:
         features = dict(action.features)
@@ -201,21 +207,45 @@ class RoutingCase:
     def reason(self, features: Mapping[str, FeatureValue]) -> str | None:
         """``skill``, ``language``, ``capacity`` or ``retention_only`` (in that order) when
         the agent with these action features may not take the case, else ``None``."""
-        raw = features.get("skills")
-        skills = _names(raw) if isinstance(raw, str) else _NO_NAMES
-        if self.skill is not None and self.skill not in skills:
-            return "skill"
-        if _number(features.get("level")) < self.level:
-            return "skill"
-        if self.language is not None:
-            raw = features.get("languages")
-            if not isinstance(raw, str) or self.language not in _names(raw):
-                return "language"
-        if _number(features.get("load")) >= _number(features.get("capacity")):
-            return "capacity"
-        if self.retention_only and "retention" not in skills:
-            return "retention_only"
-        return None
+        return case_reason(self.skill, self.level, self.language, self.retention_only, features)
+
+
+def case_reason_py(
+    skill: str | None,
+    level: float,
+    language: str | None,
+    retention_only: bool,
+    features: Mapping[str, FeatureValue],
+) -> str | None:
+    """:meth:`RoutingCase.reason` of the case ``(skill, level, language, retention_only)``.
+    The pure-Python twin of ``policies._routing.case_reason``."""
+    raw = features.get("skills")
+    skills = _names(raw) if isinstance(raw, str) else _NO_NAMES
+    if skill is not None and skill not in skills:
+        return "skill"
+    if _number(features.get("level")) < level:
+        return "skill"
+    if language is not None:
+        raw = features.get("languages")
+        if not isinstance(raw, str) or language not in _names(raw):
+            return "language"
+    if _number(features.get("load")) >= _number(features.get("capacity")):
+        return "capacity"
+    if retention_only and "retention" not in skills:
+        return "retention_only"
+    return None
+
+
+try:  # the compiled twins (``make ext``); without a compiler Maestro is only slower
+    from policies._routing import case_reason as case_reason_compiled
+    from policies._routing import sent_agents as sent_agents_compiled
+except ImportError:  # pragma: no cover - an install without the extension
+    case_reason_compiled = sent_agents_compiled = None
+
+#: may this agent take the case (:func:`case_reason_py`)
+case_reason = case_reason_compiled or case_reason_py
+#: the caller's agents as actions (:func:`sent_agents_py`)
+sent_agents = sent_agents_compiled or sent_agents_py
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,6 +59,26 @@ def test_signed_ids_round_trip_and_reject_forgeries() -> None:
         EventIdSigner(b"short")
 
 
+def test_ids_tagged_with_the_legacy_hmac_still_verify() -> None:
+    """Ids issued before the BLAKE2b tag (HMAC-SHA256) keep their rewards after an upgrade."""
+    import hmac
+
+    key = b"k" * 32
+    body = "0123456789abcdef" + f"{int((time.time() + 60) * 1000):012x}"
+    legacy = body + hmac.new(key, body.encode(), "sha256").digest()[:8].hex()
+    assert EventIdSigner(key).verify(legacy) is not None
+    assert EventIdSigner(b"j" * 32).verify(legacy) is None
+    fresh = EventIdSigner(key).issue(time.time() + 60)
+    assert fresh[28:] != hmac.new(key, fresh[:28].encode(), "sha256").digest()[:8].hex()
+
+
+def test_a_signing_key_longer_than_blake2b_takes_still_signs() -> None:
+    signer = EventIdSigner(b"L" * 100)
+    eid = signer.issue(time.time() + 60)
+    assert signer.verify(eid) is not None
+    assert EventIdSigner(b"L" * 99 + b"M").verify(eid) is None
+
+
 def test_roll_writes_parquet_and_close_removes_the_spool(tmp_path: Path) -> None:
     log = EventLog(tmp_path / "logs", roll_seconds=3600).open()
     for i in range(10):
