@@ -12,22 +12,27 @@ Past interactions with a customer are the customer feature ``last_agent_id`` (vi
 :class:`AgentSource` reads every agent of the roster with one Feast
 ``get_online_features`` call (SQLite or Redis alike) and caches the result as ready-made
 ``agent`` actions. **Staleness bound**: the cache is re-read when it is older than
-``max_age`` seconds (default 1 s), on the first ``/decide`` after that; between reads,
-the agents this process routed a case to count one more case of load each (so a burst of
-decisions cannot fill an agent past capacity before the next read; the next read replaces
-those counts by the store's load). If a re-read fails the last roster is served, for at
-most ``max_stale`` seconds (default 60 s), after which :class:`FeatureStoreUnavailable`
-(HTTP 503) is raised. No ``POST /events`` type carries agent load in ``CONTRACT.md``, so
-load reaches Maestro only through Feast.
+``max_age`` seconds (default 1 s), on the first ``/decide`` after that. An agent's load
+is the store's load plus the cases routed to it after the store's row was written, by
+this process or any other serving the workspace (the routed-case ledger,
+:mod:`features.routed_cases`): between reads, each case this process routes counts at
+once; on each read the process appends its cases to the ledger and counts everyone's. So
+a burst of decisions cannot fill an agent past capacity before the platform reports the
+new load, and another replica's cases count here within two reads. If a re-read fails the
+last roster is served, for at most ``max_stale`` seconds (default 60 s), after which
+:class:`FeatureStoreUnavailable` (HTTP 503) is raised. No ``POST /events`` type carries
+agent load in ``CONTRACT.md``, so load reaches Maestro only through Feast.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,13 +40,20 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from features.errors import FeatureStoreUnavailable, WorkspaceError
+from features.routed_cases import KEEP_SECONDS, RoutedCaseLedger, open_ledger
 from features.schema import AGENT_FEATURES, AGENT_JOIN_KEY, AGENT_VIEW
 
 if TYPE_CHECKING:
     import pandas as pd
     from feast import FeatureStore
+    from feast.online_response import OnlineResponse
 
     from policies.types import Action
+
+logger = logging.getLogger(__name__)
+
+#: routed cases a process keeps while it has no ledger to share them through
+LOCAL_CASES = 100_000
 
 DEFAULT_AGENTS = 24
 AGENT_GENERATOR = "features.agents.generate_agents/v1"
@@ -168,7 +180,12 @@ class AgentSource:
         max_age: float = 1.0,
         max_stale: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
+        ledger: RoutedCaseLedger | None = None,
+        shared_counts: bool = True,
     ) -> None:
+        """``ledger``: where routed cases are shared (default: the workspace's, see
+        :func:`features.routed_cases.open_ledger`); ``shared_counts=False`` counts only
+        this process's cases."""
         from feast import FeatureStore
 
         from features.feast_source import silence_feast_warnings
@@ -186,7 +203,15 @@ class AgentSource:
         self._refs = [f"{AGENT_VIEW}:{name}" for name in AGENT_FEATURES]
         self._lock = threading.Lock()
         self._rows: dict[str, dict[str, Any]] = {}
-        self._extra: dict[str, int] = {}  # cases routed here since the last read
+        self._extra: dict[str, int] = {}  # cases counted on top of the store's load
+        #: cases routed here and not yet in the ledger (all of them without one)
+        self._cases: list[tuple[str, float]] = []
+        self.ledger = ledger
+        if ledger is None and shared_counts:
+            try:
+                self.ledger = open_ledger(self.store.config, self.repo_path)
+            except Exception as exc:  # a read-only workspace: count this process's cases
+                logger.warning("routed-case ledger unavailable (%s): counting locally", exc)
         self._actions: tuple[Action, ...] = ()
         self._ids: tuple[str, ...] = ()
         self._ids_mtime: float | None = None
@@ -211,6 +236,7 @@ class AgentSource:
             if row is None:
                 return
             self._extra[agent] = extra = self._extra.get(agent, 0) + 1
+            self._cases.append((agent, time.time()))
             self._actions = tuple(
                 _action(agent, row, extra) if a.id == agent else a for a in self._actions
             )
@@ -235,9 +261,10 @@ class AgentSource:
             self._checked = now
             try:
                 ids = self._roster_ids()
-                got = self.store.get_online_features(
+                response = self.store.get_online_features(
                     features=self._refs, entity_rows=[{AGENT_JOIN_KEY: a} for a in ids]
-                ).to_dict()
+                )
+                got = response.to_dict()
             except Exception:  # any store failure: keep the last roster
                 return
             rows: dict[str, dict[str, Any]] = {}
@@ -245,18 +272,51 @@ class AgentSource:
                 values = {name: got[name][i] for name in AGENT_FEATURES}
                 if values["skills"] is not None:  # None: not in the online store
                     rows[agent] = values
-            self._rows, self._extra = rows, {}
-            self._actions = tuple(_action(a, v, 0) for a, v in rows.items())
+            written = _load_times(response)
+            extra = self._routed_after({a: written.get(a, 0.0) for a in rows})
+            self._rows, self._extra = rows, extra
+            self._actions = tuple(_action(a, v, extra.get(a, 0)) for a, v in rows.items())
             self._read = now
             self.reads += 1
         finally:
             self._lock.release()
+
+    def _routed_after(self, since: dict[str, float]) -> dict[str, int]:
+        """Per agent, the cases routed after its store row was written (``since``): the
+        ledger's, after appending this process's; without a ledger (or while it fails),
+        this process's own."""
+        cases, self._cases = self._cases, []
+        if self.ledger is not None:
+            try:
+                self.ledger.record(cases)
+                return self.ledger.counts_after(since)
+            except Exception as exc:  # keep them for the next read; count them meanwhile
+                logger.warning("routed-case ledger failed (%s): counting locally", exc)
+        floor = time.time() - KEEP_SECONDS
+        kept = [(a, t) for a, t in cases if t > max(since.get(a, math.inf), floor)]
+        self._cases = kept[-LOCAL_CASES:]
+        return dict(Counter(a for a, _ in self._cases))
 
     def ping(self) -> bool:
         return self.clock() - self._read <= self.max_stale
 
     def close(self) -> None:
         self._actions, self._rows = (), {}
+
+
+def _load_times(response: OnlineResponse) -> dict[str, float]:
+    """Per agent of a Feast answer: when its ``load`` was written (epoch seconds, with
+    Feast's sub-second part, which ``to_dict`` drops)."""
+    names = list(response.proto.metadata.feature_names.val)
+    try:
+        ids, loads = names.index(AGENT_JOIN_KEY), names.index("load")
+    except ValueError:
+        return {}
+    results = response.proto.results
+    out: dict[str, float] = {}
+    for value, ts in zip(results[ids].values, results[loads].event_timestamps, strict=True):
+        out[value.string_val] = ts.seconds + ts.nanos / 1e9
+    return out
 
 
 def open_agent_source(path: Path | str, **kwargs: Any) -> AgentSource | None:

@@ -286,34 +286,41 @@ def sqlite_ts(value: Any) -> float:
     return parsed.timestamp()
 
 
+def redis_client(connection_string: str, timeout: float) -> Any:
+    """A ``redis.Redis`` client for Feast's Redis ``connection_string``
+    (``host:port[,password=…][,username=…][,db=N]``), failing fast (no retries)."""
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    host, _, rest = connection_string.partition(":")
+    port, *options = rest.split(",") if rest else ("6379",)
+    kwargs: dict[str, Any] = {}
+    for opt in options:
+        k, _, v = opt.partition("=")
+        if k in {"password", "username"}:
+            kwargs[k] = v
+        elif k == "db":
+            kwargs["db"] = int(v)
+    return redis.Redis(
+        host=host or "127.0.0.1",
+        port=int(port),
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 0),
+        **kwargs,
+    )
+
+
 class RedisBackend:
     """Reads Feast's Redis hash of one customer with a single ``HMGET``."""
 
     def __init__(
         self, connection_string: str, project: str, views: list[ViewSpec], timeout: float
     ) -> None:
-        import redis
         from feast.infra.online_stores.helpers import _mmh3
-        from redis.backoff import NoBackoff
-        from redis.retry import Retry
 
-        host, _, rest = connection_string.partition(":")
-        port, *options = rest.split(",") if rest else ("6379",)
-        kwargs: dict[str, Any] = {}
-        for opt in options:
-            k, _, v = opt.partition("=")
-            if k in {"password", "username"}:
-                kwargs[k] = v
-            elif k == "db":
-                kwargs["db"] = int(v)
-        self.client = redis.Redis(
-            host=host or "127.0.0.1",
-            port=int(port),
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 0),
-            **kwargs,
-        )
+        self.client = redis_client(connection_string, timeout)
         self.project = project.encode()
         # (fields, slots) of all views (key None) and of each view; a slot is
         # (view, feature), feature None for the view's ``_ts`` field

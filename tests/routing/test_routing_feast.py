@@ -130,6 +130,12 @@ def _customer(home: Path, cid: str) -> dict[str, Any]:
     return dict(FeastFeatureSource(home / "feature_repo", timeout=2.0).get(cid).values)
 
 
+def _next_second() -> None:
+    """Feast keeps an agent row's time to the second, and cases routed in that second are
+    counted on top of it (the safe side): a load reported *after* them starts a second later."""
+    time.sleep(1.01 - time.time() % 1)
+
+
 def _vip(values: dict[str, Any]) -> bool:
     return values["tier"] == "vip" or values["churn_risk"] >= 0.7
 
@@ -291,6 +297,7 @@ def test_load_pushed_to_feast_reaches_routing_within_the_bound(feast_routing) ->
     keep, rest = qualified[0], qualified[1:]
     rows = [{"agent_id": a, **roster[a], "load": roster[a]["capacity"]} for a in rest]
     rows.append({"agent_id": keep, **roster[keep], "available": True, "load": 0, "capacity": 2})
+    _next_second()  # after the cases earlier tests routed
     push_agents(FeatureStore(repo_path=str(home / "feature_repo")), rows)
     agents = service.agents
     agents.max_age = 0.0  # re-read on the next decision
@@ -305,9 +312,57 @@ def test_load_pushed_to_feast_reaches_routing_within_the_bound(feast_routing) ->
     third = _decide(client, cid, case)  # 2 of 2 routed here: at capacity, nobody else free
     assert third["action_id"] is None
     assert {e["action_id"]: e["reason"] for e in third["excluded"]}[keep] == "capacity"
-    agents.max_age = 0.0  # the store's load (0) replaces the local count on the next read
+    agents.max_age = 0.0  # re-read: the store's load (0, written before) + 2 routed after
+    fourth = _decide(client, cid, case)
+    assert fourth["action_id"] is None
+    assert {e["action_id"]: e["reason"] for e in fourth["excluded"]}[keep] == "capacity"
+    # the platform reports the new load (it counted both cases): the routed ones are dropped
+    _next_second()
+    push_agents(
+        FeatureStore(repo_path=str(home / "feature_repo")),
+        [{"agent_id": keep, **roster[keep], "available": True, "load": 0, "capacity": 2}],
+    )
     assert _decide(client, cid, case)["action_id"] == keep
     agents.max_age = 1.0
+
+
+def test_cases_routed_by_another_process_count_towards_load(feast_routing, tmp_path: Path) -> None:
+    """Two roster sources on one workspace (two replicas): cases one routes fill the
+    agent in the other's view on its next read; a newer load from the platform resets."""
+    from feast import FeatureStore
+
+    from features.agents import AgentSource, push_agents
+    from features.routed_cases import SqliteLedger
+
+    repo = tmp_path / "feature_repo"
+    shutil.copytree(feast_routing["home"] / "feature_repo", repo)
+    roster = _roster(feast_routing["home"])
+    agent = next(iter(roster))
+    store = FeatureStore(repo_path=str(repo))
+    _next_second()
+    push_agents(store, [{"agent_id": agent, **roster[agent], "available": True, "load": 1,
+                         "capacity": 3}])
+    one, two = AgentSource(repo, max_age=0.0), AgentSource(repo, max_age=0.0)
+    assert isinstance(one.ledger, SqliteLedger) and one.ledger.path == two.ledger.path
+
+    def load(source: AgentSource) -> int:
+        return next(a for a in source.actions() if a.id == agent).features["load"]
+
+    assert load(one) == load(two) == 1
+    one.assigned(agent)
+    one.assigned(agent)
+    assert load(one) == 3  # its own cases count at once (and reach the ledger on this read)
+    assert load(two) == 3  # the other process's cases, through the ledger
+    two.assigned(agent)
+    assert load(one) == 3  # two's case is not in the ledger until two's next read
+    assert load(two) == 4 and load(one) == 4
+    _next_second()
+    push_agents(store, [{"agent_id": agent, **roster[agent], "available": True, "load": 2,
+                         "capacity": 3}])
+    assert load(one) == load(two) == 2  # the platform counted them: only its load is left
+    local = AgentSource(repo, max_age=0.0, shared_counts=False)
+    two.assigned(agent)
+    assert local.ledger is None and load(local) == 2 and load(two) == 3
 
 
 def test_roster_outage_serves_the_last_roster_then_503(feast_routing, tmp_path: Path) -> None:
