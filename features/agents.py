@@ -4,7 +4,9 @@ materialises, and :class:`AgentSource`, the in-process roster ``/decide`` routes
 The roster lives in the Feast feature view ``agent`` (entity ``agent``, join key
 ``agent_id``; features :data:`features.schema.AGENT_FEATURES`), fed by the offline
 Parquet ``data/agents.parquet`` (who the agents are) and the push source ``agent_push``
-(``FeatureStore.push``: how the contact-centre platform updates load and availability).
+(``FeatureStore.push``: how the contact-centre platform updates load and availability, and
+adds agents; pushed ``ONLINE_AND_OFFLINE``, as :func:`push_agents` does, so a new agent's
+id reaches the Parquet too).
 Past interactions with a customer are the customer feature ``last_agent_id`` (view
 ``customer_service``), which :func:`policies.routing.with_continuity` turns into the
 ``continuity`` action feature.
@@ -143,14 +145,17 @@ def clear_agent_rows(store: FeatureStore) -> None:
 
 
 def push_agents(store: FeatureStore, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Write agent rows (``agent_id`` and every feature) to the online store through the
-    ``agent_push`` push source: how load and availability change (tests, operators)."""
+    """Write agent rows (``agent_id`` and every feature) through the ``agent_push`` push
+    source, to the online store and the offline Parquet (Feast's ``ONLINE_AND_OFFLINE``):
+    how load and availability change, and how a new agent joins the roster (the roster's
+    ids are the Parquet's; the offline rows are also the agents' history for training)."""
     import pandas as pd
     from feast.data_source import PushMode
 
     frame = pd.DataFrame([dict(r) for r in rows])
-    frame["event_timestamp"] = pd.Timestamp.now(tz="UTC")
-    store.push(AGENT_PUSH_SOURCE, frame, to=PushMode.ONLINE)
+    # the Parquet's timestamps are milliseconds: Feast refuses to cast finer ones down
+    frame["event_timestamp"] = pd.Timestamp.now(tz="UTC").floor("ms")
+    store.push(AGENT_PUSH_SOURCE, frame, to=PushMode.ONLINE_AND_OFFLINE)
 
 
 def _action(agent: str, values: Mapping[str, Any], extra_load: int) -> Action:
@@ -242,8 +247,10 @@ class AgentSource:
             )
 
     def _roster_ids(self) -> tuple[str, ...]:
-        """Who the agents are: the ``agent_id`` column of the offline Parquet (re-read
-        only when the file changes)."""
+        """Who the agents are: the ``agent_id`` column of the offline Parquet, which
+        ``maestro init`` writes and every push ``ONLINE_AND_OFFLINE`` appends to (Feast
+        cannot list a view's entities from the online store); re-read only when the file
+        changes."""
         import pyarrow.parquet as pq
 
         path = agents_parquet(self.repo_path)

@@ -382,3 +382,25 @@ def test_roster_outage_serves_the_last_roster_then_503(feast_routing, tmp_path: 
     now[0] = 11.0
     with pytest.raises(FeatureStoreUnavailable):
         source.actions()
+
+
+def test_an_agent_pushed_to_feast_joins_the_roster(feast_routing, tmp_path: Path) -> None:
+    """A new agent pushed through ``agent_push`` (online and offline, as ``push_agents``
+    does) is routed to on the next roster read; the offline Parquet keeps its history."""
+    from feast import FeatureStore
+
+    from features.agents import AgentSource, agents_parquet, push_agents
+
+    repo = tmp_path / "feature_repo"
+    shutil.copytree(feast_routing["home"] / "feature_repo", repo)
+    source = AgentSource(repo, max_age=0.0, shared_counts=False)
+    assert "agent-new" not in {a.id for a in source.actions()}
+    row = {"agent_id": "agent-new", "skills": "billing", "level": 1, "languages": "en",
+           "load": 0, "capacity": 2, "available": True}
+    push_agents(FeatureStore(repo_path=str(repo)), [row])
+    new = {a.id: a for a in source.actions()}["agent-new"]
+    assert new.channel == "agent"
+    assert {k: new.features[k] for k in ("skills", "level", "load", "capacity")} == {
+        "skills": "billing", "level": 1, "load": 0, "capacity": 2}
+    history = pd.read_parquet(agents_parquet(repo))
+    assert (history["agent_id"] == "agent-new").sum() == 1
