@@ -13,8 +13,9 @@ Past interactions with a customer are the customer feature ``last_agent_id`` (vi
 
 :class:`AgentSource` reads every agent of the roster with one Feast
 ``get_online_features`` call (SQLite or Redis alike) and caches the result as ready-made
-``agent`` actions. **Staleness bound**: the cache is re-read when it is older than
-``max_age`` seconds (default 1 s), on the first ``/decide`` after that. An agent's load
+``agent`` actions. **Staleness bound**: the cache is re-read every ``max_age`` seconds
+(default 1 s) by a background thread, so no request waits for the read (a source
+without the thread re-reads on the first ``actions()`` after ``max_age``). An agent's load
 is the store's load plus the cases routed to it after the store's row was written, by
 this process or any other serving the workspace (the routed-case ledger,
 :mod:`features.routed_cases`): between reads, each case this process routes counts at
@@ -148,30 +149,59 @@ def push_agents(store: FeatureStore, rows: Sequence[Mapping[str, Any]]) -> None:
     """Write agent rows (``agent_id`` and every feature) through the ``agent_push`` push
     source, to the online store and the offline Parquet (Feast's ``ONLINE_AND_OFFLINE``):
     how load and availability change, and how a new agent joins the roster (the roster's
-    ids are the Parquet's; the offline rows are also the agents' history for training)."""
+    ids are the Parquet's; the offline rows are also the agents' history for training).
+
+    On a SQLite online store the push is named in the store's change journal
+    (:mod:`features.cache`) in the same transaction: a commit without a journal entry
+    would empty every process's customer-row cache, and agent load may be pushed every
+    second. (A push made straight through Feast does empty those caches.)"""
     import pandas as pd
     from feast.data_source import PushMode
 
     frame = pd.DataFrame([dict(r) for r in rows])
     # the Parquet's timestamps are milliseconds: Feast refuses to cast finer ones down
     frame["event_timestamp"] = pd.Timestamp.now(tz="UTC").floor("ms")
-    store.push(AGENT_PUSH_SOURCE, frame, to=PushMode.ONLINE_AND_OFFLINE)
+    if store.config.online_store.type == "sqlite":
+        from features.cache import record_changes
+
+        # Feast's own connection, default isolation: the journal INSERT opens the
+        # transaction, and Feast's ``with conn:`` commits the agent rows in it
+        conn = store._get_provider().online_store._get_conn(store.config)
+        try:
+            record_changes(conn, [f"{AGENT_JOIN_KEY}:{r[AGENT_JOIN_KEY]}".encode() for r in rows])
+            store.push(AGENT_PUSH_SOURCE, frame, to=PushMode.ONLINE)
+        except BaseException:
+            conn.rollback()
+            raise
+        store.push(AGENT_PUSH_SOURCE, frame, to=PushMode.OFFLINE)
+    else:
+        store.push(AGENT_PUSH_SOURCE, frame, to=PushMode.ONLINE_AND_OFFLINE)
 
 
-def _action(agent: str, values: Mapping[str, Any], extra_load: int) -> Action:
-    """The ``agent`` action of one roster row, as ``CONTRACT.md`` shapes caller-sent ones
-    (``continuity`` preset to 0; an unavailable agent has no capacity now)."""
-    from policies.types import Action
-
-    features = {
+def _features(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``agent`` action features of one roster row, as ``CONTRACT.md`` shapes
+    caller-sent ones (``continuity`` preset to 0; an unavailable agent has no capacity)."""
+    return {
         "skills": str(values.get("skills") or ""),
         "level": int(values.get("level") or 0),
         "languages": str(values.get("languages") or ""),
-        "load": int(values.get("load") or 0) + extra_load,
+        "load": int(values.get("load") or 0),
         "capacity": int(values.get("capacity") or 0) if values.get("available") else 0,
         "continuity": 0,
     }
-    return Action(agent, "agent", features)
+
+
+def _agent_action(agent: str, base: Mapping[str, Any], extra_load: int) -> Action:
+    """The action of an agent with ``extra_load`` more cases than its row says (built
+    without re-checking: :func:`_features` gives only valid values)."""
+    from policies.types import Action, trusted
+
+    features = dict(base)
+    features["load"] += extra_load
+    return trusted(Action, _ACTION_FIELDS, (agent, "agent", features))
+
+
+_ACTION_FIELDS = ("id", "channel", "features")
 
 
 class AgentSource:
@@ -207,7 +237,6 @@ class AgentSource:
         self.max_age, self.max_stale, self.clock = max_age, max_stale, clock
         self._refs = [f"{AGENT_VIEW}:{name}" for name in AGENT_FEATURES]
         self._lock = threading.Lock()
-        self._rows: dict[str, dict[str, Any]] = {}
         self._extra: dict[str, int] = {}  # cases counted on top of the store's load
         #: cases routed here and not yet in the ledger (all of them without one)
         self._cases: list[tuple[str, float]] = []
@@ -218,33 +247,59 @@ class AgentSource:
             except Exception as exc:  # a read-only workspace: count this process's cases
                 logger.warning("routed-case ledger unavailable (%s): counting locally", exc)
         self._actions: tuple[Action, ...] = ()
+        self._base: dict[str, dict[str, Any]] = {}  # each agent's features, as the store says
+        self._index: dict[str, int] = {}  # each agent's place in ``_actions``
         self._ids: tuple[str, ...] = ()
-        self._ids_mtime: float | None = None
+        self._ids_signature: tuple[int, int, int] | None = None
         self._checked = -math.inf  # last read attempt
         self._read = -math.inf  # last successful read
+        self._reading = threading.Lock()  # one read at a time; held without ``_lock``
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
         self.reads = 0
+
+    def start(self) -> AgentSource:
+        """Re-read the roster every ``max_age`` seconds in a background thread, so no
+        request waits for a read (without it, the first ``actions()`` after ``max_age``
+        reads)."""
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="maestro-agents", daemon=True)
+            self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(max(self.max_age, 0.05)):
+            try:
+                self.refresh()
+            except Exception as exc:  # keep serving the last roster; ping() tells
+                logger.warning("agent roster read failed: %s", exc)
+
+    def refresh(self) -> None:
+        """Read the roster now (skipped while another thread reads it)."""
+        self._refresh(self.clock())
 
     def actions(self) -> tuple[Action, ...]:
         """Every agent of the roster as an ``agent`` action (unavailable ones with capacity
-        0), at most ``max_age`` seconds old plus this process's routed cases."""
+        0): the store's row at most ``max_age`` seconds old, plus the routed cases."""
         now = self.clock()
-        if now - self._checked >= self.max_age:
-            self._refresh(now)
+        if (self._thread is None or not self.reads) and now - self._checked >= self.max_age:
+            self._refresh(now)  # no reader thread, or it has not read yet
         if now - self._read > self.max_stale:
             raise FeatureStoreUnavailable(f"agent roster unreadable for over {self.max_stale:g} s")
         return self._actions
 
     def assigned(self, agent: str) -> None:
-        """Count one more case for ``agent`` until the next read of the store."""
+        """Count one more case for ``agent`` (and share it on the next read)."""
         with self._lock:
-            row = self._rows.get(agent)
-            if row is None:
+            i = self._index.get(agent)
+            if i is None:
                 return
             self._extra[agent] = extra = self._extra.get(agent, 0) + 1
             self._cases.append((agent, time.time()))
-            self._actions = tuple(
-                _action(agent, row, extra) if a.id == agent else a for a in self._actions
-            )
+            actions = list(self._actions)
+            actions[i] = _agent_action(agent, self._base[agent], extra)
+            self._actions = tuple(actions)
 
     def _roster_ids(self) -> tuple[str, ...]:
         """Who the agents are: the ``agent_id`` column of the offline Parquet, which
@@ -254,15 +309,19 @@ class AgentSource:
         import pyarrow.parquet as pq
 
         path = agents_parquet(self.repo_path)
-        mtime = os.stat(path).st_mtime_ns
-        if mtime != self._ids_mtime:
+        stat = os.stat(path)
+        signature = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+        # a file written in the last seconds may change again within the file system's
+        # timestamp granularity (a few ms) without its signature changing: read it again
+        fresh = time.time_ns() - stat.st_mtime_ns < 2_000_000_000
+        if fresh or signature != self._ids_signature:
             table = pq.read_table(path, columns=[AGENT_JOIN_KEY])
             self._ids = tuple(dict.fromkeys(table.column(AGENT_JOIN_KEY).to_pylist()))
-            self._ids_mtime = mtime
+            self._ids_signature = signature
         return self._ids
 
     def _refresh(self, now: float) -> None:
-        if not self._lock.acquire(blocking=False):
+        if not self._reading.acquire(blocking=False):
             return  # another thread is reading; serve the current roster meanwhile
         try:
             self._checked = now
@@ -274,25 +333,34 @@ class AgentSource:
                 got = response.to_dict()
             except Exception:  # any store failure: keep the last roster
                 return
-            rows: dict[str, dict[str, Any]] = {}
+            base: dict[str, dict[str, Any]] = {}
             for i, agent in enumerate(got.get(AGENT_JOIN_KEY, ())):
                 values = {name: got[name][i] for name in AGENT_FEATURES}
                 if values["skills"] is not None:  # None: not in the online store
-                    rows[agent] = values
+                    base[agent] = _features(values)
             written = _load_times(response)
-            extra = self._routed_after({a: written.get(a, 0.0) for a in rows})
-            self._rows, self._extra = rows, extra
-            self._actions = tuple(_action(a, v, extra.get(a, 0)) for a, v in rows.items())
-            self._read = now
-            self.reads += 1
+            since = {a: written.get(a, 0.0) for a in base}
+            with self._lock:
+                cases, self._cases = self._cases, []
+            extra = self._routed_after(cases, since)  # the ledger's IO: without ``_lock``
+            with self._lock:
+                for agent, at in self._cases:  # routed meanwhile: not in the ledger yet
+                    if at > since.get(agent, math.inf):
+                        extra[agent] = extra.get(agent, 0) + 1
+                self._base, self._extra = base, extra
+                self._index = {a: i for i, a in enumerate(base)}
+                self._actions = tuple(_agent_action(a, f, extra.get(a, 0)) for a, f in base.items())
+                self._read = now
+                self.reads += 1
         finally:
-            self._lock.release()
+            self._reading.release()
 
-    def _routed_after(self, since: dict[str, float]) -> dict[str, int]:
+    def _routed_after(
+        self, cases: list[tuple[str, float]], since: dict[str, float]
+    ) -> dict[str, int]:
         """Per agent, the cases routed after its store row was written (``since``): the
-        ledger's, after appending this process's; without a ledger (or while it fails),
-        this process's own."""
-        cases, self._cases = self._cases, []
+        ledger's, after appending this process's ``cases``; without a ledger (or while it
+        fails), this process's own, kept for the next read."""
         if self.ledger is not None:
             try:
                 self.ledger.record(cases)
@@ -301,14 +369,20 @@ class AgentSource:
                 logger.warning("routed-case ledger failed (%s): counting locally", exc)
         floor = time.time() - KEEP_SECONDS
         kept = [(a, t) for a, t in cases if t > max(since.get(a, math.inf), floor)]
-        self._cases = kept[-LOCAL_CASES:]
-        return dict(Counter(a for a, _ in self._cases))
+        kept = kept[-LOCAL_CASES:]
+        with self._lock:
+            self._cases[:0] = kept
+        return dict(Counter(a for a, _ in kept))
 
     def ping(self) -> bool:
         return self.clock() - self._read <= self.max_stale
 
     def close(self) -> None:
-        self._actions, self._rows = (), {}
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+        self._actions, self._base, self._index = (), {}, {}
 
 
 def _load_times(response: OnlineResponse) -> dict[str, float]:
@@ -326,10 +400,12 @@ def _load_times(response: OnlineResponse) -> dict[str, float]:
     return out
 
 
-def open_agent_source(path: Path | str, **kwargs: Any) -> AgentSource | None:
+def open_agent_source(
+    path: Path | str, *, background: bool = True, **kwargs: Any
+) -> AgentSource | None:
     """The agent source of a workspace (``$MAESTRO_HOME``) or Feast repo, or ``None`` when
     its registry has no ``agent`` view (a workspace built before issue #9). Reads the
-    roster once."""
+    roster once; with ``background``, re-reads it in a thread (:meth:`AgentSource.start`)."""
     repo = Path(path)
     repo = repo if (repo / "feature_store.yaml").exists() else repo / "feature_repo"
     if not agents_parquet(repo).exists():
@@ -341,4 +417,4 @@ def open_agent_source(path: Path | str, **kwargs: Any) -> AgentSource | None:
     # the first read loads Feast's registry: not on a request (503 until the store answers)
     with contextlib.suppress(FeatureStoreUnavailable):
         source.actions()
-    return source
+    return source.start() if background else source

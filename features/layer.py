@@ -61,5 +61,7 @@ class FeastFeatureLayer:
         }
 
     def close(self) -> None:
+        if self.agents is not None:
+            self.agents.close()
         self.writer.close()
         self.source.close()

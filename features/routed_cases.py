@@ -35,6 +35,8 @@ from typing import Any, Protocol
 #: entries older than this are dropped even while an agent's row is older still
 KEEP_SECONDS = 3600.0
 REDIS_PREFIX = "maestro:routed:"
+#: reads between two prunes of entries older than KEEP_SECONDS (SQLite: a table scan)
+_PRUNE_EVERY = 60
 
 
 class RoutedCaseLedger(Protocol):
@@ -56,6 +58,7 @@ class SqliteLedger:
     def __init__(self, path: Path | str, timeout: float = 2.0) -> None:
         self.path = Path(path)
         self.timeout = timeout
+        self._reads = 0
         conn = self._connect()
         try:
             conn.execute("PRAGMA journal_mode=WAL")
@@ -89,9 +92,12 @@ class SqliteLedger:
         try:
             with conn:
                 conn.execute("BEGIN IMMEDIATE")
-                conn.execute(
-                    "DELETE FROM routed_cases WHERE routed_at < ?", (time.time() - KEEP_SECONDS,)
-                )
+                if self._reads % _PRUNE_EVERY == 0:  # a scan: not on every read
+                    conn.execute(
+                        "DELETE FROM routed_cases WHERE routed_at < ?",
+                        (time.time() - KEEP_SECONDS,),
+                    )
+                self._reads += 1
                 conn.executemany(
                     "DELETE FROM routed_cases WHERE agent_id = ? AND routed_at <= ?",
                     list(since.items()),

@@ -40,6 +40,7 @@ from policies.types import Action, Context, FeatureValue, LoggedBatch
 from policies.vw_shared import SharedHasher
 
 _RECENT = 1_024  # shared examples kept for learning from the latest decisions (~6 MB)
+_EXAMPLES = 10_000  # parsed action examples kept (by features, and by Action object)
 
 EXPLORATIONS = ("epsilon", "softmax", "squarecb", "bag", "cover")
 _UNSAFE = str.maketrans({" ": "_", ":": "_", "|": "_", "\t": "_", "\n": "_", "\r": "_"})
@@ -186,8 +187,9 @@ class VWPolicy(BasePolicy):
         self._parser = vw.TextFormatParser(self._ws)
         self._core = self._ws._workspace
         self._hasher = SharedHasher(self._core, vw)
-        self._example_cache: dict[tuple[object, ...], Any] = {}
-        self._example_by_object: dict[int, tuple[Action, Any]] = {}
+        # oldest first, evicted in O(1) (a plain dict's front slows as it is popped)
+        self._example_cache: OrderedDict[tuple[object, ...], Any] = OrderedDict()
+        self._example_by_object: OrderedDict[int, tuple[Action, Any]] = OrderedDict()
         # Shared examples of the latest decisions, by Context object: learning from a
         # decision just made reuses the example its prediction was made with.
         self._recent: OrderedDict[int, tuple[Context, Any]] = OrderedDict()
@@ -231,10 +233,12 @@ class VWPolicy(BasePolicy):
             example = cache.get(key)
             if example is None:
                 example = parse(self._action_text(action))._example
-                if len(cache) < 10_000:
-                    cache[key] = example
-            if len(by_object) < 10_000:
-                by_object[id(action)] = (action, example)  # holds the object: id stays unique
+                if len(cache) >= _EXAMPLES:  # the oldest goes: features drift (agents' load)
+                    cache.popitem(last=False)
+                cache[key] = example
+            if len(by_object) >= _EXAMPLES:
+                by_object.popitem(last=False)
+            by_object[id(action)] = (action, example)  # holds the object: id stays unique
             out.append(example)
         return out
 

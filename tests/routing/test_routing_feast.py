@@ -176,12 +176,11 @@ def test_decide_without_actions_routes_among_feast_agents(feast_routing) -> None
     agents = agents.agents
     roster = _roster(home)
     routed: dict[str, int] = {a: 0 for a in roster}  # cases this process routed since the read
-    agents.max_age = 0.0  # the first decision re-reads the roster, the next ones do not
-    for i in range(18):
+    agents.refresh()  # the roster as the store has it; re-reads after this change nothing:
+    for i in range(18):  # an agent's load is its row's plus the cases routed since
         cid, case = f"c-{i:06d}", CASES[i % len(CASES)]
         vip = _vip(_customer(home, cid))
         out = _decide(client, cid, case)
-        agents.max_age = 3600.0
         now = {a: {**v, "load": v["load"] + routed[a]} for a, v in roster.items()}
         reasons = {e["action_id"]: e["reason"] for e in out["excluded"]}
         ranked = {x["action_id"] for x in out["ranking"]}
@@ -194,7 +193,6 @@ def test_decide_without_actions_routes_among_feast_agents(feast_routing) -> None
             routed[out["action_id"]] += 1
             assert out["channel"] == "agent" and out["action_id"] in ranked
             assert out["degraded"] is False
-    agents.max_age = 1.0
     assert sum(routed.values()) >= 9
 
 
@@ -300,19 +298,18 @@ def test_load_pushed_to_feast_reaches_routing_within_the_bound(feast_routing) ->
     _next_second()  # after the cases earlier tests routed
     push_agents(FeatureStore(repo_path=str(home / "feature_repo")), rows)
     agents = service.agents
-    agents.max_age = 0.0  # re-read on the next decision
+    agents.refresh()
     cid = next(f"c-{i:06d}" for i in range(CUSTOMERS) if not _vip(_customer(home, f"c-{i:06d}")))
     out = _decide(client, cid, case)
     reasons = {e["action_id"]: e["reason"] for e in out["excluded"]}
     assert out["action_id"] == keep and all(reasons[a] == "capacity" for a in rest)
-    # until the next read, this process counts the case it routed: keep is at 1 of 2
-    agents.max_age = 3600.0
+    # this process counts the case it routed at once: keep is at 1 of 2
     second = _decide(client, cid, case)
     assert second["action_id"] == keep
     third = _decide(client, cid, case)  # 2 of 2 routed here: at capacity, nobody else free
     assert third["action_id"] is None
     assert {e["action_id"]: e["reason"] for e in third["excluded"]}[keep] == "capacity"
-    agents.max_age = 0.0  # re-read: the store's load (0, written before) + 2 routed after
+    agents.refresh()  # the store's load (0, written before) + 2 routed after
     fourth = _decide(client, cid, case)
     assert fourth["action_id"] is None
     assert {e["action_id"]: e["reason"] for e in fourth["excluded"]}[keep] == "capacity"
@@ -322,8 +319,8 @@ def test_load_pushed_to_feast_reaches_routing_within_the_bound(feast_routing) ->
         FeatureStore(repo_path=str(home / "feature_repo")),
         [{"agent_id": keep, **roster[keep], "available": True, "load": 0, "capacity": 2}],
     )
+    agents.refresh()
     assert _decide(client, cid, case)["action_id"] == keep
-    agents.max_age = 1.0
 
 
 def test_cases_routed_by_another_process_count_towards_load(feast_routing, tmp_path: Path) -> None:
@@ -404,3 +401,60 @@ def test_an_agent_pushed_to_feast_joins_the_roster(feast_routing, tmp_path: Path
         "skills": "billing", "level": 1, "load": 0, "capacity": 2}
     history = pd.read_parquet(agents_parquet(repo))
     assert (history["agent_id"] == "agent-new").sum() == 1
+
+
+def test_the_background_reader_keeps_the_roster_fresh(feast_routing, tmp_path: Path) -> None:
+    """Started, a source re-reads the roster itself every ``max_age``: a pushed load shows
+    in ``actions()`` without any request reading the store; ``close`` stops the thread."""
+    from feast import FeatureStore
+
+    from features.agents import AgentSource, push_agents
+
+    repo = tmp_path / "feature_repo"
+    shutil.copytree(feast_routing["home"] / "feature_repo", repo)
+    roster = _roster(feast_routing["home"])
+    agent = next(iter(roster))
+    source = AgentSource(repo, max_age=0.1, shared_counts=False).start()
+    try:
+        first = source.reads
+        push_agents(FeatureStore(repo_path=str(repo)),
+                    [{"agent_id": agent, **roster[agent], "available": True, "load": 1,
+                      "capacity": 7}])
+        deadline = time.monotonic() + 10
+        while {a.id: a for a in source.actions()}[agent].features["capacity"] != 7:
+            assert time.monotonic() < deadline, "the pushed capacity never showed"
+            time.sleep(0.05)
+        assert source.reads > first
+    finally:
+        source.close()
+    reads = source.reads
+    time.sleep(0.3)
+    assert source.reads == reads  # stopped
+
+
+def test_a_push_of_agents_keeps_the_customer_cache(feast_routing, tmp_path: Path) -> None:
+    """``push_agents`` names its commit in the change journal, so readers keep their cached
+    customer rows (a commit without an entry would empty every process's cache)."""
+    from feast import FeatureStore
+
+    from features.agents import push_agents
+    from features.feast_source import FeastFeatureSource
+
+    repo = tmp_path / "feature_repo"
+    shutil.copytree(feast_routing["home"] / "feature_repo", repo)
+    roster = _roster(feast_routing["home"])
+    agent = next(iter(roster))
+    source = FeastFeatureSource(repo, timeout=2.0)
+    cache = source.backend.cache
+    assert cache is not None
+    source.get("c-000001")
+    source.get("c-000001")
+    hits, clears = cache.hits, cache.clears
+    push_agents(FeatureStore(repo_path=str(repo)), [{"agent_id": agent, **roster[agent]}])
+    assert source.get("c-000001").values == _customer(feast_routing["home"], "c-000001")
+    assert cache.clears == clears and cache.hits == hits + 1
+    with sqlite3.connect(repo / "data" / "online_store.db") as conn:  # a direct write
+        conn.execute('DELETE FROM "maestro_agent" WHERE 0')
+        conn.execute('CREATE TABLE IF NOT EXISTS scratch (x)')
+    source.get("c-000001")
+    assert cache.clears == clears + 1  # an unnamed commit still empties it
