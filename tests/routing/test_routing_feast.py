@@ -450,7 +450,8 @@ def test_a_push_of_agents_keeps_the_customer_cache(feast_routing, tmp_path: Path
     source.get("c-000001")
     source.get("c-000001")
     hits, clears = cache.hits, cache.clears
-    push_agents(FeatureStore(repo_path=str(repo)), [{"agent_id": agent, **roster[agent]}])
+    store = FeatureStore(repo_path=str(repo))
+    push_agents(store, [{"agent_id": agent, **roster[agent]}])
     assert source.get("c-000001").values == _customer(feast_routing["home"], "c-000001")
     assert cache.clears == clears and cache.hits == hits + 1
     with sqlite3.connect(repo / "data" / "online_store.db") as conn:  # a direct write
@@ -458,3 +459,21 @@ def test_a_push_of_agents_keeps_the_customer_cache(feast_routing, tmp_path: Path
         conn.execute('CREATE TABLE IF NOT EXISTS scratch (x)')
     source.get("c-000001")
     assert cache.clears == clears + 1  # an unnamed commit still empties it
+    clears = cache.clears
+    # the journal entry commits with the rows: a reader reading all along never sees a
+    # commit without one (journalled after Feast's commit, this loop emptied the cache)
+    done = threading.Event()
+
+    def read_all_along() -> None:
+        while not done.is_set():
+            source.get("c-000001")
+
+    reader = threading.Thread(target=read_all_along)
+    reader.start()
+    try:
+        for load in range(5):
+            push_agents(store, [{"agent_id": agent, **roster[agent], "load": load}])
+    finally:
+        done.set()
+        reader.join()
+    assert cache.clears == clears
