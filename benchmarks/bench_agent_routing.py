@@ -1,5 +1,5 @@
 """``/decide`` for ``agent_routing`` beside the other decision points: in process and over
-HTTP (uvicorn), on the same workspace and server.
+HTTP (uvicorn and Ray Serve), on the same workspace and server.
 
 Builds a workspace as ``bench_serving`` does (``--customers`` synthetic customers in Feast's
 SQLite online store, a cold-start ``--policy`` champion per decision point in MLflow) with
@@ -72,6 +72,9 @@ NOTES = [
     "name themselves in its change journal in the same transaction, so the customer cache "
     "survives them (a first version journalled after Feast's commit: readers in between "
     "emptied their cache every second, +0.3 ms p50 on every decision point).",
+    "- Ray Serve's open-loop p99 is its own: the empty endpoint's p99 at the same rate is "
+    "of the same order (HTTP proxy, HAProxy and the replica's queue; see BENCHMARKS.md, "
+    "Serving). The p99 target of issue #4 is uvicorn's.",
     "- Every request is warmed once before measuring: every decision point reads the same "
     "customers, and each policy keeps its own hashed template of a customer, so whichever "
     "point saw a customer first would otherwise pay the misses.",
@@ -258,7 +261,7 @@ async def over_http(
     }
     # open loop in rounds, rotating the order, so a burst of other load on the machine
     # hits every decision point alike
-    points = [p for p in reqs if p != "empty"]
+    points = list(reqs)  # the empty endpoint too: the engine's own p99 at the rate
     rounds: dict[str, list[Result]] = {p: [] for p in points}
     for k in range(args.rounds):
         for p in points[k % len(points) :] + points[: k % len(points)]:
@@ -280,12 +283,14 @@ def render(res: dict[str, Any], args: argparse.Namespace, command: str) -> str:
     lines = [
         f"Machine: {machine()}. Command: `{command}`.",
         f"Workspace: {args.customers} synthetic customers in Feast (SQLite online store), "
-        f"cold-start `{args.policy}` champion per decision point from MLflow, uvicorn engine. "
+        f"cold-start `{args.policy}` champion per decision point from MLflow, engines "
+        f"{args.engines}. "
         f"`agent_routing` requests send {args.agents} agents (the routing simulator's roster, "
         f"random loads) and a case with `last_agent_id`; `{FEAST_AGENTS}` sends the case "
         f"without `actions` and is routed among a Feast roster of {args.agents} agents "
         "(`features.agents.AgentSource`; unavailable agents count as excluded); the others "
-        "use their catalogs. Load generator on the same cores as the server.",
+        "use their catalogs. Load generator on the same cores as the server; Ray Serve "
+        "with one replica.",
         "",
         f"In process on core {args.cpu} (`DecisionService.decide`: features, rules, "
         "continuity, policy, log append; one warm-up pass of every request, then blocks of "
@@ -310,34 +315,8 @@ def render(res: dict[str, Any], args: argparse.Namespace, command: str) -> str:
             f"{ip[p]['p50_us'] / others:.2f}× the slower of the other decision points "
             f"({others} µs)."
         )
-    lines += [
-        "",
-        "Over HTTP (ms):",
-        "",
-        "| load | endpoint | n | achieved req/s | p50 ms | p95 ms | p99 ms | errors |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for name, row in res["http"]["sequential"].items():
-        lines.append(
-            f"| sequential | {name} | {row['n']} | {row['achieved_rps']} | "
-            f"{row['p50_ms']} | {row['p95_ms']} | {row['p99_ms']} | {row['errors']} |"
-        )
-    for name, row in res["http"]["open_loop"].items():
-        lines.append(
-            f"| open loop {args.rate}/s | {name} | {row['n']} | {row['achieved_rps']} "
-            f"| {row['p50_ms']} | {row['p95_ms']} | {row['p99_ms']} | {row['errors']} |"
-        )
-    seq, opened = res["http"]["sequential"], res["http"]["open_loop"]
-    lines.append("")
-    for p in (*POINTS, FEAST_AGENTS):
-        delta = seq[p]["p50_ms"] - seq["empty"]["p50_ms"]
-        ok = opened[p]["p99_ms"] <= 5.0 and opened[p]["achieved_rps"] >= 0.95 * args.rate
-        lines.append(
-            f"- `{p}`: adds {delta:.3f} ms at p50 over the empty endpoint (sequential; serving "
-            f"target ≤ 0.3 ms: {'met' if delta <= 0.3 else 'missed'}); open loop at "
-            f"{args.rate} req/s: p99 {opened[p]['p99_ms']} ms (target ≤ 5 ms: "
-            f"{'met' if ok else 'missed'})."
-        )
+    for engine, http in res["http"].items():
+        lines += render_http(engine, http, args)
     load = res.get("loadavg")
     if load:
         lines.append(
@@ -346,6 +325,50 @@ def render(res: dict[str, Any], args: argparse.Namespace, command: str) -> str:
         )
     lines += ["", *NOTES]
     return "\n".join(lines)
+
+
+#: the serving targets of each engine: /decide p50 over the empty endpoint (ms)
+P50_TARGET = {"uvicorn": 0.3, "ray": 0.5}
+
+
+def render_http(engine: str, http: dict[str, Any], args: argparse.Namespace) -> list[str]:
+    lines = [
+        "",
+        f"Over HTTP, {engine} (ms):",
+        "",
+        "| load | endpoint | n | achieved req/s | p50 ms | p95 ms | p99 ms | errors |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, row in http["sequential"].items():
+        lines.append(
+            f"| sequential | {name} | {row['n']} | {row['achieved_rps']} | "
+            f"{row['p50_ms']} | {row['p95_ms']} | {row['p99_ms']} | {row['errors']} |"
+        )
+    for name, row in http["open_loop"].items():
+        lines.append(
+            f"| open loop {args.rate}/s | {name} | {row['n']} | {row['achieved_rps']} "
+            f"| {row['p50_ms']} | {row['p95_ms']} | {row['p99_ms']} | {row['errors']} |"
+        )
+    seq, opened = http["sequential"], http["open_loop"]
+    target = P50_TARGET[engine]
+    lines.append("")
+    for p in (*POINTS, FEAST_AGENTS):
+        delta = seq[p]["p50_ms"] - seq["empty"]["p50_ms"]
+        if engine == "uvicorn":  # the p99 target is uvicorn's (issue #4)
+            ok = opened[p]["p99_ms"] <= 5.0 and opened[p]["achieved_rps"] >= 0.95 * args.rate
+            tail = f"p99 {opened[p]['p99_ms']} ms (target ≤ 5 ms: {'met' if ok else 'missed'})"
+        else:
+            tail = (
+                f"p99 {opened[p]['p99_ms']} ms (the empty endpoint's: "
+                f"{opened['empty']['p99_ms']} ms)"
+            )
+        lines.append(
+            f"- {engine}, `{p}`: adds {delta:.3f} ms at p50 over the empty endpoint "
+            f"(sequential; serving target ≤ {target} ms: "
+            f"{'met' if delta <= target else 'missed'}); open loop at {args.rate} req/s: "
+            f"{tail}."
+        )
+    return lines
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -364,6 +387,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--cpu", type=int, default=1, help="the core of the in-process part")
+    ap.add_argument(
+        "--engines", default="uvicorn,ray", help="comma-separated: uvicorn, ray (1 replica)"
+    )
     ap.add_argument("--write", action="store_true")
     args = ap.parse_args(argv)
     os.environ.setdefault("FEAST_USAGE", "False")
@@ -385,14 +411,18 @@ def main(argv: list[str] | None = None) -> None:
         platform.start()
         while pushes.value == 0 and platform.is_alive():
             time.sleep(0.1)
-        port = free_port()
-        proc = start_server("uvicorn", home, port, 1)
+        res["http"] = {}
         try:
-            res["http"] = asyncio.run(over_http(port, local, args))
+            for engine in args.engines.split(","):
+                port = free_port()
+                proc = start_server(engine, home, port, 1)
+                try:
+                    res["http"][engine] = asyncio.run(over_http(port, local, args))
+                finally:
+                    stop_server(proc)
         finally:
             stop.set()
             platform.join(timeout=30)
-            stop_server(proc)
         res["platform_pushes"] = pushes.value
         res["loadavg"].append(os.getloadavg()[0])
     finally:
