@@ -64,7 +64,7 @@ NOTES = [
     "- The Feast-agents variant over HTTP: a live server counts the cases it routes "
     "(`features/routed_cases.py`), so during the HTTP part a process of the benchmark "
     "(at nice 19) plays the contact-centre platform: every second it pushes every agent of the roster "
-    "with load 0 and capacity 1,000,000 (`features.agents.push_agents`, online and "
+    "with load 0 and capacity 1,000,000 (`features.agent_roster.push_agents`, online and "
     "offline). Otherwise the synthetic roster (capacity 2-6) would be full within a "
     "second at 500 req/s and the rest would be cheaper null decisions. The server re-reads "
     "the roster and the routed-case ledger once a second in a background thread, so no "
@@ -167,7 +167,7 @@ def roomy_roster(home: Path, every: float, stop: Any, pushes: Any) -> None:
     import pandas as pd
     from feast import FeatureStore
 
-    from features.agents import agents_parquet, push_agents
+    from features.agent_roster import agents_parquet, push_agents
 
     os.nice(19)
     repo = home / "feature_repo"

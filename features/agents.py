@@ -1,12 +1,6 @@
-"""Contact-centre agents from Feast (issue #9): the synthetic roster ``maestro init``
-materialises, and :class:`AgentSource`, the in-process roster ``/decide`` routes among.
-
-The roster lives in the Feast feature view ``agent`` (entity ``agent``, join key
-``agent_id``; features :data:`features.schema.AGENT_FEATURES`), fed by the offline
-Parquet ``data/agents.parquet`` (who the agents are) and the push source ``agent_push``
-(``FeatureStore.push``: how the contact-centre platform updates load and availability, and
-adds agents; pushed ``ONLINE_AND_OFFLINE``, as :func:`push_agents` does, so a new agent's
-id reaches the Parquet too).
+"""Contact-centre agents from Feast (issue #9): :class:`AgentSource`, the in-process roster
+``/decide`` routes among (the roster itself, and how it changes:
+:mod:`features.agent_roster`).
 Past interactions with a customer are the customer feature ``last_agent_id`` (view
 ``customer_service``), which :func:`policies.routing.with_continuity` turns into the
 ``continuity`` action feature.
@@ -36,19 +30,16 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
+from features.agent_roster import agents_parquet
 from features.errors import FeatureStoreUnavailable, WorkspaceError
 from features.routed_cases import KEEP_SECONDS, RoutedCaseLedger, open_ledger
 from features.schema import AGENT_FEATURES, AGENT_JOIN_KEY, AGENT_VIEW
 
 if TYPE_CHECKING:
-    import pandas as pd
-    from feast import FeatureStore
     from feast.online_response import OnlineResponse
 
     from policies.types import Action
@@ -57,126 +48,6 @@ logger = logging.getLogger(__name__)
 
 #: routed cases a process keeps while it has no ledger to share them through
 LOCAL_CASES = 100_000
-
-DEFAULT_AGENTS = 24
-AGENT_GENERATOR = "features.agents.generate_agents/v1"
-AGENT_PUSH_SOURCE = "agent_push"
-#: (skills, level) patterns the synthetic roster rotates through (technical mostly level 2)
-SKILL_SETS: tuple[tuple[str, int], ...] = (
-    ("billing,technical,retention", 2),
-    ("technical,sales", 1),
-    ("sales,billing", 1),
-    ("billing,technical,sales,retention", 2),
-    ("technical,sales,retention", 2),
-    ("billing,sales", 1),
-)
-LANGUAGE_GROUPS: tuple[str, ...] = ("en", "en,es", "en,fr")
-
-
-def agent_id(index: int) -> str:
-    """The id of the synthetic roster's ``index``-th agent: ``agent-000`` …"""
-    return f"agent-{index:03d}"
-
-
-def agents_parquet(repo_path: Path | str) -> Path:
-    """The offline Parquet of the agent roster."""
-    return Path(repo_path) / "data" / "agents.parquet"
-
-
-def generate_agents(n: int = DEFAULT_AGENTS, seed: int = 7, now: float = 0.0) -> pd.DataFrame:
-    """A synthetic roster of ``n`` agents, deterministic in ``seed``: three language groups
-    (en; en+es; en+fr), skill sets rotating through :data:`SKILL_SETS` (so every skill and
-    language has qualified agents, retention included), capacity 2–6, a load below
-    capacity for most, one agent in eight not available. ``now``: the rows' event time."""
-    import pandas as pd
-
-    if n < 1:
-        raise WorkspaceError("agents must be >= 1", field="agents")
-    rng = np.random.default_rng([seed, 17])
-    capacity = rng.integers(2, 7, n)
-    load = np.minimum(rng.integers(0, 6, n), capacity)
-    skills, levels = zip(*(SKILL_SETS[(i // 3) % len(SKILL_SETS)] for i in range(n)), strict=True)
-    return pd.DataFrame(
-        {
-            AGENT_JOIN_KEY: [agent_id(i) for i in range(n)],
-            "skills": list(skills),
-            "level": np.asarray(levels, dtype=np.int64),
-            "languages": [LANGUAGE_GROUPS[i % 3] for i in range(n)],
-            "load": load.astype(np.int64),
-            "capacity": capacity.astype(np.int64),
-            "available": rng.random(n) >= 0.125,
-            "event_timestamp": pd.Timestamp(int(now), unit="s", tz="UTC"),
-        }
-    )
-
-
-def write_agents_parquet(repo_path: Path | str, n: int, seed: int, now: float) -> int:
-    """Write the synthetic roster as the ``agent`` view's offline data (atomically)."""
-    path = agents_parquet(repo_path)
-    tmp = path.with_suffix(".parquet.tmp")
-    frame = generate_agents(n, seed, now)
-    frame.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
-    return len(frame)
-
-
-def clear_agent_rows(store: FeatureStore) -> None:
-    """Drop every online row of the ``agent`` view (before a regenerated roster is
-    materialised, so agents no longer in the roster do not linger)."""
-    from feast.infra.online_stores.helpers import compute_table_id
-
-    view = store.get_feature_view(AGENT_VIEW)
-    provider = store._get_provider()
-    # (re)create the table, which a deleted SQLite file lost without the registry knowing
-    provider.update_infra(
-        store.config.project,
-        tables_to_delete=[],
-        tables_to_keep=[view],
-        entities_to_delete=[],
-        entities_to_keep=store.list_entities(),
-        partial=True,
-    )
-    online = provider.online_store
-    if store.config.online_store.type == "sqlite":
-        conn = online._get_conn(store.config)
-        with conn:
-            conn.execute(f'DELETE FROM "{compute_table_id(store.config.project, view)}"')
-    elif hasattr(online, "delete_entity_values"):
-        online.delete_entity_values(store.config, [AGENT_JOIN_KEY])
-
-
-def push_agents(store: FeatureStore, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Write agent rows (``agent_id`` and every feature) through the ``agent_push`` push
-    source, to the online store and the offline Parquet (Feast's ``ONLINE_AND_OFFLINE``):
-    how load and availability change, and how a new agent joins the roster (the roster's
-    ids are the Parquet's; the offline rows are also the agents' history for training).
-
-    On a SQLite online store the push is named in the store's change journal
-    (:mod:`features.cache`) in the same transaction: a commit without a journal entry
-    would empty every process's customer-row cache, and agent load may be pushed every
-    second. (A push made straight through Feast does empty those caches.)"""
-    import pandas as pd
-    from feast.data_source import PushMode
-
-    frame = pd.DataFrame([dict(r) for r in rows])
-    # the Parquet's timestamps are milliseconds: Feast refuses to cast finer ones down
-    frame["event_timestamp"] = pd.Timestamp.now(tz="UTC").floor("ms")
-    if store.config.online_store.type == "sqlite":
-        from features.cache import record_changes
-
-        # Feast's own connection, default isolation: the journal INSERT opens the
-        # transaction, and Feast's ``with conn:`` commits the agent rows in it
-        conn = store._get_provider().online_store._get_conn(store.config)
-        try:
-            record_changes(conn, [f"{AGENT_JOIN_KEY}:{r[AGENT_JOIN_KEY]}".encode() for r in rows])
-            store.push(AGENT_PUSH_SOURCE, frame, to=PushMode.ONLINE)
-        except BaseException:
-            conn.rollback()
-            raise
-        store.push(AGENT_PUSH_SOURCE, frame, to=PushMode.OFFLINE)
-    else:
-        store.push(AGENT_PUSH_SOURCE, frame, to=PushMode.ONLINE_AND_OFFLINE)
-
 
 def _features(values: Mapping[str, Any]) -> dict[str, Any]:
     """The ``agent`` action features of one roster row, as ``CONTRACT.md`` shapes

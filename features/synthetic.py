@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from features.agents import DEFAULT_AGENTS, agent_id
+from features.agent_roster import DEFAULT_AGENTS, agent_id
 from features.schema import CHANNELS
 
 if TYPE_CHECKING:
@@ -73,7 +73,7 @@ def generate_customers(
 
     ``now`` (epoch seconds) anchors timestamps; by default a fixed date so that the
     same seed gives byte-identical data. ``agents``: the size of the synthetic agent
-    roster ``last_agent_id`` draws from (:func:`features.agents.generate_agents`).
+    roster ``last_agent_id`` draws from (:func:`features.agent_roster.generate_agents`).
     """
     import pandas as pd
 

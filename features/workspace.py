@@ -26,7 +26,7 @@ from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from features.agents import (
+from features.agent_roster import (
     AGENT_GENERATOR,
     DEFAULT_AGENTS,
     agents_parquet,

@@ -90,7 +90,7 @@ def _roster(home: Path) -> dict[str, dict[str, Any]]:
     """Every agent as Feast's own SDK reads it from the online store."""
     from feast import FeatureStore
 
-    from features.agents import agents_parquet
+    from features.agent_roster import agents_parquet
     from features.schema import AGENT_FEATURES
 
     ids = pd.read_parquet(agents_parquet(home / "feature_repo"))["agent_id"].tolist()
@@ -143,7 +143,7 @@ def _vip(values: dict[str, Any]) -> bool:
 def test_init_materialises_a_seeded_roster_once(feast_routing) -> None:
     from feast import FeatureStore
 
-    from features.agents import generate_agents
+    from features.agent_roster import generate_agents
 
     home = feast_routing["home"]
     first, again = feast_routing["inits"]
@@ -281,7 +281,7 @@ def test_agent_interaction_event_moves_continuity(feast_routing) -> None:
 def test_load_pushed_to_feast_reaches_routing_within_the_bound(feast_routing) -> None:
     from feast import FeatureStore
 
-    from features.agents import push_agents
+    from features.agent_roster import push_agents
 
     client, home, service = (feast_routing[k] for k in ("client", "home", "service"))
     roster = _roster(home)
@@ -328,7 +328,8 @@ def test_cases_routed_by_another_process_count_towards_load(feast_routing, tmp_p
     agent in the other's view on its next read; a newer load from the platform resets."""
     from feast import FeatureStore
 
-    from features.agents import AgentSource, push_agents
+    from features.agent_roster import push_agents
+    from features.agents import AgentSource
     from features.routed_cases import SqliteLedger
 
     repo = tmp_path / "feature_repo"
@@ -386,7 +387,8 @@ def test_an_agent_pushed_to_feast_joins_the_roster(feast_routing, tmp_path: Path
     does) is routed to on the next roster read; the offline Parquet keeps its history."""
     from feast import FeatureStore
 
-    from features.agents import AgentSource, agents_parquet, push_agents
+    from features.agent_roster import agents_parquet, push_agents
+    from features.agents import AgentSource
 
     repo = tmp_path / "feature_repo"
     shutil.copytree(feast_routing["home"] / "feature_repo", repo)
@@ -408,7 +410,8 @@ def test_the_background_reader_keeps_the_roster_fresh(feast_routing, tmp_path: P
     in ``actions()`` without any request reading the store; ``close`` stops the thread."""
     from feast import FeatureStore
 
-    from features.agents import AgentSource, push_agents
+    from features.agent_roster import push_agents
+    from features.agents import AgentSource
 
     repo = tmp_path / "feature_repo"
     shutil.copytree(feast_routing["home"] / "feature_repo", repo)
@@ -437,7 +440,7 @@ def test_a_push_of_agents_keeps_the_customer_cache(feast_routing, tmp_path: Path
     customer rows (a commit without an entry would empty every process's cache)."""
     from feast import FeatureStore
 
-    from features.agents import push_agents
+    from features.agent_roster import push_agents
     from features.feast_source import FeastFeatureSource
 
     repo = tmp_path / "feature_repo"
