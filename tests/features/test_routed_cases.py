@@ -62,3 +62,24 @@ def test_open_ledger_follows_the_online_store(tmp_path: Path, redis_server: int)
     online = SimpleNamespace(type="redis", connection_string=address)
     redis = open_ledger(SimpleNamespace(online_store=online), tmp_path)
     assert isinstance(redis, RedisLedger) and redis.client.ping()
+
+
+def test_roster_sources_on_a_redis_workspace_share_their_cases(redis_workspace: Path) -> None:
+    """End to end on Redis: two roster sources of one Redis workspace (two replicas, or
+    two hosts) count each other's routed cases through the Redis ledger."""
+    from features.agents import AgentSource
+
+    repo = redis_workspace / "feature_repo"
+    one = AgentSource(repo, max_age=0.0)
+    two = AgentSource(repo, max_age=0.0)
+    assert isinstance(one.ledger, RedisLedger) and isinstance(two.ledger, RedisLedger)
+    agent = one.actions()[0].id
+
+    def load(source: AgentSource) -> int:
+        return next(a for a in source.actions() if a.id == agent).features["load"]
+
+    before = load(two)
+    one.assigned(agent)
+    one.assigned(agent)
+    assert load(one) == before + 2  # appended to Redis on this read
+    assert load(two) == before + 2
