@@ -194,17 +194,21 @@ async def _open_loop(
 
     tasks = []
     start = time.perf_counter()
-    sent = 0
-    lag = 0.0
-    while (now := time.perf_counter()) - start < seconds:
-        due = int((now - start) * rate)
+    total = int(seconds * rate)  # every request due in the window is sent, late or not:
+    sent = 0  # a stall of the generator (answers arriving) shows as lag and a lower
+    lag = 0.0  # offered rate, instead of requests silently not sent at the end
+    while True:
+        now = time.perf_counter()
+        due = min(int((now - start) * rate), total)
         while sent < due:
             when = start + sent / rate
             lag = max(lag, now - when)
             tasks.append(asyncio.create_task(one(when)))
             sent += 1
+        if sent >= total:
+            break
         await asyncio.sleep(0.0005)
-    offered = sent / (time.perf_counter() - start)
+    offered = sent / max(now - start, seconds)
     sampler.cancel()
     await asyncio.gather(*tasks)
     client.close()
