@@ -103,12 +103,26 @@ def haproxy_shedding(settings: Settings, run_dir: Path) -> dict[str, str]:
     )
 
 
+#: where HAProxy's own listeners go: above Ray's worker ports (10002-19999 by default) and
+#: below Linux's ephemeral range (32768+). A port the kernel handed out as ephemeral could
+#: be taken by one of Ray's many processes before HAProxy binds it (seen: "cannot bind
+#: socket (Address already in use)" for the metrics frontend, and the cluster failed).
+_LISTENER_PORTS = range(20_000, 32_768)
+
+
 def _free_port() -> int:
+    """A port free on 0.0.0.0 now, outside the ranges other processes draw from."""
+    import random
     import socket
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    for port in random.sample(_LISTENER_PORTS, 200):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+            return port
+    raise OSError("no free port for HAProxy's listeners in 20000-32767")
 
 
 def _stop_leftovers(run_dir: Path) -> None:

@@ -299,3 +299,22 @@ def test_launcher_caps_maxconn_at_rays_ongoing_slots(
     monkeypatch.setenv("MAESTRO_RAY_REPLICA_MAXCONN", "-1")
     with pytest.raises(ValueError):
         Settings(home=tmp_path)
+
+
+def test_haproxy_listener_ports_avoid_ephemeral_and_ray_worker_ports() -> None:
+    """HAProxy's metrics and stats ports come from 20000-32767: a kernel-chosen ephemeral
+    port could be taken by one of Ray's processes before HAProxy binds it."""
+    import tempfile
+
+    from serving.deployment import _free_port, ray_environment
+
+    ports = {_free_port() for _ in range(20)}
+    assert all(20_000 <= p < 32_768 for p in ports)
+    for port in list(ports)[:3]:
+        with socket.socket() as sock:
+            sock.bind(("0.0.0.0", port))  # free indeed
+    with tempfile.TemporaryDirectory() as run_dir:
+        env = ray_environment(Path(run_dir))
+    for key in ("RAY_SERVE_HAPROXY_METRICS_PORT", "RAY_SERVE_HAPROXY_STATS_PORT"):
+        assert 20_000 <= int(env[key]) < 32_768
+    assert env["RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S"] == "3"
