@@ -38,11 +38,10 @@ from features.agent_roster import agents_parquet
 from features.errors import FeatureStoreUnavailable, WorkspaceError
 from features.routed_cases import KEEP_SECONDS, RoutedCaseLedger, open_ledger
 from features.schema import AGENT_FEATURES, AGENT_JOIN_KEY, AGENT_VIEW
+from policies.types import Action, trusted
 
 if TYPE_CHECKING:
     from feast.online_response import OnlineResponse
-
-    from policies.types import Action
 
 logger = logging.getLogger(__name__)
 
@@ -65,8 +64,6 @@ def _features(values: Mapping[str, Any]) -> dict[str, Any]:
 def _agent_action(agent: str, base: Mapping[str, Any], extra_load: int) -> Action:
     """The action of an agent with ``extra_load`` more cases than its row says (built
     without re-checking: :func:`_features` gives only valid values)."""
-    from policies.types import Action, trusted
-
     features = dict(base)
     features["load"] += extra_load
     return trusted(Action, _ACTION_FIELDS, (agent, "agent", features))

@@ -22,7 +22,7 @@ def _names(str value):
     return frozenset(part.strip().lower() for part in value.split(",") if part.strip())
 
 
-cdef double _number(object value) except? -1.0:
+cdef double _number(object value) except? -1.0:  # twin of routing.as_number
     cdef type kind = type(value)
     if kind is int or kind is float or kind is bool:
         return float(value)

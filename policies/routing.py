@@ -163,9 +163,9 @@ def _names(value: str) -> frozenset[str]:
 _NO_NAMES: frozenset[str] = frozenset()
 
 
-def _number(value: object) -> float:
-    """A feature as a number: numbers and booleans as such, numeric strings parsed, else 0
-    (the rules' own reading, :func:`policies.rules._number`)."""
+def as_number(value: object, default: float = 0.0) -> float:
+    """A feature as a number: numbers and booleans as such, numeric strings parsed, else
+    ``default`` (how every rule reads a number; compiled twin in ``policies._routing``)."""
     kind = type(value)
     if kind is int or kind is float or kind is bool:
         return float(value)  # type: ignore[arg-type]
@@ -175,8 +175,8 @@ def _number(value: object) -> float:
         try:
             return float(value)
         except ValueError:
-            return 0.0
-    return 0.0
+            return default
+    return default
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,9 +198,9 @@ class RoutingCase:
         skill, language = req.get("required_skill"), req.get("language")
         return cls(
             skill=skill.lower() if isinstance(skill, str) and skill else None,
-            level=_number(req.get("required_level")),
+            level=as_number(req.get("required_level")),
             language=language.lower() if isinstance(language, str) and language else None,
-            retention_only=_number(customer.get("churn_risk")) >= churn_risk
+            retention_only=as_number(customer.get("churn_risk")) >= churn_risk
             or str(customer.get("tier", "")).lower() in tiers,
         )
 
@@ -223,13 +223,13 @@ def case_reason_py(
     skills = _names(raw) if isinstance(raw, str) else _NO_NAMES
     if skill is not None and skill not in skills:
         return "skill"
-    if _number(features.get("level")) < level:
+    if as_number(features.get("level")) < level:
         return "skill"
     if language is not None:
         raw = features.get("languages")
         if not isinstance(raw, str) or language not in _names(raw):
             return "language"
-    if _number(features.get("load")) >= _number(features.get("capacity")):
+    if as_number(features.get("load")) >= as_number(features.get("capacity")):
         return "capacity"
     if retention_only and "retention" not in skills:
         return "retention_only"

@@ -23,7 +23,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from policies.errors import CatalogError
-from policies.routing import RoutingCase, RoutingReward
+from policies.routing import RoutingCase, RoutingReward, as_number
 from policies.types import CHANNELS, NO_CONTACT_ID, Action, Context, Exclusion, FeatureValue
 
 _UTC = ZoneInfo("UTC")
@@ -60,19 +60,6 @@ def _truthy(value: FeatureValue) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in {"1", "true", "yes", "y"}
     return bool(value)
-
-
-def _number(value: FeatureValue, default: float = 0.0) -> float:
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return default
-    return default
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,11 +147,12 @@ class Escalation:
     def signalled(self, context: Context) -> bool:
         """True when the customer features or the request context carry a signal."""
         for source in (context.customer, context.request):
-            if self.churn_risk is not None and _number(source.get("churn_risk")) >= self.churn_risk:
+            churn = self.churn_risk
+            if churn is not None and as_number(source.get("churn_risk")) >= churn:
                 return True
             if (
                 self.rapid_clicks is not None
-                and _number(source.get("rapid_clicks")) >= self.rapid_clicks
+                and as_number(source.get("rapid_clicks")) >= self.rapid_clicks
             ):
                 return True
             if self.open_complaint and _truthy(source.get("open_complaint")):
@@ -312,7 +300,7 @@ class RuleSet:
             if not (granted is True or (granted is not False and _truthy(granted))):
                 return no_consent
         for feature, limit, reason in caps:
-            if _number(customer.get(feature)) >= limit:
+            if as_number(customer.get(feature)) >= limit:
                 return reason
         return None
 
