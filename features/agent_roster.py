@@ -91,26 +91,9 @@ def write_agents_parquet(repo_path: Path | str, n: int, seed: int, now: float) -
 def clear_agent_rows(store: FeatureStore) -> None:
     """Drop every online row of the ``agent`` view (before a regenerated roster is
     materialised, so agents no longer in the roster do not linger)."""
-    from feast.infra.online_stores.helpers import compute_table_id
+    from features.feast_source import clear_online_views
 
-    view = store.get_feature_view(AGENT_VIEW)
-    provider = store._get_provider()
-    # (re)create the table, which a deleted SQLite file lost without the registry knowing
-    provider.update_infra(
-        store.config.project,
-        tables_to_delete=[],
-        tables_to_keep=[view],
-        entities_to_delete=[],
-        entities_to_keep=store.list_entities(),
-        partial=True,
-    )
-    online = provider.online_store
-    if store.config.online_store.type == "sqlite":
-        conn = online._get_conn(store.config)
-        with conn:
-            conn.execute(f'DELETE FROM "{compute_table_id(store.config.project, view)}"')
-    elif hasattr(online, "delete_entity_values"):
-        online.delete_entity_values(store.config, [AGENT_JOIN_KEY])
+    clear_online_views(store, [store.get_feature_view(AGENT_VIEW)], AGENT_JOIN_KEY)
 
 
 def push_agents(store: FeatureStore, rows: Sequence[Mapping[str, Any]]) -> None:

@@ -209,27 +209,9 @@ def feast_apply(repo: Path, store: FeatureStore | None = None) -> FeatureStore:
 def _clear_online_store(store: FeatureStore) -> None:
     """Drop every online row (before materialising a regenerated customer base); (re)create
     the online tables, which a deleted SQLite file lost without the registry knowing."""
-    from features.feast_source import all_views
+    from features.feast_source import all_views, clear_online_views
 
-    provider = store._get_provider()
-    provider.update_infra(
-        store.config.project,
-        tables_to_delete=[],
-        tables_to_keep=all_views(store),
-        entities_to_delete=[],
-        entities_to_keep=store.list_entities(),
-        partial=True,
-    )
-    online = provider.online_store
-    if store.config.online_store.type == "sqlite":
-        from features.feast_source import sqlite_tables
-
-        conn = online._get_conn(store.config)
-        with conn:
-            for table in sqlite_tables(store):
-                conn.execute(f'DELETE FROM "{table}"')
-    elif hasattr(online, "delete_entity_values"):
-        online.delete_entity_values(store.config, ["customer_id"])
+    clear_online_views(store, all_views(store), "customer_id")
 
 
 def _enable_wal(store: FeatureStore) -> None:
