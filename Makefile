@@ -15,7 +15,7 @@ export RAY_SERVE_THROUGHPUT_OPTIMIZED := 1
 
 .PHONY: install ext run test test-all test-deps lint bench clean
 
-$(STAMP): pyproject.toml setup.py $(wildcard */_*.pyx) $(wildcard */_*.pxd)
+$(STAMP): pyproject.toml setup.py $(wildcard */_*.pyx */*/_*.pyx) $(wildcard */_*.pxd */*/_*.pxd)
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# The CPU build of torch first, or pip pulls a multi-GB CUDA build.

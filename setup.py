@@ -1,7 +1,7 @@
 """Build hook for Maestro's compiled hot loops.
 
 Everything is declared in pyproject.toml; this file only adds the Cython
-extensions: every ``<package>/_*.pyx`` is compiled.  Each compiled module has a
+extensions: every ``_*.pyx`` under the packages is compiled.  Each compiled module has a
 pure-Python twin with the same results (tests compare them), so a machine
 without a compiler still runs Maestro, only slower.
 """
@@ -10,11 +10,11 @@ from pathlib import Path
 
 from setuptools import setup
 
-PACKAGES = ("policies", "features", "serving", "training", "simulator")
+PACKAGES = ("core", "policies", "features", "serving", "training", "simulator")
 
 
 def _extensions() -> list:
-    sources = sorted(str(p) for pkg in PACKAGES for p in Path(pkg).glob("_*.pyx"))
+    sources = sorted(str(p) for pkg in PACKAGES for p in Path(pkg).rglob("_*.pyx"))
     if not sources:
         return []
     from Cython.Build import cythonize

@@ -58,7 +58,7 @@ NOTES = [
     "of 7-9. The per-agent check and the build are compiled (`policies/_routing.pyx`, "
     "with Python twins); the case is read once per request (`policies.routing.RoutingCase`).",
     "- Over HTTP a caller-sent roster also costs its request body: 12 agents are ~2 KB of "
-    "JSON. `/decide` bodies are decoded by msgspec (`serving/fast_decode.py`, about 10 µs "
+    "JSON. `/decide` bodies are decoded by msgspec (`serving/api/fast_decode.py`, about 10 µs "
     "for this body), falling back to the pydantic schema (about 40 µs) for a body with "
     "escapes or one msgspec refuses, so errors stay the schema's.",
     "- The Feast-agents variant over HTTP: a live server counts the cases it routes "
@@ -153,7 +153,7 @@ def all_bodies(args: argparse.Namespace) -> dict[str, list[bytes]]:
 def build_routing_workspace(home: Path, customers: int, policy: str, agents: int) -> None:
     from features.workspace import init_feature_workspace
     from policies.catalog import load_catalog
-    from serving.policy_store import ensure_cold_start_champions
+    from serving.service.policy_store import ensure_cold_start_champions
 
     init_feature_workspace(home, customers=customers, seed=7, agents=agents)
     ensure_cold_start_champions(load_catalog(), f"sqlite:///{home / 'mlflow.db'}", kind=policy)
@@ -186,8 +186,8 @@ def roomy_roster(home: Path, every: float, stop: Any, pushes: Any) -> None:
 
 def in_process(home: Path, bodies: dict[str, list[bytes]], n: int, cpu: int) -> dict[str, dict]:
     """Per decision point: p50/p95/p99 µs of ``DecisionService.decide``, on core ``cpu``."""
+    from serving.api.schemas import DecideRequest
     from serving.factory import build_service
-    from serving.schemas import DecideRequest
     from serving.settings import Settings
 
     cores = os.sched_getaffinity(0)

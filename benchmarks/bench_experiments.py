@@ -26,12 +26,12 @@ from benchmarks._report import machine, write_section
 def _service(home: Path, with_experiments: bool, customers: int):  # type: ignore[no-untyped-def]
     from features.source import InMemoryFeatureSource
     from policies.catalog import load_catalog
-    from serving.event_log import EventLog
-    from serving.experiments import AssignmentTable, Experiments, parse_experiments
-    from serving.feature_layer import InMemoryFeatureLayer
-    from serving.ids import EventIdSigner
-    from serving.policy_store import PolicyStore
-    from serving.service import DecisionService
+    from serving.eventlog.log import EventLog
+    from serving.experiments.variants import AssignmentTable, Experiments, parse_experiments
+    from serving.service.decision_service import DecisionService
+    from serving.service.feature_layer import InMemoryFeatureLayer
+    from serving.service.ids import EventIdSigner
+    from serving.service.policy_store import PolicyStore
 
     catalog = load_catalog(None)
     consent = {f"consent_{c}": True for c in ("email", "push", "sms", "in_app", "whatsapp")}
@@ -54,7 +54,7 @@ def _service(home: Path, with_experiments: bool, customers: int):  # type: ignor
 
 
 def bench_decide(n: int, root: Path) -> dict[str, dict[str, float]]:
-    from serving.schemas import DecideRequest, RewardRequest
+    from serving.api.schemas import DecideRequest, RewardRequest
 
     arms = {
         "no experiments": _service(root / "plain", False, n),

@@ -127,7 +127,7 @@ def main() -> None:
     stores = [s.strip().lower() for s in args.stores.split(",") if s.strip()]
     if not stores or set(stores) - {"sqlite", "redis"}:
         parser.error("--stores takes sqlite and/or redis")
-    from features.feast_source import FeastFeatureSource
+    from features.feast.source import FeastFeatureSource
     from features.workspace import init_feature_workspace
 
     rng = random.Random(7)

@@ -53,7 +53,7 @@ def free_port() -> int:
 def build_workspace(home: Path, customers: int, policy: str) -> None:
     from features.workspace import init_feature_workspace
     from policies.catalog import load_catalog
-    from serving.policy_store import ensure_cold_start_champions
+    from serving.service.policy_store import ensure_cold_start_champions
 
     init_feature_workspace(home, customers=customers, seed=7)
     ensure_cold_start_champions(load_catalog(), f"sqlite:///{home / 'mlflow.db'}", kind=policy)
@@ -67,7 +67,7 @@ def start_server(engine: str, home: Path, port: int, replicas: int) -> subproces
         "RAY_USAGE_STATS_ENABLED": "0",
     }
     env.pop("MAESTRO_API_KEY", None)
-    cmd = [sys.executable, "-m", "serving.cli", "serve", "--engine", engine, "--port", str(port)]
+    cmd = [sys.executable, "-m", "cli.main", "serve", "--engine", engine, "--port", str(port)]
     if engine == "ray":
         cmd += ["--replicas", str(replicas)]
     proc = subprocess.Popen(
@@ -161,12 +161,12 @@ async def measure(port: int, args: argparse.Namespace) -> dict[str, Any]:
 def stage_breakdown(home: Path, n: int = 2000) -> dict[str, float]:
     """Mean µs per call of each stage of one decision, in process (no HTTP), on the same
     workspace: where the time of ``/decide`` goes."""
-    from features.feast_source import entity_key_bytes
+    from features.feast.source import entity_key_bytes
     from policies.decision import decide_among, eligible_actions
     from policies.types import Context
+    from serving.api.fast_decode import decode_decide
+    from serving.api.schemas import DecideRequest
     from serving.factory import build_service
-    from serving.fast_decode import decode_decide
-    from serving.schemas import DecideRequest
     from serving.settings import Settings
 
     service = build_service(Settings(home=home, roll_seconds=3600)).start()

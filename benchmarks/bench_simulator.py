@@ -67,7 +67,7 @@ def _loadavg() -> str:
 
 #: the compiled hot loops on a step's path (each has a pure-Python twin)
 COMPILED = (
-    "policies._vw_shared",
+    "policies.vw._shared",
     "policies._decide",
     "policies._records",
     "simulator._draws",

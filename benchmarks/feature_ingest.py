@@ -1,6 +1,6 @@
 """Event ingestion for :mod:`benchmarks.bench_features`: one process ingests the event mix
 (flat out or paced) through :class:`features.event_writer.EventWriter`, while a second
-*process* (its own :class:`~features.feast_source.FeastFeatureSource`, as another serving
+*process* (its own :class:`~features.feast.source.FeastFeatureSource`, as another serving
 replica) polls probe events until it reads them: the cross-process visibility.
 
 Where visibility time goes, per probe (both processes stamp ``time.monotonic``, one clock
@@ -75,7 +75,7 @@ def _watch(repo: str, run: str, issued: Any, t0: Any, seen: Any, ready: Any, sto
 
     os.environ.setdefault("FEAST_USAGE", "False")
     from features.errors import FeatureStoreUnavailable
-    from features.feast_source import FeastFeatureSource
+    from features.feast.source import FeastFeatureSource
 
     source = FeastFeatureSource(repo)
     source.get("probe-warmup")
@@ -114,7 +114,7 @@ def bench_ingest(
 ) -> dict[str, Any]:
     """Ingest the event mix for ``seconds`` (paced at ``rate``/s, or flat out)."""
     from features.event_writer import EventWriter
-    from features.feast_source import FeastFeatureSource
+    from features.feast.source import FeastFeatureSource
 
     run = f"{random.getrandbits(32):08x}"  # fresh probe customers: none visible before
     ctx = mp.get_context("spawn")

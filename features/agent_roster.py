@@ -91,7 +91,7 @@ def write_agents_parquet(repo_path: Path | str, n: int, seed: int, now: float) -
 def clear_agent_rows(store: FeatureStore) -> None:
     """Drop every online row of the ``agent`` view (before a regenerated roster is
     materialised, so agents no longer in the roster do not linger)."""
-    from features.feast_source import clear_online_views
+    from features.feast.source import clear_online_views
 
     clear_online_views(store, [store.get_feature_view(AGENT_VIEW)], AGENT_JOIN_KEY)
 

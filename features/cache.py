@@ -7,7 +7,7 @@ has read, and every read first asks SQLite what changed since:
 1. ``PRAGMA data_version`` on the reader's connection (about a microsecond): unchanged
    means no other connection committed anything, so every cached row is current.
 2. When it changed, the journal table ``maestro_feature_changes`` says which customers:
-   every Maestro write to the online store — event rows (:mod:`features.sqlite_writer`),
+   every Maestro write to the online store — event rows (:mod:`features.feast.sqlite_writer`),
    consent write-through, erasure — inserts one journal row per customer **in the same
    transaction** as the feature rows, so a reader that sees the rows sees the journal
    entry too. Those customers are dropped from the cache and re-read on demand.

@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING
 
 from features.cache import record_changes
 from features.errors import FeatureStoreUnavailable
-from features.feast_source import RedisBackend, SqliteBackend, entity_key_bytes
+from features.feast.source import RedisBackend, SqliteBackend, entity_key_bytes
 from features.tombstones import record_erasure_redis, record_erasure_sqlite
 from features.workspace import customers_parquet
 
 if TYPE_CHECKING:
     from features.event_writer import EventWriter
-    from features.feast_source import FeastFeatureSource
+    from features.feast.source import FeastFeatureSource
 
 
 @dataclass(frozen=True)

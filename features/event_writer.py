@@ -12,9 +12,9 @@ does no I/O for most events:
    Overlay`, apply the event to it (:func:`features.events.fold_events`); otherwise
    *defer* it there (events of one customer and view queue in arrival order);
 3. the background thread's flush reads the base rows of every deferred entry in bulk
-   (:mod:`features.row_io`: one Redis pipeline, or one SQLite ``IN (…)`` per view), folds
+   (:mod:`features.feast.row_io`: one Redis pipeline, or one SQLite ``IN (…)`` per view), folds
    the events on them in order, and writes every pending row's *changed* features in one
-   batch (Redis: one pipeline in Feast's format; SQLite: :mod:`features.sqlite_writer`,
+   batch (Redis: one pipeline in Feast's format; SQLite: :mod:`features.feast.sqlite_writer`,
    one transaction for every view; other stores: Feast's provider ``online_write_batch``),
    then drops the rows from the overlay.
 
@@ -49,17 +49,17 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from features import sqlite_writer
 from features.errors import EventBacklogFull
 from features.events import EVENT_VIEWS, Event, fold_events, parse_event
-from features.feast_source import RedisBackend, SqliteBackend, all_views, entity_key_bytes
+from features.feast import sqlite_writer
+from features.feast.row_io import RedisRows, SqliteRows
+from features.feast.source import RedisBackend, SqliteBackend, all_views, entity_key_bytes
+from features.feast.sqlite_writer import SqliteRowWriter
 from features.overlay import PendingRow
-from features.row_io import RedisRows, SqliteRows
 from features.schema import GROUPS
-from features.sqlite_writer import SqliteRowWriter
 
 if TYPE_CHECKING:
-    from features.feast_source import FeastFeatureSource
+    from features.feast.source import FeastFeatureSource
     from features.overlay import Item
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ _CHUNK = 256
 
 
 class EventWriter:
-    """Applies events to one :class:`~features.feast_source.FeastFeatureSource`."""
+    """Applies events to one :class:`~features.feast.source.FeastFeatureSource`."""
 
     def __init__(
         self,

@@ -12,7 +12,7 @@ from features.agents import open_agent_source
 from features.erasure import erase_customer
 from features.event_writer import EventWriter
 from features.events import Event
-from features.feast_source import open_feature_source
+from features.feast.source import open_feature_source
 from features.source import CustomerFeatures
 
 

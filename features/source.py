@@ -1,7 +1,7 @@
 """The :class:`FeatureSource` protocol: one read returns all features of one customer.
 
 Implementations: :class:`InMemoryFeatureSource` (unit tests, the simulator) and the
-Feast-backed sources in :mod:`features.feast_source`.
+Feast-backed sources in :mod:`features.feast.source`.
 """
 
 from __future__ import annotations

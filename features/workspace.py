@@ -175,7 +175,7 @@ def feast_apply(repo: Path, store: FeatureStore | None = None) -> FeatureStore:
     from feast.repo_operations import apply_total_with_repo_instance
     from feast.stream_feature_view import StreamFeatureView
 
-    from features.feast_source import silence_feast_warnings
+    from features.feast.source import silence_feast_warnings
 
     silence_feast_warnings()
     store = store or FeatureStore(repo_path=str(repo))
@@ -209,7 +209,7 @@ def feast_apply(repo: Path, store: FeatureStore | None = None) -> FeatureStore:
 def _clear_online_store(store: FeatureStore) -> None:
     """Drop every online row (before materialising a regenerated customer base); (re)create
     the online tables, which a deleted SQLite file lost without the registry knowing."""
-    from features.feast_source import all_views, clear_online_views
+    from features.feast.source import all_views, clear_online_views
 
     clear_online_views(store, all_views(store), "customer_id")
 

@@ -10,7 +10,7 @@ in both. Features become *tokens*, ``(name, value)`` pairs:
   rather than a silent zero.
 
 Two views are built from the tokens: namespaced token lists for Vowpal Wabbit
-(``policies.vw`` renders them), and dense hashed vectors for torch and LinUCB
+(``policies.vw.policy`` renders them), and dense hashed vectors for torch and LinUCB
 (signed feature hashing, Weinberger et al., *Feature Hashing for Large Scale
 Multitask Learning*, ICML 2009).
 """

@@ -17,7 +17,7 @@ POLICY_KINDS: dict[str, str] = {
     "uniform": "policies.baselines:UniformPolicy",
     "rules": "policies.baselines:RulesPolicy",
     "linucb": "policies.baselines:LinUCBPolicy",
-    "vw-cb": "policies.vw:VWPolicy",
+    "vw-cb": "policies.vw.policy:VWPolicy",
     "neural": "policies.neural:NeuralPolicy",
 }
 

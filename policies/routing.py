@@ -103,7 +103,7 @@ def agent_candidates(
     :func:`with_continuity` sets it): the caller's ``sent`` actions when there are any,
     else the ``roster``'s agents, else ``default`` (the decision point's catalog).
 
-    ``sent`` must have passed serving's request schema (``serving.schemas.ActionIn``), whose
+    ``sent`` must have passed serving's request schema (``serving.api.schemas.ActionIn``), whose
     checks are exactly :class:`Action`'s (non-empty id, known channel, non-empty feature
     names, string/boolean/integer/finite float values): they are not checked again, so an
     agent costs one dict copy here instead of a validated copy plus a continuity copy.

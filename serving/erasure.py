@@ -5,7 +5,7 @@ What is erased (each count goes into the audit record):
 - the online store and the offline feature data (:func:`features.erasure.erase_customer`:
   the customer's rows in every Feast view table / Redis hash, and the offline Parquet);
 - the decision and reward logs: spools of dead processes are rolled to Parquet first
-  (:meth:`serving.event_log.EventLog.recover`), then every Parquet part is rewritten
+  (:meth:`serving.eventlog.log.EventLog.recover`), then every Parquet part is rewritten
   without the customer's decisions and the rewards of those decisions;
 - the experiment assignments (``$MAESTRO_HOME/experiments.db``), when there is one.
 
@@ -39,7 +39,7 @@ def _feature_store(settings: Settings, customer_id: str) -> dict[str, int]:
     if not (settings.feature_repo / "feature_store.yaml").exists():
         return {}
     from features.erasure import erase_customer
-    from features.feast_source import open_feature_source
+    from features.feast.source import open_feature_source
 
     source = open_feature_source(settings.feature_repo)
     try:
@@ -54,7 +54,7 @@ def _feature_store(settings: Settings, customer_id: str) -> dict[str, int]:
 
 
 def _logs(settings: Settings, customer_id: str) -> dict[str, int]:
-    from serving.event_log import EventLog
+    from serving.eventlog.log import EventLog
 
     log = EventLog(settings.logs_dir)
     if not settings.logs_dir.exists():
@@ -69,7 +69,7 @@ def _experiments(settings: Settings, customer_id: str) -> dict[str, int]:
     path = settings.home / "experiments.db"
     if not path.exists():
         return {}
-    from serving.assignments import AssignmentTable
+    from serving.experiments.assignments import AssignmentTable
 
     table = AssignmentTable(path)
     try:

@@ -7,13 +7,13 @@ from typing import Any
 
 from features.errors import WorkspaceError
 from policies.catalog import load_catalog
-from serving.event_log import EventLog
-from serving.experiments import load_experiments
-from serving.feature_layer import InMemoryFeatureLayer
-from serving.ids import EventIdSigner
-from serving.metrics import Metrics
-from serving.policy_store import PolicyStore
-from serving.service import DecisionService, ServiceOptions
+from serving.eventlog.log import EventLog
+from serving.experiments.variants import load_experiments
+from serving.service.decision_service import DecisionService, ServiceOptions
+from serving.service.feature_layer import InMemoryFeatureLayer
+from serving.service.ids import EventIdSigner
+from serving.service.metrics import Metrics
+from serving.service.policy_store import PolicyStore
 from serving.settings import Settings
 
 
@@ -108,7 +108,7 @@ def build_app(
     settings: Settings, feature_layer: Any | None = None, *, decide_in_threadpool: bool = False
 ) -> Any:
     """The FastAPI app for ``settings`` (both engines serve exactly this)."""
-    from serving.api import create_app
+    from serving.api.app import create_app
 
     return create_app(
         build_service(settings, feature_layer),

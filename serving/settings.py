@@ -19,7 +19,7 @@ Environment variables (the contract's three plus Maestro's own ``MAESTRO_*`` kno
   ``MAESTRO_ADMISSION_QUEUE_MS`` (50), ``MAESTRO_ADMISSION_RETRY_AFTER_S`` (1),
   ``MAESTRO_CATALOG_PATH`` (else ``$MAESTRO_HOME/catalog.yaml``),
   ``MAESTRO_EXPERIMENTS_PATH`` (else ``$MAESTRO_HOME/experiments.yaml`` if present; see
-  :mod:`serving.experiments`).
+  :mod:`serving.experiments.variants`).
 """
 
 from __future__ import annotations
@@ -62,12 +62,12 @@ class Settings(BaseSettings):
     ray_max_ongoing_requests: int = Field(default=64, ge=1)
     ray_max_queued_requests: int = Field(default=512, ge=-1)
     ray_temp_dir: str | None = None
-    #: Ray Serve's HAProxy ingress sheds overload (:mod:`serving.haproxy_shed`): requests
+    #: Ray Serve's HAProxy ingress sheds overload (:mod:`serving.engines.haproxy_shed`): requests
     #: let into one replica at once (0: HAProxy does not shed), and the queue's order
     #: (``True``: newest first)
     ray_replica_maxconn: int = Field(default=2, ge=0)
     ray_queue_lifo: bool = False
-    #: admission control, both engines (:mod:`serving.admission`): requests inside the
+    #: admission control, both engines (:mod:`serving.api.admission`): requests inside the
     #: app at once (0: off), the longest a request may wait on the event loop before it
     #: is refused (0: off), and the ``Retry-After`` of the ``503``
     admission_max_in_flight: int = Field(default=32, ge=0)
@@ -95,7 +95,7 @@ class Settings(BaseSettings):
 
     @property
     def admission(self) -> dict[str, float]:
-        """Keyword arguments of :class:`serving.admission.AdmissionMiddleware`."""
+        """Keyword arguments of :class:`serving.api.admission.AdmissionMiddleware`."""
         return {
             "max_in_flight": self.admission_max_in_flight,
             "queue_budget_ms": self.admission_queue_ms,

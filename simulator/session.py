@@ -1,6 +1,6 @@
 """``maestro simulate``: run the policies (or a live Maestro), check OPE, write the report.
 
-The off-policy check lives in :mod:`training.ope_validation` (training may import the
+The off-policy check lives in :mod:`simulator.ope_check` (training may import the
 simulator, not the other way round), so the CLI hands it in as ``ope_validator``.
 """
 

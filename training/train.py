@@ -143,14 +143,14 @@ def train_candidate(
     bulk: bool = True,
 ) -> BasePolicy:
     """A candidate of ``kind`` trained on ``train_batch``. ``bulk`` (``vw-cb`` only) learns
-    through :mod:`policies.vw_batch`: the same examples in the same order as
+    through :mod:`policies.vw.batch`: the same examples in the same order as
     ``candidate.learn``, built column-wise."""
     if champion is not None and cfg.warm_start and champion.kind == kind == "vw-cb":
         candidate = load_policy(champion.save())
     else:
         candidate = make_policy(kind, seed=cfg.seed, **cfg.params)
     if candidate.kind == "vw-cb" and bulk:
-        from policies import vw_batch
+        from policies.vw import batch as vw_batch
         from training.columns import shared_features
 
         features = shared_features(train_batch.contexts)
@@ -201,14 +201,14 @@ def evaluate_all(
 
 def batch_pmfs(policy: Any, batch: LoggedBatch) -> list[np.ndarray] | None:
     """``policy.pmf`` of every row of ``batch`` computed in bulk, or ``None`` when the policy
-    has no bulk path. ``vw-cb`` scores through :mod:`policies.vw_batch`; ``uniform`` and
+    has no bulk path. ``vw-cb`` scores through :mod:`policies.vw.batch`; ``uniform`` and
     ``rules`` depend only on the decision point and the action list, so each distinct
     (decision point, action list) is asked once."""
     from policies.baselines import RulesPolicy, UniformPolicy
-    from policies.vw import VWPolicy
+    from policies.vw.policy import VWPolicy
 
     if type(policy) is VWPolicy:
-        from policies import vw_batch
+        from policies.vw import batch as vw_batch
         from training.columns import shared_features
 
         return vw_batch.pmfs(policy, batch, shared_features(batch.contexts))

@@ -78,9 +78,9 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     import uvicorn
 
     from policies.catalog import load_catalog
-    from serving.api import create_app
+    from serving.api.app import create_app
+    from serving.engines.runner import uvicorn_config
     from serving.factory import build_service, memory_layer_from_synthetic
-    from serving.runner import uvicorn_config
     from serving.settings import Settings
     from simulator.environment import EnvConfig, JourneyEnvironment
     from simulator.http_client import MaestroClient, run_target

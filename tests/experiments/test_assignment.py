@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from policies.catalog import load_catalog
-from serving.experiments import (
+from serving.experiments.variants import (
     AssignmentTable,
     ExperimentConfigError,
     Experiments,
@@ -158,7 +158,7 @@ def test_bad_config_is_a_specific_error(catalog, config: dict, field: str) -> No
 
 
 def test_erase_assignments_offline(catalog, tmp_path: Path) -> None:
-    from serving.assignments import erase_assignments
+    from serving.experiments.assignments import erase_assignments
 
     assert erase_assignments(tmp_path, "c-1") == 0  # no table: nothing to do
     exp = Experiments(parse_experiments(CONFIG, catalog), catalog,

@@ -80,15 +80,15 @@ def test_maestro_report_prints_the_same_figures(live_server: LiveServer) -> None
     body = live_server.wait_rolled()
     env = {**os.environ, "MAESTRO_HOME": str(live_server.home),
            "MLFLOW_TRACKING_URI": live_server.tracking_uri}
-    cmd = [sys.executable, "-m", "serving.cli", "report"]
+    cmd = [sys.executable, "-m", "cli.main", "report"]
     text = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert text.returncode == 0, text.stderr
     assert "salt 'e2e', holdout 15.0%" in text.stdout
     assert "== cart_abandoned" in text.stdout and "challenger" in text.stdout
     from click.testing import CliRunner
 
-    from serving.cli import cli
-    from serving.experiments import report_command
+    from cli.main import cli
+    from serving.experiments.variants import report_command
     from serving.settings import Settings
 
     settings = Settings(home=live_server.home, mlflow_tracking_uri=live_server.tracking_uri)

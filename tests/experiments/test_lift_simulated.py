@@ -9,7 +9,12 @@ import pandas as pd
 from policies.base import seed_from_event_id
 from policies.decision import decide_among
 from policies.types import LoggedBatch
-from serving.experiments import AssignmentTable, Experiments, HoldoutPolicy, parse_experiments
+from serving.experiments.variants import (
+    AssignmentTable,
+    Experiments,
+    HoldoutPolicy,
+    parse_experiments,
+)
 from simulator.environment import EnvConfig, JourneyEnvironment
 from simulator.run import build_policy
 from training.lift import variant_table

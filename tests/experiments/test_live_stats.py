@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from serving.dashboard import LiveStats
+from serving.dashboard.live import LiveStats
 
 
 def test_snapshot_series_mix_and_percentiles() -> None:

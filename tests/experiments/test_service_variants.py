@@ -11,14 +11,14 @@ import pytest
 
 from features.source import InMemoryFeatureSource
 from policies.catalog import load_catalog
-from serving.dashboard import dashboard_data
-from serving.event_log import EventLog
-from serving.experiments import AssignmentTable, Experiments, parse_experiments, unit_hash
-from serving.feature_layer import InMemoryFeatureLayer
-from serving.ids import EventIdSigner
-from serving.policy_store import PolicyStore
-from serving.schemas import DecideRequest
-from serving.service import DecisionService
+from serving.api.schemas import DecideRequest
+from serving.dashboard.live import dashboard_data
+from serving.eventlog.log import EventLog
+from serving.experiments.variants import AssignmentTable, Experiments, parse_experiments, unit_hash
+from serving.service.decision_service import DecisionService
+from serving.service.feature_layer import InMemoryFeatureLayer
+from serving.service.ids import EventIdSigner
+from serving.service.policy_store import PolicyStore
 from training.lift import experiment_report
 
 CONSENT = {f"consent_{c}": True for c in ("email", "push", "sms", "in_app", "whatsapp")}

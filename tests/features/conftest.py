@@ -39,7 +39,7 @@ def repo(workspace: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def source(repo: Path):
-    from features.feast_source import FeastFeatureSource
+    from features.feast.source import FeastFeatureSource
 
     src = FeastFeatureSource(repo, timeout=2.0)
     yield src

@@ -23,7 +23,7 @@ pytestmark = [
 def store(request: pytest.FixtureRequest):
     """``(source, other)``: the writer's source and an independent one (another
     process's view) on the same online store, SQLite or Redis."""
-    from features.feast_source import open_feature_source
+    from features.feast.source import open_feature_source
 
     home: Path = request.getfixturevalue(
         "workspace" if request.param == "sqlite" else "redis_workspace"
@@ -283,7 +283,7 @@ def test_fold_events_is_ordered_and_monotone() -> None:
 def test_value_encoding_memo_matches_feast() -> None:
     from feast.protos.feast.types.Value_pb2 import Value
 
-    from features.row_io import _decode_proto, encode_value
+    from features.feast.row_io import _decode_proto, encode_value
 
     cases = [
         ("last_page", str, "home", "string_val"),

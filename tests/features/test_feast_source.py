@@ -95,7 +95,7 @@ def test_entity_key_matches_feast_serialisation() -> None:
     from feast.protos.feast.types.EntityKey_pb2 import EntityKey
     from feast.protos.feast.types.Value_pb2 import Value
 
-    from features.feast_source import entity_key_bytes
+    from features.feast.source import entity_key_bytes
 
     for cid in ("c-000001", "x", "ñandú-é-客户"):
         key = EntityKey(join_keys=["customer_id"], entity_values=[Value(string_val=cid)])
@@ -110,7 +110,7 @@ def test_unknown_customer_gets_documented_defaults(source) -> None:
 
 
 def test_values_past_their_ttl_are_flagged(repo: Path) -> None:
-    from features.feast_source import FeastFeatureSource
+    from features.feast.source import FeastFeatureSource
 
     later = time.time() + 3 * 86400  # past 2-day views and the 30-minute session
     src = FeastFeatureSource(repo, clock=lambda: later, timeout=2.0)
@@ -127,7 +127,7 @@ def test_values_past_their_ttl_are_flagged(repo: Path) -> None:
 
 
 def test_missing_store_raises_unavailable_quickly(repo: Path, tmp_path: Path) -> None:
-    from features.feast_source import FeastFeatureSource
+    from features.feast.source import FeastFeatureSource
 
     copy = tmp_path / "feature_repo"
     shutil.copytree(repo, copy)
@@ -143,7 +143,7 @@ def test_missing_store_raises_unavailable_quickly(repo: Path, tmp_path: Path) ->
 
 
 def test_locked_store_raises_unavailable_within_the_timeout(repo: Path, tmp_path: Path) -> None:
-    from features.feast_source import FeastFeatureSource
+    from features.feast.source import FeastFeatureSource
 
     copy = tmp_path / "feature_repo"
     shutil.copytree(repo, copy)
@@ -165,7 +165,7 @@ def test_locked_store_raises_unavailable_within_the_timeout(repo: Path, tmp_path
 
 
 def test_source_without_a_repo_fails_loudly(tmp_path: Path) -> None:
-    from features.feast_source import FeastFeatureSource
+    from features.feast.source import FeastFeatureSource
 
     with pytest.raises(WorkspaceError, match="maestro init"):
         FeastFeatureSource(tmp_path / "nowhere")

@@ -130,7 +130,7 @@ def test_erasure_by_another_source_reaches_this_cache(home: Path) -> None:
 
 
 def _key(cid: str) -> bytes:
-    from features.feast_source import entity_key_bytes
+    from features.feast.source import entity_key_bytes
 
     return entity_key_bytes(cid)
 
@@ -189,8 +189,8 @@ def test_a_reader_left_behind_by_pruning_clears_everything(tmp_path: Path) -> No
 
 def test_write_many_commits_every_view_at_once_with_one_journal_entry(home: Path) -> None:
     from features.cache import JOURNAL_TABLE
+    from features.feast.sqlite_writer import SqliteRowWriter
     from features.overlay import PendingRow
-    from features.sqlite_writer import SqliteRowWriter
 
     reader = _layer(home)
     try:

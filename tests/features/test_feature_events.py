@@ -28,7 +28,7 @@ def writer(source):
 @pytest.fixture(scope="module")
 def other(repo: Path):
     """An independent source on the same store: what another serving process sees."""
-    from features.feast_source import FeastFeatureSource
+    from features.feast.source import FeastFeatureSource
 
     src = FeastFeatureSource(repo, timeout=2.0)
     yield src
@@ -130,7 +130,7 @@ def test_malformed_event_changes_nothing(writer, source) -> None:
 
 def test_full_backlog_refuses_with_503(repo: Path) -> None:
     from features.event_writer import EventWriter
-    from features.feast_source import FeastFeatureSource
+    from features.feast.source import FeastFeatureSource
 
     src = FeastFeatureSource(repo, timeout=2.0)
     w = EventWriter(src, max_pending=2, block_timeout=0.05, start=False)
@@ -150,7 +150,7 @@ def test_erasure_removes_online_and_offline_rows(repo: Path, tmp_path: Path) -> 
 
     from features.erasure import erase_customer
     from features.event_writer import EventWriter
-    from features.feast_source import FeastFeatureSource
+    from features.feast.source import FeastFeatureSource
 
     home = tmp_path / "home"
     shutil.copytree(repo, home / "feature_repo")  # read/write only: never re-applied

@@ -25,7 +25,7 @@ def cli_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 
 def test_maestro_init_builds_then_leaves_the_feature_store_alone(cli_home: Path) -> None:
-    from serving.cli import cli
+    from cli.main import cli
 
     runner = CliRunner()
     first = runner.invoke(cli, ["init", "--customers", "30", "--seed", "5"])
@@ -41,7 +41,7 @@ def test_maestro_init_builds_then_leaves_the_feature_store_alone(cli_home: Path)
 
     third = runner.invoke(cli, ["init", "--customers", "20", "--seed", "5"])  # a new base
     assert third.exit_code == 0, third.output
-    from features.feast_source import FeastFeatureSource
+    from features.feast.source import FeastFeatureSource
 
     src = FeastFeatureSource(repo, timeout=2.0)
     assert src.get("c-000019").known and not src.get("c-000025").known  # old rows cleared
@@ -49,7 +49,7 @@ def test_maestro_init_builds_then_leaves_the_feature_store_alone(cli_home: Path)
 
 
 def test_maestro_init_rejects_bad_usage(cli_home: Path) -> None:
-    from serving.cli import cli
+    from cli.main import cli
 
     result = CliRunner().invoke(cli, ["init", "--customers", "0"])
     assert result.exit_code == 2
@@ -58,7 +58,7 @@ def test_maestro_init_rejects_bad_usage(cli_home: Path) -> None:
 
 def test_unknown_online_store_is_a_one_line_error(cli_home: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    from serving.cli import cli
+    from cli.main import cli
 
     monkeypatch.setenv("MAESTRO_ONLINE_STORE", "cassandra://x")
     result = CliRunner().invoke(cli, ["init", "--customers", "5"])
@@ -67,7 +67,7 @@ def test_unknown_online_store_is_a_one_line_error(cli_home: Path,
 
 
 def test_init_materialises_again_when_the_online_store_was_deleted(tmp_path: Path) -> None:
-    from features.feast_source import FeastFeatureSource
+    from features.feast.source import FeastFeatureSource
     from features.workspace import init_feature_workspace
 
     home = tmp_path / "home"

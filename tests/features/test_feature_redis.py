@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.integration,
 
 @pytest.fixture(scope="module")
 def redis_source(redis_workspace: Path):
-    from features.feast_source import open_feature_source
+    from features.feast.source import open_feature_source
 
     src = open_feature_source(redis_workspace, timeout=2.0)
     yield src
@@ -28,7 +28,7 @@ def redis_source(redis_workspace: Path):
 
 def test_configuration_switches_the_online_store(redis_workspace: Path, redis_server: int,
                                                  redis_source) -> None:
-    from features.feast_source import RedisBackend
+    from features.feast.source import RedisBackend
 
     config = yaml.safe_load((redis_workspace / "feature_repo" / "feature_store.yaml").read_text())
     assert config["online_store"] == {"type": "redis",
@@ -57,7 +57,7 @@ def test_redis_read_agrees_with_feasts_sdk(redis_source) -> None:
 def test_redis_events_consent_and_erasure(redis_workspace: Path, redis_source) -> None:
     from features.erasure import erase_customer
     from features.event_writer import EventWriter
-    from features.feast_source import open_feature_source
+    from features.feast.source import open_feature_source
 
     other = open_feature_source(redis_workspace, timeout=2.0)
     writer = EventWriter(redis_source, flush_interval=0.05)
@@ -85,7 +85,7 @@ def test_redis_events_consent_and_erasure(redis_workspace: Path, redis_source) -
 
 
 def test_redis_down_raises_unavailable_quickly(redis_workspace: Path) -> None:
-    from features.feast_source import FeastFeatureSource, RedisBackend
+    from features.feast.source import FeastFeatureSource, RedisBackend
 
     src = FeastFeatureSource(redis_workspace / "feature_repo", timeout=2.0)
     with socket.socket() as s:  # a port nothing listens on

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from features.feast_source import redis_client
+from features.feast.source import redis_client
 from features.routed_cases import (
     KEEP_SECONDS,
     REDIS_PREFIX,

@@ -38,7 +38,7 @@ def _maestro(
     args: list[str], env: dict[str, str], timeout: float = 600
 ) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "serving.cli", *args],
+        [sys.executable, "-m", "cli.main", *args],
         env=env,
         capture_output=True,
         text=True,
@@ -81,7 +81,7 @@ def test_closed_loop_learns_and_hot_swaps(tmp_path: Path) -> None:
     port = _free_port()
     base_url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
-        [sys.executable, "-m", "serving.cli", "serve", "--engine", "uvicorn", "--port", str(port)],
+        [sys.executable, "-m", "cli.main", "serve", "--engine", "uvicorn", "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -23,7 +23,7 @@ from policies.errors import (
 from policies.featurize import MISSING, DenseFeaturizer, shared_tokens
 from policies.registry import load_policy, make_policy
 from policies.types import CONTACT_CHANNELS, Action, Context
-from policies.vw import action_line, cost_from_reward, shared_line
+from policies.vw.policy import action_line, cost_from_reward, shared_line
 
 
 def test_shipped_catalog_has_the_journeys(catalog: Catalog) -> None:

@@ -8,7 +8,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from serving.cli import cli
+from cli.main import cli
 
 COMMANDS = ["init", "serve", "train", "evaluate", "simulate", "promote", "report", "erase"]
 
@@ -36,7 +36,7 @@ def test_unknown_policy_or_option_exits_2(args: list[str]) -> None:
 
 def test_help_does_not_import_heavy_libraries() -> None:
     code = (
-        "import sys; from serving.cli import cli\n"
+        "import sys; from cli.main import cli\n"
         "try:\n    cli(['--help'], prog_name='maestro')\nexcept SystemExit:\n    pass\n"
         "names = ('torch', 'feast', 'ray', 'mlflow', 'vowpal_wabbit_next', 'pandas')\n"
         "heavy = [m for m in names if m in sys.modules]\n"

@@ -15,7 +15,7 @@ import pytest
 
 from policies.registry import make_policy
 from policies.types import Action, Context, LoggedBatch
-from policies.vw import shared_line
+from policies.vw.policy import shared_line
 
 NOW = 1_780_000_000.0
 
@@ -127,8 +127,8 @@ def test_read_only_customer_records_build_the_same_example_from_their_template()
     including ages of exactly 0 (dropped) and never-contacted (0) epochs."""
     from types import MappingProxyType
 
-    from policies.vw import VWPolicy
-    from policies.vw_shared import SharedHasher
+    from policies.vw.policy import VWPolicy
+    from policies.vw.shared import SharedHasher
 
     policy = VWPolicy()
     hasher = SharedHasher(policy._core, policy._vw)

@@ -1,5 +1,5 @@
-"""The compiled shared-example loop (``policies._vw_shared``) equals its Python twin
-(``policies.vw_shared.fill_py``) bit for bit: same hashed indices, same float32 values,
+"""The compiled shared-example loop (``policies.vw._shared``) equals its Python twin
+(``policies.vw.shared.fill_py``) bit for bit: same hashed indices, same float32 values,
 same order, with cold and warm memos, on dicts and on other mappings."""
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ NOW = 1_780_000_000.0
 
 def test_the_compiled_extension_is_installed_and_used() -> None:
     """An install that lost the extension must fail here, not just run slower."""
-    from policies import _vw_shared, vw_shared
+    from policies.vw import _shared as _vw_shared
+    from policies.vw import shared as vw_shared
 
     assert vw_shared.fill_compiled is _vw_shared.fill
     assert vw_shared.fill is _vw_shared.fill
@@ -48,7 +49,7 @@ def _features(rng: np.random.Generator) -> dict[str, FeatureValue]:
 
 
 def _both(features: Any, now: float, first: int | None = None) -> None:
-    from policies.vw_shared import SharedHasher, fill_compiled, fill_py
+    from policies.vw.shared import SharedHasher, fill_compiled, fill_py
 
     policy = make_policy("vw-cb", seed=1)
     hashers = [SharedHasher(policy._core, policy._vw) for _ in range(2)]
@@ -80,8 +81,8 @@ def test_compiled_fill_handles_empty_and_nan() -> None:
 
 def test_shared_examples_are_the_same_with_either_loop(monkeypatch: pytest.MonkeyPatch) -> None:
     """Whole examples (both namespaces, the decision point) built through each twin."""
-    from policies import vw_shared
     from policies.types import Context
+    from policies.vw import shared as vw_shared
 
     def groups(fill: Any) -> list[tuple[list[int], list[float]]]:
         monkeypatch.setattr(vw_shared, "fill", fill)
@@ -102,7 +103,8 @@ def test_compiled_ages_equal_the_python_twin() -> None:
     """The per-decision ages of a read-only record's ``*_ts`` features (compiled
     ``aged_values``) equal the twin's bit for bit, including a 0 age (``None``: VW drops
     zeros, the caller builds the long way) and never/future timestamps."""
-    from policies import _vw_shared, vw_shared
+    from policies.vw import _shared as _vw_shared
+    from policies.vw import shared as vw_shared
 
     assert vw_shared.aged_values is _vw_shared.aged_values
     rng = np.random.default_rng(3)

@@ -89,9 +89,9 @@ def start_server(
     """A real uvicorn server in a thread of this process (so a test can reach its service)."""
     import uvicorn
 
-    from serving.api import create_app
+    from serving.api.app import create_app
+    from serving.engines.runner import uvicorn_config
     from serving.factory import build_service, memory_layer_from_synthetic
-    from serving.runner import uvicorn_config
     from serving.settings import Settings
 
     home.mkdir(parents=True, exist_ok=True)

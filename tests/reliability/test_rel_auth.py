@@ -73,8 +73,8 @@ def test_rotation_retires_the_old_key(rel_server: Any, figure: Any) -> None:
     import uvicorn
     from maestro_serving_conftest import KEYS, free_port, wait_http  # type: ignore[import-not-found]
 
-    from serving.api import create_app
-    from serving.runner import uvicorn_config
+    from serving.api.app import create_app
+    from serving.engines.runner import uvicorn_config
 
     rotated = (KEYS[1], "key-newest-0000")
     app = create_app(rel_server.service, api_keys=rotated, manage_lifecycle=False)

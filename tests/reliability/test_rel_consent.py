@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from serving.service import ServiceOptions
+from serving.service.decision_service import ServiceOptions
 
 CHANNELS = ("email", "push", "sms", "in_app", "whatsapp", "call_center")
 MODES = ("exploration", "fallback", "outage", "kill_switch")
@@ -35,10 +35,10 @@ class _Broken:
 
 def _run(tmp_path: Path, tracking_uri: str, n: int, seed: int) -> dict[str, Any]:
     from features.source import InMemoryFeatureSource
+    from serving.api.schemas import ActionIn, DecideRequest
     from serving.factory import build_service
-    from serving.feature_layer import InMemoryFeatureLayer
-    from serving.policy_store import LoadedPolicy
-    from serving.schemas import ActionIn, DecideRequest
+    from serving.service.feature_layer import InMemoryFeatureLayer
+    from serving.service.policy_store import LoadedPolicy
     from serving.settings import Settings
 
     settings = Settings(

@@ -41,7 +41,7 @@ def _start(home: Path, port: int, tracking_uri: str) -> subprocess.Popen:
     }
     env.pop("MAESTRO_KILL_SWITCH", None)
     return subprocess.Popen(
-        [sys.executable, "-m", "serving.cli", "serve", "--engine", "uvicorn", "--port", str(port)],
+        [sys.executable, "-m", "cli.main", "serve", "--engine", "uvicorn", "--port", str(port)],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
 

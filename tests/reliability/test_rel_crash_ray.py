@@ -72,7 +72,7 @@ def _run(tmp_path: Path, tracking_uri: str, n: int, kills: int, seed: int) -> di
         [
             sys.executable,
             "-m",
-            "serving.cli",
+            "cli.main",
             "serve",
             "--engine",
             "ray",
@@ -159,7 +159,7 @@ def _run(tmp_path: Path, tracking_uri: str, n: int, kills: int, seed: int) -> di
     # a replica that died without closing its log (kill -9, or one still starting when
     # the cluster shut down) leaves a spool that the next process to start rolls; do
     # what that start does, then check
-    from serving.event_log import EventLog
+    from serving.eventlog.log import EventLog
 
     logs = home / "logs"
     segments = list((logs / "spool").glob("*/seg-*"))

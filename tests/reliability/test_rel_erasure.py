@@ -23,7 +23,7 @@ TARGET = "c-000004"
 
 
 def _decide_some(service: Any, customers: list[str], reward_every: int = 2) -> list[str]:
-    from serving.schemas import DecideRequest, RewardRequest
+    from serving.api.schemas import DecideRequest, RewardRequest
 
     events = []
     for i, cid in enumerate(customers):
@@ -44,7 +44,7 @@ def _counts(home: Path) -> dict[str, Any]:
 def test_maestro_erase_leaves_nothing_of_the_customer(
     tmp_path: Path, rel_server: Any, figure: Any
 ) -> None:
-    from features.feast_source import FeastFeatureSource
+    from features.feast.source import FeastFeatureSource
     from features.workspace import customers_parquet, init_feature_workspace
     from serving.factory import build_service
     from serving.settings import Settings
@@ -82,7 +82,7 @@ def test_maestro_erase_leaves_nothing_of_the_customer(
 
     env = {**os.environ, "MAESTRO_HOME": str(home), "MLFLOW_TRACKING_URI": settings.tracking_uri}
     done = subprocess.run(
-        [sys.executable, "-m", "serving.cli", "erase", TARGET],
+        [sys.executable, "-m", "cli.main", "erase", TARGET],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stderr

@@ -3,8 +3,8 @@ is first measured at its sustainable rate (closed loop), then offered five times
 rate (open loop). Rejections must be ``503`` with ``Retry-After`` and the contract's
 JSON error, the accepted requests' p99 must stay within a stated bound, the server must
 keep answering (goodput), and the memory of the whole process tree must stay bounded.
-Shedding is :mod:`serving.admission` on uvicorn; on Ray Serve it is HAProxy, in front of
-the replicas (:mod:`serving.haproxy_shed`: per-replica ``maxconn``, ``timeout queue`` of
+Shedding is :mod:`serving.api.admission` on uvicorn; on Ray Serve it is HAProxy, in front of
+the replicas (:mod:`serving.engines.haproxy_shed`: per-replica ``maxconn``, ``timeout queue`` of
 the same budget, the same ``503``), with the same middleware behind it in each replica.
 
 The server runs pinned to one core (``taskset -c 1``) and the load generator to the
@@ -254,7 +254,7 @@ def _serve(engine: str, tmp_path: Path, tracking_uri: str, extra: dict[str, str]
     }
     env.pop("MAESTRO_KILL_SWITCH", None)
     pin = ["taskset", "-c", str(SERVER_CORE)] if shutil.which("taskset") else []
-    cmd = [*pin, sys.executable, "-m", "serving.cli", "serve", "--engine", engine]
+    cmd = [*pin, sys.executable, "-m", "cli.main", "serve", "--engine", engine]
     if engine == "ray":
         cmd += ["--replicas", "1"]
     proc = subprocess.Popen(
@@ -389,7 +389,7 @@ def _app_rejections(port: int) -> float:
 @pytest.mark.ray
 @pytest.mark.slow
 def test_overload_at_5x_sustainable_rate(tmp_path: Path, rel_server: Any, figure: Any) -> None:
-    """Ray Serve (HAProxy ingress, one replica): HAProxy sheds (serving/haproxy_shed.py)."""
+    """Ray Serve (HAProxy ingress, one replica): HAProxy sheds (serving/engines/haproxy_shed.py)."""
     ray_dir = tempfile.mkdtemp(prefix="mo-")
     proc, port = _serve(
         "ray", tmp_path, rel_server.settings.tracking_uri, {"MAESTRO_RAY_TEMP_DIR": ray_dir}

@@ -44,10 +44,10 @@ def routing_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Routing
     import uvicorn
 
     from features.source import InMemoryFeatureSource
-    from serving.api import create_app
+    from serving.api.app import create_app
+    from serving.engines.runner import uvicorn_config
     from serving.factory import build_service
-    from serving.feature_layer import InMemoryFeatureLayer
-    from serving.runner import uvicorn_config
+    from serving.service.feature_layer import InMemoryFeatureLayer
     from serving.settings import Settings
 
     home = tmp_path_factory.mktemp("routing-home")

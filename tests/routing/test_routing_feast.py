@@ -51,8 +51,8 @@ def feast_routing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
     import uvicorn
 
     from features.workspace import init_feature_workspace
+    from serving.engines.runner import uvicorn_config
     from serving.factory import build_app
-    from serving.runner import uvicorn_config
     from serving.settings import Settings
 
     home = tmp_path_factory.mktemp("routing-feast")
@@ -125,7 +125,7 @@ def _decide(client: httpx.Client, customer: str, case: dict, **extra: Any) -> di
 
 
 def _customer(home: Path, cid: str) -> dict[str, Any]:
-    from features.feast_source import FeastFeatureSource
+    from features.feast.source import FeastFeatureSource
 
     return dict(FeastFeatureSource(home / "feature_repo", timeout=2.0).get(cid).values)
 
@@ -441,7 +441,7 @@ def test_a_push_of_agents_keeps_the_customer_cache(feast_routing, tmp_path: Path
     from feast import FeatureStore
 
     from features.agent_roster import push_agents
-    from features.feast_source import FeastFeatureSource
+    from features.feast.source import FeastFeatureSource
 
     repo = tmp_path / "feature_repo"
     shutil.copytree(feast_routing["home"] / "feature_repo", repo)

@@ -1,4 +1,4 @@
-"""Admission control (:mod:`serving.admission`): refusals are ``503`` + ``Retry-After`` +
+"""Admission control (:mod:`serving.api.admission`): refusals are ``503`` + ``Retry-After`` +
 the contract's JSON error, by queue time on the event loop and by requests in flight;
 health paths are never shed; an idle loop stops the stamping callback."""
 
@@ -11,7 +11,7 @@ import httpx
 import orjson
 from starlette.types import Receive, Scope, Send
 
-from serving.admission import AdmissionMiddleware
+from serving.api.admission import AdmissionMiddleware
 
 
 def _app(hold: asyncio.Event | None = None, busy_s: float = 0.0):

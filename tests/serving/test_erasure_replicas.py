@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from serving.event_log import EventLog
-from serving.tombstones import customer_hash, drop_erased, load_erasures
+from serving.eventlog.log import EventLog
+from serving.eventlog.tombstones import customer_hash, drop_erased, load_erasures
 
 HERE = Path(__file__).parent
 ROOT = HERE.parents[1]
@@ -58,7 +58,7 @@ def test_a_crashed_replicas_spool_is_filtered_when_recovered(tmp_path: Path) -> 
         import os, signal, sys
         sys.path.insert(0, {str(ROOT)!r})
         sys.path.insert(0, {str(HERE)!r})
-        from serving.event_log import EventLog
+        from serving.eventlog.log import EventLog
         from test_event_log import _row
         log = EventLog({str(tmp_path / "logs")!r}, roll_seconds=3600).open()
         for i in range(5):

@@ -8,19 +8,21 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 
-from serving.event_log import EventLog
-from serving.ids import EventIdSigner
-from serving.log_roll import DECISION_SCHEMA, read_segment, roll_segment
+from serving.eventlog.log import EventLog
+from serving.eventlog.roll import DECISION_SCHEMA, read_segment, roll_segment
+from serving.service.ids import EventIdSigner
+from training.logs.records import DecisionRecord
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _row(event_id: str, customer: str = "c-1") -> dict:
-    return {
+def _row(event_id: str, customer: str = "c-1", **changes: Any) -> DecisionRecord:
+    fields: dict[str, Any] = {
         "event_id": event_id,
         "request_id": None,
         "timestamp": time.time(),
@@ -37,10 +39,16 @@ def _row(event_id: str, customer: str = "c-1") -> dict:
         "policy": "rules",
         "policy_version": "1",
         "variant": "champion",
-        "explored": 0,
-        "degraded": 0,
+        "explored": False,
+        "degraded": False,
         "reward_deadline": time.time() + 60,
+        "shadow_policy": None,
+        "shadow_policy_version": None,
+        "shadow_action_id": None,
+        "shadow_probability": None,
     }
+    fields.update(changes)
+    return DecisionRecord(**fields)
 
 
 def test_signed_ids_round_trip_and_reject_forgeries() -> None:
@@ -163,7 +171,7 @@ def test_crashed_process_is_recovered_by_the_next_one(tmp_path: Path) -> None:
     script = textwrap.dedent(f"""
         import os, signal, sys, time
         sys.path.insert(0, {str(ROOT)!r})
-        from serving.event_log import EventLog
+        from serving.eventlog.log import EventLog
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from test_event_log import _row
         log = EventLog({str(tmp_path / "logs")!r}, roll_seconds=3600).open()
@@ -223,18 +231,25 @@ def test_erase_customer_from_spool_and_parquet(tmp_path: Path) -> None:
 def test_arrow_roll_equals_the_line_reader(tmp_path: Path) -> None:
     """Rolling through Arrow's JSON reader gives the same tables as the line-by-line
     path; a torn last line falls back to the line reader (which skips it)."""
-    from serving.log_roll import REWARD_SCHEMA, arrow_tables, rows_to_table
+    from serving.eventlog.roll import REWARD_SCHEMA, arrow_tables, rows_to_table
 
     log = EventLog(tmp_path / "logs", roll_seconds=3600).open()
     try:
         for i in range(30):
-            row = _row(f"e{i}", f"c-{i % 4}")
-            row["timestamp"] = 1.7e9 + i * 0.123456789
-            row["explored"] = i % 2
-            row["request_id"] = f"r{i}" if i % 3 else None
-            if i % 5 == 0:
-                row.update(shadow_policy="vw-cb", shadow_policy_version="2",
-                           shadow_action_id="a", shadow_probability=0.25)
+            shadow = (
+                {"shadow_policy": "vw-cb", "shadow_policy_version": "2",
+                 "shadow_action_id": "a", "shadow_probability": 0.25}
+                if i % 5 == 0
+                else {}
+            )
+            row = _row(
+                f"e{i}",
+                f"c-{i % 4}",
+                timestamp=1.7e9 + i * 0.123456789,
+                explored=bool(i % 2),
+                request_id=f"r{i}" if i % 3 else None,
+                **shadow,
+            )
             log.append_decision(row)
             if i % 2:
                 log.record_reward(f"e{i}", float(i) / 7, late=i % 7 == 0)

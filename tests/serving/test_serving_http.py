@@ -10,7 +10,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from serving.schemas import MAX_ACTIONS
+from serving.api.schemas import MAX_ACTIONS
 
 pytestmark = pytest.mark.integration
 
@@ -254,7 +254,7 @@ def test_body_over_64_kib_is_rejected(server) -> None:
     ],
 )
 def test_direct_decide_route_refuses_like_the_fastapi_route(server, raw) -> None:
-    """``/decide`` is answered without FastAPI's router (serving/direct.py): for every
+    """``/decide`` is answered without FastAPI's router (serving/api/direct.py): for every
     malformed body it gives the same status and names the same fields as the FastAPI
     route of the same handler (``/_decide_async``)."""
     headers = {"content-type": "application/json"}

@@ -137,7 +137,7 @@ def test_read_only_records_are_checked_once_and_logged_as_served(server, monkeyp
 
 
 def test_policy_failure_and_time_budget_fall_back(server, monkeypatch) -> None:
-    from serving.service import ServiceOptions
+    from serving.service.decision_service import ServiceOptions
 
     champion = server.service.policies.get(CART).policy
 
@@ -161,7 +161,7 @@ def test_policy_failure_and_time_budget_fall_back(server, monkeypatch) -> None:
 
 
 def test_kill_switch_and_apprentice(server, monkeypatch) -> None:
-    from serving.service import ServiceOptions
+    from serving.service.decision_service import ServiceOptions
 
     monkeypatch.setattr(server.service, "options", ServiceOptions(kill_switch=True))
     body = _decide(server, customer_id="c-all", decision_point=CART).json()

@@ -29,7 +29,7 @@ def _start(home: Path, port: int) -> subprocess.Popen:
     env.pop("MAESTRO_KILL_SWITCH", None)
     env.pop("MLFLOW_TRACKING_URI", None)  # the default: sqlite:///$MAESTRO_HOME/mlflow.db
     return subprocess.Popen(
-        [sys.executable, "-m", "serving.cli", "serve", "--engine", "uvicorn", "--port", str(port)],
+        [sys.executable, "-m", "cli.main", "serve", "--engine", "uvicorn", "--port", str(port)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,

@@ -3,7 +3,7 @@
 Two replicas behind Ray Serve's HAProxy ingress: the contract's shapes, a reward posted
 to whichever replica (ids are signed with the workspace secret; duplicates are caught
 across replicas), overload answered ``503`` with ``Retry-After`` and the JSON error (by
-HAProxy, :mod:`serving.haproxy_shed`), and SIGTERM rolling
+HAProxy, :mod:`serving.engines.haproxy_shed`), and SIGTERM rolling
 every replica's log to Parquet (how requests spread over replicas is HAProxy's choice)."""
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def test_ray_serve_engine(tmp_path: Path, mlflow_uri: str, helpers) -> None:
         [
             sys.executable,
             "-m",
-            "serving.cli",
+            "cli.main",
             "serve",
             "--engine",
             "ray",
@@ -130,7 +130,7 @@ def test_ray_serve_engine(tmp_path: Path, mlflow_uri: str, helpers) -> None:
         rejected = [r for r in responses if r.status_code == 503]
         assert rejected, "no request was shed"
         assert all(r.headers.get("retry-after") == "1" for r in rejected)
-        # HAProxy refuses before a replica (serving/haproxy_shed.py; its maxconn is capped
+        # HAProxy refuses before a replica (serving/engines/haproxy_shed.py; its maxconn is capped
         # at max_ongoing_requests = 1, so Ray's plain-text backpressure 503 never fires)
         assert all(b"OverloadedError" in r.content for r in rejected), {
             r.content[:120] for r in rejected
@@ -149,7 +149,7 @@ def test_ray_serve_engine(tmp_path: Path, mlflow_uri: str, helpers) -> None:
         shutil.rmtree(ray_dir, ignore_errors=True)
     assert proc.returncode == 0, out[-3000:]
     # inside a typical termination grace period (Kubernetes: 30 s), where Ray's default
-    # 30 s drain of a direct-ingress replica took 34 s (serving.deployment.ray_environment)
+    # 30 s drain of a direct-ingress replica took 34 s (serving.engines.ray_serve.ray_environment)
     assert stopped_in < 25, f"SIGTERM to exit took {stopped_in:.1f} s"
     frame = pd.read_parquet(home / "logs" / "decisions")
     assert set(ids) <= set(frame["event_id"])

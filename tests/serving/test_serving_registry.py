@@ -9,7 +9,7 @@ import pytest
 
 from policies.catalog import load_catalog, parse_catalog
 from policies.registry import make_policy
-from serving.policy_store import PolicyStore, ensure_cold_start_champions
+from serving.service.policy_store import PolicyStore, ensure_cold_start_champions
 from training.tracking import champion_version, load_champion_bytes, register_policy, set_champion
 
 pytestmark = pytest.mark.integration

@@ -57,7 +57,7 @@ def test_serve_without_a_workspace_is_a_one_line_error(tmp_path: Path) -> None:
     env = {**os.environ, "MAESTRO_HOME": str(tmp_path / "nothing-here")}
     env.pop("MAESTRO_FEATURE_SOURCE", None)
     proc = subprocess.run(
-        [sys.executable, "-m", "serving.cli", "serve", "--engine", "uvicorn", "--port", "0"],
+        [sys.executable, "-m", "cli.main", "serve", "--engine", "uvicorn", "--port", "0"],
         cwd=ROOT,
         env=env,
         capture_output=True,

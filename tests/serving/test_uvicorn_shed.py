@@ -1,4 +1,4 @@
-"""uvicorn's HTTP protocol refusing at the protocol (serving/uvicorn_shed.py), in a real
+"""uvicorn's HTTP protocol refusing at the protocol (serving/engines/uvicorn_shed.py), in a real
 uvicorn server on 127.0.0.1 over raw sockets: the refusal is the contract's 503 with
 ``Retry-After`` and the JSON error, written before the app is called; the connection
 stays usable; a request body is skipped; exempt paths and HTTP/1.0 behave."""
@@ -15,7 +15,7 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from serving.admission import AdmissionGate, AdmissionMiddleware
+from serving.api.admission import AdmissionGate, AdmissionMiddleware
 
 pytestmark = pytest.mark.integration
 
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.integration
 def shed_server() -> Iterator[tuple[int, AdmissionGate, list[str]]]:
     import uvicorn
 
-    from serving.runner import uvicorn_config
+    from serving.engines.runner import uvicorn_config
 
     calls: list[str] = []
     app = FastAPI()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from simulator.environment import JourneyEnvironment
+from simulator.ope_check import validate
 from simulator.run import build_policy, run_policy
-from training.ope_validation import validate
 
 
 def test_ope_error_shrinks_as_logged_data_grow(small_env: JourneyEnvironment) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from serving.cli import cli
+from cli.main import cli
 from simulator.environment import JourneyEnvironment
 from simulator.report import write_report
 from simulator.run import build_policy, run_policy

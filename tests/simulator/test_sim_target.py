@@ -1,6 +1,6 @@
 """``--target``: the simulator drives a live Maestro over its real HTTP API.
 
-The server is the real serving stack (``serving.api.create_app`` around a
+The server is the real serving stack (``serving.api.app.create_app`` around a
 ``DecisionService`` with the in-memory feature layer holding the same synthetic
 customers, a real MLflow SQLite store and event log under ``tmp_path``), served by
 uvicorn on 127.0.0.1 in a thread of the test process.
@@ -45,7 +45,7 @@ def _free_port() -> int:
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     import uvicorn
 
-    from serving.api import create_app
+    from serving.api.app import create_app
     from serving.factory import build_service, memory_layer_from_synthetic
     from serving.settings import Settings
 
@@ -102,7 +102,7 @@ def test_target_that_is_down_is_a_clear_error() -> None:
 
 def test_cli_simulate_with_target_writes_the_report(live: Live, tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    from serving.cli import cli
+    from cli.main import cli
 
     monkeypatch.setenv("MAESTRO_API_KEY", KEY)
     out = tmp_path / "sim"
@@ -118,7 +118,7 @@ def test_cli_simulate_with_target_writes_the_report(live: Live, tmp_path: Path,
 
 
 def test_cli_simulate_with_unreachable_target_fails_with_one_line(tmp_path: Path) -> None:
-    from serving.cli import cli
+    from cli.main import cli
 
     url = f"http://127.0.0.1:{_free_port()}"
     result = CliRunner().invoke(cli, ["simulate", "--target", url, "--steps", "3",

@@ -263,8 +263,9 @@ def test_token_stream_from_json_text_equals_the_decoded_mappings() -> None:
 
 
 def test_bulk_vw_loops_compiled_equal_python(monkeypatch) -> None:
-    from policies import _vw_batch, vw_batch
     from policies.registry import make_policy
+    from policies.vw import _batch as _vw_batch
+    from policies.vw import batch as vw_batch
     from training.columns import SharedFeatures
     from training.data import join_logs
 

@@ -10,9 +10,9 @@ import time
 
 import pytest
 
+from cli.training import CommandError, parse_every
 from policies.catalog import load_catalog
 from policies.registry import make_policy
-from serving.training_commands import CommandError, parse_every
 from training.synthetic_logs import write_synthetic_logs
 
 
@@ -39,7 +39,7 @@ def test_every_retrains_until_stopped(tmp_path) -> None:
     with out_path.open("w") as out_file, err_path.open("w") as err_file:
         # files, not pipes: a child blocked on a full pipe would look like a hang
         proc = subprocess.Popen(
-            [sys.executable, "-m", "serving.cli", "train", "--policy", "linucb", "--every", "1s"],
+            [sys.executable, "-m", "cli.main", "train", "--policy", "linucb", "--every", "1s"],
             env=env,
             stdout=out_file,
             stderr=err_file,

@@ -1,7 +1,7 @@
 """The bulk training path computes exactly what the row-by-row path computes.
 
 Column-wise shared features (training.columns), bulk VW learning and scoring
-(policies.vw_batch), the reward model's prepared features and the memoised
+(policies.vw.batch), the reward model's prepared features and the memoised
 uniform/rules pmfs are compared, bit for bit, with the per-row featurisers,
 ``VWPolicy.learn`` / ``VWPolicy.pmf`` and ``policy.pmf`` on a small but varied log.
 """
@@ -16,11 +16,11 @@ import pytest
 from logs_factory import T0, decision_row
 from varied_log import ACTIONS, varied_log
 
-from policies import vw_batch
 from policies.catalog import load_catalog
 from policies.featurize import DenseFeaturizer
 from policies.registry import make_policy
 from policies.types import Action, Context, LoggedBatch
+from policies.vw import batch as vw_batch
 from training.columns import SharedFeatures
 from training.data import join_logs
 from training.reward_model import RidgeRewardModel

@@ -198,7 +198,7 @@ def test_the_registered_model_scores_a_batch_through_pyfunc(trained) -> None:
 
 
 def test_cli_promote_rolls_back_and_refuses_unknown_versions(trained, monkeypatch) -> None:
-    from serving.cli import cli
+    from cli.main import cli
     from serving.settings import get_settings
     from training import tracking
 
@@ -239,7 +239,7 @@ def test_cli_promote_rolls_back_and_refuses_unknown_versions(trained, monkeypatc
 
 
 def test_cli_evaluate_bring_your_own_logs(tmp_path) -> None:
-    from serving.cli import cli
+    from cli.main import cli
 
     path = tmp_path / "logs.parquet"
     pd.DataFrame(

@@ -39,18 +39,19 @@ from policies.decision import decide_among, eligible_actions
 from policies.errors import InvalidFeatureError
 from policies.routing import agent_candidates
 from policies.types import Action, Context, Decision
-from serving.dashboard import LiveStats
+from serving.api.schemas import DecideRequest, EventRequest, RewardRequest
+from serving.dashboard.live import LiveStats
 from serving.errors import LateRewardError, UnknownEventError
-from serving.event_log import EventLog, dumps
-from serving.feature_layer import FeatureEvent, FeatureWriter
-from serving.ids import EventIdSigner
-from serving.metrics import Metrics
-from serving.policy_store import LoadedPolicy, PolicyStore
-from serving.schemas import DecideRequest, EventRequest, RewardRequest
+from serving.eventlog.log import EventLog, dumps
+from serving.service.feature_layer import FeatureEvent, FeatureWriter
+from serving.service.ids import EventIdSigner
+from serving.service.metrics import Metrics
+from serving.service.policy_store import LoadedPolicy, PolicyStore
+from training.logs.records import DecisionRecord
 
 if TYPE_CHECKING:
-    from serving.experiments import Experiments
-    from serving.fast_decode import DecideBody
+    from serving.api.fast_decode import DecideBody
+    from serving.experiments.variants import Experiments
 
 
 #: read-only customer records (and eligible action lists) remembered with their log JSON
@@ -239,35 +240,35 @@ class DecisionService:
         action = decision.action
         probs = {r.action_id: r.probability for r in decision.ranking}
         self.log.append_decision(
-            {
-                "event_id": event_id,
-                "request_id": req.request_id,
-                "timestamp": now,
-                "customer_id": req.customer_id,
-                "decision_point": point.name,
-                "customer_features": customer_json,
-                "context": dumps(req.context),
-                "actions": self._logged_actions(point.name, eligible, candidates is point.actions),
-                "probabilities": dumps([probs.get(a.id, 0.0) for a in eligible]),
-                "excluded": dumps(
+            DecisionRecord(
+                event_id=event_id,
+                request_id=req.request_id,
+                timestamp=now,
+                customer_id=req.customer_id,
+                decision_point=point.name,
+                customer_features=customer_json,
+                context=dumps(req.context),
+                actions=self._logged_actions(point.name, eligible, candidates is point.actions),
+                probabilities=dumps([probs.get(a.id, 0.0) for a in eligible]),
+                excluded=dumps(
                     [{"action_id": e.action_id, "reason": e.reason} for e in excluded]
                 ),
-                "action_id": action.id if action else None,
-                "channel": action.channel if action else None,
-                "probability": decision.probability,
-                "policy": decision.policy,
-                "policy_version": served.version
+                action_id=action.id if action else None,
+                channel=action.channel if action else None,
+                probability=decision.probability,
+                policy=decision.policy,
+                policy_version=served.version
                 if served is not fallback
                 else decision.policy_version,
-                "variant": variant,
-                "explored": int(decision.explored),
-                "degraded": int(degraded),
-                "reward_deadline": now + point.reward_window_seconds,
-                "shadow_policy": shadow.policy if shadow else None,
-                "shadow_policy_version": shadow.policy_version if shadow else None,
-                "shadow_action_id": shadow.action.id if shadow and shadow.action else None,
-                "shadow_probability": shadow.probability if shadow else None,
-            }
+                variant=variant,
+                explored=decision.explored,
+                degraded=degraded,
+                reward_deadline=now + point.reward_window_seconds,
+                shadow_policy=shadow.policy if shadow else None,
+                shadow_policy_version=shadow.policy_version if shadow else None,
+                shadow_action_id=shadow.action.id if shadow and shadow.action else None,
+                shadow_probability=shadow.probability if shadow else None,
+            )
         )
         body = orjson.dumps(
             {

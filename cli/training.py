@@ -1,7 +1,7 @@
 """Bodies of ``maestro train``, ``maestro evaluate`` and ``maestro promote``.
 
 The CLI edge: reads settings once, calls :mod:`training`, prints results. Errors are
-raised as exceptions and turned into one-line messages and exit codes by ``serving.cli``.
+raised as exceptions and turned into one-line messages and exit codes by ``cli.main``.
 """
 
 from __future__ import annotations
@@ -219,7 +219,7 @@ def init_champions(settings: Settings) -> str:
     from importlib import resources
 
     from policies.catalog import DEFAULT_CATALOG, load_catalog
-    from serving.policy_store import ensure_cold_start_champions
+    from serving.service.policy_store import ensure_cold_start_champions
 
     target = settings.home / "catalog.yaml"
     if not target.exists() and settings.catalog_path is None:

@@ -1,6 +1,6 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""Compiled twins of :func:`policies.vw_batch.learn_rows_py` and
-:func:`policies.vw_batch.pmf_rows_py`: the per-row loops of bulk VW learning and
+"""Compiled twins of :func:`policies.vw.batch.learn_rows_py` and
+:func:`policies.vw.batch.pmf_rows_py`: the per-row loops of bulk VW learning and
 scoring. Same workspace calls with the same examples in the same order (each row's
 shared example from VW's parse of ``"shared |"`` plus two array pushes, the policy's
 cached action examples, the chosen one labelled); only the interpreter's overhead is
@@ -55,7 +55,7 @@ def learn_rows(
     object progress,
     Py_ssize_t chunk,
 ):
-    """See :func:`policies.vw_batch.learn_rows_py`."""
+    """See :func:`policies.vw.batch.learn_rows_py`."""
     cdef Py_ssize_t n = len(actions), i, idx
     cdef object acts, last = None, base = None
     cdef list examples
@@ -89,7 +89,7 @@ def pmf_rows(
     double floor,
     object apply_floor,
 ):
-    """See :func:`policies.vw_batch.pmf_rows_py`."""
+    """See :func:`policies.vw.batch.pmf_rows_py`."""
     cdef Py_ssize_t n = len(actions), i
     cdef object acts, last = None, base = None
     cdef list examples, pmf, out = []

@@ -1,4 +1,5 @@
-"""Running the app: one uvicorn process, or a Ray Serve deployment (:mod:`serving.deployment`)."""
+"""Running the app: one uvicorn process, or a Ray Serve deployment
+(:mod:`serving.engines.ray_serve`)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,11 @@ from serving.settings import Settings, get_settings
 def uvicorn_config(app: object, host: str, port: int) -> object:
     """uvicorn with uvloop and httptools, no access log (keys never reach a log line).
     No ``limit_concurrency``: its ``503`` has no ``Retry-After``; the app sheds overload
-    itself (:mod:`serving.admission`), first in the HTTP protocol, where a refusal costs
-    least (:mod:`serving.uvicorn_shed`)."""
+    itself (:mod:`serving.api.admission`), first in the HTTP protocol, where a refusal costs
+    least (:mod:`serving.engines.uvicorn_shed`)."""
     import uvicorn
 
-    from serving.uvicorn_shed import SheddingHttpToolsProtocol
+    from serving.engines.uvicorn_shed import SheddingHttpToolsProtocol
 
     return uvicorn.Config(
         app,
@@ -57,6 +58,6 @@ def serve(engine: str, host: str, port: int, replicas: int) -> None:
             raise ValueError("--replicas applies to --engine ray; uvicorn runs one process")
         run_uvicorn(settings, host, port)
     else:
-        from serving.deployment import run_ray
+        from serving.engines.ray_serve import run_ray
 
         run_ray(settings, host, port, replicas)

@@ -2,7 +2,7 @@
 
 Handlers are ``async`` and call the service directly on the event loop (no threadpool
 hop: the decision path is CPU-bound and sub-millisecond); ``POST /decide`` is answered
-innermost in the middleware stack, without FastAPI's router (:mod:`serving.direct`), and
+innermost in the middleware stack, without FastAPI's router (:mod:`serving.api.direct`), and
 stays documented by its FastAPI route. Authentication and the body
 size limit are one pure-ASGI middleware (cheaper than Starlette's ``BaseHTTPMiddleware``).
 One exception handler maps the three error roots (:class:`policies.errors.PolicyError`,
@@ -25,10 +25,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Res
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from serving.admission import AdmissionGate, AdmissionMiddleware
-from serving.dashboard import ExperimentsView, dashboard_data
-from serving.dashboard import page as dashboard_page
-from serving.direct import (
+from serving.api.admission import AdmissionGate, AdmissionMiddleware
+from serving.api.direct import (
     DOMAIN_ERRORS,
     DirectRoutes,
     Handler,
@@ -36,9 +34,8 @@ from serving.direct import (
     error_response,
     validation_response,
 )
-from serving.fast_decode import decode_decide
-from serving.metrics import CONTENT_TYPE
-from serving.schemas import (
+from serving.api.fast_decode import decode_decide
+from serving.api.schemas import (
     DecideRequest,
     DecideResponse,
     ErasureResponse,
@@ -48,7 +45,10 @@ from serving.schemas import (
     RewardRequest,
     RewardResponse,
 )
-from serving.service import DecisionService
+from serving.dashboard.live import ExperimentsView, dashboard_data
+from serving.dashboard.live import page as dashboard_page
+from serving.service.decision_service import DecisionService
+from serving.service.metrics import CONTENT_TYPE
 
 logger = logging.getLogger(__name__)
 OPEN_PATHS = frozenset({"/healthz", "/metrics"})
@@ -133,10 +133,10 @@ class GuardMiddleware:
 
 
 def direct_routes(service: DecisionService) -> dict[tuple[str, str], Handler]:
-    """What :class:`serving.direct.DirectRoutes` answers without FastAPI: ``/decide`` and
+    """What :class:`serving.api.direct.DirectRoutes` answers without FastAPI: ``/decide`` and
     the benchmark's baseline ``/_empty`` (the same path through the same middleware, so
     "``/decide`` over empty" is the decision's own cost). ``/decide`` bodies are decoded by
-    :func:`serving.fast_decode.decode_decide` (msgspec, falling back to the schema)."""
+    :func:`serving.api.fast_decode.decode_decide` (msgspec, falling back to the schema)."""
 
     def decide(body: bytes) -> bytes:
         return service.decide(decode_decide(body))
@@ -161,7 +161,7 @@ def create_app(
     interleaved A/B the two styles are level on uvicorn and the threadpool hop is slower on
     Ray Serve (BENCHMARKS.md, "Serving").
 
-    ``admission`` (``Settings.admission``) adds :class:`serving.admission.AdmissionMiddleware`
+    ``admission`` (``Settings.admission``) adds :class:`serving.api.admission.AdmissionMiddleware`
     outermost: overload is refused with ``503`` + ``Retry-After`` (``None``: no shedding)."""
 
     @asynccontextmanager
@@ -186,7 +186,7 @@ def create_app(
         app.add_middleware(DirectRoutes, routes=direct_routes(service))
     app.add_middleware(GuardMiddleware, api_keys=list(api_keys), max_body_bytes=max_body_bytes)
     if admission is not None:  # added last: outermost, so a refusal costs the least
-        # the gate is also what uvicorn's HTTP protocol asks first (serving.uvicorn_shed)
+        # the gate is also what uvicorn's HTTP protocol asks first (serving.engines.uvicorn_shed)
         gate = AdmissionGate(registry=service.metrics.registry, **admission)  # type: ignore[arg-type]
         app.state.admission_gate = gate
         app.add_middleware(AdmissionMiddleware, gate=gate)

@@ -1,6 +1,6 @@
 """VW shared examples built straight from a :class:`~policies.types.Context`, no text.
 
-:func:`policies.vw.shared_line` renders the shared example as VW text
+:func:`policies.vw.policy.shared_line` renders the shared example as VW text
 (``shared |c <customer> |r dp=<point> <request>``) and VW's parser hashes it back.
 :class:`SharedHasher` produces the same example without the round trip: each
 feature's hashed index is asked from the workspace once
@@ -199,7 +199,7 @@ def fill_py(
 ) -> tuple[int, np.ndarray, np.ndarray]:
     """``(n, indices, values)`` of namespace ``ns`` (uint64 and float32 arrays of length
     ``n``), led by ``first`` with value 1 when given. The pure-Python twin of
-    ``policies._vw_shared.fill`` (compiled; same bits, see the module docstring)."""
+    ``policies.vw._shared.fill`` (compiled; same bits, see the module docstring)."""
     idx: list[int] = [] if first is None else [first]
     val: list[float] = [] if first is None else [1.0]
     hasher._fill(ns, features, now, idx, val)
@@ -211,7 +211,7 @@ def aged_values_py(
 ) -> np.ndarray | None:
     """A copy of a customer template with the ages at ``now`` of its ``*_ts`` features
     (raw values ``epochs``) at ``positions``; ``None`` when an age is exactly 0 (VW drops
-    a 0 value). The pure-Python twin of ``policies._vw_shared.aged_values``."""
+    a 0 value). The pure-Python twin of ``policies.vw._shared.aged_values``."""
     val = template.copy()
     for pos, epoch in zip(positions.tolist(), epochs.tolist(), strict=True):
         x = age_days(epoch, now)
@@ -222,8 +222,8 @@ def aged_values_py(
 
 
 try:  # the compiled twins (``make ext``); without a compiler Maestro is only slower
-    from policies._vw_shared import aged_values as aged_values_compiled
-    from policies._vw_shared import fill as fill_compiled
+    from policies.vw._shared import aged_values as aged_values_compiled
+    from policies.vw._shared import fill as fill_compiled
 except ImportError:  # pragma: no cover - an install without the extension
     aged_values_compiled = fill_compiled = None
 

@@ -100,7 +100,7 @@ def init(customers: int, seed: int) -> None:
         f"{'generated' if summary.generated else 'data unchanged'}, "
         f"{'materialized' if summary.materialized else 'already materialized'}"
     )
-    from serving.training_commands import init_champions
+    from cli.training import init_champions
 
     click.echo(_run(init_champions, get_settings()))
 
@@ -113,8 +113,8 @@ def init(customers: int, seed: int) -> None:
 def serve(engine: str, host: str, port: int, replicas: int) -> None:
     """Serve the HTTP API (Ray Serve by default; uvicorn runs the same app in one process)."""
     from features.errors import FeatureStoreError
+    from serving.engines.runner import serve as run_serve
     from serving.errors import ServingError
-    from serving.runner import serve as run_serve
 
     try:
         _run(run_serve, engine, host, port, replicas)
@@ -137,8 +137,8 @@ def serve(engine: str, host: str, port: int, replicas: int) -> None:
 @click.option("--every", default=None, help="Retrain on a schedule, e.g. 10m or 1h.")
 def train(policy_kind: str, decision_point: str | None, promote: bool, every: str | None) -> None:
     """Train a candidate from logged decisions and rewards, evaluate it off-policy, register it."""
+    from cli.training import train_command
     from serving.settings import get_settings
-    from serving.training_commands import train_command
 
     _run(train_command, get_settings(), policy_kind, decision_point, promote, every)
 
@@ -152,7 +152,7 @@ def evaluate(policy_ref: str | None, logs: str | None) -> None:
         raise click.UsageError("give --policy, --logs FILE.parquet, or both")
     from pathlib import Path
 
-    from serving import training_commands as tc
+    from cli import training as tc
 
     if policy_ref is None:
         result = _run(tc.evaluate_byo, Path(logs))
@@ -177,8 +177,8 @@ def simulate(
     """Run the journey simulator and write report.json, report.html and plots."""
     import os
 
+    from simulator.ope_check import validate_for_report
     from simulator.session import simulate as run_simulation
-    from training.ope_validation import validate_for_report
 
     api_key = (os.environ.get("MAESTRO_API_KEY") or "").split(",")[0].strip() or None
     report = _run(
@@ -205,8 +205,8 @@ def simulate(
 @click.option("--version", "model_version", type=click.IntRange(1), required=True)
 def promote(decision_point: str, model_version: int) -> None:
     """Move the champion alias of a decision point to a registered version (rollback)."""
+    from cli.training import promote_command
     from serving.settings import get_settings
-    from serving.training_commands import promote_command
 
     click.echo(_run(promote_command, get_settings(), decision_point, model_version))
 
@@ -221,7 +221,7 @@ def promote(decision_point: str, model_version: int) -> None:
 )
 def report(as_json: bool, mde: float | None) -> None:
     """Experiment results per decision point: variants, rewards, lift with intervals."""
-    from serving.experiments import report_command
+    from serving.experiments.variants import report_command
     from serving.settings import get_settings
 
     click.echo(_run(report_command, get_settings(), as_json, mde))

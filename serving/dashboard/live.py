@@ -12,7 +12,7 @@ With several replicas (Ray Serve) each replica records what it answered, so the 
 series are those of the replica that served the page; the reward figures, read from the
 shared logs, cover every replica.
 
-The page itself (``dashboard.html``, shipped in this package) is static HTML with inline
+The page itself (``page.html``, shipped in this package) is static HTML with inline
 CSS and JavaScript: it fetches ``/dashboard/data`` every two seconds with the API key
 given in the page's ``key`` field (kept in ``sessionStorage``) and draws inline SVG.
 """
@@ -151,7 +151,7 @@ class LiveStats:
 
 def page() -> bytes:
     """The dashboard page (static, shipped with the package)."""
-    return resources.files("serving").joinpath("dashboard.html").read_bytes()
+    return resources.files("serving.dashboard").joinpath("page.html").read_bytes()
 
 
 def _lift(lift: dict[str, Any] | None) -> dict[str, float] | None:

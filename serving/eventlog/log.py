@@ -42,7 +42,7 @@ variant                string               ``champion`` | ``kill_switch`` | ``a
                                             | ``fallback``; with experiments configured,
                                             the assigned variant (``holdout``, ``rules``,
                                             ``champion``, a challenger's name), degraded
-                                            or not (see serving.experiments)
+                                            or not (see serving.experiments.variants)
 explored               bool                 the draw was not the policy's greedy choice
 degraded               bool                 a fallback answered (learn with care)
 reward_deadline        timestamp[us, UTC]   end of the reward window
@@ -78,6 +78,7 @@ from typing import Any
 import orjson
 
 from serving.errors import EventLogError
+from training.logs.records import DecisionRecord
 
 logger = logging.getLogger(__name__)
 
@@ -148,7 +149,7 @@ class EventLog:
         self.last_sync = time.time()
         self.last_roll = time.time()
         self._dirty_since: float | None = None
-        #: records of erased customers dropped while rolling (serving.tombstones)
+        #: records of erased customers dropped while rolling (serving.eventlog.tombstones)
         self.erased_at_roll: dict[str, int] = {"decisions": 0, "rewards": 0}
 
     @property
@@ -233,8 +234,8 @@ class EventLog:
         return recovered
 
     def _roll_file(self, seg: Path, spool_name: str) -> int:
-        from serving.log_roll import roll_segment
-        from serving.tombstones import load_erasures
+        from serving.eventlog.roll import roll_segment
+        from serving.eventlog.tombstones import load_erasures
 
         part = f"{spool_name}-{_segment_number(seg):09d}"
         erasures = load_erasures(self.logs_dir / "index.db")
@@ -260,8 +261,11 @@ class EventLog:
         if self._dirty_since is None:
             self._dirty_since = time.time()
 
-    def append_decision(self, row: dict[str, Any]) -> None:
-        """Log one decision (keys: the decision columns but ``replica``) before answering."""
+    def append_decision(self, record: DecisionRecord) -> None:
+        """Log one decision before answering (its ``replica`` is this log's name)."""
+        row = {name: getattr(record, name) for name in record.__slots__}
+        row["explored"] = int(record.explored)  # the spool's JSON keeps the flags as 0/1
+        row["degraded"] = int(record.degraded)
         row["replica"] = self.name
         row["_t"] = "d"
         self._append(row)
@@ -387,12 +391,12 @@ class EventLog:
     def erase_customer(self, customer_id: str) -> dict[str, int]:
         """Delete a customer's decisions, and the rewards of those decisions, from every
         Parquet part (our spool is rolled first; a tombstone makes other replicas' spools
-        drop them when rolled: :mod:`serving.tombstones`); return counts."""
+        drop them when rolled: :mod:`serving.eventlog.tombstones`); return counts."""
         import pyarrow.compute as pc
         import pyarrow.parquet as pq
 
-        from serving.log_roll import rewrite_without
-        from serving.tombstones import record_erasure
+        from serving.eventlog.roll import rewrite_without
+        from serving.eventlog.tombstones import record_erasure
 
         # first: every replica's later roll (live, final, recovery) drops these rows too
         record_erasure(self.logs_dir / "index.db", customer_id)

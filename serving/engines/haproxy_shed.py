@@ -14,7 +14,7 @@ in HAProxy (C, no Python per refused request):
   ``max_ongoing_requests`` never fills, since ``/decide`` does not yield);
 - ``timeout queue`` of the admission budget (``MAESTRO_ADMISSION_QUEUE_MS``): a request
   that waited longer for a free slot is refused — the same rule as
-  :mod:`serving.admission`, queue *delay* rather than queue length (Nichols & Jacobson,
+  :mod:`serving.api.admission`, queue *delay* rather than queue length (Nichols & Jacobson,
   "Controlling Queue Delay", ACM Queue 10(5), 2012);
 - ``http-request set-priority-class`` for ``/healthz``, ``/readyz`` and ``/metrics``:
   they go to the head of the queue (the app never sheds them either);
@@ -53,7 +53,7 @@ from pathlib import Path
 TESTED_RAY_VERSION = "2.60.0"
 #: the rewritten config, next to Ray's (the wrapper's ``-f`` argument)
 SUFFIX = ".maestro.cfg"
-_MARK = "# maestro: overload shedding (serving/haproxy_shed.py)"
+_MARK = "# maestro: overload shedding (serving/engines/haproxy_shed.py)"
 _EX_CONFIG = 78  # EX_CONFIG from sysexits.h
 
 
@@ -84,7 +84,7 @@ class Shedding:
     queue_ms: float  # HAProxy ``timeout queue``: longest wait for a free slot
     errorfile: str  # the 503 response HAProxy sends when it refuses
     #: paths served ahead of the queue (liveness, readiness, metrics: the app never sheds
-    #: them, :data:`serving.admission.EXEMPT_PATHS`)
+    #: them, :data:`serving.api.admission.EXEMPT_PATHS`)
     priority_paths: tuple[str, ...] = ()
     #: serve the newest queued request first (see :data:`LIFO_OFFSET`)
     lifo: bool = False
@@ -92,7 +92,7 @@ class Shedding:
 
 def error_response(retry_after_s: int, queue_ms: float) -> bytes:
     """The raw HTTP response HAProxy sends for a refused request: the same status,
-    ``Retry-After`` and JSON error as :mod:`serving.admission`'s refusal."""
+    ``Retry-After`` and JSON error as :mod:`serving.api.admission`'s refusal."""
     body = json.dumps(
         {
             "detail": [
@@ -209,10 +209,10 @@ def install(
     root = str(Path(__file__).resolve().parents[1])
     wrapper.write_text(
         f"#!{sys.executable}\n"
-        '"""Maestro\'s HAProxy wrapper: see serving/haproxy_shed.py."""\n'
+        '"""Maestro\'s HAProxy wrapper: see serving/engines/haproxy_shed.py."""\n'
         "import sys\n"
         f"sys.path.insert(0, {root!r})\n"
-        "from serving.haproxy_shed import main\n"
+        "from serving.engines.haproxy_shed import main\n"
         f"main({real!r}, {json.dumps(asdict(shed))!r}, sys.argv[1:])\n"
     )
     wrapper.chmod(0o755)
@@ -240,7 +240,7 @@ def _is_wrapper(path: str) -> bool:
     """A wrapper an earlier :func:`install` in this process left in the environment."""
     try:
         with open(path, "rb") as f:
-            return b"serving.haproxy_shed" in f.read(512)
+            return b"serving.engines.haproxy_shed" in f.read(512)
     except OSError:
         return False
 

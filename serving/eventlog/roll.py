@@ -161,7 +161,7 @@ def arrow_tables(path: Path) -> tuple[pa.Table, pa.Table] | None:
 
 
 def _erased_in(decisions: pa.Table, erasures: Mapping[str, float]) -> bool:
-    from serving.tombstones import customer_hash
+    from serving.eventlog.tombstones import customer_hash
 
     ids = decisions["customer_id"].unique().to_pylist()
     return any(customer_hash(str(c)) in erasures for c in ids)
@@ -179,7 +179,7 @@ def roll_segment(
     each dataset; return the number of records. The segment itself is left for the caller
     to delete, so a crash in between re-rolls it into the same file names (no duplicates).
     Decisions of customers erased since they were logged (``erasures``, see
-    :mod:`serving.tombstones`) are dropped with their rewards, counted in ``dropped``.
+    :mod:`serving.eventlog.tombstones`) are dropped with their rewards, counted in ``dropped``.
     """
     fast = arrow_tables(path)
     if fast is not None and not (erasures and _erased_in(fast[0], erasures)):
@@ -189,7 +189,7 @@ def roll_segment(
         return fast[0].num_rows + fast[1].num_rows
     decisions, rewards, _bad = read_segment(path)
     if erasures:
-        from serving.tombstones import drop_erased
+        from serving.eventlog.tombstones import drop_erased
 
         decisions, rewards, n_decisions, n_rewards = drop_erased(decisions, rewards, erasures)
         if dropped is not None:

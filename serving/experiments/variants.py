@@ -42,9 +42,9 @@ from typing import Any
 
 from policies.catalog import Catalog
 from policies.types import NO_CONTACT_ID, Action, Context, Decision, RankedAction
-from serving.assignments import AssignmentTable
 from serving.errors import ServingError
-from serving.policy_store import LoadedPolicy, PolicyStore, cold_start_policy, smoke_test
+from serving.experiments.assignments import AssignmentTable
+from serving.service.policy_store import LoadedPolicy, PolicyStore, cold_start_policy, smoke_test
 
 HOLDOUT = "holdout"
 CHAMPION = "champion"

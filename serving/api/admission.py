@@ -23,7 +23,7 @@ microseconds and never reads the body) with two bounds:
 
 The decision lives in :class:`AdmissionGate`; the middleware asks it for every request
 that reaches the app, and on uvicorn the HTTP protocol asks it first, as soon as a
-request's headers are parsed (:mod:`serving.uvicorn_shed`): a refusal there writes the
+request's headers are parsed (:mod:`serving.engines.uvicorn_shed`): a refusal there writes the
 ready-made response and creates nothing, so one process can refuse several times what
 it can serve.
 
@@ -96,7 +96,7 @@ class _LoopClock:
 
 class AdmissionGate:
     """The admission decision, shared by the ASGI middleware and (on uvicorn) the HTTP
-    protocol (:mod:`serving.uvicorn_shed`), which refuses before any per-request object
+    protocol (:mod:`serving.engines.uvicorn_shed`), which refuses before any per-request object
     exists. ``0`` turns a bound off."""
 
     def __init__(

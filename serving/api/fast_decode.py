@@ -1,6 +1,6 @@
 """``POST /decide`` bodies decoded by msgspec on the hot path, by the pydantic schema otherwise.
 
-:class:`serving.schemas.DecideRequest` is *the* schema: ``/openapi.json`` documents it and
+:class:`serving.api.schemas.DecideRequest` is *the* schema: ``/openapi.json`` documents it and
 its errors are the 422s callers see. It validates a 12-agent ``agent_routing`` body
 (~2 KB) in about 40 µs, most of it in per-value Python validators and per-name regexes.
 msgspec (Jim Crist-Harif, https://jcristharif.com/msgspec/) decodes and validates the same
@@ -27,7 +27,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta, Struct
 
-from serving.schemas import MAX_ACTIONS, MAX_KEYS, MAX_STRING, DecideRequest
+from serving.api.schemas import MAX_ACTIONS, MAX_KEYS, MAX_STRING, DecideRequest
 
 Key = Annotated[str, Meta(min_length=1, max_length=64)]
 Id = Annotated[str, Meta(min_length=1, max_length=128)]
@@ -37,7 +37,7 @@ Values = Annotated[dict[Key, Scalar], Meta(max_length=MAX_KEYS)]
 
 
 class ActionBody(Struct, forbid_unknown_fields=True, frozen=True):
-    """:class:`serving.schemas.ActionIn`, decoded by msgspec."""
+    """:class:`serving.api.schemas.ActionIn`, decoded by msgspec."""
 
     id: Id
     channel: Channel
@@ -45,7 +45,7 @@ class ActionBody(Struct, forbid_unknown_fields=True, frozen=True):
 
 
 class DecideBody(Struct, forbid_unknown_fields=True, frozen=True):
-    """:class:`serving.schemas.DecideRequest`, decoded by msgspec."""
+    """:class:`serving.api.schemas.DecideRequest`, decoded by msgspec."""
 
     customer_id: Id
     decision_point: Annotated[str, Meta(min_length=1, max_length=64)] = "default"

@@ -1,14 +1,14 @@
 """uvicorn's HTTP protocol with admission control at the protocol: refusals that cost
 almost nothing, so one process can shed five times what it can serve (issue #7, item 7).
 
-A refusal through the ASGI middleware (:class:`serving.admission.AdmissionMiddleware`)
+A refusal through the ASGI middleware (:class:`serving.api.admission.AdmissionMiddleware`)
 still costs what uvicorn spends on any request before the app sees it — a
 ``RequestResponseCycle``, an ``asyncio`` task, the ASGI call chain, the response
 messages — about as much as a cheap decision. Once ``/decide`` got fast (a decision
 over the contract's 100-action maximum at ~720 per second on one core), five times that
 rate was more than the process could even refuse: it spent its core on refusals and the
 accepted requests queued for seconds in the kernel. This protocol asks the same
-:class:`~serving.admission.AdmissionGate` as soon as a request's headers are parsed and,
+:class:`~serving.api.admission.AdmissionGate` as soon as a request's headers are parsed and,
 when it refuses, writes the ready-made ``503`` (``Retry-After``, the contract's JSON
 error, the gate's count and metric) straight to the socket: no cycle, no task, no app.
 The rest of that request's body is skipped by uvicorn's own parser callbacks (they ignore
@@ -29,7 +29,7 @@ from typing import Any
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from serving.admission import AdmissionGate
+from serving.api.admission import AdmissionGate
 
 
 class _Refused:

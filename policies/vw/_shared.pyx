@@ -1,8 +1,8 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""Compiled twin of :func:`policies.vw_shared.fill_py`: one namespace of a VW shared
+"""Compiled twin of :func:`policies.vw.shared.fill_py`: one namespace of a VW shared
 example, as (hashed index, value) arrays, from a feature mapping.
 
-Same tokens, same order, same memo tables (the :class:`~policies.vw_shared.SharedHasher`'s
+Same tokens, same order, same memo tables (the :class:`~policies.vw.shared.SharedHasher`'s
 own dicts, misses filled by its methods), same arithmetic: ``sign·log1p`` and ages in
 days computed in C doubles (the C library's ``log1p``, which Python's ``math.log1p``
 calls too) and rounded to float32 as NumPy rounds the twin's list of Python floats.
@@ -145,7 +145,7 @@ def aged_values(object template, const Py_ssize_t[:] positions, const double[:] 
     """A copy of a customer template (float32 values) with the ages at ``now`` of its
     ``*_ts`` features written at ``positions`` (``epochs``: their raw values), or
     ``None`` when an age is exactly 0 (VW drops a 0 value: the caller builds the long
-    way). The compiled twin of :func:`policies.vw_shared.aged_values_py`."""
+    way). The compiled twin of :func:`policies.vw.shared.aged_values_py`."""
     val = template.copy()
     cdef float[:] v = val
     cdef Py_ssize_t i

@@ -1,4 +1,4 @@
-"""The sticky assignment table of :mod:`serving.experiments`: (salt:scope, customer) →
+"""The sticky assignment table of :mod:`serving.experiments.variants`: (salt:scope, customer) →
 variant, in ``$MAESTRO_HOME/experiments.db`` (SQLite WAL, shared by every replica)."""
 
 from __future__ import annotations

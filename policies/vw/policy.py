@@ -1,12 +1,12 @@
 """Vowpal Wabbit contextual bandit (``cb_explore_adf``) through vowpal-wabbit-next.
 
-This module (with :mod:`policies.vw_shared`) is the only place that builds VW input
+This module (with :mod:`policies.vw.shared`) is the only place that builds VW input
 or labels. Each decision is one multi-line example: a ``shared`` line with the
 customer namespace ``c`` and the request-context namespace ``r``, then one line per
 eligible action with the action namespace ``a`` (its id, channel and features).
 :func:`shared_line` and :func:`action_line` give the VW text; on the hot path the
 shared example is built without text (same hashed indices, see
-:mod:`policies.vw_shared`) and the example a decision was predicted with is reused to
+:mod:`policies.vw.shared`) and the example a decision was predicted with is reused to
 learn from that decision. Quadratic interactions ``ca`` and
 ``ra`` let the learned value of an action depend on who the customer is; because
 actions are described by features (action-dependent features, "ADF"), a new action
@@ -37,7 +37,7 @@ from policies.base import BasePolicy
 from policies.errors import InvalidParameterError, ModelLoadError
 from policies.featurize import TIMESTAMP_SUFFIX, Token, _tokens, age_days, numeric_value, token_name
 from policies.types import Action, Context, FeatureValue, LoggedBatch
-from policies.vw_shared import SharedHasher
+from policies.vw.shared import SharedHasher
 
 _RECENT = 1_024  # shared examples kept for learning from the latest decisions (~6 MB)
 _EXAMPLES = 10_000  # parsed action examples kept (by features, and by Action object)

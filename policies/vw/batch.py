@@ -1,7 +1,7 @@
-"""Bulk learning and scoring for :class:`policies.vw.VWPolicy` over a whole logged batch.
+"""Bulk learning and scoring for :class:`policies.vw.policy.VWPolicy` over a whole logged batch.
 
 ``VWPolicy.learn`` and ``VWPolicy.pmf`` build each shared example from its context one
-feature at a time (:class:`policies.vw_shared.SharedHasher`). Here the shared features
+feature at a time (:class:`policies.vw.shared.SharedHasher`). Here the shared features
 of every row come from :class:`training.columns.SharedFeatures` (columnar, numpy), each
 distinct token is hashed once per workspace
 (``get_index_for_scalar_feature``, as the hasher does), and per row only two array
@@ -24,7 +24,7 @@ import numpy as np
 
 from policies.base import apply_floor
 from policies.types import LoggedBatch
-from policies.vw import VWPolicy, cost_from_reward
+from policies.vw.policy import VWPolicy, cost_from_reward
 
 if TYPE_CHECKING:
     from training.columns import SharedFeatures, TokenStream
@@ -108,7 +108,7 @@ def learn_rows_py(
 ) -> None:
     """Learn from every row, in order: its shared example, the policy's cached examples
     of its actions, the chosen one replaced by its labelled twin (pure-Python twin of
-    :func:`policies._vw_batch.learn_rows`). ``arrays_progress_chunk``: the six
+    :func:`policies.vw._batch.learn_rows`). ``arrays_progress_chunk``: the six
     :func:`_shared_arrays`, then ``progress`` (or ``None``) and ``chunk``."""
     *arrays, progress, chunk = arrays_progress_chunk
     shared = tuple(arrays)
@@ -133,7 +133,7 @@ def pmf_rows_py(
     *arrays_floor: Any,
 ) -> list[np.ndarray]:
     """``policy.pmf`` of every row, floor applied (pure-Python twin of
-    :func:`policies._vw_batch.pmf_rows`). ``arrays_floor``: the six
+    :func:`policies.vw._batch.pmf_rows`). ``arrays_floor``: the six
     :func:`_shared_arrays`, then the exploration floor and ``apply_floor``."""
     *arrays, floor, floor_fn = arrays_floor
     shared = tuple(arrays)
@@ -148,7 +148,7 @@ def pmf_rows_py(
 
 
 try:
-    from policies._vw_batch import learn_rows, pmf_rows
+    from policies.vw._batch import learn_rows, pmf_rows
 except ImportError:  # not built (no compiler): the pure-Python twins
     learn_rows, pmf_rows = learn_rows_py, pmf_rows_py
 

@@ -1,17 +1,18 @@
 """The Ray Serve engine: the same FastAPI app, wrapped with ``@serve.ingress`` in ONE
 deployment (a second deployment behind a handle adds 3–4 ms on this machine).
 
-- each replica builds its own :class:`~serving.service.DecisionService` from the settings
-  (its own event-log spool; reward idempotency and event-id signatures are shared through
-  the workspace), inside the replica, through ``serve.ingress(builder)``;
-- overload is shed in HAProxy, before it reaches a replica (:mod:`serving.haproxy_shed`:
+- each replica builds its own
+  :class:`~serving.service.decision_service.DecisionService` from the settings (its own
+  event-log spool; reward idempotency and event-id signatures are shared through the
+  workspace), inside the replica, through ``serve.ingress(builder)``;
+- overload is shed in HAProxy, before it reaches a replica (:mod:`serving.engines.haproxy_shed`:
   at most ``MAESTRO_RAY_REPLICA_MAXCONN`` (2) requests inside a replica at once, the rest
   wait in HAProxy's queue (oldest first; ``MAESTRO_RAY_QUEUE_LIFO=1``: newest first, see
-  :data:`serving.haproxy_shed.LIFO_OFFSET`) for at most ``MAESTRO_ADMISSION_QUEUE_MS``
+  :data:`serving.engines.haproxy_shed.LIFO_OFFSET`) for at most ``MAESTRO_ADMISSION_QUEUE_MS``
   and are then refused with the contract's ``503`` +
   ``Retry-After``), so a replica's event loop never falls behind and its health check
   keeps passing under 5x its sustainable rate (RELIABILITY.md, item 7). The app's own
-  admission control (:mod:`serving.admission`) still runs in each replica, and
+  admission control (:mod:`serving.api.admission`) still runs in each replica, and
   ``max_ongoing_requests`` / ``max_queued_requests`` stay as an outer bound (``503`` +
   ``Retry-After`` from Ray, ``BackpressureConfig``, but a plain-text body: the launcher
   caps ``maxconn`` at ``max_ongoing_requests``, so HAProxy always refuses first);
@@ -64,11 +65,11 @@ def ray_environment(run_dir: Path) -> dict[str, str]:
 
 
 def haproxy_shedding(settings: Settings, run_dir: Path) -> dict[str, str]:
-    """The environment that makes Ray's HAProxy shed overload (:mod:`serving.haproxy_shed`):
+    """The environment that makes Ray's HAProxy shed overload (:mod:`serving.engines.haproxy_shed`):
     per-replica ``maxconn``, ``timeout queue`` = the admission budget, the contract's 503.
     Empty (Ray's own config) when ``MAESTRO_RAY_REPLICA_MAXCONN=0`` or the admission
     budget is off (``MAESTRO_ADMISSION_QUEUE_MS=0``)."""
-    from serving import haproxy_shed
+    from serving.engines import haproxy_shed
 
     maxconn = settings.ray_replica_maxconn
     if maxconn == 0 or settings.admission_queue_ms <= 0:
@@ -91,7 +92,7 @@ def haproxy_shedding(settings: Settings, run_dir: Path) -> dict[str, str]:
             haproxy_shed.TESTED_RAY_VERSION,
             ray.__version__,
         )
-    from serving.admission import EXEMPT_PATHS
+    from serving.api.admission import EXEMPT_PATHS
 
     return haproxy_shed.install(
         run_dir,
