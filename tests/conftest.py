@@ -1,9 +1,11 @@
-"""Session-wide test setup: no telemetry leaves the machine; shared test support on sys.path."""
+"""Session-wide test setup: no telemetry leaves the machine; shared test support on sys.path;
+the live HTTP server every HTTP suite starts its server through."""
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
 
 sys.path.insert(0, str(Path(__file__).parent / "support"))
 
+from live_servers import LiveServers
 from problems import ContextualProblem, segment_problem
 
 
@@ -22,3 +25,11 @@ from problems import ContextualProblem, segment_problem
 def problem() -> ContextualProblem:
     """A Bernoulli contextual bandit whose best action depends on the customer's segment."""
     return segment_problem()
+
+
+@pytest.fixture(scope="session")
+def live_servers() -> Iterator[LiveServers]:
+    """Starts real uvicorn servers (``LiveServers.start``); all are stopped at session end."""
+    servers = LiveServers()
+    yield servers
+    servers.stop_all()

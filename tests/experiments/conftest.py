@@ -1,58 +1,52 @@
 """Shared fixtures of the experiment tests: a real MLflow SQLite store with a registered
-challenger, and a live uvicorn server on 127.0.0.1 with an experiments config, fed by
-the journey simulator over HTTP (session-scoped: started and fed once)."""
+challenger, and the live uvicorn server of ``tests/support/live_servers.py`` with an
+experiments config, fed by the journey simulator over HTTP (session-scoped: started and fed
+once)."""
 
 from __future__ import annotations
 
-import os
-import socket
-import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-
-os.environ.setdefault("FEAST_USAGE", "False")
-os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
+from live_servers import LiveServer, LiveServers, live_settings
 
 API_KEY = "exp-key-1234"
 CUSTOMERS = 1000
 STEPS = 900
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait(url: str, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1.0).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"{url} did not come up in {timeout} s")
-
-
 @dataclass
-class LiveServer:
-    base_url: str
-    service: Any
-    home: Path
-    tracking_uri: str
-    client: httpx.Client
+class ExperimentServer:
+    """The live server after the simulator's run, with the challenger it serves."""
+
+    live: LiveServer
     challenger_version: str
     run: Any  # the simulator's RunLog
     steps: int = STEPS
+
+    @property
+    def base_url(self) -> str:
+        return self.live.base_url
+
+    @property
+    def service(self) -> Any:
+        return self.live.service
+
+    @property
+    def home(self) -> Path:
+        return self.live.home
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.live.tracking_uri
+
+    @property
+    def client(self) -> httpx.Client:
+        return self.live.client
 
     def wait_rolled(self, min_decisions: int | None = None, timeout: float = 20.0
                     ) -> dict[str, Any]:
@@ -74,14 +68,13 @@ class LiveServer:
 
 
 @pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    import uvicorn
-
+def live_server(
+    tmp_path_factory: pytest.TempPathFactory, live_servers: LiveServers
+) -> ExperimentServer:
+    """Champion, rules and a registered LinUCB challenger split ``cart_abandoned`` with a
+    15% holdout; the simulator's customers are served (same generator, same seed)."""
     from policies.catalog import load_catalog
-    from serving.api.app import create_app
-    from serving.engines.runner import uvicorn_config
-    from serving.factory import build_service, memory_layer_from_synthetic
-    from serving.settings import Settings
+    from serving.factory import memory_layer_from_synthetic
     from simulator.environment import EnvConfig, JourneyEnvironment
     from simulator.http_client import MaestroClient, run_target
     from simulator.run import build_policy
@@ -104,31 +97,11 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         "      rules: 0.25\n"
         f"      challenger: {{share: 0.25, version: {version}}}\n"
     )
-    settings = Settings(
-        home=home,
-        mlflow_tracking_uri=uri,
-        api_key=API_KEY,
-        poll_seconds=0.5,
-        roll_seconds=0.5,
-        feature_source="memory",
+    settings = live_settings(home, mlflow_tracking_uri=uri, api_key=API_KEY)
+    live = live_servers.start(
+        settings, memory_layer_from_synthetic(CUSTOMERS, 7), api_key=API_KEY, client_timeout=30
     )
-    # the served customers are the simulator's (same generator, same seed)
-    service = build_service(settings, memory_layer_from_synthetic(CUSTOMERS, 7))
-    app = create_app(service, api_keys=settings.api_keys, max_body_bytes=settings.max_body_bytes)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn_config(app, "127.0.0.1", port))  # type: ignore[arg-type]
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    _wait(f"{base}/healthz")
     env = JourneyEnvironment(EnvConfig(customers=CUSTOMERS, customer_seed=7))
-    with MaestroClient(base, api_key=API_KEY) as sim_client:
+    with MaestroClient(live.base_url, api_key=API_KEY) as sim_client:
         run = run_target(sim_client, env, STEPS, seed=5)
-    client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {API_KEY}"},
-                          timeout=30)
-    try:
-        yield LiveServer(base, service, home, uri, client, version, run)
-    finally:
-        client.close()
-        server.should_exit = True
-        thread.join(timeout=30)
+    return ExperimentServer(live, version, run)

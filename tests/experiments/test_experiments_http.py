@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pandas as pd
 
-LiveServer = Any  # tests/experiments/conftest.py: LiveServer
+LiveServer = Any  # tests/experiments/conftest.py: ExperimentServer
 
 
 def _logged(server: LiveServer) -> pd.DataFrame:

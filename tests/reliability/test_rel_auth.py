@@ -45,7 +45,7 @@ def _bad_headers(keys: tuple[str, ...]) -> dict[str, dict[str, str]]:
 
 
 def test_missing_and_wrong_keys_are_401_everywhere(rel_server: Any, figure: Any) -> None:
-    from maestro_serving_conftest import KEYS  # type: ignore[import-not-found]
+    from live_servers import KEYS  # type: ignore[import-not-found]
 
     refused = 0
     for name, headers in _bad_headers(KEYS).items():
@@ -71,7 +71,7 @@ def test_rotation_retires_the_old_key(rel_server: Any, figure: Any) -> None:
     """Rotate: the same service behind a second server with keys (new, newer): the old
     key is refused there, the kept one accepted, the newest accepted."""
     import uvicorn
-    from maestro_serving_conftest import KEYS, free_port, wait_http  # type: ignore[import-not-found]
+    from live_servers import KEYS, free_port, wait_http  # type: ignore[import-not-found]
 
     from serving.api.app import create_app
     from serving.engines.runner import uvicorn_config
@@ -100,7 +100,7 @@ def test_rotation_retires_the_old_key(rel_server: Any, figure: Any) -> None:
 def test_keys_never_reach_a_log_line_or_file(
     rel_server: Any, caplog: pytest.LogCaptureFixture, figure: Any
 ) -> None:
-    from maestro_serving_conftest import KEYS  # type: ignore[import-not-found]
+    from live_servers import KEYS  # type: ignore[import-not-found]
 
     caplog.set_level(logging.DEBUG)
     headers_bad = {"Authorization": f"Bearer {KEYS[0]}-wrong"}

@@ -63,7 +63,7 @@ def _retry(client: httpx.Client, path: str, body: dict[str, Any], stop: threadin
 
 
 def _crash_run(tmp_path: Path, tracking_uri: str, n: int, kills: int, seed: int) -> dict[str, Any]:
-    from maestro_serving_conftest import free_port, wait_http  # type: ignore[import-not-found]
+    from live_servers import free_port, wait_http  # type: ignore[import-not-found]
 
     home = tmp_path / "home"
     home.mkdir()

@@ -51,7 +51,7 @@ def _replicas(session: int) -> list[psutil.Process]:
 
 
 def _run(tmp_path: Path, tracking_uri: str, n: int, kills: int, seed: int) -> dict[str, Any]:
-    from maestro_serving_conftest import free_port  # type: ignore[import-not-found]
+    from live_servers import free_port  # type: ignore[import-not-found]
 
     home = tmp_path / "home"
     port = free_port()

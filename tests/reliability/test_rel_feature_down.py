@@ -46,9 +46,9 @@ def _recovery(srv: Any, timeout: float = 30.0) -> float:
     raise AssertionError("did not recover")
 
 
-def test_feature_store_locked_then_removed(tmp_path: Path, rel_server: Any, figure: Any) -> None:
-    from maestro_rel_conftest import start_server  # type: ignore[import-not-found]
-
+def test_feature_store_locked_then_removed(
+    tmp_path: Path, rel_server: Any, figure: Any, start_rel_server: Any
+) -> None:
     from features.layer import FeastFeatureLayer
     from features.workspace import init_feature_workspace
 
@@ -56,7 +56,7 @@ def test_feature_store_locked_then_removed(tmp_path: Path, rel_server: Any, figu
     init_feature_workspace(home, customers=40, seed=9)
     layer = FeastFeatureLayer(home / "feature_repo", timeout=0.02)
     db = layer.source.backend.db_path
-    srv = start_server(home, layer=layer, mlflow_tracking_uri=rel_server.settings.tracking_uri)
+    srv = start_rel_server(home, layer=layer, mlflow_tracking_uri=rel_server.settings.tracking_uri)
     out: dict[str, Any] = {}
     try:
         healthy = _burst(srv, 50)

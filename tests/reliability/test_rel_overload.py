@@ -239,7 +239,7 @@ def _run_client(coro: Any) -> Any:
 
 
 def _serve(engine: str, tmp_path: Path, tracking_uri: str, extra: dict[str, str]) -> Any:
-    from maestro_serving_conftest import free_port  # type: ignore[import-not-found]
+    from live_servers import free_port  # type: ignore[import-not-found]
 
     port = free_port()
     env = {
