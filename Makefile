@@ -9,7 +9,8 @@ export FEAST_USAGE := False
 export RAY_USAGE_STATS_ENABLED := 0
 export DO_NOT_TRACK := 1
 export MLFLOW_ENABLE_TELEMETRY := false
-# Ray Serve's fast proxy path (p50 ~1 ms instead of 11-16 ms on 2 cores).
+# Ray Serve's fast proxy path: HAProxy ingress, replicas serving HTTP themselves (its
+# latency against Ray's default proxy: BENCHMARKS.md, "Serving: notes").
 export RAY_SERVE_ENABLE_HA_PROXY := 1
 export RAY_SERVE_THROUGHPUT_OPTIMIZED := 1
 

@@ -1,4 +1,4 @@
-"""The contact-centre agent roster in Feast (issue #9): the synthetic roster ``maestro init``
+"""The contact-centre agent roster in Feast: the synthetic roster ``maestro init``
 materialises, and how the platform changes it (:func:`push_agents`).
 
 The roster lives in the Feast feature view ``agent`` (entity ``agent``, join key

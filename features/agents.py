@@ -1,4 +1,4 @@
-"""Contact-centre agents from Feast (issue #9): :class:`AgentSource`, the in-process roster
+"""Contact-centre agents from Feast: :class:`AgentSource`, the in-process roster
 ``/decide`` routes among (the roster itself, and how it changes:
 :mod:`features.agent_roster`).
 Past interactions with a customer are the customer feature ``last_agent_id`` (view
@@ -272,8 +272,9 @@ def open_agent_source(
     path: Path | str, *, background: bool = True, **kwargs: Any
 ) -> AgentSource | None:
     """The agent source of a workspace (``$MAESTRO_HOME``) or Feast repo, or ``None`` when
-    its registry has no ``agent`` view (a workspace built before issue #9). Reads the
-    roster once; with ``background``, re-reads it in a thread (:meth:`AgentSource.start`)."""
+    its registry has no ``agent`` view (a workspace built before the agent roster existed).
+    Reads the roster once; with ``background``, re-reads it in a thread
+    (:meth:`AgentSource.start`)."""
     repo = Path(path)
     repo = repo if (repo / "feature_store.yaml").exists() else repo / "feature_repo"
     if not agents_parquet(repo).exists():

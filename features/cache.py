@@ -1,7 +1,8 @@
 """An in-process cache of Feast's SQLite online rows, kept exact by a change journal.
 
-Reading Feast's online tables costs 0.1–0.6 ms a customer on this machine; the decision
-path's whole budget over an empty endpoint is 0.3 ms. So each process keeps the rows it
+Reading Feast's online tables costs about as much as the decision path's whole budget
+over an empty endpoint (0.3 ms p50; the read's cost: BENCHMARKS.md, "Serving", stage
+table). So each process keeps the rows it
 has read, and every read first asks SQLite what changed since:
 
 1. ``PRAGMA data_version`` on the reader's connection (about a microsecond): unchanged

@@ -1,10 +1,11 @@
 """The event writer behind ``POST /events``: validate, apply, make visible, write to Feast.
 
-``FeatureStore.push`` rebuilds its view of the registry on every call (on this machine
-60–110 ms per call for Maestro's 6 views, whatever the row count), so one push per event,
+``FeatureStore.push`` rebuilds its view of the registry on every call (tens of
+milliseconds for Maestro's 6 views, whatever the row count: BENCHMARKS.md, "Feature
+store: notes"), so one push per event,
 or even one per view per flush, cannot carry 2,000 events/s. And reading each event's
 current view row from the store at ingest time (one Redis round trip per event) held
-Redis ingestion to ~500 events/s on the loaded machine. So :meth:`EventWriter.ingest`
+Redis ingestion far below that rate on a loaded machine. So :meth:`EventWriter.ingest`
 does no I/O for most events:
 
 1. validate (:func:`features.events.parse_event`);
@@ -111,8 +112,8 @@ class EventWriter:
             self._bulk = SqliteRows(backend.db_path, tables)
             if sqlite_writer.supports(online):
                 # WAL (set by `maestro init`) + synchronous=NORMAL: a commit does not wait
-                # for fsync (~9 ms here); the database stays consistent, and a power cut
-                # can lose only the last writes (the events of one flush interval).
+                # for fsync (milliseconds per commit); the database stays consistent, and a
+                # power cut can lose only the last writes (the events of one flush interval).
                 self._sqlite = SqliteRowWriter(backend.db_path, tables)
         elif isinstance(backend, RedisBackend):
             self._bulk = self._redis = RedisRows(backend, getattr(online, "key_ttl_seconds", None))

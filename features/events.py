@@ -75,7 +75,7 @@ EVENT_TYPES: dict[str, dict[str, Prop]] = {
     "invoice_overdue": {"days_overdue": Prop("int", required=False, low=0, high=36_500)},
     "invoice_paid": {},
     "consent_changed": {"channel": Prop("channel"), "granted": Prop("bool")},
-    # issue #9 (beyond the contract's "at least" list): a contact-centre conversation
+    # beyond the contract's "at least" list: a contact-centre conversation
     "agent_interaction": {
         "agent_id": Prop("str"),
         "csat": Prop("number", required=False, low=1.0, high=5.0),

@@ -40,7 +40,7 @@ class FeastFeatureLayer:
         self.writer = EventWriter(
             self.source, flush_interval=flush_interval, max_pending=max_pending
         )
-        #: issue #9: the agent roster (None for a workspace without the ``agent`` view)
+        #: the agent roster (None for a workspace without the ``agent`` view)
         self.agents = open_agent_source(path)
 
     def get(self, customer_id: str) -> CustomerFeatures:

@@ -1,5 +1,5 @@
 """The routed-case ledger: cases routed to each agent, shared by every process serving a
-workspace (issue #9), so an agent's load counts the cases *any* replica routed.
+workspace, so an agent's load counts the cases *any* replica routed.
 
 The contact-centre platform reports an agent's load to Feast (push source ``agent_push``)
 with an event time ``T``. Cases Maestro routed after ``T`` are not in that load yet, so

@@ -28,7 +28,7 @@ ENGAGEMENT: dict[str, type] = {
     for metric in ("sends", "opens", "clicks")
 } | {f"last_contact_{channel}_ts": float for channel in CHANNELS}
 #: ``last_agent_id``: the contact-centre agent who served the customer last ("" for none;
-#: issue #9, read by :func:`policies.routing.with_continuity` as the continuity feature).
+#: read by :func:`policies.routing.with_continuity` as the continuity feature).
 SERVICE: dict[str, type] = {
     "open_tickets": int,
     "open_complaint": bool,
@@ -100,7 +100,7 @@ TTL_SECONDS: dict[str, int] = {
 #: The feature view each feature belongs to.
 VIEW_OF: dict[str, str] = {name: view for view, group in GROUPS.items() for name in group}
 
-#: The contact-centre agents (issue #9): Feast entity ``agent`` (join key ``agent_id``),
+#: The contact-centre agents: Feast entity ``agent`` (join key ``agent_id``),
 #: feature view ``agent`` (not a customer view: not in :data:`GROUPS`). ``skills`` and
 #: ``languages`` are comma-separated lists, ``level`` the agent's skill level, ``load`` the
 #: cases in hand and ``capacity`` the most at once; ``available`` is False for an agent not

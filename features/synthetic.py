@@ -190,8 +190,8 @@ def generate_customers(
         rapid_clicks=np.where(in_session, rng.poisson(0.3, n), 0).astype(np.int64),
         last_event_ts=np.where(in_session, now - rng.exponential(600.0, n), 0.0),
     )
-    # issue #9: a third of the customers spoke to an agent before; a separate stream, so
-    # every other feature and latent of a seed is unchanged
+    # a third of the customers spoke to an agent before; drawn from a separate stream, so
+    # adding the agent features left every other feature and latent of a seed unchanged
     agent_rng = np.random.default_rng([seed, 9])
     spoke = agent_rng.random(n) < 0.35
     last_agent = agent_rng.integers(0, max(agents, 1), n)

@@ -234,7 +234,7 @@ def init_feature_workspace(
 
     ``online_store``: ``None`` keeps the repo's configuration (SQLite for a new repo),
     ``"sqlite"`` or ``"redis://HOST:PORT"`` rewrites it. ``agents``: the size of the
-    synthetic contact-centre roster (Feast view ``agent``, issue #9).
+    synthetic contact-centre roster (Feast view ``agent``).
     """
     from datetime import datetime, timedelta
 

@@ -259,7 +259,7 @@ def join_logs(
             reward_of[event_id] = float(reward)
         # a duplicate with no counted row at all: the process died between the reward
         # index and the log append, and the client's retry is the only row left; it is
-        # learned once (issue #7: an acknowledged reward is never lost)
+        # learned once (an acknowledged reward is never lost)
         for event_id, reward in uncounted.items():
             if event_id not in reward_of:
                 reward_of[event_id] = reward

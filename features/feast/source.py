@@ -1,7 +1,8 @@
 """The Feast-backed :class:`~features.source.FeatureSource` of the decision path.
 
-Feast's SDK ``get_online_features`` costs 0.6–0.7 ms for one customer's 65 features,
-most of it request planning repeated on every call. This source does that planning
+Feast's SDK ``get_online_features`` spends most of a read of one customer's features in
+request planning repeated on every call (its cost against this source's: BENCHMARKS.md,
+"Feature store"). This source does that planning
 once: on open it resolves the feature service ``policy_inputs_v1`` from Feast's
 registry (views, feature names, TTLs) and then reads Feast's own online tables with one
 prepared statement (SQLite: one ``UNION ALL`` over the view tables, keyed by Feast's

@@ -2,11 +2,11 @@
 
 Feast's ``SqliteOnlineStore.online_write_batch`` issues one ``execute`` per feature value
 through one connection shared by every thread; each call releases and re-takes the GIL,
-and with request threads busy a 100-row batch took 40 ms (p50) to 140 ms (p95) here,
-against 10 ms idle. This writer produces byte-for-byte the rows Feast writes (same
-columns, Feast's ``ValueProto`` bytes and ``value_text``, entity keys serialised as
-Feast does, ``event_ts`` through the datetime adapter Feast registers) with one
-multi-row ``INSERT … ON CONFLICT DO UPDATE`` per batch (one statement step, so the GIL is
+so with request threads busy a batch takes several times as long as on an idle process
+(BENCHMARKS.md, "Feature store: notes"). This writer produces byte-for-byte the rows
+Feast writes (same columns, Feast's ``ValueProto`` bytes and ``value_text``, entity keys
+serialised as Feast does, ``event_ts`` through the datetime adapter Feast registers) with
+one multi-row ``INSERT … ON CONFLICT DO UPDATE`` per batch (one statement step, so the GIL is
 released once, not per value) on its own connection, so Feast's SDK reads them back
 unchanged (a test checks it). It is used only for the plain SQLite configuration
 (no vector or OpenAI-compatible columns); any other online store goes through Feast's

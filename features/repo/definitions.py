@@ -8,7 +8,7 @@ update it with ``FeatureStore.push`` while ``feast materialize`` still loads it 
 offline data; the real-time session signals are a :class:`~feast.StreamFeatureView`.
 A :class:`~feast.FeatureService` pins the inputs of each policy version.
 
-Contact-centre agents (issue #9): entity ``agent`` (join key ``agent_id``) and the feature
+Contact-centre agents: entity ``agent`` (join key ``agent_id``) and the feature
 view ``agent`` (:data:`features.schema.AGENT_FEATURES`: skills, level, languages, load,
 capacity, available), from ``data/agents.parquet`` through the push source ``agent_push``
 (load and availability change by ``FeatureStore.push``). It never expires: an agent's last

@@ -263,7 +263,8 @@ class VWPolicy(BasePolicy):
         return self._hasher.example(context)
 
     def raw_pmf(self, context: Context, actions: Sequence[Action]) -> list[float]:
-        # The wrapper's per-example label-type check costs ~15 µs per call; every example
+        # The wrapper checks every example's label type on every call, a cost of the
+        # order of the prediction itself (BENCHMARKS.md, "Serving: notes"); every example
         # here is built for this workspace with a CB label, so call the core directly
         # (the package is pinned to 0.7.0).
         examples = self._action_examples(actions)

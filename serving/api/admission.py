@@ -1,5 +1,5 @@
 """Admission control for both engines: shed load with ``503`` + ``Retry-After`` instead
-of queueing it (issue #7, item 7).
+of queueing it (RELIABILITY.md, item 7).
 
 One pure-ASGI middleware (no ``BaseHTTPMiddleware``: a rejection costs a few
 microseconds and never reads the body) with two bounds:

@@ -299,8 +299,8 @@ def create_app(
 
 def _document_vocabularies(app: FastAPI, service: DecisionService) -> None:
     """Name the served catalog's decision points and the known event types as enums in
-    ``/openapi.json`` (issue #7: a schema-valid request is then never refused for an
-    unknown name, which schemathesis' positive-data check holds the API to)."""
+    ``/openapi.json``, so a schema-valid request is never refused for an unknown name
+    (schemathesis' positive-data check holds the API to that)."""
     from features.events import EVENT_TYPES
 
     build = app.openapi

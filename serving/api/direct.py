@@ -2,9 +2,10 @@
 
 ``POST /decide`` is the product's hot path. Through FastAPI a request also pays the
 router's walk over every route, a ``Request`` object, stdlib ``json.loads`` of the body,
-pydantic validation of the resulting dicts and the dependency machinery (about 40-60 µs
-here). :class:`DirectRoutes` sits innermost in the middleware stack (after the API-key
-guard, the body-size limit and admission control, so nothing is skipped) and answers the
+pydantic validation of the resulting dicts and the dependency machinery, together a
+sizeable share of a decision's cost (BENCHMARKS.md, "Serving: notes").
+:class:`DirectRoutes` sits innermost in the middleware stack (after the API-key guard,
+the body-size limit and admission control, so nothing is skipped) and answers the
 routes it is given itself: the raw body goes to pydantic's Rust JSON parser
 (``model_validate_json``) and the service's bytes go back as they are. Every other
 path and method falls through to FastAPI, which still documents ``/decide`` in

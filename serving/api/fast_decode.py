@@ -1,10 +1,11 @@
 """``POST /decide`` bodies decoded by msgspec on the hot path, by the pydantic schema otherwise.
 
 :class:`serving.api.schemas.DecideRequest` is *the* schema: ``/openapi.json`` documents it and
-its errors are the 422s callers see. It validates a 12-agent ``agent_routing`` body
-(~2 KB) in about 40 µs, most of it in per-value Python validators and per-name regexes.
-msgspec (Jim Crist-Harif, https://jcristharif.com/msgspec/) decodes and validates the same
-JSON straight into frozen ``Struct`` s in about 10 µs, all in C.
+its errors are the 422s callers see. Validating a 12-agent ``agent_routing`` body (~2 KB)
+spends most of its time in per-value Python validators and per-name regexes. msgspec
+(Jim Crist-Harif, https://jcristharif.com/msgspec/) decodes and validates the same JSON
+straight into frozen ``Struct`` s, all in C, in about a quarter of the time
+(BENCHMARKS.md, "Agent routing" and "Serving: notes").
 
 The structs below mirror the schema's constraints one for one (lengths, counts, the
 channel literal, string/boolean/integer/float values, no unknown fields, finite numbers:

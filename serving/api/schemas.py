@@ -25,11 +25,13 @@ MAX_ACTIONS = 100
 MAX_KEYS = 64
 MAX_STRING = 512
 
-#: names and ids carry no control characters (NUL bytes included): issue #7
+#: names and ids carry no control characters (NUL bytes included): hostile input is refused
+#: with a 422 at the edge (RELIABILITY.md, item 9)
 PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 Key = Annotated[StrictStr, StringConstraints(min_length=1, max_length=64, pattern=PRINTABLE)]
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
-#: a reward is a JSON number: not a numeric string (issue #7, schemathesis' negative data)
+#: a reward is a JSON number, not a numeric string: the schema says number, and
+#: schemathesis' negative cases hold the API to refusing anything else
 StrictFiniteFloat = Annotated[float, Field(allow_inf_nan=False, strict=True)]
 
 

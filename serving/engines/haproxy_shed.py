@@ -1,4 +1,4 @@
-"""Overload shedding at Ray Serve's HAProxy ingress (issue #7, item 7).
+"""Overload shedding at Ray Serve's HAProxy ingress (RELIABILITY.md, item 7: overload).
 
 With ``RAY_SERVE_ENABLE_HA_PROXY=1`` and ``RAY_SERVE_THROUGHPUT_OPTIMIZED=1`` every
 request reaches a replica through HAProxy, and the replica serves HTTP itself. Ray 2.60

@@ -1,5 +1,6 @@
 """The Ray Serve engine: the same FastAPI app, wrapped with ``@serve.ingress`` in ONE
-deployment (a second deployment behind a handle adds 3–4 ms on this machine).
+deployment: a second deployment behind a handle would add a hop to every request
+(BENCHMARKS.md, "Serving: notes").
 
 - each replica builds its own
   :class:`~serving.service.decision_service.DecisionService` from the settings (its own
@@ -19,7 +20,8 @@ deployment (a second deployment behind a handle adds 3–4 ms on this machine).
 - ``check_health`` fails a replica whose policies are not loaded or whose event log is
   closed, so Serve replaces it;
 - the fast proxy path: ``RAY_SERVE_ENABLE_HA_PROXY=1`` and
-  ``RAY_SERVE_THROUGHPUT_OPTIMIZED=1`` (p50 ~1 ms instead of 11–16 ms on 2 cores), set
+  ``RAY_SERVE_THROUGHPUT_OPTIMIZED=1`` (an order of magnitude below the default proxy's
+  latency: BENCHMARKS.md, "Serving: notes"), set
   before the local cluster starts, with HAProxy's files under a private directory so
   several clusters on one machine do not collide.
 """
@@ -58,7 +60,7 @@ def ray_environment(run_dir: Path) -> dict[str, str]:
         "RAY_SERVE_HAPROXY_METRICS_PORT": str(_free_port()),
         "RAY_SERVE_HAPROXY_STATS_PORT": str(_free_port()),
         # a stopping replica first drains for this long so external load balancers can
-        # deregister it (Ray's default: 30 s, which made every SIGTERM take 34 s); Ray's
+        # deregister it (Ray's default: 30 s, which every SIGTERM would wait out); Ray's
         # HAProxy here is local and reconfigured by Ray itself
         "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "3",
     }

@@ -1,5 +1,6 @@
 """uvicorn's HTTP protocol with admission control at the protocol: refusals that cost
-almost nothing, so one process can shed five times what it can serve (issue #7, item 7).
+almost nothing, so one process can shed five times what it can serve (RELIABILITY.md,
+item 7).
 
 A refusal through the ASGI middleware (:class:`serving.api.admission.AdmissionMiddleware`)
 still costs what uvicorn spends on any request before the app sees it — a

@@ -71,7 +71,7 @@ def test_every_contract_type_is_known() -> None:
         "invoice_paid",
         "consent_changed",
     }
-    # issue #9 adds one type beyond the contract's "at least" list
+    # Maestro adds one type beyond the contract's "at least" list
     assert set(EVENT_TYPES) == contract | {"agent_interaction"} == set(EVENT_VIEWS)
 
 

@@ -36,7 +36,7 @@ def test_init_lays_out_an_applied_materialised_repo(repo: Path) -> None:
     store = FeatureStore(repo_path=str(repo))
     views = {v.name for v in store.list_feature_views()} | {
         v.name for v in store.list_stream_feature_views()}
-    assert views == set(GROUPS) | {"agent"}  # customer views + the agent roster (issue #9)
+    assert views == set(GROUPS) | {"agent"}  # customer views + the agent roster
     services = {s.name for s in store.list_feature_services()}
     assert services >= {"policy_inputs_v1", "rules_inputs_v1"}
     assert {s.name for s in store.list_data_sources()} >= {f"{v}_push" for v in GROUPS

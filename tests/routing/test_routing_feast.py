@@ -1,4 +1,4 @@
-"""Agents from Feast (issue #9): ``maestro init`` materialises a seeded agent roster into a
+"""Agents from Feast: ``maestro init`` materialises a seeded agent roster into a
 real Feast repo (SQLite under tmp_path); a real uvicorn server routes ``agent_routing``
 requests without ``actions`` among those agents, under the same rules as caller-sent
 ones; load pushed through Feast reaches routing within the roster's staleness bound."""
@@ -250,7 +250,7 @@ def test_continuity_comes_from_the_feast_customer_feature(feast_routing) -> None
 
 
 def test_agent_interaction_event_moves_continuity(feast_routing) -> None:
-    """``POST /events`` ``agent_interaction`` (issue #9) sets the customer's
+    """``POST /events`` ``agent_interaction`` sets the customer's
     ``last_agent_id``: the very next routing decision logs it and flags that agent's
     continuity."""
     client, home, service = (feast_routing[k] for k in ("client", "home", "service"))
