@@ -96,7 +96,20 @@ def check_inputs(
     q_target: object = None,
     alpha: float = 0.05,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """Validate and convert the estimators' inputs; raise :class:`EstimatorInputError`."""
+    """Validate and convert the estimators' inputs; raise :class:`EstimatorInputError`.
+
+    Parameters
+    ----------
+    rewards, logging_probs, target_probs, q_logged, q_target: array-like, shape (n_rounds,)
+        As for every estimator's ``estimate``; both ``q`` arrays or neither.
+    alpha: float, default 0.05
+        In ``(0, 1)``.
+
+    Returns
+    -------
+    r, mu, pi, q_logged, q_target: ndarray, shape (n_rounds,) each
+        Float64 arrays; the ``q`` arrays are ``None`` when not given.
+    """
     r = _array("rewards", rewards, None)
     n = r.shape[0]
     if n == 0:
@@ -163,6 +176,28 @@ class _Checked(ABC):
         q_target: object = None,
         alpha: float = 0.05,
     ) -> Estimate:
+        """The target policy's value on the logged rounds, with its confidence interval.
+
+        Parameters
+        ----------
+        rewards: array-like, shape (n_rounds,)
+            Observed reward ``r_i`` of each logged round.
+        logging_probs: array-like, shape (n_rounds,)
+            Logging policy's probability ``μ(a_i | x_i)`` of the logged action, in ``(0, 1]``.
+        target_probs: array-like, shape (n_rounds,)
+            Target policy's probability ``π(a_i | x_i)`` of that same action, in ``[0, 1]``.
+        q_logged: array-like, shape (n_rounds,), optional
+            Reward model's ``q̂(x_i, a_i)`` for the logged action (DM, DR, Switch-DR).
+        q_target: array-like, shape (n_rounds,), optional
+            Reward model's value of the target policy, ``Σ_a π(a | x_i) q̂(x_i, a)``.
+        alpha: float, default 0.05
+            Confidence intervals are at level ``1 - alpha``, in ``(0, 1)``.
+
+        Returns
+        -------
+        Estimate
+            ``value``, ``ci_low``, ``ci_high``, effective sample size ``ess`` and ``n``.
+        """
         r, mu, pi, ql, qt = check_inputs(
             rewards, logging_probs, target_probs, q_logged, q_target, alpha
         )
@@ -188,9 +223,10 @@ class IPS(_Checked):
     ``V̂ = (1/n) Σ_i w_i r_i``, ``w_i = π_i / μ_i``; unbiased when ``μ > 0`` wherever
     ``π > 0``. CI: normal approximation of the mean of ``w_i r_i``.
 
-    References:
-        Horvitz & Thompson, *A Generalization of Sampling Without Replacement from a
-        Finite Universe*, JASA 47 (1952).
+    References
+    ----------
+    Horvitz & Thompson, *A Generalization of Sampling Without Replacement from a
+    Finite Universe*, JASA 47 (1952).
     """
 
     name: ClassVar[str] = "ips"
@@ -207,9 +243,15 @@ class ClippedIPS(_Checked):
     Trades a downward bias (for non-negative rewards) for lower variance. CI: normal
     approximation of the mean of the clipped terms.
 
-    References:
-        Ionides, *Truncated Importance Sampling*, JCGS 17 (2008); Bottou et al.,
-        *Counterfactual Reasoning and Learning Systems*, JMLR 14 (2013).
+    Parameters
+    ----------
+    max_weight: float, default 10.0
+        The clipping threshold ``M`` of the importance weights, ``> 0``.
+
+    References
+    ----------
+    Ionides, *Truncated Importance Sampling*, JCGS 17 (2008); Bottou et al.,
+    *Counterfactual Reasoning and Learning Systems*, JMLR 14 (2013).
     """
 
     max_weight: float = 10.0
@@ -232,9 +274,10 @@ class SNIPS(_Checked):
     CI by the delta method for a ratio of means:
     ``Var(V̂) ≈ (1/n) · mean((w_i (r_i − V̂))²) / mean(w_i)²``.
 
-    References:
-        Swaminathan & Joachims, *The Self-Normalized Estimator for Counterfactual
-        Learning*, NeurIPS 2015.
+    References
+    ----------
+    Swaminathan & Joachims, *The Self-Normalized Estimator for Counterfactual
+    Learning*, NeurIPS 2015.
     """
 
     name: ClassVar[str] = "snips"
@@ -259,9 +302,10 @@ class DM(_Checked):
     approximation over contexts, conditional on the reward model (it ignores the
     model's own estimation error).
 
-    References:
-        Dudík, Langford & Li, *Doubly Robust Policy Evaluation and Learning*, ICML 2011
-        (the direct method as their baseline).
+    References
+    ----------
+    Dudík, Langford & Li, *Doubly Robust Policy Evaluation and Learning*, ICML 2011
+    (the direct method as their baseline).
     """
 
     name: ClassVar[str] = "dm"
@@ -278,8 +322,9 @@ class DR(_Checked):
     Unbiased when either the propensities or the reward model are right. CI: normal
     approximation of the mean of the bracketed terms.
 
-    References:
-        Dudík, Langford & Li, *Doubly Robust Policy Evaluation and Learning*, ICML 2011.
+    References
+    ----------
+    Dudík, Langford & Li, *Doubly Robust Policy Evaluation and Learning*, ICML 2011.
     """
 
     name: ClassVar[str] = "dr"
@@ -298,9 +343,15 @@ class SwitchDR(_Checked):
     form used by Open Bandit Pipeline (the switch is applied to the logged action's
     weight). CI: normal approximation of the mean of the terms.
 
-    References:
-        Wang, Agarwal & Dudík, *Optimal and Adaptive Off-policy Evaluation in
-        Contextual Bandits*, ICML 2017.
+    Parameters
+    ----------
+    tau: float, default 10.0
+        The switching threshold ``τ`` on the importance weight, ``> 0``.
+
+    References
+    ----------
+    Wang, Agarwal & Dudík, *Optimal and Adaptive Off-policy Evaluation in
+    Contextual Bandits*, ICML 2017.
     """
 
     tau: float = 10.0
@@ -342,7 +393,22 @@ def evaluate(
     alpha: float = 0.05,
     names: Sequence[str] | None = None,
 ) -> dict[str, Estimate]:
-    """Run the named estimators (default: all, the model-based ones only given ``q``)."""
+    """Run the named estimators (default: all, the model-based ones only given ``q``).
+
+    Parameters
+    ----------
+    rewards, logging_probs, target_probs, q_logged, q_target: array-like, shape (n_rounds,)
+        As for every estimator's ``estimate`` (see the module docstring).
+    alpha: float, default 0.05
+        Confidence level ``1 - alpha`` of every interval.
+    names: sequence of str, optional
+        Keys of :data:`ESTIMATORS` to run.
+
+    Returns
+    -------
+    dict of str to Estimate
+        One estimate per name, in the order of ``names``.
+    """
     if names is None:
         names = [k for k in ESTIMATORS if q_logged is not None or k not in MODEL_BASED]
     unknown = [k for k in names if k not in ESTIMATORS]
@@ -387,9 +453,28 @@ def policy_inputs(
     q: Sequence[np.ndarray] | None = None,
 ) -> PolicyInputs:
     """Target probabilities ``π(a_i|x_i) = policy.pmf(x_i, A_i)[a_i]`` and, with a reward
-    model, ``q̂(x_i, a_i)`` and ``Σ_a π(a|x_i) q̂(x_i, a)``. ``pmfs`` and ``q``, when
-    given, are ``policy.pmf`` and ``reward_model`` of every row computed beforehand (in
-    bulk, or once for several policies)."""
+    model, ``q̂(x_i, a_i)`` and ``Σ_a π(a|x_i) q̂(x_i, a)``.
+
+    Parameters
+    ----------
+    policy: Policy
+        The target policy.
+    batch: LoggedBatch, n_rounds rows
+        The logged rounds (contexts, candidate actions, chosen index, reward, propensity).
+    reward_model: RewardModel, optional
+        ``q̂(x, ·)`` for a context and its candidates, shape (n_actions_i,).
+    pmfs: sequence of ndarray, each shape (n_actions_i,), optional
+        ``policy.pmf`` of every row computed beforehand (in bulk, or once for several
+        policies); one per logged round.
+    q: sequence of ndarray, each shape (n_actions_i,), optional
+        ``reward_model`` of every row computed beforehand.
+
+    Returns
+    -------
+    PolicyInputs
+        Rewards, logging and target probabilities, shape (n_rounds,) each, and the
+        ``q`` arrays (``None`` without a reward model).
+    """
     n = len(batch)
     if pmfs is not None and len(pmfs) != n:
         raise EstimatorInputError("pmfs: one per logged round is required", field="pmfs")
@@ -434,8 +519,15 @@ def evaluate_policy(
     pmfs: Sequence[np.ndarray] | None = None,
     q: Sequence[np.ndarray] | None = None,
 ) -> dict[str, Estimate]:
-    """Every estimator's value of ``policy`` on the logged ``batch`` (``pmfs``, ``q``: see
-    :func:`policy_inputs`)."""
+    """Every estimator's value of ``policy`` on the logged ``batch``.
+
+    Parameters
+    ----------
+    policy, batch, reward_model, pmfs, q:
+        As for :func:`policy_inputs` (``batch`` of n_rounds rows).
+    alpha, names:
+        As for :func:`evaluate`.
+    """
     inp = policy_inputs(policy, batch, reward_model, pmfs, q)
     return evaluate(
         inp.rewards, inp.logging_probs, inp.target_probs, inp.q_logged, inp.q_target, alpha, names
@@ -454,6 +546,18 @@ class RidgeRewardModel:
     context features (:class:`policies.featurize.DenseFeaturizer`, ``shared_dim`` wide
     plus a bias); an action id never logged is predicted by the mean logged reward.
     Calling the model gives ``q̂(x, a)`` for every action, shape ``(n_actions,)``.
+
+    Parameters
+    ----------
+    ridge: float, default 1.0
+        The L2 penalty ``λ`` of each regression, ``> 0``.
+    shared_dim: int, default 64
+        Width of the hashed customer and context features.
+
+    References
+    ----------
+    Hoerl & Kennard, *Ridge Regression: Biased Estimation for Nonorthogonal Problems*,
+    Technometrics 12 (1970).
     """
 
     def __init__(self, ridge: float = 1.0, shared_dim: int = 64) -> None:
@@ -470,6 +574,7 @@ class RidgeRewardModel:
         return np.append(self._feat.shared(context).astype(np.float64), 1.0)
 
     def fit(self, batch: LoggedBatch) -> RidgeRewardModel:
+        """Fit ``θ_a = (XᵀX + λI)⁻¹ Xᵀy`` per logged action id on ``batch`` (n_rounds rows)."""
         rows: dict[str, list[tuple[np.ndarray, float]]] = {}
         for ctx, acts, idx, r in zip(
             batch.contexts, batch.actions, batch.chosen, batch.rewards, strict=True
@@ -484,6 +589,7 @@ class RidgeRewardModel:
         return self
 
     def __call__(self, context: Context, actions: Sequence[Action]) -> np.ndarray:
+        """``q̂(x, a)`` of each of ``actions``, shape (n_actions,)."""
         x = self._x(context)
         return np.array(
             [float(self._theta[a.id] @ x) if a.id in self._theta else self._mean for a in actions]
