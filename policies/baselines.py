@@ -18,11 +18,35 @@ from policies.types import NO_CONTACT_ID, Action, Context, LoggedBatch
 @dataclass
 class UniformPolicy(BasePolicy):
     """Uniform random over the eligible actions: the logging policy with the best-behaved
-    propensities, and the floor every learned policy must beat."""
+    propensities, and the floor every learned policy must beat.
+
+    Parameters
+    ----------
+    seed: int, default 0
+        Seed of the policy (the draw itself is seeded by the event id).
+
+    References
+    ----------
+    Li, Chu, Langford & Wang, *Unbiased Offline Evaluation of Contextual-bandit-based News
+    Article Recommendation Algorithms*, WSDM 2011 (uniform logging for replay evaluation).
+    """
 
     kind: ClassVar[str] = "uniform"
 
     def raw_pmf(self, context: Context, actions: Sequence[Action]) -> list[float]:
+        """``1 / n_actions`` for every candidate.
+
+        Parameters
+        ----------
+        context: Context
+            The customer's features and the decision's context values.
+        actions: sequence of Action, length n_actions
+            The eligible candidates (at least one).
+
+        Returns
+        -------
+        list of float, length n_actions
+        """
         n = len(actions)
         return [1.0 / n] * n
 
@@ -33,8 +57,22 @@ class RulesPolicy(BasePolicy):
 
     ``priorities`` maps a decision point to action ids, best first; actions not listed
     rank after the listed ones, ordered by their ``priority`` feature (higher first),
-    then catalog order. A small exploration floor (default 0.05) makes its logs usable
-    for off-policy evaluation.
+    then catalog order. A small exploration floor makes its logs usable for off-policy
+    evaluation.
+
+    Parameters
+    ----------
+    exploration_floor: float, default 0.05
+        Probability mass spread over every eligible action (ε of ε-greedy).
+    priorities: dict of str to list of str
+        Per decision point, action ids best first (``Catalog.journey_priorities``).
+    seed: int, default 0
+        Seed of the policy.
+
+    References
+    ----------
+    Sutton & Barto, *Reinforcement Learning: An Introduction*, 2nd ed., MIT Press 2018,
+    §2.2 (ε-greedy action selection, the floor over a fixed greedy choice).
     """
 
     exploration_floor: float = 0.05
@@ -43,6 +81,19 @@ class RulesPolicy(BasePolicy):
     kind: ClassVar[str] = "rules"
 
     def raw_pmf(self, context: Context, actions: Sequence[Action]) -> list[float]:
+        """All mass on the best-ranked candidate (before the exploration floor).
+
+        Parameters
+        ----------
+        context: Context
+            The customer's features and the decision's context values.
+        actions: sequence of Action, length n_actions
+            The eligible candidates (at least one).
+
+        Returns
+        -------
+        list of float, length n_actions
+        """
         order = self.priorities.get(context.decision_point, [])
         rank = {action_id: i for i, action_id in enumerate(order)}
         big = len(order) + 1
@@ -66,14 +117,31 @@ class RulesPolicy(BasePolicy):
 
 @dataclass
 class LinUCBPolicy(BasePolicy):
-    """Disjoint LinUCB (Li, Chu, Langford & Schapire, *A Contextual-Bandit Approach to
-    Personalized News Article Recommendation*, WWW 2010).
+    """Disjoint LinUCB: an upper confidence bound over one ridge regression per action.
 
     One ridge regression per action id on the hashed joint features
     ``x`` (shape ``(shared_dim + action_dim + 1,)``); the action with the largest
     upper confidence bound ``θ_aᵀx + α·sqrt(xᵀA_a⁻¹x)`` is chosen (ties split), mixed
     with the exploration floor so every eligible action keeps a known probability.
     ``A_a⁻¹`` is kept directly with Sherman–Morrison updates.
+
+    Parameters
+    ----------
+    alpha: float, default 0.5
+        Width ``α`` of the confidence bound, ``>= 0`` (0: greedy ridge regression).
+    ridge: float, default 1.0
+        L2 penalty: each ``A_a`` starts as ``ridge · I``, ``> 0``.
+    exploration_floor: float, default 0.05
+        Probability mass spread over every eligible action.
+    shared_dim, action_dim: int, default 64 and 16
+        Hashed widths of the customer/context and the action features.
+    seed: int, default 0
+        Seed of the policy.
+
+    References
+    ----------
+    Li, Chu, Langford & Schapire, *A Contextual-Bandit Approach to Personalized News
+    Article Recommendation*, WWW 2010 (Algorithm 1, disjoint LinUCB).
     """
 
     alpha: float = 0.5
@@ -104,7 +172,19 @@ class LinUCBPolicy(BasePolicy):
         return a_inv, self._b[action_id]
 
     def scores(self, context: Context, actions: Sequence[Action]) -> np.ndarray:
-        """Upper confidence bound per action, shape ``(n_actions,)``."""
+        """Upper confidence bound per action.
+
+        Parameters
+        ----------
+        context: Context
+            The customer's features and the decision's context values.
+        actions: sequence of Action, length n_actions
+            The eligible candidates (at least one).
+
+        Returns
+        -------
+        ndarray, shape (n_actions,)
+        """
         x = self._feat.joint(context, actions).astype(np.float64)  # (n_actions, d)
         models = [self._model(a.id) for a in actions]
         a_inv = np.stack([m[0] for m in models])  # (n_actions, d, d)
@@ -115,9 +195,18 @@ class LinUCBPolicy(BasePolicy):
         return mean + self.alpha * width
 
     def raw_pmf(self, context: Context, actions: Sequence[Action]) -> np.ndarray:
+        """The arg-max of :meth:`scores`, ties split evenly; shape (n_actions,)."""
         return greedy_pmf(self.scores(context, actions))
 
     def learn(self, batch: LoggedBatch) -> None:
+        """Update the chosen action's ``A_a⁻¹`` and ``b_a`` with each logged round.
+
+        Parameters
+        ----------
+        batch: LoggedBatch, n_rounds rows
+            Contexts, candidates, chosen index and reward of each round; the logging
+            propensities are not used (LinUCB learns on-policy from what it sees).
+        """
         for context, actions, idx, reward in zip(
             batch.contexts, batch.actions, batch.chosen, batch.rewards, strict=True
         ):

@@ -29,7 +29,34 @@ from policies.types import Action, Context, LoggedBatch
 
 @dataclass
 class NeuralPolicy(BasePolicy):
-    """Bootstrapped MLP ensemble on CPU (see module docstring)."""
+    """Bootstrapped MLP ensemble on CPU (see module docstring).
+
+    Parameters
+    ----------
+    n_heads: int, default 8
+        Ensemble size (heads of one shared two-layer MLP), ``>= 1``.
+    hidden: int, default 64
+        Width of both hidden layers, ``>= 1``.
+    learning_rate: float, default 0.01
+        Adam's step size, in ``(0, 10)``.
+    batch_size: int, default 64
+        Rows per gradient step, ``1 <= batch_size <= replay_size``.
+    replay_size: int, default 20_000
+        Rows kept in the ring-buffer replay memory.
+    updates_per_row: float, default 0.5
+        Gradient steps per learned row (fractions carry over between batches).
+    exploration_floor: float, default 0.05
+        Probability mass spread over every eligible action.
+    shared_dim, action_dim: int, default 64 and 16
+        Hashed widths of the customer/context and the action features.
+    seed: int, default 0
+        Seeds the network's initialisation, the bootstrap weights and the replay draws.
+
+    References
+    ----------
+    Osband, Blundell, Pritzel & Van Roy, *Deep Exploration via Bootstrapped DQN*,
+    NeurIPS 2016; Riquelme, Tucker & Snoek, *Deep Bayesian Bandits Showdown*, ICLR 2018.
+    """
 
     n_heads: int = 8
     hidden: int = 64
@@ -76,12 +103,37 @@ class NeuralPolicy(BasePolicy):
         self._rng = np.random.default_rng(self.seed)
 
     def head_scores(self, context: Context, actions: Sequence[Action]) -> np.ndarray:
-        """Predicted reward per action and head, shape ``(n_actions, n_heads)``."""
+        """Predicted reward per action and head.
+
+        Parameters
+        ----------
+        context: Context
+            The customer's features and the decision's context values.
+        actions: sequence of Action, length n_actions
+            The eligible candidates (at least one).
+
+        Returns
+        -------
+        ndarray, shape (n_actions, n_heads)
+        """
         x = self._torch.from_numpy(self._feat.joint(context, actions))
         with self._torch.inference_mode():
             return self._net(x).numpy()
 
     def raw_pmf(self, context: Context, actions: Sequence[Action]) -> np.ndarray:
+        """Thompson sampling's exact pmf: each action's share of the heads' arg-max votes.
+
+        Parameters
+        ----------
+        context: Context
+            The customer's features and the decision's context values.
+        actions: sequence of Action, length n_actions
+            The eligible candidates (at least one).
+
+        Returns
+        -------
+        ndarray, shape (n_actions,)
+        """
         scores = self.head_scores(context, actions)  # (n_actions, n_heads)
         best = scores.max(axis=0, keepdims=True)
         winners = scores >= best - 1e-9  # ties split a head's vote
@@ -89,6 +141,14 @@ class NeuralPolicy(BasePolicy):
         return votes.sum(axis=1) / self.n_heads
 
     def learn(self, batch: LoggedBatch) -> None:
+        """Add each round to the replay memory with Poisson(1) weights per head, then take
+        ``updates_per_row`` weighted squared-error steps per added row.
+
+        Parameters
+        ----------
+        batch: LoggedBatch, n_rounds rows
+            Contexts, candidates, chosen index and reward of each round.
+        """
         n = len(batch)
         if n == 0:
             return

@@ -15,13 +15,15 @@ is scored from what was learned about similar ones, without retraining.
 Exploration algorithms, all computed inside VW and returned as a pmf:
 
 - ``epsilon``: ε-greedy (Langford & Zhang, *The Epoch-Greedy Algorithm*, NeurIPS 2007);
-- ``softmax``: Boltzmann exploration with inverse temperature ``lambda``;
+- ``softmax``: Boltzmann exploration with inverse temperature ``lambda`` (Sutton & Barto,
+  *Reinforcement Learning: An Introduction*, 2nd ed. 2018, §13.1);
 - ``squarecb``: Foster & Rakhlin, *Beyond UCB*, ICML 2020;
 - ``bag``: bootstrap Thompson sampling (Agarwal et al., *Taming the Monster*, ICML 2014);
 - ``cover``: online cover (Agarwal et al., ICML 2014).
 
-References:
-    Bietti, Agarwal & Langford, *A Contextual Bandit Bake-off*, JMLR 22 (2021).
+References
+----------
+Bietti, Agarwal & Langford, *A Contextual Bandit Bake-off*, JMLR 22 (2021).
 """
 
 from __future__ import annotations
@@ -47,7 +49,18 @@ _UNSAFE = str.maketrans({" ": "_", ":": "_", "|": "_", "\t": "_", "\n": "_", "\r
 
 
 def cost_from_reward(reward: float) -> float:
-    """VW minimises cost; Maestro maximises reward. The one place the sign flips."""
+    """VW minimises cost; Maestro maximises reward. The one place the sign flips.
+
+    Parameters
+    ----------
+    reward: float
+        One round's observed reward.
+
+    Returns
+    -------
+    float
+        VW's cost, ``-reward``.
+    """
     return -float(reward)
 
 
@@ -94,6 +107,14 @@ def _render_features(features: Mapping[str, FeatureValue], now: float = 0.0) -> 
 
 
 def shared_line(context: Context) -> str:
+    """The VW text of a decision's shared line: namespace ``c`` (customer), ``r`` (the
+    decision point and request context), numbers as ``sign·log1p``, timestamps as ages.
+
+    Parameters
+    ----------
+    context: Context
+        The customer's features and the decision's context values.
+    """
     dp = _render([(f"dp={context.decision_point}", 1.0)])
     now = context.timestamp
     request = _render_features(context.request, now)
@@ -101,6 +122,13 @@ def shared_line(context: Context) -> str:
 
 
 def action_line(action: Action) -> str:
+    """The VW text of one candidate's line: namespace ``a`` (id, channel, features).
+
+    Parameters
+    ----------
+    action: Action
+        One eligible candidate.
+    """
     tokens: list[Token] = [(f"id={action.id}", 1.0), (f"ch={action.channel}", 1.0)]
     _tokens("", action.features, tokens)
     return f"|a {_render(tokens)}"
@@ -108,7 +136,38 @@ def action_line(action: Action) -> str:
 
 @dataclass
 class VWPolicy(BasePolicy):
-    """Contextual bandit with VW's ``cb_explore_adf`` (see module docstring)."""
+    """Contextual bandit with VW's ``cb_explore_adf`` (see module docstring).
+
+    Parameters
+    ----------
+    exploration: {"epsilon", "softmax", "squarecb", "bag", "cover"}, default "epsilon"
+        VW's exploration algorithm.
+    epsilon: float, default 0.05
+        ε of ``epsilon``, ``bag`` and ``cover``, in ``[0, 1]``.
+    softmax_lambda: float, default 10.0
+        Inverse temperature of ``softmax``.
+    squarecb_gamma_scale: float, default 10.0
+        ``--gamma_scale`` of ``squarecb``.
+    bag_size, cover_size: int, default 5 and 3
+        Bootstrap size of ``bag``, policy-set size of ``cover``, ``>= 1``.
+    learning_rate: float, default 0.5
+        VW's ``-l``.
+    bits: int, default 18
+        Hash-table bits (``-b``), in ``[1, 30]``.
+    cb_type: {"mtr", "ips", "dr", "dm"}, default "mtr"
+        How VW estimates costs from logged bandit feedback.
+    interactions: tuple of str, default ("ca", "ra")
+        Quadratic namespace pairs (``-q``).
+    exploration_floor: float, default 0.0
+        Probability mass spread over every eligible action after VW's pmf.
+    seed: int, default 0
+        VW's ``--random_seed`` (saved with the model).
+
+    References
+    ----------
+    Bietti, Agarwal & Langford, *A Contextual Bandit Bake-off*, JMLR 22 (2021); the
+    exploration algorithms' papers are listed in the module docstring.
+    """
 
     exploration: str = "epsilon"
     epsilon: float = 0.05
@@ -143,6 +202,7 @@ class VWPolicy(BasePolicy):
         self._line_cache: dict[tuple[object, ...], str] = {}
 
     def vw_args(self) -> list[str]:
+        """The VW command line these fields stand for."""
         args = [
             "--cb_explore_adf",
             "--quiet",
@@ -263,6 +323,19 @@ class VWPolicy(BasePolicy):
         return self._hasher.example(context)
 
     def raw_pmf(self, context: Context, actions: Sequence[Action]) -> list[float]:
+        """VW's exploration pmf over the candidates, in their order.
+
+        Parameters
+        ----------
+        context: Context
+            The customer's features and the decision's context values.
+        actions: sequence of Action, length n_actions
+            The eligible candidates (at least one).
+
+        Returns
+        -------
+        list of float, length n_actions
+        """
         # The wrapper checks every example's label type on every call, a cost of the
         # order of the prediction itself (BENCHMARKS.md, "Serving: notes"); every example
         # here is built for this workspace with a CB label, so call the core directly
@@ -275,6 +348,15 @@ class VWPolicy(BasePolicy):
         return pmf
 
     def learn(self, batch: LoggedBatch) -> None:
+        """One VW update per logged round, labelled ``(cost, probability)`` on the chosen
+        candidate.
+
+        Parameters
+        ----------
+        batch: LoggedBatch, n_rounds rows
+            Contexts, candidates, chosen index, logging propensity and reward of each
+            round (the propensity enters VW's ``cb_type`` estimate).
+        """
         label = self._vw.CBLabel
         parse = self._parser.parse_line
         learn = self._core.learn_multi_ex_one
