@@ -20,7 +20,24 @@ DEFAULT_CATALOG = "catalog.yaml"
 
 @dataclass(frozen=True)
 class DecisionPoint:
-    """One decision point: its catalog of actions, its rules and its reward window."""
+    """One decision point: its catalog of actions, its rules and its reward window.
+
+    Parameters
+    ----------
+    name: str
+        The decision point's name (``decision_point`` of ``/decide``).
+    actions: tuple of Action, length n_actions
+        Its candidates, unique ids (may be empty: the request or the agent roster then
+        brings them).
+    rules: RuleSet
+        Eligibility applied before every policy.
+    reward_window_hours: float, default 72.0
+        How long after a decision a reward still counts for learning.
+    default_reward: float, default 0.0
+        The reward of a decision that received none within the window.
+    journey_priority: tuple of str
+        Action ids best first: the ``rules`` policy's static journey order.
+    """
 
     name: str
     actions: tuple[Action, ...]
@@ -31,11 +48,21 @@ class DecisionPoint:
 
     @property
     def reward_window_seconds(self) -> float:
+        """``reward_window_hours`` in seconds."""
         return self.reward_window_hours * 3600.0
 
 
 @dataclass(frozen=True)
 class Catalog:
+    """Every decision point of a workspace, by name; ``catalog[name]`` raises
+    :class:`~policies.errors.UnknownDecisionPointError` for an unknown one.
+
+    Parameters
+    ----------
+    decision_points: mapping of str to DecisionPoint
+        Always holds ``default``.
+    """
+
     decision_points: Mapping[str, DecisionPoint]
 
     def __getitem__(self, name: str) -> DecisionPoint:
@@ -51,6 +78,7 @@ class Catalog:
         return name in self.decision_points
 
     def names(self) -> list[str]:
+        """The decision points' names, sorted."""
         return sorted(self.decision_points)
 
     def journey_priorities(self) -> dict[str, list[str]]:
@@ -65,7 +93,19 @@ def _merge(base: Mapping[str, object], override: Mapping[str, object]) -> dict[s
 
 
 def parse_catalog(data: Mapping[str, object]) -> Catalog:
-    """Build a :class:`Catalog` from the parsed YAML mapping."""
+    """Build a :class:`Catalog` from the parsed YAML mapping.
+
+    Parameters
+    ----------
+    data: mapping
+        ``decision_points`` (name → actions, rules, reward settings, journey priority)
+        and optional ``defaults`` merged under every point (``rules`` key by key).
+
+    Raises
+    ------
+    CatalogError
+        On any malformed entry, or without a ``default`` decision point.
+    """
     if not isinstance(data, Mapping) or "decision_points" not in data:
         raise CatalogError("catalog: a top-level 'decision_points' mapping is required")
     defaults = dict(data.get("defaults") or {})
@@ -105,7 +145,13 @@ def parse_catalog(data: Mapping[str, object]) -> Catalog:
 
 
 def load_catalog(path: str | Path | None = None) -> Catalog:
-    """Load the catalog at ``path``, or the one shipped with Maestro."""
+    """Load the catalog at ``path``, or the one shipped with Maestro.
+
+    Parameters
+    ----------
+    path: str or Path, optional
+        A catalog YAML file; ``None`` loads ``policies/catalog.yaml``.
+    """
     import yaml  # imported here: keep `import policies` light
 
     try:

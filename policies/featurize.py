@@ -31,12 +31,26 @@ MISSING = "__missing__"
 
 
 def numeric_value(x: float) -> float:
-    """The one transform of numeric features: ``sign(x)·log1p(|x|)``."""
+    """The one transform of numeric features: ``sign(x)·log1p(|x|)``.
+
+    Parameters
+    ----------
+    x: float
+        A raw numeric feature value (an age in days for a timestamp).
+    """
     return math.copysign(math.log1p(abs(x)), x)
 
 
 def token_name(name: str, value: str | bool | None) -> str:
-    """The one-hot token of a categorical, boolean or missing value."""
+    """The one-hot token of a categorical, boolean or missing value.
+
+    Parameters
+    ----------
+    name: str
+        The feature's name, with its namespace prefix.
+    value: str, bool or None
+        The value; ``None`` gives the explicit ``__missing__`` token.
+    """
     if value is None:
         return f"{name}={MISSING}"
     if isinstance(value, bool):
@@ -50,7 +64,15 @@ DAY = 86_400.0
 
 def age_days(timestamp: float, now: float) -> float:
     """A ``*_ts`` feature (epoch seconds) as its age in days at ``now``; ``-1`` for never
-    (0 or missing) or when ``now`` is unknown. Raw epochs would all look alike (≈ 1.8e9)."""
+    (0 or missing) or when ``now`` is unknown. Raw epochs would all look alike (≈ 1.8e9).
+
+    Parameters
+    ----------
+    timestamp: float
+        The feature's epoch seconds.
+    now: float
+        The decision's epoch seconds (``Context.timestamp``).
+    """
     if timestamp <= 0.0 or now <= 0.0:
         return -1.0
     return max(0.0, (now - timestamp) / DAY)
@@ -70,7 +92,18 @@ def _tokens(
 
 
 def shared_tokens(context: Context) -> list[Token]:
-    """Tokens shared by every action: customer features (``c.``), request context (``r.``)."""
+    """Tokens shared by every action: customer features (``c.``), request context (``r.``).
+
+    Parameters
+    ----------
+    context: Context
+        The customer's features, the request context and the decision point.
+
+    Returns
+    -------
+    list of (str, float), length n_customer_features + n_request_values + 1
+        The last token names the decision point.
+    """
     out: list[Token] = []
     _tokens("c.", context.customer, out, context.timestamp)
     _tokens("r.", context.request, out, context.timestamp)
@@ -79,7 +112,17 @@ def shared_tokens(context: Context) -> list[Token]:
 
 
 def action_tokens(action: Action) -> list[Token]:
-    """Tokens of one action: its id, its channel and its features (``a.``)."""
+    """Tokens of one action: its id, its channel and its features (``a.``).
+
+    Parameters
+    ----------
+    action: Action
+        One candidate.
+
+    Returns
+    -------
+    list of (str, float), length n_action_features + 2
+    """
     out: list[Token] = [(f"id={action.id}", 1.0), (f"ch={action.channel}", 1.0)]
     _tokens("a.", action.features, out)
     return out
@@ -94,6 +137,19 @@ class DenseFeaturizer:
     action, shape ``(n_actions, shared_dim + action_dim + 1)`` (last column a bias).
     Hash slots and action vectors are memoised (bounded), so the per-request cost is
     one pass over the customer's features.
+
+    Parameters
+    ----------
+    shared_dim: int, default 64
+        Width of the hashed customer and request-context vector.
+    action_dim: int, default 16
+        Width of the hashed action vector.
+
+    References
+    ----------
+    Weinberger, Dasgupta, Langford, Smola & Attenberg, *Feature Hashing for Large Scale
+    Multitask Learning*, ICML 2009 (signed hashing: the sign bit keeps inner products
+    unbiased).
     """
 
     shared_dim: int = 64
@@ -123,7 +179,17 @@ class DenseFeaturizer:
         return np.array(vec, dtype=np.float32)
 
     def shared(self, context: Context) -> np.ndarray:
-        """Same as hashing :func:`shared_tokens`, fused into one memoised pass."""
+        """Same as hashing :func:`shared_tokens`, fused into one memoised pass.
+
+        Parameters
+        ----------
+        context: Context
+            The customer's features, the request context and the decision point.
+
+        Returns
+        -------
+        ndarray of float32, shape (shared_dim,)
+        """
         dim = self.shared_dim
         vec = [0.0] * dim
         memo = self._shared_slots
@@ -153,6 +219,7 @@ class DenseFeaturizer:
         return np.array(vec, dtype=np.float32)
 
     def action(self, action: Action) -> np.ndarray:
+        """The hashed :func:`action_tokens` of ``action``, shape (action_dim,), float32."""
         key = (action.id, action.channel, *action.features.items())
         vec = self._action_cache.get(key)
         if vec is None:
@@ -162,13 +229,28 @@ class DenseFeaturizer:
         return vec
 
     def actions(self, actions: Sequence[Action]) -> np.ndarray:
+        """One :meth:`action` row per candidate, shape (n_actions, action_dim)."""
         return np.stack([self.action(a) for a in actions])
 
     @property
     def joint_dim(self) -> int:
+        """Width of a :meth:`joint` row: ``shared_dim + action_dim + 1`` (the bias)."""
         return self.shared_dim + self.action_dim + 1
 
     def joint(self, context: Context, actions: Sequence[Action]) -> np.ndarray:
+        """Shared vector, action vector and bias per candidate.
+
+        Parameters
+        ----------
+        context: Context
+            The customer's features, the request context and the decision point.
+        actions: sequence of Action, length n_actions
+            The candidates.
+
+        Returns
+        -------
+        ndarray of float32, shape (n_actions, joint_dim)
+        """
         n = len(actions)
         out = np.empty((n, self.joint_dim), dtype=np.float32)
         out[:, : self.shared_dim] = self.shared(context)

@@ -44,7 +44,15 @@ _HOURS_MAX = 4096
 
 
 def local_hour(timestamp: float, timezone: FeatureValue) -> int:
-    """The hour of day (0–23) at ``timestamp`` in ``timezone`` (UTC when unknown)."""
+    """The hour of day (0–23) at ``timestamp`` in ``timezone`` (UTC when unknown).
+
+    Parameters
+    ----------
+    timestamp: float
+        Epoch seconds of the decision.
+    timezone: FeatureValue
+        The customer's IANA zone name (``timezone`` feature); anything else means UTC.
+    """
     key = (timezone, int(timestamp // 60))
     hour = _HOURS.get(key)
     if hour is None:
@@ -177,7 +185,21 @@ class Escalation:
 
 @dataclass(frozen=True)
 class RuleSet:
-    """The rules of one decision point, applied by :meth:`split`."""
+    """The rules of one decision point, applied by :meth:`split`.
+
+    Parameters
+    ----------
+    consent_channels: frozenset of str
+        Channels that need the customer feature ``consent_<channel>`` to be true.
+    frequency_caps, suppressions: tuple of FrequencyCap, tuple of Suppression
+        Send caps per channel and window; category blocks while a flag feature is true.
+    quiet_hours: QuietHours, optional
+        Hours of the customer's local day without contact on some channels.
+    required_action_features: tuple of str
+        Action features a candidate must carry.
+    agent_routing, escalation: AgentRouting, Escalation, optional
+        Contact-centre routing checks; channels gated behind an escalation signal.
+    """
 
     consent_channels: frozenset[str] = frozenset()
     frequency_caps: tuple[FrequencyCap, ...] = ()
@@ -284,8 +306,14 @@ class RuleSet:
     def reason(self, context: Context, action: Action, hour: int | None) -> str | None:
         """Why ``action`` is forbidden for ``context``, or ``None`` when it is allowed.
 
-        ``hour`` is the customer's local hour (see :func:`local_hour`), ``None`` to skip
-        quiet hours.
+        Parameters
+        ----------
+        context: Context
+            The customer's features and the request context.
+        action: Action
+            One candidate.
+        hour: int or None
+            The customer's local hour (:func:`local_hour`); ``None`` skips quiet hours.
         """
         return self._reason(context, action, hour, self._active(context), {}, None)
 
@@ -363,7 +391,22 @@ class RuleSet:
     def split(
         self, context: Context, actions: Sequence[Action]
     ) -> tuple[list[Action], list[Exclusion]]:
-        """Partition ``actions`` into the eligible ones and the excluded ones with reasons."""
+        """Partition ``actions`` into the eligible ones and the excluded ones with reasons.
+
+        Parameters
+        ----------
+        context: Context
+            The customer's features and the request context.
+        actions: sequence of Action, length n_actions
+            The decision point's candidates.
+
+        Returns
+        -------
+        eligible: list of Action, length n_eligible
+            In their input order.
+        excluded: list of Exclusion, length n_actions - n_eligible
+            Each action id with its machine-readable reason.
+        """
         hour = None
         if self.quiet_hours is not None:
             hour = local_hour(context.timestamp, context.customer.get("timezone"))
