@@ -25,10 +25,9 @@ class UniformPolicy(BasePolicy):
     seed: int, default 0
         Seed of the policy (the draw itself is seeded by the event id).
 
-    References
-    ----------
-    Li, Chu, Langford & Wang, *Unbiased Offline Evaluation of Contextual-bandit-based News
-    Article Recommendation Algorithms*, WSDM 2011 (uniform logging for replay evaluation).
+    References:
+        Li, Chu, Langford & Wang, *Unbiased Offline Evaluation of Contextual-bandit-based News
+        Article Recommendation Algorithms*, WSDM 2011 (uniform logging for replay evaluation).
     """
 
     kind: ClassVar[str] = "uniform"
@@ -69,10 +68,9 @@ class RulesPolicy(BasePolicy):
     seed: int, default 0
         Seed of the policy.
 
-    References
-    ----------
-    Sutton & Barto, *Reinforcement Learning: An Introduction*, 2nd ed., MIT Press 2018,
-    §2.2 (ε-greedy action selection, the floor over a fixed greedy choice).
+    References:
+        Sutton & Barto, *Reinforcement Learning: An Introduction*, 2nd ed., MIT Press 2018,
+        §2.2 (ε-greedy action selection, the floor over a fixed greedy choice).
     """
 
     exploration_floor: float = 0.05
@@ -138,10 +136,9 @@ class LinUCBPolicy(BasePolicy):
     seed: int, default 0
         Seed of the policy.
 
-    References
-    ----------
-    Li, Chu, Langford & Schapire, *A Contextual-Bandit Approach to Personalized News
-    Article Recommendation*, WWW 2010 (Algorithm 1, disjoint LinUCB).
+    References:
+        Li, Chu, Langford & Schapire, *A Contextual-Bandit Approach to Personalized News
+        Article Recommendation*, WWW 2010 (Algorithm 1, disjoint LinUCB).
     """
 
     alpha: float = 0.5

@@ -145,11 +145,10 @@ class DenseFeaturizer:
     action_dim: int, default 16
         Width of the hashed action vector.
 
-    References
-    ----------
-    Weinberger, Dasgupta, Langford, Smola & Attenberg, *Feature Hashing for Large Scale
-    Multitask Learning*, ICML 2009 (signed hashing: the sign bit keeps inner products
-    unbiased).
+    References:
+        Weinberger, Dasgupta, Langford, Smola & Attenberg, *Feature Hashing for Large Scale
+        Multitask Learning*, ICML 2009 (signed hashing: the sign bit keeps inner products
+        unbiased).
     """
 
     shared_dim: int = 64

@@ -52,10 +52,9 @@ class NeuralPolicy(BasePolicy):
     seed: int, default 0
         Seeds the network's initialisation, the bootstrap weights and the replay draws.
 
-    References
-    ----------
-    Osband, Blundell, Pritzel & Van Roy, *Deep Exploration via Bootstrapped DQN*,
-    NeurIPS 2016; Riquelme, Tucker & Snoek, *Deep Bayesian Bandits Showdown*, ICLR 2018.
+    References:
+        Osband, Blundell, Pritzel & Van Roy, *Deep Exploration via Bootstrapped DQN*,
+        NeurIPS 2016; Riquelme, Tucker & Snoek, *Deep Bayesian Bandits Showdown*, ICLR 2018.
     """
 
     n_heads: int = 8

@@ -223,10 +223,9 @@ class IPS(_Checked):
     ``V̂ = (1/n) Σ_i w_i r_i``, ``w_i = π_i / μ_i``; unbiased when ``μ > 0`` wherever
     ``π > 0``. CI: normal approximation of the mean of ``w_i r_i``.
 
-    References
-    ----------
-    Horvitz & Thompson, *A Generalization of Sampling Without Replacement from a
-    Finite Universe*, JASA 47 (1952).
+    References:
+        Horvitz & Thompson, *A Generalization of Sampling Without Replacement from a
+        Finite Universe*, JASA 47 (1952).
     """
 
     name: ClassVar[str] = "ips"
@@ -248,10 +247,9 @@ class ClippedIPS(_Checked):
     max_weight: float, default 10.0
         The clipping threshold ``M`` of the importance weights, ``> 0``.
 
-    References
-    ----------
-    Ionides, *Truncated Importance Sampling*, JCGS 17 (2008); Bottou et al.,
-    *Counterfactual Reasoning and Learning Systems*, JMLR 14 (2013).
+    References:
+        Ionides, *Truncated Importance Sampling*, JCGS 17 (2008); Bottou et al.,
+        *Counterfactual Reasoning and Learning Systems*, JMLR 14 (2013).
     """
 
     max_weight: float = 10.0
@@ -274,10 +272,9 @@ class SNIPS(_Checked):
     CI by the delta method for a ratio of means:
     ``Var(V̂) ≈ (1/n) · mean((w_i (r_i − V̂))²) / mean(w_i)²``.
 
-    References
-    ----------
-    Swaminathan & Joachims, *The Self-Normalized Estimator for Counterfactual
-    Learning*, NeurIPS 2015.
+    References:
+        Swaminathan & Joachims, *The Self-Normalized Estimator for Counterfactual
+        Learning*, NeurIPS 2015.
     """
 
     name: ClassVar[str] = "snips"
@@ -302,10 +299,9 @@ class DM(_Checked):
     approximation over contexts, conditional on the reward model (it ignores the
     model's own estimation error).
 
-    References
-    ----------
-    Dudík, Langford & Li, *Doubly Robust Policy Evaluation and Learning*, ICML 2011
-    (the direct method as their baseline).
+    References:
+        Dudík, Langford & Li, *Doubly Robust Policy Evaluation and Learning*, ICML 2011
+        (the direct method as their baseline).
     """
 
     name: ClassVar[str] = "dm"
@@ -322,9 +318,8 @@ class DR(_Checked):
     Unbiased when either the propensities or the reward model are right. CI: normal
     approximation of the mean of the bracketed terms.
 
-    References
-    ----------
-    Dudík, Langford & Li, *Doubly Robust Policy Evaluation and Learning*, ICML 2011.
+    References:
+        Dudík, Langford & Li, *Doubly Robust Policy Evaluation and Learning*, ICML 2011.
     """
 
     name: ClassVar[str] = "dr"
@@ -348,10 +343,9 @@ class SwitchDR(_Checked):
     tau: float, default 10.0
         The switching threshold ``τ`` on the importance weight, ``> 0``.
 
-    References
-    ----------
-    Wang, Agarwal & Dudík, *Optimal and Adaptive Off-policy Evaluation in
-    Contextual Bandits*, ICML 2017.
+    References:
+        Wang, Agarwal & Dudík, *Optimal and Adaptive Off-policy Evaluation in
+        Contextual Bandits*, ICML 2017.
     """
 
     tau: float = 10.0
@@ -554,10 +548,9 @@ class RidgeRewardModel:
     shared_dim: int, default 64
         Width of the hashed customer and context features.
 
-    References
-    ----------
-    Hoerl & Kennard, *Ridge Regression: Biased Estimation for Nonorthogonal Problems*,
-    Technometrics 12 (1970).
+    References:
+        Hoerl & Kennard, *Ridge Regression: Biased Estimation for Nonorthogonal Problems*,
+        Technometrics 12 (1970).
     """
 
     def __init__(self, ridge: float = 1.0, shared_dim: int = 64) -> None:

@@ -21,9 +21,8 @@ Exploration algorithms, all computed inside VW and returned as a pmf:
 - ``bag``: bootstrap Thompson sampling (Agarwal et al., *Taming the Monster*, ICML 2014);
 - ``cover``: online cover (Agarwal et al., ICML 2014).
 
-References
-----------
-Bietti, Agarwal & Langford, *A Contextual Bandit Bake-off*, JMLR 22 (2021).
+References:
+    Bietti, Agarwal & Langford, *A Contextual Bandit Bake-off*, JMLR 22 (2021).
 """
 
 from __future__ import annotations
@@ -163,10 +162,9 @@ class VWPolicy(BasePolicy):
     seed: int, default 0
         VW's ``--random_seed`` (saved with the model).
 
-    References
-    ----------
-    Bietti, Agarwal & Langford, *A Contextual Bandit Bake-off*, JMLR 22 (2021); the
-    exploration algorithms' papers are listed in the module docstring.
+    References:
+        Bietti, Agarwal & Langford, *A Contextual Bandit Bake-off*, JMLR 22 (2021); the
+        exploration algorithms' papers are listed in the module docstring.
     """
 
     exploration: str = "epsilon"
