@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from core.compiled import compiled_or
+
 
 class NumpyDraws:
     """Scalar draws through ``generator``'s own methods (the pure-Python twin)."""
@@ -30,9 +32,5 @@ class NumpyDraws:
         return float(self.generator.lognormal(mean, sigma))
 
 
-try:  # the compiled twin (``make ext``); without a compiler the simulator is only slower
-    from simulator._draws import Draws as DrawsCompiled
-except ImportError:  # pragma: no cover - an install without the extension
-    DrawsCompiled = None
-
-Draws: type = DrawsCompiled or NumpyDraws
+#: the compiled draws (``simulator._draws.Draws``) when built, else :class:`NumpyDraws`
+Draws: type = compiled_or("simulator._draws", "Draws", NumpyDraws)
