@@ -24,9 +24,10 @@ import numpy as np
 
 from policies.base import apply_floor
 from policies.types import LoggedBatch
-from policies.vw.policy import VWPolicy, cost_from_reward
+from policies.vw.labels import cost_from_reward
 
 if TYPE_CHECKING:
+    from policies.vw.policy import VWPolicy
     from training.columns import SharedFeatures, TokenStream
 
 _UNSAFE = str.maketrans({" ": "_", ":": "_", "|": "_", "\t": "_", "\n": "_", "\r": "_"})
