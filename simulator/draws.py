@@ -3,7 +3,8 @@
 :class:`NumpyDraws` calls the generator's methods; ``simulator._draws.Draws``
 (compiled) draws the same numbers from the same bit generator without NumPy's
 per-call overhead (see its docstring; ``tests/simulator/test_sim_draws.py`` checks the
-streams are identical). :data:`Draws` is the compiled one when it is built.
+streams are identical). Its one transcendental function, the Poisson method's
+``exp(-lam)``, is the C library's ``exp``, which NumPy's C distributions call too. :data:`Draws` is the compiled one when it is built.
 """
 
 from __future__ import annotations
