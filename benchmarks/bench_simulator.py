@@ -18,13 +18,13 @@ of BENCHMARKS.md:
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import time
 
 import numpy as np
 
 from benchmarks._report import machine, write_section
+from core.compiled import compiled_module
 from policies.base import seed_from_event_id
 from policies.decision import decide_among
 from policies.types import LoggedBatch
@@ -69,7 +69,6 @@ def _loadavg() -> str:
 COMPILED = (
     "policies.vw._shared",
     "policies._decide",
-    "policies._records",
     "simulator._draws",
     "simulator._economics",
     "simulator._customers",
@@ -80,9 +79,7 @@ def compiled_status() -> str:
     """Which of :data:`COMPILED` this interpreter loads (a lost build runs, slower)."""
     missing = []
     for name in COMPILED:
-        try:
-            importlib.import_module(name)
-        except ImportError:
+        if compiled_module(name) is None:
             missing.append(name)
     if not missing:
         return "all compiled (Cython: " + ", ".join(f"`{n}`" for n in COMPILED) + ")"

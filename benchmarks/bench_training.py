@@ -222,7 +222,7 @@ def main() -> None:
             "Bulk path: the join checks each logged customer JSON with a compiled strict reader "
             "of flat objects and keeps the text (`training/_join.pyx`, `training/_columns.pyx`; "
             "anything unusual goes to orjson); token streams are read straight from the text; "
-            "VW learning and scoring loops are compiled (`policies/vw/_batch.pyx`); the MLflow "
+            "VW learning and scoring loop over the rows in Python (two array pushes per row); the MLflow "
             "metrics are logged after the model in one batch. `tests/training/test_fast_path.py` "
             "and `tests/training/test_compiled.py` check the same VW bytes, pmfs, OPE estimates "
             "and bad-row counts as the row-by-row path and the pure-Python twins. "

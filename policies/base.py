@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 
 import numpy as np
 
+from core.compiled import compiled_or
 from policies.errors import InvalidParameterError, ModelLoadError
 from policies.types import (
     Action,
@@ -114,12 +115,8 @@ def finish_py(
     )
 
 
-try:  # the compiled twin (``make ext``); without a compiler Maestro is only slower
-    from policies._decide import finish as finish_compiled
-except ImportError:  # pragma: no cover - an install without the extension
-    finish_compiled = None
-
-finish = finish_compiled or finish_py
+#: :func:`finish_py`, compiled (``policies._decide``) when it is built
+finish = compiled_or("policies._decide", "finish", finish_py)
 
 
 def greedy_pmf(scores: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ from typing import Any
 from policies.base import BasePolicy, unpack
 from policies.errors import InvalidParameterError, UnknownPolicyError
 
-#: kind → "module:Class"
+#: kind → "module:Class": the kinds every command takes (the outside contract's names)
 POLICY_KINDS: dict[str, str] = {
     "uniform": "policies.baselines:UniformPolicy",
     "rules": "policies.baselines:RulesPolicy",
@@ -20,15 +20,21 @@ POLICY_KINDS: dict[str, str] = {
     "vw-cb": "policies.vw.policy:VWPolicy",
     "neural": "policies.neural:NeuralPolicy",
 }
+#: kinds for agent routing only (the routing simulator's baselines), not offered by the commands
+ROUTING_KINDS: dict[str, str] = {
+    "least-busy": "policies.routing:LeastBusyPolicy",
+}
+#: every registered kind → "module:Class"
+REGISTERED_KINDS: dict[str, str] = {**POLICY_KINDS, **ROUTING_KINDS}
 
 
 def policy_class(kind: str) -> type[BasePolicy]:
     """The class implementing ``kind``; :class:`UnknownPolicyError` for an unknown name."""
     try:
-        target = POLICY_KINDS[kind]
+        target = REGISTERED_KINDS[kind]
     except KeyError:
         raise UnknownPolicyError(
-            f"unknown policy kind {kind!r}; choose one of {', '.join(POLICY_KINDS)}"
+            f"unknown policy kind {kind!r}; choose one of {', '.join(REGISTERED_KINDS)}"
         ) from None
     module, name = target.split(":")
     return getattr(import_module(module), name)

@@ -37,6 +37,7 @@ from typing import ClassVar, Protocol
 
 import numpy as np
 
+from core.compiled import compiled_or
 from policies.base import BasePolicy, greedy_pmf
 from policies.errors import CatalogError
 from policies.types import Action, Context, FeatureValue
@@ -236,16 +237,10 @@ def case_reason_py(
     return None
 
 
-try:  # the compiled twins (``make ext``); without a compiler Maestro is only slower
-    from policies._routing import case_reason as case_reason_compiled
-    from policies._routing import sent_agents as sent_agents_compiled
-except ImportError:  # pragma: no cover - an install without the extension
-    case_reason_compiled = sent_agents_compiled = None
-
-#: may this agent take the case (:func:`case_reason_py`)
-case_reason = case_reason_compiled or case_reason_py
-#: the caller's agents as actions (:func:`sent_agents_py`)
-sent_agents = sent_agents_compiled or sent_agents_py
+#: may this agent take the case (:func:`case_reason_py`, compiled when built)
+case_reason = compiled_or("policies._routing", "case_reason", case_reason_py)
+#: the caller's agents as actions (:func:`sent_agents_py`, compiled when built)
+sent_agents = compiled_or("policies._routing", "sent_agents", sent_agents_py)
 
 
 @dataclass(frozen=True, slots=True)

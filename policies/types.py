@@ -7,7 +7,7 @@ Shapes follow Open Bandit Pipeline's conventions: ``n_rounds`` logged decisions,
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TypeVar
@@ -37,11 +37,10 @@ _EMPTY: Mapping[str, FeatureValue] = MappingProxyType({})
 _R = TypeVar("_R")
 
 
-def trusted_py(cls: type[_R], names: tuple[str, ...], values: tuple[object, ...]) -> _R:
+def trusted(cls: type[_R], names: tuple[str, ...], values: tuple[object, ...]) -> _R:
     """An instance of the frozen, slotted record ``cls`` with every field ``names[i]`` set
     to ``values[i]``, without ``__init__`` (so without ``__post_init__`` checks): for hot
-    loops building records from values already valid. The pure-Python twin of
-    ``policies._records.trusted`` (compiled, same records)."""
+    loops building records from values already valid."""
     if len(names) != len(values):
         raise ValueError(f"{cls.__name__}: {len(names)} field names, {len(values)} values")
     obj = object.__new__(cls)
@@ -50,15 +49,6 @@ def trusted_py(cls: type[_R], names: tuple[str, ...], values: tuple[object, ...]
     return obj
 
 
-try:  # the compiled twin (``make ext``); without a compiler Maestro is only slower
-    from policies._records import trusted as trusted_compiled
-except ImportError:  # pragma: no cover - an install without the extension
-    trusted_compiled = None
-
-#: builds a record without ``__init__``: see :func:`trusted_py`
-trusted: Callable[[type[_R], tuple[str, ...], tuple[object, ...]], _R] = (
-    trusted_compiled or trusted_py
-)
 _CONTEXT_FIELDS = ("customer_id", "customer", "request", "decision_point", "timestamp")
 
 

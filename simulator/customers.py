@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
 
+from core.compiled import compiled_or
 from features.schema import CHANNELS
 from features.synthetic import OFFERS, CustomerBase, generate_customers
 from policies.types import FeatureValue
@@ -175,12 +176,8 @@ def refresh_py(
     feats["churn_risk"] = round(min(max(risk, 0.0), 1.0), 4)
 
 
-try:  # the compiled twin (``make ext``); without a compiler the simulator is only slower
-    from simulator._customers import refresh as refresh_compiled
-except ImportError:  # pragma: no cover - an install without the extension
-    refresh_compiled = None
-
-_refresh = refresh_compiled or refresh_py
+#: :func:`refresh_py`, compiled (``simulator._customers``) when it is built
+_refresh = compiled_or("simulator._customers", "refresh", refresh_py)
 
 
 def _count(value: FeatureValue) -> int:

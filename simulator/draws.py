@@ -3,12 +3,16 @@
 :class:`NumpyDraws` calls the generator's methods; ``simulator._draws.Draws``
 (compiled) draws the same numbers from the same bit generator without NumPy's
 per-call overhead (see its docstring; ``tests/simulator/test_sim_draws.py`` checks the
-streams are identical). :data:`Draws` is the compiled one when it is built.
+streams are identical). Its one transcendental function, the Poisson method's
+``exp(-lam)``, is the C library's ``exp``, which NumPy's C distributions call too.
+:data:`Draws` is the compiled one when it is built.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from core.compiled import compiled_or
 
 
 class NumpyDraws:
@@ -30,9 +34,5 @@ class NumpyDraws:
         return float(self.generator.lognormal(mean, sigma))
 
 
-try:  # the compiled twin (``make ext``); without a compiler the simulator is only slower
-    from simulator._draws import Draws as DrawsCompiled
-except ImportError:  # pragma: no cover - an install without the extension
-    DrawsCompiled = None
-
-Draws: type = DrawsCompiled or NumpyDraws
+#: the compiled draws (``simulator._draws.Draws``) when built, else :class:`NumpyDraws`
+Draws: type = compiled_or("simulator._draws", "Draws", NumpyDraws)

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from core.compiled import compiled_or
 from policies.types import NO_CONTACT_ID, Action
 from simulator.customers import CustomerState
 from simulator.errors import InvalidSimulationConfig
@@ -318,12 +319,8 @@ def truth_loop_py(
     return np.array(out, dtype=np.float64), conv
 
 
-try:  # the compiled twin (``make ext``); without a compiler the simulator is only slower
-    from simulator._economics import truth_loop as truth_loop_compiled
-except ImportError:  # pragma: no cover - an install without the extension
-    truth_loop_compiled = None
-
-truth_loop = truth_loop_compiled or truth_loop_py
+#: :func:`truth_loop_py`, compiled (``simulator._economics``) when it is built
+truth_loop = compiled_or("simulator._economics", "truth_loop", truth_loop_py)
 
 
 @dataclass(frozen=True, slots=True)

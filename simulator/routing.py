@@ -36,7 +36,7 @@ import numpy as np
 from policies.base import BasePolicy
 from policies.catalog import Catalog, load_catalog
 from policies.registry import make_policy
-from policies.routing import LAST_AGENT, LeastBusyPolicy, RoutingReward, with_continuity
+from policies.routing import LAST_AGENT, RoutingReward, with_continuity
 from policies.types import Action, Context, Decision, FeatureValue
 from simulator.environment import Observation, Outcome, StepResult
 from simulator.errors import InvalidDecision, InvalidSimulationConfig, NotReset, SimulatorError
@@ -347,10 +347,8 @@ def routing_summary(env: RoutingEnvironment, tail: float = 0.5) -> dict[str, Any
 
 
 def build_router(kind: str, seed: int = 0) -> BasePolicy:
-    """A routing policy by name: ``least-busy`` (the ACD baseline) or any registered kind
-    (``uniform`` is random assignment among qualified agents)."""
-    if kind == "least-busy":
-        return LeastBusyPolicy(seed=seed)
+    """A routing policy of any registered kind: ``least-busy`` is the ACD baseline,
+    ``uniform`` random assignment among qualified agents."""
     return make_policy(kind, seed=seed)
 
 

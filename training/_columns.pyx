@@ -5,7 +5,8 @@ text of a :class:`training.row_parser.LoggedFeatures` that nothing has decoded y
 
 Same tokens, in the same order (row by row, within a row the mapping's own order),
 same arithmetic: ``sign·log1p`` and ``*_ts`` ages in days in C doubles, with the C
-library's ``log1p`` (which ``math.log1p`` and NumPy's ``log1p`` call too). Only the
+library's ``log1p``, which the twin calls through ``math.log1p`` (not NumPy's
+``log1p``: its SIMD loops may differ from the C library in the last bit). Only the
 numbering of the token table differs (first appearance here, column by column in the
 twin); ``tests/training/test_compiled.py`` compares the entries' tokens and values bit
 for bit.

@@ -4,9 +4,11 @@
 step per feature. Training asks the same question of tens of thousands of contexts
 (the reward model's dense vectors, Vowpal Wabbit's shared examples), so here the rows
 are grouped by their feature names (rows logged by the same feature service share
-them, in the same order) and each feature becomes a column: numbers are transformed
-with numpy (``sign·log1p``, ``*_ts`` ages in days), categories are mapped to tokens
-once per distinct value. The result is a token stream per namespace, in row order
+them, in the same order) and each feature becomes a column: ``*_ts`` ages in days are
+computed with numpy, ``sign·log1p`` with Python's ``math.log1p`` (the C library's, the
+function the compiled stream and the per-row featurisers call; NumPy's own ``log1p``
+loops may differ from it in the last bit), categories are mapped to tokens once per
+distinct value. The result is a token stream per namespace, in row order
 and, within a row, in the row's own feature order — exactly the order the per-row
 featurisers visit, so sums come out bit for bit the same
 (``tests/training/test_fast_path.py`` checks it).
@@ -29,7 +31,15 @@ from typing import Any
 
 import numpy as np
 
-from policies.featurize import DAY, TIMESTAMP_SUFFIX, DenseFeaturizer, age_days, token_name
+from core.compiled import compiled_module
+from policies.featurize import (
+    DAY,
+    TIMESTAMP_SUFFIX,
+    DenseFeaturizer,
+    age_days,
+    numeric_value,
+    token_name,
+)
 from policies.types import Context, FeatureValue
 from training.row_parser import LoggedFeatures
 
@@ -40,10 +50,8 @@ _values = operator.methodcaller("values")
 _NUMBERS = frozenset({float, int})
 _ONEHOT = frozenset({str, bool, type(None)})
 
-try:
-    from training import _columns as _compiled
-except ImportError:  # not built (no compiler): the numpy twin below
-    _compiled = None
+#: the compiled token stream (``training._columns``), ``None`` when it is not built
+_compiled = compiled_module("training._columns")
 
 
 @dataclass(frozen=True)
@@ -65,6 +73,12 @@ class TokenStream:
     def token_text(self, i: int) -> str:
         name, value = self.tokens[i]
         return name if value is NUMERIC else token_name(name, value)  # type: ignore[arg-type]
+
+
+def _signed_log1p(x: np.ndarray) -> np.ndarray:
+    """:func:`~policies.featurize.numeric_value` of each entry of ``x``, shape ``(n,)``:
+    the C library's ``log1p`` through ``math.log1p``, as the compiled stream computes it."""
+    return np.fromiter(map(numeric_value, x.tolist()), dtype=np.float64, count=len(x))
 
 
 def _numeric(x: float, is_ts: bool, now: float) -> float:
@@ -90,7 +104,7 @@ def _column(
             tok = table.setdefault(key, len(table))
             return (
                 np.full(n, tok, dtype=np.int64),
-                np.copysign(np.log1p(np.abs(x)), x),
+                _signed_log1p(x),
                 x != 0.0,
             )
     vals = np.ones(n, dtype=np.float64)
@@ -126,8 +140,9 @@ def token_stream(rows: Sequence[Mapping[str, FeatureValue]], now: np.ndarray) ->
 
 def token_stream_py(rows: Sequence[Mapping[str, FeatureValue]], now: np.ndarray) -> TokenStream:
     """Pure-Python (numpy) twin of the compiled token stream: rows grouped by their
-    feature names, one numpy column per feature. Same entries (tokens and values) in
-    the same order; the token table is numbered column by column instead."""
+    feature names, one numpy column per feature. Same entries (tokens and values, the
+    same bits: the same ``log1p``) in the same order; the token table is numbered column
+    by column instead."""
     n = len(rows)
     names_of = list(map(tuple, rows))
     values_of = list(map(list, map(_values, rows)))

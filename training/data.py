@@ -24,14 +24,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from core.compiled import compiled_or
 from policies.catalog import Catalog
 from policies.types import LoggedBatch
 from training.row_parser import ROW_COLUMNS, JoinCounts, RowParser, join_rows_py
 
-try:
-    from training._join import join_rows
-except ImportError:  # not built (no compiler): the pure-Python twin
-    join_rows = join_rows_py
+#: :func:`~training.row_parser.join_rows_py`, compiled (``training._join``) when built
+join_rows = compiled_or("training._join", "join_rows", join_rows_py)
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -28,9 +28,11 @@ from typing import Any
 import numpy as np
 
 from policies.base import BasePolicy
+from policies.bulk import BulkLearner
 from policies.catalog import Catalog
 from policies.registry import load_policy, make_policy
 from policies.types import LoggedBatch
+from training.columns import shared_features
 from training.data import TrainingSet, load_training_set
 
 COMPARED = ("candidate", "champion", "uniform", "rules")
@@ -142,19 +144,16 @@ def train_candidate(
     chunk: int = 2000,
     bulk: bool = True,
 ) -> BasePolicy:
-    """A candidate of ``kind`` trained on ``train_batch``. ``bulk`` (``vw-cb`` only) learns
-    through :mod:`policies.vw.batch`: the same examples in the same order as
-    ``candidate.learn``, built column-wise."""
+    """A candidate of ``kind`` trained on ``train_batch``. With ``bulk``, a candidate that
+    learns in bulk (:class:`~policies.bulk.BulkLearner`) learns the whole batch at once
+    from its columnar shared features: the same model as ``candidate.learn``."""
     if champion is not None and cfg.warm_start and champion.kind == kind == "vw-cb":
         candidate = load_policy(champion.save())
     else:
         candidate = make_policy(kind, seed=cfg.seed, **cfg.params)
-    if candidate.kind == "vw-cb" and bulk:
-        from policies.vw import batch as vw_batch
-        from training.columns import shared_features
-
+    if bulk and isinstance(candidate, BulkLearner):
         features = shared_features(train_batch.contexts)
-        vw_batch.learn(candidate, train_batch, features, progress, chunk)  # type: ignore[arg-type]
+        candidate.learn_logged(train_batch, features, progress, chunk)
         return candidate
     n = len(train_batch)
     for start in range(0, n, chunk):
@@ -201,17 +200,13 @@ def evaluate_all(
 
 def batch_pmfs(policy: Any, batch: LoggedBatch) -> list[np.ndarray] | None:
     """``policy.pmf`` of every row of ``batch`` computed in bulk, or ``None`` when the policy
-    has no bulk path. ``vw-cb`` scores through :mod:`policies.vw.batch`; ``uniform`` and
-    ``rules`` depend only on the decision point and the action list, so each distinct
-    (decision point, action list) is asked once."""
+    has no bulk path. A :class:`~policies.bulk.BulkLearner` scores the whole batch from its
+    columnar shared features; ``uniform`` and ``rules`` depend only on the decision point and
+    the action list, so each distinct (decision point, action list) is asked once."""
     from policies.baselines import RulesPolicy, UniformPolicy
-    from policies.vw.policy import VWPolicy
 
-    if type(policy) is VWPolicy:
-        from policies.vw import batch as vw_batch
-        from training.columns import shared_features
-
-        return vw_batch.pmfs(policy, batch, shared_features(batch.contexts))
+    if isinstance(policy, BulkLearner):
+        return policy.pmf_logged(batch, shared_features(batch.contexts))
     if type(policy) in (UniformPolicy, RulesPolicy):
         memo: dict[tuple[int, str], tuple[Any, np.ndarray]] = {}
         out = []

@@ -24,9 +24,10 @@ import numpy as np
 
 from policies.base import apply_floor
 from policies.types import LoggedBatch
-from policies.vw.policy import VWPolicy, cost_from_reward
+from policies.vw.labels import cost_from_reward
 
 if TYPE_CHECKING:
+    from policies.vw.policy import VWPolicy
     from training.columns import SharedFeatures, TokenStream
 
 _UNSAFE = str.maketrans({" ": "_", ":": "_", "|": "_", "\t": "_", "\n": "_", "\r": "_"})
@@ -94,63 +95,31 @@ def shared_examples(policy: VWPolicy, features: SharedFeatures) -> Iterator[Any]
         yield _shared(parse, core, arrays, i)
 
 
-def learn_rows_py(
-    parse: Any,
-    core: Any,
-    learn: Callable[[list[Any]], None],
-    labelled: Callable[[Any, float, float], Any],
-    actions_of: Callable[[Any], list[Any]],
-    actions: list[Any],
-    chosen: list[int],
-    probs: list[float],
-    costs: list[float],
-    *arrays_progress_chunk: Any,
+def _learn_rows(
+    policy: VWPolicy,
+    batch: LoggedBatch,
+    arrays: tuple[Any, ...],
+    progress: Callable[[int], None] | None,
+    chunk: int,
 ) -> None:
-    """Learn from every row, in order: its shared example, the policy's cached examples
-    of its actions, the chosen one replaced by its labelled twin (pure-Python twin of
-    :func:`policies.vw._batch.learn_rows`). ``arrays_progress_chunk``: the six
-    :func:`_shared_arrays`, then ``progress`` (or ``None``) and ``chunk``."""
-    *arrays, progress, chunk = arrays_progress_chunk
-    shared = tuple(arrays)
-    n = len(actions)
-    for i in range(n):
-        acts, idx = actions[i], chosen[i]
-        examples = [_shared(parse, core, shared, i), *actions_of(acts)]
+    """Learn from every row of ``batch``, in order: its shared example (from the six
+    :func:`_shared_arrays`), the policy's cached examples of its actions, the chosen one
+    replaced by its labelled twin; ``progress(k)`` after every ``chunk`` rows."""
+    parse, core = policy._vw._core._parse_line_text, policy._core  # what parse_line wraps
+    learn, labelled, actions_of = core.learn_multi_ex_one, _labelled(policy), _action_lists(policy)
+    chosen = np.asarray(batch.chosen, dtype=np.int64).tolist()
+    probs = np.asarray(batch.probabilities, dtype=float).tolist()
+    costs = [cost_from_reward(r) for r in np.asarray(batch.rewards, dtype=float).tolist()]
+    n = len(batch.actions)
+    for i, acts in enumerate(batch.actions):
+        idx = chosen[i]
+        examples = [_shared(parse, core, arrays, i), *actions_of(acts)]
         examples[idx + 1] = labelled(acts[idx], costs[i], probs[i])
         learn(examples)
         if progress is not None and (i + 1) % chunk == 0:
             progress(chunk)
     if progress is not None and n % chunk:
         progress(n % chunk)
-
-
-def pmf_rows_py(
-    parse: Any,
-    core: Any,
-    predict: Callable[[list[Any]], list[tuple[int, float]]],
-    actions_of: Callable[[Any], list[Any]],
-    actions: list[Any],
-    *arrays_floor: Any,
-) -> list[np.ndarray]:
-    """``policy.pmf`` of every row, floor applied (pure-Python twin of
-    :func:`policies.vw._batch.pmf_rows`). ``arrays_floor``: the six
-    :func:`_shared_arrays`, then the exploration floor and ``apply_floor``."""
-    *arrays, floor, floor_fn = arrays_floor
-    shared = tuple(arrays)
-    out = []
-    for i, acts in enumerate(actions):
-        examples = [_shared(parse, core, shared, i), *actions_of(acts)]
-        pmf = [0.0] * len(acts)
-        for index, prob in predict(examples):
-            pmf[index] = prob
-        out.append(np.asarray(floor_fn(pmf, floor)))
-    return out
-
-
-try:
-    from policies.vw._batch import learn_rows, pmf_rows
-except ImportError:  # not built (no compiler): the pure-Python twins
-    learn_rows, pmf_rows = learn_rows_py, pmf_rows_py
 
 
 def _action_lists(policy: VWPolicy) -> Callable[[Any], list[Any]]:
@@ -209,33 +178,23 @@ def learn(
     ``batch.contexts``)."""
     if len(features) != len(batch):
         raise ValueError("features and batch have different lengths")
-    learn_rows(
-        policy._vw._core._parse_line_text,  # what parse_line wraps
-        policy._core,
-        policy._core.learn_multi_ex_one,
-        _labelled(policy),
-        _action_lists(policy),
-        list(batch.actions),
-        np.asarray(batch.chosen, dtype=np.int64).tolist(),
-        np.asarray(batch.probabilities, dtype=float).tolist(),
-        [cost_from_reward(r) for r in np.asarray(batch.rewards, dtype=float).tolist()],
-        *_shared_arrays(policy, features),
-        progress,
-        chunk,
-    )
+    _learn_rows(policy, batch, _shared_arrays(policy, features), progress, chunk)
 
 
 def pmfs(policy: VWPolicy, batch: LoggedBatch, features: SharedFeatures) -> list[np.ndarray]:
-    """``policy.pmf(context, actions)`` of every row, floor applied, in row order."""
+    """``policy.pmf(context, actions)`` of every row, floor applied, in row order: one
+    array of shape ``(n_actions,)`` per row."""
     if len(features) != len(batch):
         raise ValueError("features and batch have different lengths")
-    return pmf_rows(  # type: ignore[no-any-return]
-        policy._vw._core._parse_line_text,
-        policy._core,
-        policy._core.predict_multi_ex_one,
-        _action_lists(policy),
-        list(batch.actions),
-        *_shared_arrays(policy, features),
-        float(policy.exploration_floor),
-        apply_floor,
-    )
+    parse, core = policy._vw._core._parse_line_text, policy._core
+    predict, actions_of = core.predict_multi_ex_one, _action_lists(policy)
+    arrays = _shared_arrays(policy, features)
+    floor = float(policy.exploration_floor)
+    out = []
+    for i, acts in enumerate(batch.actions):
+        examples = [_shared(parse, core, arrays, i), *actions_of(acts)]
+        pmf = [0.0] * len(acts)
+        for index, prob in predict(examples):
+            pmf[index] = prob
+        out.append(np.asarray(apply_floor(pmf, floor)))
+    return out

@@ -28,16 +28,19 @@ References:
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
 from policies.base import BasePolicy
+from policies.bulk import SharedColumns
 from policies.errors import InvalidParameterError, ModelLoadError
 from policies.featurize import TIMESTAMP_SUFFIX, Token, _tokens, age_days, numeric_value, token_name
 from policies.types import Action, Context, FeatureValue, LoggedBatch
+from policies.vw import batch as bulk
+from policies.vw.labels import cost_from_reward
 from policies.vw.shared import SharedHasher
 
 _RECENT = 1_024  # shared examples kept for learning from the latest decisions (~6 MB)
@@ -45,22 +48,6 @@ _EXAMPLES = 10_000  # parsed action examples kept (by features, and by Action ob
 
 EXPLORATIONS = ("epsilon", "softmax", "squarecb", "bag", "cover")
 _UNSAFE = str.maketrans({" ": "_", ":": "_", "|": "_", "\t": "_", "\n": "_", "\r": "_"})
-
-
-def cost_from_reward(reward: float) -> float:
-    """VW minimises cost; Maestro maximises reward. The one place the sign flips.
-
-    Parameters
-    ----------
-    reward: float
-        One round's observed reward.
-
-    Returns
-    -------
-    float
-        VW's cost, ``-reward``.
-    """
-    return -float(reward)
 
 
 def _render(tokens: Sequence[Token]) -> str:
@@ -379,6 +366,23 @@ class VWPolicy(BasePolicy):
             examples[idx] = chosen
             examples.insert(0, self._shared_to_learn(context))
             learn(examples)
+
+    def learn_logged(
+        self,
+        batch: LoggedBatch,
+        features: SharedColumns,
+        progress: Callable[[int], None] | None = None,
+        chunk: int = 2000,
+    ) -> None:
+        """:meth:`learn` over a whole logged batch (the :class:`~policies.bulk.BulkLearner`
+        hook): the same examples, labels and order, so the same model, with the shared
+        examples pushed as arrays from ``features`` (see :mod:`policies.vw.batch`)."""
+        bulk.learn(self, batch, features, progress, chunk)  # type: ignore[arg-type]
+
+    def pmf_logged(self, batch: LoggedBatch, features: SharedColumns) -> list[np.ndarray]:
+        """:meth:`pmf` of every row of ``batch``, in row order, from ``features`` (the
+        :class:`~policies.bulk.BulkLearner` hook; same pmfs as row by row)."""
+        return bulk.pmfs(self, batch, features)  # type: ignore[arg-type]
 
     def _state(self) -> bytes:
         return self._ws.serialize()

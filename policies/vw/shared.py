@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from core.compiled import compiled_or
 from policies.featurize import TIMESTAMP_SUFFIX, age_days, numeric_value, token_name
 from policies.types import Context, FeatureValue
 
@@ -221,11 +222,7 @@ def aged_values_py(
     return val
 
 
-try:  # the compiled twins (``make ext``); without a compiler Maestro is only slower
-    from policies.vw._shared import aged_values as aged_values_compiled
-    from policies.vw._shared import fill as fill_compiled
-except ImportError:  # pragma: no cover - an install without the extension
-    aged_values_compiled = fill_compiled = None
-
-fill = fill_compiled or fill_py
-aged_values = aged_values_compiled or aged_values_py
+#: :func:`fill_py`, compiled (``policies.vw._shared``) when it is built
+fill = compiled_or("policies.vw._shared", "fill", fill_py)
+#: :func:`aged_values_py`, compiled when it is built
+aged_values = compiled_or("policies.vw._shared", "aged_values", aged_values_py)

@@ -12,11 +12,11 @@ from hypothesis import strategies as st
 from policies.catalog import Catalog
 from policies.checks import PolicyConformanceError, check_policy
 from policies.decision import decide_with_rules
-from policies.registry import POLICY_KINDS, make_policy
+from policies.registry import REGISTERED_KINDS, make_policy
 from policies.rules import RuleSet, local_hour
 from policies.types import CONTACT_CHANNELS, Context
 
-KINDS = list(POLICY_KINDS)
+KINDS = list(REGISTERED_KINDS)
 
 
 @pytest.fixture(scope="module", params=KINDS, ids=KINDS)

@@ -16,7 +16,6 @@ from policies.types import Action, Context, Decision, Exclusion, RankedAction
 def test_the_compiled_extension_is_installed_and_used() -> None:
     from policies import _decide, base
 
-    assert base.finish_compiled is _decide.finish
     assert base.finish is _decide.finish
 
 

@@ -22,8 +22,8 @@ def test_the_compiled_extension_is_installed_and_used() -> None:
     from policies.vw import _shared as _vw_shared
     from policies.vw import shared as vw_shared
 
-    assert vw_shared.fill_compiled is _vw_shared.fill
     assert vw_shared.fill is _vw_shared.fill
+    assert vw_shared.aged_values is _vw_shared.aged_values
 
 
 def _features(rng: np.random.Generator) -> dict[str, FeatureValue]:
@@ -49,7 +49,9 @@ def _features(rng: np.random.Generator) -> dict[str, FeatureValue]:
 
 
 def _both(features: Any, now: float, first: int | None = None) -> None:
-    from policies.vw.shared import SharedHasher, fill_compiled, fill_py
+    from policies.vw._shared import fill as fill_compiled
+
+    from policies.vw.shared import SharedHasher, fill_py
 
     policy = make_policy("vw-cb", seed=1)
     hashers = [SharedHasher(policy._core, policy._vw) for _ in range(2)]
@@ -81,6 +83,8 @@ def test_compiled_fill_handles_empty_and_nan() -> None:
 
 def test_shared_examples_are_the_same_with_either_loop(monkeypatch: pytest.MonkeyPatch) -> None:
     """Whole examples (both namespaces, the decision point) built through each twin."""
+    from policies.vw._shared import fill as fill_compiled
+
     from policies.types import Context
     from policies.vw import shared as vw_shared
 
@@ -96,7 +100,7 @@ def test_shared_examples_are_the_same_with_either_loop(monkeypatch: pytest.Monke
             out += [(list(g.indices), list(g.values)) for g in ex]
         return out
 
-    assert groups(vw_shared.fill_py) == groups(vw_shared.fill_compiled)
+    assert groups(vw_shared.fill_py) == groups(fill_compiled)
 
 
 def test_compiled_ages_equal_the_python_twin() -> None:

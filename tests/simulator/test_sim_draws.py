@@ -12,7 +12,6 @@ from simulator.draws import NumpyDraws
 def test_the_compiled_extension_is_installed_and_used() -> None:
     from simulator import _draws, draws
 
-    assert draws.DrawsCompiled is _draws.Draws
     assert draws.Draws is _draws.Draws
 
 

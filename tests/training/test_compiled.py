@@ -61,6 +61,21 @@ def test_token_stream_compiled_equals_python() -> None:
     assert len(set(got.tokens)) == len(got.tokens)  # one id per distinct token
 
 
+def test_token_stream_twin_uses_the_c_librarys_log1p(monkeypatch) -> None:
+    """The twin computes ``sign·log1p`` with ``math.log1p`` (the C library's, as the
+    compiled stream does), never NumPy's ``log1p``, whose SIMD loops may round the last
+    bit differently on some hosts."""
+    rows, now = _rows()
+    expected = columns.token_stream_py(rows, now)
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("numpy.log1p called by the twin")
+
+    monkeypatch.setattr(np, "log1p", refuse)
+    got = columns.token_stream_py(rows, now)
+    assert got.val.tobytes() == expected.val.tobytes()
+
+
 def test_token_stream_keeps_equal_values_of_different_classes_apart() -> None:
     rows = [{"a": True}, {"a": "True"}, {"a": None}, {"a": "None"}, {"a": True}]
     got = columns.token_stream(rows, np.full(len(rows), T0))
@@ -260,31 +275,3 @@ def test_token_stream_from_json_text_equals_the_decoded_mappings() -> None:
         t for t in texts if t.count('"a"') > 1
     ]
     assert dict(lazy[0]) == orjson.loads(texts[0]) and len(lazy[0]) == 3
-
-
-def test_bulk_vw_loops_compiled_equal_python(monkeypatch) -> None:
-    from policies.registry import make_policy
-    from policies.vw import _batch as _vw_batch
-    from policies.vw import batch as vw_batch
-    from training.columns import SharedFeatures
-    from training.data import join_logs
-
-    assert vw_batch.learn_rows is _vw_batch.learn_rows
-    assert vw_batch.pmf_rows is _vw_batch.pmf_rows
-    decisions, rewards = varied_log(200, seed=9)
-    logged = join_logs(pd.DataFrame(decisions), pd.DataFrame(rewards), CATALOG, now=T0 + 1e7)
-    train, holdout = logged.split(0.3)
-    f_train = SharedFeatures.of(train.batch.contexts)
-    f_hold = SharedFeatures.of(holdout.batch.contexts)
-    out = []
-    for compiled in (True, False):
-        if not compiled:
-            monkeypatch.setattr(vw_batch, "learn_rows", vw_batch.learn_rows_py)
-            monkeypatch.setattr(vw_batch, "pmf_rows", vw_batch.pmf_rows_py)
-        policy = make_policy("vw-cb", exploration="squarecb", exploration_floor=0.1, seed=2)
-        seen: list[int] = []
-        vw_batch.learn(policy, train.batch, f_train, seen.append, chunk=7)
-        pmfs = vw_batch.pmfs(policy, holdout.batch, f_hold)
-        out.append((policy.save(), [p.tobytes() for p in pmfs], seen))
-    assert out[0] == out[1]
-    assert sum(out[0][2]) == len(train)

@@ -1,5 +1,5 @@
-"""Records built without ``__init__`` (``policies.types.trusted``, compiled in
-``policies._records``) equal those their dataclass ``__init__`` builds, and stay frozen."""
+"""Records built without ``__init__`` (``policies.types.trusted``) equal those their
+dataclass ``__init__`` builds, and stay frozen."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from policies.types import Action, Context, Decision, Exclusion, RankedAction, trusted_py
+from policies.types import Action, Context, Decision, Exclusion, RankedAction, trusted
 from simulator.records import (
     EVENT_FIELDS,
     OBSERVATION_FIELDS,
@@ -17,13 +17,6 @@ from simulator.records import (
     Outcome,
     SimEvent,
 )
-
-
-def test_the_compiled_extension_is_installed_and_used() -> None:
-    from policies import _records, types
-
-    assert types.trusted_compiled is _records.trusted
-    assert types.trusted is _records.trusted
 
 
 def _cases() -> list[tuple[type, tuple[object, ...]]]:
@@ -40,11 +33,8 @@ def _cases() -> list[tuple[type, tuple[object, ...]]]:
     ]
 
 
-@pytest.mark.parametrize("build", ["compiled", "python"])
-def test_trusted_records_equal_init_built_ones(build: str) -> None:
-    from policies._records import trusted
-
-    make = trusted if build == "compiled" else trusted_py
+def test_trusted_records_equal_init_built_ones() -> None:
+    make = trusted
     for cls, values in _cases():
         names = tuple(f.name for f in dataclasses.fields(cls))
         fast, slow = make(cls, names, values), cls(*values)
