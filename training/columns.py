@@ -31,7 +31,7 @@ import numpy as np
 
 from policies.featurize import DAY, TIMESTAMP_SUFFIX, DenseFeaturizer, age_days, token_name
 from policies.types import Context, FeatureValue
-from training.row_parser import LoggedFeatures
+from training.logs.reader import LoggedFeatures
 
 #: a token: (feature name, value) for one-hot tokens, (feature name, NUMERIC) for numbers
 Token = tuple[str, object]
