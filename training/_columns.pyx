@@ -1,7 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """Compiled token streams: :func:`training.columns.token_stream_py` in one pass over
 the rows instead of one numpy column per feature, and straight from the logged JSON
-text of a :class:`training.row_parser.LoggedFeatures` that nothing has decoded yet.
+text of a :class:`training.logs.reader.LoggedFeatures` that nothing has decoded yet.
 
 Same tokens, in the same order (row by row, within a row the mapping's own order),
 same arithmetic: ``sign·log1p`` and ``*_ts`` ages in days in C doubles, with the C
@@ -294,7 +294,7 @@ def token_stream(rows, double[::1] now, object numeric_marker, object lazy_type)
     """``(ptr, tok, val, tokens)`` of the feature mappings ``rows`` observed at ``now``;
     see :class:`training.columns.TokenStream`. ``numeric_marker`` is the value of a
     numeric token in ``tokens``; a row of class ``lazy_type`` (a
-    :class:`~training.row_parser.LoggedFeatures`) not decoded yet is read from its JSON
+    :class:`~training.logs.reader.LoggedFeatures`) not decoded yet is read from its JSON
     text when this reader takes it, else decoded."""
     cdef Py_ssize_t n = len(rows), i
     if now.shape[0] != n:

@@ -1,11 +1,11 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""Compiled twin of :func:`training.row_parser.join_rows_py`: the training join's loop
-over logged decision rows, with :meth:`training.row_parser.RowParser.parse` inlined.
+"""Compiled twin of :func:`training.logs.reader.join_rows_py`: the training join's loop
+over logged decision rows, with :meth:`training.logs.reader.RowParser.parse` inlined.
 
 Same checks in the same order, so every bad row is skipped and counted under the same
 reason; the memo tables are the parser's own (misses are filled by its methods); the
 customer JSON is checked by :func:`training._columns.flat_object` and kept as a
-:class:`~training.row_parser.LoggedFeatures` (decoded on first use; a text the
+:class:`~training.logs.reader.LoggedFeatures` (decoded on first use; a text the
 checker does not take is decoded by the parser's orjson, as in the twin); contexts are built as
 :meth:`policies.types.Context.trusted` builds them. ``tests/training/test_join_compiled.py``
 checks both give the same rows, contexts (equal feature mappings), pmfs and counts.
@@ -17,7 +17,7 @@ from cpython.object cimport PyObject, PyObject_GenericSetAttr
 from policies.types import Context
 
 from training._columns import flat_object
-from training.row_parser import PMF_TOLERANCE, LoggedFeatures, _scalars_only
+from training.logs.reader import PMF_TOLERANCE, LoggedFeatures, _scalars_only
 
 cdef double _TOL = PMF_TOLERANCE
 
@@ -31,7 +31,7 @@ def join_rows(
     default_reward,
     counts,
 ):
-    """See :func:`training.row_parser.join_rows_py` (same arguments, same result)."""
+    """See :func:`training.logs.reader.join_rows_py` (same arguments, same result)."""
     cdef list event_ids, cids, dps, ts, cfs, rcs, acts_col, pmf_col, aids, ps
     event_ids, cids, dps, ts, cfs, rcs, acts_col, pmf_col, aids, ps = [list(c) for c in columns]
     cdef Py_ssize_t n = len(event_ids), i, index

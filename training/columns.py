@@ -41,7 +41,7 @@ from policies.featurize import (
     token_name,
 )
 from policies.types import Context, FeatureValue
-from training.row_parser import LoggedFeatures
+from training.logs.reader import LoggedFeatures
 
 #: a token: (feature name, value) for one-hot tokens, (feature name, NUMERIC) for numbers
 Token = tuple[str, object]

@@ -15,10 +15,7 @@ rewards, propensities of 0, NaN or above 1, a pmf that does not match its action
 from __future__ import annotations
 
 import math
-import os
-from collections import Counter
-from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,7 +24,28 @@ import numpy as np
 from core.compiled import compiled_or
 from policies.catalog import Catalog
 from policies.types import LoggedBatch
-from training.row_parser import ROW_COLUMNS, JoinCounts, RowParser, join_rows_py
+from training.logs.dataset import LogReport, read_parquet_dir
+from training.logs.reader import (
+    ROW_COLUMNS,
+    T_EPOCH,
+    TRAINING_COLUMNS,
+    JoinCounts,
+    RowParser,
+    join_rows_py,
+)
+from training.logs.schema import (
+    COUNTED,
+    CUSTOMER_ID,
+    DECISION_POINT,
+    EVENT_ID,
+    LATE,
+    POLICY,
+    POLICY_VERSION,
+    REWARD,
+    REWARD_DEADLINE,
+    TIMESTAMP,
+    VARIANT,
+)
 
 #: :func:`~training.row_parser.join_rows_py`, compiled (``training._join``) when built
 join_rows = compiled_or("training._join", "join_rows", join_rows_py)
@@ -41,75 +59,6 @@ class TrainingDataError(RuntimeError):
 
     status_code = 422
     field = "logs"
-
-
-@dataclass
-class LogReport:
-    """What reading and joining the logs kept and skipped, by reason."""
-
-    files_read: int = 0
-    files_skipped: list[str] = field(default_factory=list)
-    skipped: Counter[str] = field(default_factory=Counter)
-    decisions: int = 0
-    rewarded: int = 0
-    defaulted: int = 0
-    pending: int = 0
-    late_rewards: int = 0
-    duplicate_rewards: int = 0
-    orphan_rewards: int = 0
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "files_read": self.files_read,
-            "files_skipped": len(self.files_skipped),
-            "skipped": dict(self.skipped),
-            "decisions": self.decisions,
-            "rewarded": self.rewarded,
-            "defaulted": self.defaulted,
-            "pending": self.pending,
-            "late_rewards": self.late_rewards,
-            "duplicate_rewards": self.duplicate_rewards,
-            "orphan_rewards": self.orphan_rewards,
-        }
-
-
-def _cores() -> int:
-    """Cores this process may run on (its affinity, e.g. under ``taskset``)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-#: the decision log's columns the training join reads (others are never decoded)
-TRAINING_COLUMNS = frozenset(
-    {*ROW_COLUMNS, "timestamp", "reward_deadline", "variant", "policy", "policy_version"}
-)
-
-
-def read_parquet_dir(
-    directory: Path, report: LogReport, columns: Collection[str] | None = None
-) -> pd.DataFrame:
-    """Every readable ``*.parquet`` under ``directory`` (only those of ``columns`` that a
-    file has, when given); unreadable files are skipped."""
-    import pandas as pd
-    import pyarrow.parquet as pq
-
-    frames = []
-    threads = _cores() > 1  # on one core arrow's thread pool only adds hand-offs
-    for path in sorted(Path(directory).rglob("*.parquet")):
-        try:
-            wanted = None
-            if columns is not None:
-                wanted = [c for c in pq.read_schema(path).names if c in columns]
-            table = pq.read_table(path, columns=wanted, use_threads=threads)
-            frames.append(table.to_pandas(use_threads=threads))
-            report.files_read += 1
-        except Exception as exc:  # truncated or corrupt file: counted, never fatal
-            report.files_skipped.append(f"{path.name}: {type(exc).__name__}")
-    if not frames:
-        return pd.DataFrame()
-    return pd.concat(frames, ignore_index=True)
 
 
 def _ts(series: pd.Series) -> np.ndarray:
@@ -200,40 +149,40 @@ def join_logs(
     report = report or LogReport()
     if decisions.empty:
         raise TrainingDataError("no logged decisions to train on")
-    decisions = decisions.drop_duplicates("event_id", keep="first")
+    decisions = decisions.drop_duplicates(EVENT_ID, keep="first")
     if decision_point is not None:
-        decisions = decisions[decisions["decision_point"] == decision_point]
-    if exclude_holdout and "variant" in decisions:
+        decisions = decisions[decisions[DECISION_POINT] == decision_point]
+    if exclude_holdout and VARIANT in decisions:
         # the experiment's holdout is a deterministic no_contact arm, not the policy's
         # choice: it is measured by `maestro report`, never learned from
-        holdout = (decisions["variant"] == "holdout").to_numpy()
+        holdout = (decisions[VARIANT] == "holdout").to_numpy()
         if holdout.any():
             report.skipped["holdout"] += int(holdout.sum())
             decisions = decisions[~holdout]
-    decisions = decisions.assign(t_epoch=_ts(decisions["timestamp"])).sort_values(
-        "t_epoch", kind="stable"
+    decisions = decisions.assign(**{T_EPOCH: _ts(decisions[TIMESTAMP])}).sort_values(
+        T_EPOCH, kind="stable"
     )
     report.decisions = len(decisions)
 
-    known = set(decisions["event_id"])
+    known = set(decisions[EVENT_ID])
     reward_of: dict[str, float] = {}
     uncounted: dict[str, float] = {}
     if not rewards.empty:
-        rewards = rewards.assign(t_epoch=_ts(rewards["timestamp"])).sort_values(
-            "t_epoch", kind="stable"
+        rewards = rewards.assign(**{T_EPOCH: _ts(rewards[TIMESTAMP])}).sort_values(
+            T_EPOCH, kind="stable"
         )
-        counted = rewards["counted"].astype(bool) if "counted" in rewards else True
-        late = rewards["late"].astype(bool) if "late" in rewards else False
+        counted = rewards[COUNTED].astype(bool) if COUNTED in rewards else True
+        late = rewards[LATE].astype(bool) if LATE in rewards else False
         report.late_rewards = int(np.sum(late))
         deadline = (
-            dict(zip(decisions["event_id"], _ts(decisions["reward_deadline"]), strict=True))
-            if "reward_deadline" in decisions
+            dict(zip(decisions[EVENT_ID], _ts(decisions[REWARD_DEADLINE]), strict=True))
+            if REWARD_DEADLINE in decisions
             else {}
         )
         for event_id, reward, t, ok, is_late in zip(
-            rewards["event_id"],
-            rewards["reward"],
-            rewards["t_epoch"],
+            rewards[EVENT_ID],
+            rewards[REWARD],
+            rewards[T_EPOCH],
             np.broadcast_to(counted, len(rewards)),
             np.broadcast_to(late, len(rewards)),
             strict=True,
@@ -264,7 +213,7 @@ def join_logs(
                 reward_of[event_id] = reward
                 report.duplicate_rewards -= 1
 
-    deadlines = _ts(decisions["reward_deadline"]) if "reward_deadline" in decisions else None
+    deadlines = _ts(decisions[REWARD_DEADLINE]) if REWARD_DEADLINE in decisions else None
     counts = JoinCounts(skipped=report.skipped)
 
     def default_reward(decision_point: str) -> float:
@@ -286,9 +235,9 @@ def join_logs(
     if not contexts:
         raise TrainingDataError(f"no usable logged decisions (skipped: {dict(report.skipped)})")
     frame = decisions.iloc[keep][
-        ["event_id", "decision_point", "customer_id", "t_epoch", "policy", "policy_version"]
+        [EVENT_ID, DECISION_POINT, CUSTOMER_ID, T_EPOCH, POLICY, POLICY_VERSION]
     ].reset_index(drop=True)
-    frame = frame.assign(reward=rewards_out)
+    frame = frame.assign(**{REWARD: rewards_out})
     batch = LoggedBatch(
         contexts, action_lists, np.array(chosen), np.array(probs), np.array(rewards_out)
     )

@@ -35,6 +35,15 @@ import numpy as np
 from scipy import stats
 
 from policies.catalog import Catalog
+from training.logs.schema import (
+    CONTEXT,
+    COUNTED,
+    CUSTOMER_FEATURES,
+    DECISION_POINT,
+    EVENT_ID,
+    REWARD,
+    VARIANT,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -159,17 +168,17 @@ def variant_table(
     out: dict[str, Any] = {}
     if decisions.empty:
         return out
-    merged = outcomes.merge(decisions[["event_id", "decision_point", "variant"]], on="event_id")
-    for dp in sorted(decisions["decision_point"].unique()):
-        d = decisions[decisions["decision_point"] == dp]
-        m = merged[merged["decision_point"] == dp]
+    merged = outcomes.merge(decisions[[EVENT_ID, DECISION_POINT, VARIANT]], on=EVENT_ID)
+    for dp in sorted(decisions[DECISION_POINT].unique()):
+        d = decisions[decisions[DECISION_POINT] == dp]
+        m = merged[merged[DECISION_POINT] == dp]
         samples = {
-            str(v): m.loc[m["variant"] == v, "reward"].to_numpy(dtype=float)
-            for v in sorted(d["variant"].astype(str).unique())
+            str(v): m.loc[m[VARIANT] == v, REWARD].to_numpy(dtype=float)
+            for v in sorted(d[VARIANT].astype(str).unique())
         }
         rows = []
         for variant, x in samples.items():
-            ids = d.loc[d["variant"] == variant, "event_id"]
+            ids = d.loc[d[VARIANT] == variant, EVENT_ID]
             ci = mean_interval(x)
             row: dict[str, Any] = {
                 "variant": variant,
@@ -201,7 +210,8 @@ def experiment_report(
     (rewards joined exactly as training joins them, :func:`training.data.join_logs`)."""
     import pandas as pd
 
-    from training.data import LogReport, TrainingDataError, join_logs, read_parquet_dir
+    from training.data import TrainingDataError, join_logs
+    from training.logs.dataset import LogReport, read_parquet_dir
 
     now = time.time() if now is None else now
     report = LogReport()
@@ -210,22 +220,22 @@ def experiment_report(
     result: dict[str, Any] = {"generated_at": now, "mde": mde, "decision_points": {}}
     if decisions.empty:
         return result
-    decisions = decisions.drop_duplicates("event_id", keep="first")
-    if "variant" not in decisions:
-        decisions = decisions.assign(variant="champion")
-    decisions = decisions.assign(variant=decisions["variant"].fillna("champion").astype(str))
+    decisions = decisions.drop_duplicates(EVENT_ID, keep="first")
+    if VARIANT not in decisions:
+        decisions = decisions.assign(**{VARIANT: "champion"})
+    decisions = decisions.assign(**{VARIANT: decisions[VARIANT].fillna("champion").astype(str)})
     # lift needs rewards, not features: blank the feature JSON so the join's row parser
     # (which still checks every propensity and pmf) does not decode it
-    slim = decisions.assign(customer_features="{}", context="{}")
+    slim = decisions.assign(**{CUSTOMER_FEATURES: "{}", CONTEXT: "{}"})
     try:
         joined = join_logs(slim, rewards, catalog, now, report, reward_mode, exclude_holdout=False)
-        outcomes = joined.frame[["event_id", "reward"]]
+        outcomes = joined.frame[[EVENT_ID, REWARD]]
     except TrainingDataError:
-        outcomes = pd.DataFrame({"event_id": [], "reward": []})
+        outcomes = pd.DataFrame({EVENT_ID: [], REWARD: []})
     rewarded: set[str] = set()
     if not rewards.empty:
-        ok = rewards["counted"].astype(bool) if "counted" in rewards else True
-        rewarded = set(rewards.loc[ok, "event_id"]) if ok is not True else set(rewards["event_id"])
+        ok = rewards[COUNTED].astype(bool) if COUNTED in rewards else True
+        rewarded = set(rewards.loc[ok, EVENT_ID]) if ok is not True else set(rewards[EVENT_ID])
     result["decision_points"] = variant_table(decisions, outcomes, rewarded, mde)
     result["log"] = report.as_dict()
     return result

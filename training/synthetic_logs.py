@@ -1,5 +1,10 @@
 """Logged decisions and rewards in Maestro's Parquet schema, from synthetic customers.
 
+Rows are built as the service builds them (:class:`~training.logs.records.DecisionRecord`,
+:class:`~training.logs.records.RewardRecord`) and written in the log's one schema
+(:func:`training.logs.dataset.write_records`), so these files read exactly as the
+service's do.
+
 For notebooks, benchmarks and tests that need realistic logs without running the
 service: customers from :func:`features.synthetic.generate_customers`, the catalog's
 candidates filtered by its rules, a logging policy drawing with honest propensities,
@@ -16,7 +21,9 @@ import numpy as np
 
 from policies.base import BasePolicy
 from policies.catalog import Catalog
-from policies.types import Action, Context
+from policies.types import Action, Context, Decision, Exclusion
+from training.logs.dataset import write_records
+from training.logs.records import DecisionRecord, RewardRecord
 
 T0 = 1_780_000_000.0
 
@@ -28,6 +35,47 @@ def click_probability(latent: dict[str, float], action: Action) -> float:
     affinity = latent.get(f"affinity_{action.channel}", 0.2)
     offer = latent.get(f"offer_{action.features.get('offer', '')}", 0.4)
     return float(np.clip(0.03 + 1.2 * affinity * offer, 0.0, 1.0))
+
+
+def _decision_record(
+    event_id: str,
+    ctx: Context,
+    eligible: list[Action],
+    excluded: list[Exclusion],
+    pmf: np.ndarray,
+    decision: Decision,
+    policy: BasePolicy,
+    reward_deadline: float,
+) -> DecisionRecord:
+    """The log row of one synthetic decision, as the service logs it."""
+    return DecisionRecord(
+        event_id=event_id,
+        request_id=None,
+        timestamp=ctx.timestamp,
+        customer_id=ctx.customer_id,
+        decision_point=ctx.decision_point,
+        customer_features=json.dumps(dict(ctx.customer)),
+        context=json.dumps(dict(ctx.request)),
+        actions=json.dumps(
+            [{"id": a.id, "channel": a.channel, "features": dict(a.features)} for a in eligible]
+        ),
+        probabilities=json.dumps([float(p) for p in pmf]),
+        excluded=json.dumps([{"action_id": e.action_id, "reason": e.reason} for e in excluded]),
+        action_id=decision.action.id,
+        channel=decision.action.channel,
+        probability=decision.probability,
+        policy=policy.kind,
+        policy_version=policy.version,
+        variant="champion",
+        explored=decision.explored,
+        degraded=False,
+        reward_deadline=reward_deadline,
+        shadow_policy=None,
+        shadow_policy_version=None,
+        shadow_action_id=None,
+        shadow_probability=None,
+        replica="synthetic",
+    )
 
 
 def write_synthetic_logs(
@@ -43,8 +91,6 @@ def write_synthetic_logs(
 
     Returns the logging policy's true mean click probability, for reference.
     """
-    import pandas as pd
-
     from features.synthetic import generate_customers
 
     rng = np.random.default_rng(seed)
@@ -52,7 +98,8 @@ def write_synthetic_logs(
     base = generate_customers(customers, seed=seed)
     rows = base.features.drop(columns=["event_timestamp"]).to_dict("records")
     latent = base.latent.drop(columns=["customer_id"]).to_dict("records")
-    decisions, rewards = [], []
+    decisions: list[DecisionRecord] = []
+    rewards: list[RewardRecord] = []
     true_value = 0.0
     for i in range(n):
         k = int(rng.integers(len(rows)))
@@ -72,52 +119,34 @@ def write_synthetic_logs(
         )
         event_id = f"ev-{seed}-{i:07d}"
         decisions.append(
-            {
-                "event_id": event_id,
-                "request_id": None,
-                "timestamp": pd.Timestamp(t, unit="s", tz="UTC"),
-                "customer_id": cid,
-                "decision_point": decision_point,
-                "customer_features": json.dumps(customer),
-                "context": json.dumps(dict(ctx.request)),
-                "actions": json.dumps(
-                    [
-                        {"id": a.id, "channel": a.channel, "features": dict(a.features)}
-                        for a in eligible
-                    ]
-                ),
-                "probabilities": json.dumps([float(p) for p in pmf]),
-                "excluded": json.dumps(
-                    [{"action_id": e.action_id, "reason": e.reason} for e in excluded]
-                ),
-                "action_id": decision.action.id,
-                "channel": decision.action.channel,
-                "probability": decision.probability,
-                "policy": logging_policy.kind,
-                "policy_version": logging_policy.version,
-                "variant": "champion",
-                "explored": decision.explored,
-                "degraded": False,
-                "reward_deadline": pd.Timestamp(
-                    t + point.reward_window_seconds, unit="s", tz="UTC"
-                ),
-                "replica": "synthetic",
-            }
+            _decision_record(
+                event_id,
+                ctx,
+                eligible,
+                excluded,
+                pmf,
+                decision,
+                logging_policy,
+                t + point.reward_window_seconds,
+            )
         )
         if rng.random() < click_probability(latent[k], decision.action):
             rewards.append(
-                {
-                    "event_id": event_id,
-                    "reward": 1.0,
-                    "timestamp": pd.Timestamp(t + 600, unit="s", tz="UTC"),
-                    "counted": True,
-                    "duplicate": False,
-                    "late": False,
-                    "replica": "synthetic",
-                }
+                RewardRecord(
+                    event_id=event_id,
+                    reward=1.0,
+                    timestamp=t + 600,
+                    counted=True,
+                    duplicate=False,
+                    late=False,
+                    replica="synthetic",
+                )
             )
-    for sub, frame in (("decisions", decisions), ("rewards", rewards)):
+    for sub, records, kind in (
+        ("decisions", decisions, DecisionRecord),
+        ("rewards", rewards, RewardRecord),
+    ):
         (logs_dir / sub).mkdir(parents=True, exist_ok=True)
-        if frame:
-            pd.DataFrame(frame).to_parquet(logs_dir / sub / f"part-synthetic-{seed}.parquet")
+        if records:
+            write_records(records, kind, logs_dir / sub / f"part-synthetic-{seed}.parquet")
     return {"logging_true_value": true_value / max(n, 1), "decisions": n, "rewards": len(rewards)}

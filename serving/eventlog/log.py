@@ -17,46 +17,10 @@ lives in one SQLite database, ``logs/index.db`` (WAL): the reward index (first r
 per event id wins, one ``INSERT ... ON CONFLICT``) and the answers given to
 ``request_id``s (a retried request gets the same answer from any replica).
 
-Parquet datasets (read with ``pandas.read_parquet(dir)``; dedupe by ``event_id``, since a
-request retried on another replica may be logged by both):
-
-``$MAESTRO_HOME/logs/decisions/part-*.parquet`` — one row per answered ``/decide``:
-
-=====================  ===================  ==============================================
-column                 type                 meaning
-=====================  ===================  ==============================================
-event_id               string               signed id returned to the caller
-request_id             string (nullable)    the caller's idempotency key
-timestamp              timestamp[us, UTC]   decision time
-customer_id            string
-decision_point         string
-customer_features      string (JSON)        exact customer features the policy saw
-context                string (JSON)        the request's context as the policy saw it
-actions                string (JSON)        eligible actions ``[{id, channel, features}]``
-probabilities          string (JSON)        pmf over ``actions`` (same order), sums to 1
-excluded               string (JSON)        ``[{action_id, reason}]`` removed by rules
-action_id / channel    string (nullable)    chosen action (null: nothing eligible)
-probability            float64              probability the chosen action was drawn with
-policy / policy_version string              the policy that answered (``rules`` if degraded)
-variant                string               ``champion`` | ``kill_switch`` | ``apprentice``
-                                            | ``fallback``; with experiments configured,
-                                            the assigned variant (``holdout``, ``rules``,
-                                            ``champion``, a challenger's name), degraded
-                                            or not (see serving.experiments.variants)
-explored               bool                 the draw was not the policy's greedy choice
-degraded               bool                 a fallback answered (learn with care)
-reward_deadline        timestamp[us, UTC]   end of the reward window
-shadow_policy, shadow_policy_version, shadow_action_id, shadow_probability
-                                            apprentice mode: what the learned policy
-                                            would have chosen (null otherwise)
-replica                string               the spool (process) that logged the row
-=====================  ===================  ==============================================
-
-``$MAESTRO_HOME/logs/rewards/part-*.parquet`` — one row per ``/reward`` call that named
-an issued event id: ``event_id``, ``reward`` (float64), ``timestamp``, ``counted``
-(counted: not late, and not a duplicate in ``first`` mode), ``duplicate``, ``late``,
-``replica``. Training uses ``counted`` rows only (summing them in ``sum`` mode) and
-gives events with none the decision point's default reward once the window is over.
+Parquet datasets: ``$MAESTRO_HOME/logs/decisions/`` and ``$MAESTRO_HOME/logs/rewards/``,
+one row per :class:`~training.logs.records.DecisionRecord` and
+:class:`~training.logs.records.RewardRecord` (their columns and meanings are documented
+there, the schema in :mod:`training.logs.schema`).
 """
 
 from __future__ import annotations
@@ -78,7 +42,8 @@ from typing import Any
 import orjson
 
 from serving.errors import EventLogError
-from training.logs.records import DecisionRecord
+from training.logs.records import DecisionRecord, RewardRecord
+from training.logs.schema import CUSTOMER_ID, EVENT_ID
 
 logger = logging.getLogger(__name__)
 
@@ -137,6 +102,11 @@ class EventLog:
         self.reward_mode = reward_mode
         self.name = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.spool_dir = self.spool_root / self.name
+        replica = b',"replica":' + orjson.dumps(self.name)
+        self._tails: dict[type, bytes] = {
+            DecisionRecord: replica + b',"_t":"d"}\n',
+            RewardRecord: replica + b',"_t":"r"}\n',
+        }
         self._lock = threading.Lock()  # the current segment (hot path)
         self._roll_lock = threading.Lock()
         self._index_lock = threading.Lock()  # our connection to the shared index
@@ -246,8 +216,14 @@ class EventLog:
         return n
 
     # ------------------------------------------------------------------ writing
-    def _append(self, record: dict[str, Any]) -> None:
-        line = orjson.dumps(record) + b"\n"
+    def _line(self, record: DecisionRecord | RewardRecord) -> bytes:
+        """The record's spool line: orjson serializes the slots dataclass natively (field
+        order, flags as JSON booleans); ``replica``, every record's last field, is cut
+        off and replaced by this log's name, followed by the record type ``_t``."""
+        raw = orjson.dumps(record)
+        return raw[: raw.rfind(b',"replica":')] + self._tails[type(record)]
+
+    def _append(self, line: bytes) -> None:
         with self._lock:
             fd = self._fd
             if fd is None:
@@ -263,12 +239,7 @@ class EventLog:
 
     def append_decision(self, record: DecisionRecord) -> None:
         """Log one decision before answering (its ``replica`` is this log's name)."""
-        row = {name: getattr(record, name) for name in record.__slots__}
-        row["explored"] = int(record.explored)  # the spool's JSON keeps the flags as 0/1
-        row["degraded"] = int(record.degraded)
-        row["replica"] = self.name
-        row["_t"] = "d"
-        self._append(row)
+        self._append(self._line(record))
 
     def remember_request(self, request_key: str, response: str) -> None:
         """Keep the answer given to a request id (shared by replicas, kept 24 h)."""
@@ -309,16 +280,16 @@ class EventLog:
             duplicate = count > 1
         counted = not late and (not duplicate or self.reward_mode == "sum")
         self._append(
-            {
-                "_t": "r",
-                "event_id": event_id,
-                "reward": reward,
-                "timestamp": now,
-                "counted": counted,
-                "duplicate": duplicate,
-                "late": late,
-                "replica": self.name,
-            }
+            self._line(
+                RewardRecord(
+                    event_id=event_id,
+                    reward=reward,
+                    timestamp=now,
+                    counted=counted,
+                    duplicate=duplicate,
+                    late=late,
+                )
+            )
         )
         return RewardOutcome(accepted=counted, duplicate=duplicate)
 
@@ -405,10 +376,10 @@ class EventLog:
         event_ids: set[str] = set()
         for path in sorted(self.decisions_dir.glob("part-*.parquet")):
             with contextlib.suppress(OSError):
-                table = pq.read_table(path, columns=["event_id", "customer_id"])
-                hits = table.filter(pc.equal(table["customer_id"], customer_id))
-                event_ids.update(hits["event_id"].to_pylist())
-        decisions = rewrite_without(self.decisions_dir, "customer_id", [customer_id])
-        rewards = rewrite_without(self.rewards_dir, "event_id", event_ids)
+                table = pq.read_table(path, columns=[EVENT_ID, CUSTOMER_ID])
+                hits = table.filter(pc.equal(table[CUSTOMER_ID], customer_id))
+                event_ids.update(hits[EVENT_ID].to_pylist())
+        decisions = rewrite_without(self.decisions_dir, CUSTOMER_ID, [customer_id])
+        rewards = rewrite_without(self.rewards_dir, EVENT_ID, event_ids)
         spool = {k: self.erased_at_roll[k] - before[k] for k in before}
         return {"decisions": decisions + spool["decisions"], "rewards": rewards + spool["rewards"]}

@@ -7,7 +7,6 @@ rewrites the same file instead of duplicating rows.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -16,81 +15,14 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-DECISION_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
-    ("event_id", pa.string()),
-    ("request_id", pa.string()),
-    ("timestamp", pa.timestamp("us", tz="UTC")),
-    ("customer_id", pa.string()),
-    ("decision_point", pa.string()),
-    ("customer_features", pa.string()),
-    ("context", pa.string()),
-    ("actions", pa.string()),
-    ("probabilities", pa.string()),
-    ("excluded", pa.string()),
-    ("action_id", pa.string()),
-    ("channel", pa.string()),
-    ("probability", pa.float64()),
-    ("policy", pa.string()),
-    ("policy_version", pa.string()),
-    ("variant", pa.string()),
-    ("explored", pa.bool_()),
-    ("degraded", pa.bool_()),
-    ("reward_deadline", pa.timestamp("us", tz="UTC")),
-    ("shadow_policy", pa.string()),
-    ("shadow_policy_version", pa.string()),
-    ("shadow_action_id", pa.string()),
-    ("shadow_probability", pa.float64()),
-    ("replica", pa.string()),
+from training.logs.dataset import write_atomic
+from training.logs.schema import (
+    CUSTOMER_ID,
+    DECISION_SCHEMA,
+    REWARD_SCHEMA,
+    TIME_COLUMNS,
+    rows_to_table,
 )
-REWARD_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
-    ("event_id", pa.string()),
-    ("reward", pa.float64()),
-    ("timestamp", pa.timestamp("us", tz="UTC")),
-    ("counted", pa.bool_()),
-    ("duplicate", pa.bool_()),
-    ("late", pa.bool_()),
-    ("replica", pa.string()),
-)
-DECISION_SCHEMA = pa.schema(DECISION_COLUMNS)
-REWARD_SCHEMA = pa.schema(REWARD_COLUMNS)
-_TIME_COLUMNS = {"timestamp", "reward_deadline"}
-_BOOL_COLUMNS = {"explored", "degraded", "counted", "duplicate", "late"}
-
-
-def _column(name: str, values: list[Any]) -> list[Any]:
-    if name in _TIME_COLUMNS:
-        return [None if v is None else int(v * 1_000_000) for v in values]
-    if name in _BOOL_COLUMNS:
-        return [bool(v) for v in values]
-    return values
-
-
-def rows_to_table(rows: list[tuple[Any, ...]], schema: pa.Schema) -> pa.Table:
-    """Rows in schema column order (times as epoch seconds) → an Arrow table."""
-    columns = list(zip(*rows, strict=True)) if rows else [() for _ in schema.names]
-    arrays = []
-    for f, values in zip(schema, columns, strict=True):
-        data = _column(f.name, list(values))
-        if pa.types.is_timestamp(f.type):
-            arrays.append(pa.array(data, type=pa.int64()).cast(f.type))
-        else:
-            arrays.append(pa.array(data, type=f.type))
-    return pa.Table.from_arrays(arrays, schema=schema)
-
-
-def write_atomic(table: pa.Table, path: Path) -> None:
-    """Write ``table`` to ``path`` through a temporary file and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    pq.write_table(table, tmp, compression="zstd")
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def read_segment(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
@@ -112,15 +44,11 @@ def read_segment(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
 
 
 def _json_schema() -> pa.Schema:
-    """The spool lines as JSON carries them: times as epoch seconds, ``explored`` and
-    ``degraded`` as 0/1 (the reward flags are JSON booleans)."""
+    """The spool lines as JSON carries them: the log schema's columns with times as
+    epoch seconds, plus the record type ``_t``."""
     fields: dict[str, pa.DataType] = {"_t": pa.string()}
-    for name, kind in (*DECISION_COLUMNS, *REWARD_COLUMNS):
-        if pa.types.is_timestamp(kind):
-            kind = pa.float64()
-        elif name in ("explored", "degraded"):
-            kind = pa.int64()
-        fields.setdefault(name, kind)
+    for f in (*DECISION_SCHEMA, *REWARD_SCHEMA):
+        fields.setdefault(f.name, pa.float64() if f.name in TIME_COLUMNS else f.type)
     return pa.schema(list(fields.items()))
 
 
@@ -163,7 +91,7 @@ def arrow_tables(path: Path) -> tuple[pa.Table, pa.Table] | None:
 def _erased_in(decisions: pa.Table, erasures: Mapping[str, float]) -> bool:
     from serving.eventlog.tombstones import customer_hash
 
-    ids = decisions["customer_id"].unique().to_pylist()
+    ids = decisions[CUSTOMER_ID].unique().to_pylist()
     return any(customer_hash(str(c)) in erasures for c in ids)
 
 

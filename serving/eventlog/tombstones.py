@@ -22,6 +22,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from training.logs.schema import CUSTOMER_ID, EVENT_ID, TIMESTAMP
+
 KEEP_DAYS = 30.0
 _DDL = (
     "CREATE TABLE IF NOT EXISTS erasures "
@@ -80,12 +82,12 @@ def drop_erased(
     gone: set[str] = set()
     kept = []
     for record in decisions:
-        erased_at = erasures.get(customer_hash(str(record.get("customer_id"))))
-        if erased_at is not None and float(record.get("timestamp") or 0.0) <= erased_at:
-            gone.add(record.get("event_id"))
+        erased_at = erasures.get(customer_hash(str(record.get(CUSTOMER_ID))))
+        if erased_at is not None and float(record.get(TIMESTAMP) or 0.0) <= erased_at:
+            gone.add(record.get(EVENT_ID))
         else:
             kept.append(record)
     if not gone:
         return decisions, rewards, 0, 0
-    kept_rewards = [r for r in rewards if r.get("event_id") not in gone]
+    kept_rewards = [r for r in rewards if r.get(EVENT_ID) not in gone]
     return kept, kept_rewards, len(decisions) - len(kept), len(rewards) - len(kept_rewards)

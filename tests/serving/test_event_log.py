@@ -14,9 +14,10 @@ import pandas as pd
 import pytest
 
 from serving.eventlog.log import EventLog
-from serving.eventlog.roll import DECISION_SCHEMA, read_segment, roll_segment
+from serving.eventlog.roll import read_segment, roll_segment
 from serving.service.ids import EventIdSigner
 from training.logs.records import DecisionRecord
+from training.logs.schema import DECISION_SCHEMA
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -231,7 +232,8 @@ def test_erase_customer_from_spool_and_parquet(tmp_path: Path) -> None:
 def test_arrow_roll_equals_the_line_reader(tmp_path: Path) -> None:
     """Rolling through Arrow's JSON reader gives the same tables as the line-by-line
     path; a torn last line falls back to the line reader (which skips it)."""
-    from serving.eventlog.roll import REWARD_SCHEMA, arrow_tables, rows_to_table
+    from serving.eventlog.roll import arrow_tables
+    from training.logs.schema import REWARD_SCHEMA, rows_to_table
 
     log = EventLog(tmp_path / "logs", roll_seconds=3600).open()
     try:

@@ -1,7 +1,7 @@
 """The compiled training loops equal their pure-Python twins on the same inputs:
 ``training._columns.token_stream`` vs ``training.columns.token_stream_py`` (same entries,
 same values bit for bit) and ``training._join.join_rows`` vs
-``training.row_parser.join_rows_py`` (same rows, contexts, pmfs and counts, bad rows
+``training.logs.reader.join_rows_py`` (same rows, contexts, pmfs and counts, bad rows
 included)."""
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from varied_log import ACTIONS, varied_log
 
 from policies.catalog import load_catalog
 from policies.types import Context
-from training import columns, data, row_parser
-from training.row_parser import ROW_COLUMNS, JoinCounts, LoggedFeatures, RowParser
+from training import columns, data
+from training.logs import reader
+from training.logs.reader import ROW_COLUMNS, JoinCounts, LoggedFeatures, RowParser
 
 CATALOG = load_catalog()
 
@@ -133,7 +134,7 @@ def test_join_rows_compiled_equals_python() -> None:
     seen = JoinCounts()
     for now in (T0 + 1e7, T0 + 30.0):  # everything closed / some windows still open
         (py, py_counts), (got, got_counts) = (
-            _run_join(row_parser.join_rows_py, frame, now),
+            _run_join(reader.join_rows_py, frame, now),
             _run_join(_join.join_rows, frame, now),
         )
         assert got_counts == py_counts and got_counts.skipped
@@ -162,7 +163,7 @@ def test_both_joins_count_every_bad_row_under_its_reason() -> None:
     from training import _join
 
     frame = pd.DataFrame(_bad_rows())
-    for fn in (row_parser.join_rows_py, _join.join_rows):
+    for fn in (reader.join_rows_py, _join.join_rows):
         out, counts = _run_join(fn, frame, T0 + 1e7)
         assert dict(counts.skipped) == {
             "no_action": 1,
@@ -242,7 +243,7 @@ def test_flat_object_never_takes_what_orjson_would_not_give_as_flat() -> None:
     import orjson
     from training._columns import flat_object
 
-    from training.row_parser import _scalars_only
+    from training.logs.reader import _scalars_only
 
     taken = 0
     for text in _texts():

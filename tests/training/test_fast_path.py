@@ -163,7 +163,7 @@ def test_memoised_decoding_still_counts_every_bad_row() -> None:
 
 
 def test_flat_object_shortcut_agrees_with_the_full_check() -> None:
-    from training.row_parser import _flat_object, _scalars_only
+    from training.logs.reader import _flat_object, _scalars_only
 
     for text in [
         '{"a": 1, "b": "x"}',

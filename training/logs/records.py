@@ -1,13 +1,65 @@
 """Typed records of the decision log: one row kind per record, fields in column order.
 
 The serving layer writes these records (spool, then Parquet); training, erasure, lift and
-the synthetic generator read the same columns. A ``str`` field of JSON text holds what
-the policy saw, exactly as encoded when it decided.
+the synthetic generator read the same columns. The Parquet schema is derived from the
+fields (:mod:`training.logs.schema`): a field's name is its column's, ``str`` is a string
+column, ``float`` a float64, ``bool`` a bool and :data:`EpochSeconds` a
+``timestamp[us, UTC]`` column; ``X | None`` may be null. A ``str`` field of JSON text holds
+what the policy saw, exactly as encoded when it decided. ``replica`` stays each record's
+last field: the spool writer puts its own name there (:mod:`serving.eventlog.log`).
+
+Parquet datasets (read with ``pandas.read_parquet(dir)``; dedupe by ``event_id``, since a
+request retried on another replica may be logged by both):
+
+``$MAESTRO_HOME/logs/decisions/part-*.parquet`` — one row per answered ``/decide``:
+
+=====================  ===================  ==============================================
+column                 type                 meaning
+=====================  ===================  ==============================================
+event_id               string               signed id returned to the caller
+request_id             string (nullable)    the caller's idempotency key
+timestamp              timestamp[us, UTC]   decision time
+customer_id            string
+decision_point         string
+customer_features      string (JSON)        exact customer features the policy saw
+context                string (JSON)        the request's context as the policy saw it
+actions                string (JSON)        eligible actions ``[{id, channel, features}]``
+probabilities          string (JSON)        pmf over ``actions`` (same order), sums to 1
+excluded               string (JSON)        ``[{action_id, reason}]`` removed by rules
+action_id / channel    string (nullable)    chosen action (null: nothing eligible)
+probability            float64              probability the chosen action was drawn with
+policy / policy_version string              the policy that answered (``rules`` if degraded)
+variant                string               ``champion`` | ``kill_switch`` | ``apprentice``
+                                            | ``fallback``; with experiments configured,
+                                            the assigned variant (``holdout``, ``rules``,
+                                            ``champion``, a challenger's name), degraded
+                                            or not (see serving.experiments.variants)
+explored               bool                 the draw was not the policy's greedy choice
+degraded               bool                 a fallback answered (learn with care)
+reward_deadline        timestamp[us, UTC]   end of the reward window
+shadow_policy, shadow_policy_version, shadow_action_id, shadow_probability
+                                            apprentice mode: what the learned policy
+                                            would have chosen (null otherwise)
+replica                string               the spool (process) that logged the row
+=====================  ===================  ==============================================
+
+``$MAESTRO_HOME/logs/rewards/part-*.parquet`` — one row per ``/reward`` call that named
+an issued event id: ``event_id``, ``reward`` (float64), ``timestamp``, ``counted``
+(counted: not late, and not a duplicate in ``first`` mode), ``duplicate``, ``late``,
+``replica``. Training uses ``counted`` rows only (summing them in ``sum`` mode) and
+gives events with none the decision point's default reward once the window is over.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
+
+#: marks a float field of epoch seconds stored as a ``timestamp[us, UTC]`` column
+AS_TIMESTAMP = "timestamp[us, UTC]"
+
+#: a time as epoch seconds; its column is a UTC timestamp in microseconds
+EpochSeconds = Annotated[float, AS_TIMESTAMP]
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,7 +72,7 @@ class DecisionRecord:
 
     event_id: str
     request_id: str | None
-    timestamp: float
+    timestamp: EpochSeconds
     customer_id: str
     decision_point: str
     customer_features: str
@@ -36,7 +88,7 @@ class DecisionRecord:
     variant: str
     explored: bool
     degraded: bool
-    reward_deadline: float
+    reward_deadline: EpochSeconds
     shadow_policy: str | None
     shadow_policy_version: str | None
     shadow_action_id: str | None
@@ -50,7 +102,7 @@ class RewardRecord:
 
     event_id: str
     reward: float
-    timestamp: float
+    timestamp: EpochSeconds
     counted: bool
     duplicate: bool
     late: bool

@@ -1,5 +1,8 @@
 """Decoding one logged decision row for the training join (:mod:`training.data`).
 
+The join reads the columns named in :data:`ROW_COLUMNS` and :data:`TRAINING_COLUMNS`
+(names from :mod:`training.logs.schema`), never the others.
+
 Each row's JSON columns are decoded with orjson; what repeats across rows (action
 lists, request contexts, logged pmfs) is decoded once per distinct string. A row
 that cannot be used is named by its reason (``no_action``, ``bad_probability``,
@@ -24,25 +27,49 @@ from typing import Any
 import numpy as np
 
 from policies.types import Action, Context, FeatureValue
+from training.logs.schema import (
+    ACTION_ID,
+    ACTIONS,
+    CONTEXT,
+    CUSTOMER_FEATURES,
+    CUSTOMER_ID,
+    DECISION_POINT,
+    EVENT_ID,
+    POLICY,
+    POLICY_VERSION,
+    PROBABILITIES,
+    PROBABILITY,
+    REWARD_DEADLINE,
+    TIMESTAMP,
+    VARIANT,
+)
 
 #: how far a logged pmf may be from summing to 1, and the logged probability from it
 PMF_TOLERANCE = 1e-6
 
 _SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
 
-#: the decision log's columns a row is decoded from, in :meth:`RowParser.parse` order
-#: (after the event id)
+#: the decision time as float epoch seconds, a column the join derives from ``timestamp``
+T_EPOCH = "t_epoch"
+
+#: the columns a row is decoded from, in :meth:`RowParser.parse` order (after the event
+#: id); all logged but :data:`T_EPOCH`
 ROW_COLUMNS = (
-    "event_id",
-    "customer_id",
-    "decision_point",
-    "t_epoch",
-    "customer_features",
-    "context",
-    "actions",
-    "probabilities",
-    "action_id",
-    "probability",
+    EVENT_ID,
+    CUSTOMER_ID,
+    DECISION_POINT,
+    T_EPOCH,
+    CUSTOMER_FEATURES,
+    CONTEXT,
+    ACTIONS,
+    PROBABILITIES,
+    ACTION_ID,
+    PROBABILITY,
+)
+
+#: the decision log's columns the training join reads (others are never decoded)
+TRAINING_COLUMNS = frozenset(
+    {*ROW_COLUMNS, TIMESTAMP, REWARD_DEADLINE, VARIANT, POLICY, POLICY_VERSION} - {T_EPOCH}
 )
 
 
