@@ -26,6 +26,7 @@ import numpy as np
 
 from policies.catalog import Catalog
 from policies.types import LoggedBatch
+from training.errors import TrainingDataError
 from training.row_parser import ROW_COLUMNS, JoinCounts, RowParser, join_rows_py
 
 try:
@@ -35,13 +36,6 @@ except ImportError:  # not built (no compiler): the pure-Python twin
 
 if TYPE_CHECKING:
     import pandas as pd
-
-
-class TrainingDataError(RuntimeError):
-    """No usable training data (empty or entirely corrupt logs)."""
-
-    status_code = 422
-    field = "logs"
 
 
 @dataclass
