@@ -68,31 +68,10 @@ def cli() -> None:
 @click.option("--seed", type=int, default=7, show_default=True)
 def init(customers: int, seed: int) -> None:
     """Build the workspace under $MAESTRO_HOME: Feast repo, data, MLflow store, champions."""
-    import os
-
-    from features.workspace import init_feature_workspace
+    from cli.workspace import init_command
     from serving.settings import get_settings
 
-    home = get_settings().home
-    # MAESTRO_ONLINE_STORE: "sqlite" or "redis://HOST:PORT" (unset: keep the repo's config)
-    online_store = os.environ.get("MAESTRO_ONLINE_STORE") or None
-    summary = _run(
-        init_feature_workspace,
-        home,
-        customers=customers,
-        seed=seed,
-        progress=sys.stderr.isatty(),
-        online_store=online_store,
-    )
-    click.echo(
-        f"feature store: {summary.customers} customers (seed {summary.seed}) in "
-        f"{summary.repo_path} [{summary.online_store}]; "
-        f"{'generated' if summary.generated else 'data unchanged'}, "
-        f"{'materialized' if summary.materialized else 'already materialized'}"
-    )
-    from cli.training import init_champions
-
-    click.echo(_run(init_champions, get_settings()))
+    _run(init_command, get_settings(), customers, seed)
 
 
 @cli.command()
@@ -160,29 +139,9 @@ def simulate(
     policies: list[str], customers: int, steps: int, seed: int, out: str, target: str | None
 ) -> None:
     """Run the journey simulator and write report.json, report.html and plots."""
-    import os
+    from cli.simulate import simulate_command
 
-    from simulator.ope_check import validate_for_report
-    from simulator.session import simulate as run_simulation
-
-    api_key = (os.environ.get("MAESTRO_API_KEY") or "").split(",")[0].strip() or None
-    report = _run(
-        run_simulation,
-        policies,
-        customers,
-        steps,
-        seed,
-        out,
-        target=target,
-        api_key=api_key,
-        ope_validator=validate_for_report,
-    )
-    for kind, s in report["policies"].items():
-        click.echo(
-            f"{kind}: mean reward {s['mean_reward']:.4f}, "
-            f"cumulative regret {s['regret']:.1f}, optimal {s['optimal_rate']:.1%}"
-        )
-    click.echo(f"report: {os.path.join(out, 'report.html')}")
+    _run(simulate_command, policies, customers, steps, seed, out, target)
 
 
 @cli.command()
