@@ -13,19 +13,11 @@ from typing import Any, NoReturn
 
 import click
 
+from core.errors import EXIT_FAILURE, EXIT_USAGE, MaestroError
 from policies.registry import POLICY_KINDS
 
 
-class NotBuiltYet(click.ClickException):
-    """A contract command whose issue has not landed yet."""
-
-    exit_code = 1
-
-    def __init__(self, command: str, issue: int) -> None:
-        super().__init__(f"`maestro {command}` is not built yet (see issue #{issue})")
-
-
-def _fail(message: str, code: int = 1) -> NoReturn:
+def _fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
     click.echo(f"maestro: error: {message}", err=True)
     sys.exit(code)
 
@@ -46,21 +38,23 @@ def _policy_list(
 
 
 def _run(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Call a command body, turning Maestro's errors into a one-line message and exit code."""
-    from policies.errors import InvalidInputError, PolicyError
-
+    """Call a command body, turning errors into a one-line message and an exit code: a
+    :class:`~core.errors.MaestroError` by its own ``exit_code``; another library's bad
+    value is bad input (2), its I/O or runtime failure a failure (1)."""
     try:
         return fn(*args, **kwargs)
     except click.ClickException:
         raise
-    except (InvalidInputError, ValueError) as exc:
-        _fail(str(exc), 2)
-    except (PolicyError, OSError, RuntimeError) as exc:
-        _fail(str(exc), 1)
+    except MaestroError as exc:
+        _fail(exc.cli_message(), exc.exit_code)
+    except ValueError as exc:
+        _fail(str(exc), EXIT_USAGE)
+    except (OSError, RuntimeError) as exc:
+        _fail(str(exc), EXIT_FAILURE)
     except KeyboardInterrupt:
-        _fail("interrupted", 1)
+        _fail("interrupted", EXIT_FAILURE)
     except Exception as exc:  # a library failure: one line, never a bare traceback
-        _fail(f"{type(exc).__name__}: {exc}", 1)
+        _fail(f"{type(exc).__name__}: {exc}", EXIT_FAILURE)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -74,35 +68,10 @@ def cli() -> None:
 @click.option("--seed", type=int, default=7, show_default=True)
 def init(customers: int, seed: int) -> None:
     """Build the workspace under $MAESTRO_HOME: Feast repo, data, MLflow store, champions."""
-    import os
-
-    from features.errors import FeatureStoreError
-    from features.workspace import init_feature_workspace
+    from cli.workspace import init_command
     from serving.settings import get_settings
 
-    home = get_settings().home
-    # MAESTRO_ONLINE_STORE: "sqlite" or "redis://HOST:PORT" (unset: keep the repo's config)
-    online_store = os.environ.get("MAESTRO_ONLINE_STORE") or None
-    try:
-        summary = _run(
-            init_feature_workspace,
-            home,
-            customers=customers,
-            seed=seed,
-            progress=sys.stderr.isatty(),
-            online_store=online_store,
-        )
-    except FeatureStoreError as exc:
-        _fail(str(exc), 1)
-    click.echo(
-        f"feature store: {summary.customers} customers (seed {summary.seed}) in "
-        f"{summary.repo_path} [{summary.online_store}]; "
-        f"{'generated' if summary.generated else 'data unchanged'}, "
-        f"{'materialized' if summary.materialized else 'already materialized'}"
-    )
-    from cli.training import init_champions
-
-    click.echo(_run(init_champions, get_settings()))
+    _run(init_command, get_settings(), customers, seed)
 
 
 @cli.command()
@@ -112,14 +81,9 @@ def init(customers: int, seed: int) -> None:
 @click.option("--replicas", type=click.IntRange(1, 64), default=1, show_default=True)
 def serve(engine: str, host: str, port: int, replicas: int) -> None:
     """Serve the HTTP API (Ray Serve by default; uvicorn runs the same app in one process)."""
-    from features.errors import FeatureStoreError
     from serving.engines.runner import serve as run_serve
-    from serving.errors import ServingError
 
-    try:
-        _run(run_serve, engine, host, port, replicas)
-    except (FeatureStoreError, ServingError) as exc:
-        _fail(str(exc), 1)
+    _run(run_serve, engine, host, port, replicas)
 
 
 @cli.command()
@@ -175,29 +139,9 @@ def simulate(
     policies: list[str], customers: int, steps: int, seed: int, out: str, target: str | None
 ) -> None:
     """Run the journey simulator and write report.json, report.html and plots."""
-    import os
+    from cli.simulate import simulate_command
 
-    from simulator.ope_check import validate_for_report
-    from simulator.session import simulate as run_simulation
-
-    api_key = (os.environ.get("MAESTRO_API_KEY") or "").split(",")[0].strip() or None
-    report = _run(
-        run_simulation,
-        policies,
-        customers,
-        steps,
-        seed,
-        out,
-        target=target,
-        api_key=api_key,
-        ope_validator=validate_for_report,
-    )
-    for kind, s in report["policies"].items():
-        click.echo(
-            f"{kind}: mean reward {s['mean_reward']:.4f}, "
-            f"cumulative regret {s['regret']:.1f}, optimal {s['optimal_rate']:.1%}"
-        )
-    click.echo(f"report: {os.path.join(out, 'report.html')}")
+    _run(simulate_command, policies, customers, steps, seed, out, target)
 
 
 @cli.command()

@@ -17,13 +17,10 @@ from typing import Any
 
 import click
 
+from cli.errors import CommandError
 from serving.settings import Settings
 
 _EVERY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
-
-
-class CommandError(ValueError):
-    """A user mistake on the command line (exit 2)."""
 
 
 def parse_every(text: str) -> float:
@@ -98,7 +95,7 @@ def train_command(
             started = time.monotonic()
             try:
                 train_once(settings, kind, decision_point, promote)
-            except (CommandError, ValueError) as exc:
+            except ValueError as exc:  # bad input or too little data: say so, retry next run
                 click.echo(f"maestro: train: {exc}", err=True)
             stop.wait(max(0.0, interval - (time.monotonic() - started)))
     finally:

@@ -1,30 +1,28 @@
-"""Errors raised by the feature layer, each knowing its HTTP status (mapped once, at the edge)."""
+"""Errors raised by the feature layer, under the project's one root (mapped once, at each edge)."""
 
 from __future__ import annotations
 
+from core.errors import EXIT_USAGE, MaestroError
 
-class FeatureStoreError(Exception):
+
+class FeatureStoreError(MaestroError):
     """Root of every error the feature layer raises."""
 
-    status_code: int = 500
-    field: str | None = None
-
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        if field is not None:
-            self.field = field
+    cli_shows_kind = True
 
 
 class FeatureStoreUnavailable(FeatureStoreError):
     """The online store cannot be read (locked, missing, unreachable). Serving falls back."""
 
-    status_code = 503
+    http_status = 503
 
 
 class InvalidEventError(FeatureStoreError, ValueError):
     """A malformed event for ``POST /events``."""
 
-    status_code = 422
+    http_status = 422
+    exit_code = EXIT_USAGE
+    cli_shows_kind = False
 
 
 class WorkspaceError(FeatureStoreError):
@@ -34,4 +32,4 @@ class WorkspaceError(FeatureStoreError):
 class EventBacklogFull(FeatureStoreError):
     """The event writer's bounded queue is full (the store is slow or down): retry later."""
 
-    status_code = 503
+    http_status = 503

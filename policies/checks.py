@@ -14,15 +14,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from policies.base import BasePolicy
-from policies.errors import PolicyError
+from policies.errors import PolicyConformanceError
 from policies.registry import load_policy
 from policies.types import Action, Context, LoggedBatch
 
 PMF_TOLERANCE = 1e-9
-
-
-class PolicyConformanceError(PolicyError, AssertionError):
-    """A policy broke one of the promises every policy makes."""
 
 
 def _sample_inputs(rng: np.random.Generator, n: int) -> list[tuple[Context, list[Action]]]:

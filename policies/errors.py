@@ -1,31 +1,23 @@
-"""Errors raised by the decision core.
+"""Errors raised by the decision core, under the project's one root.
 
-One root (:class:`PolicyError`) with specific subclasses, each carrying the HTTP
-status the serving edge maps it to (the pattern of Feast's and MLflow's error
-hierarchies). Domain code raises these; only the edge turns them into HTTP or
-CLI errors.
+:class:`PolicyError` is the decision core's branch of :class:`core.errors.MaestroError`;
+each subclass carries its HTTP status and CLI exit code, which only the edges read.
 """
 
 from __future__ import annotations
 
+from core.errors import EXIT_USAGE, MaestroError
 
-class PolicyError(Exception):
+
+class PolicyError(MaestroError):
     """Root of every error the decision core raises."""
-
-    status_code: int = 500
-    #: the request field the error is about, when there is one
-    field: str | None = None
-
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        if field is not None:
-            self.field = field
 
 
 class InvalidInputError(PolicyError, ValueError):
     """Bad actions, context or features handed to the library."""
 
-    status_code = 422
+    http_status = 422
+    exit_code = EXIT_USAGE
 
 
 class UnknownChannelError(InvalidInputError):
@@ -49,9 +41,9 @@ class UnknownDecisionPointError(InvalidInputError):
 
 
 class UnknownPolicyError(PolicyError, KeyError):
-    """A policy kind that the registry does not know."""
+    """A policy kind that the registry does not know (in saved bytes: a failure, exit 1)."""
 
-    status_code = 400
+    http_status = 400
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
@@ -60,16 +52,19 @@ class UnknownPolicyError(PolicyError, KeyError):
 class InvalidParameterError(PolicyError, ValueError):
     """A policy hyperparameter out of its allowed range."""
 
-    status_code = 400
+    http_status = 400
+    exit_code = EXIT_USAGE
 
 
 class CatalogError(PolicyError, ValueError):
     """The decision-point catalog YAML is malformed."""
+
+    exit_code = EXIT_USAGE
 
 
 class ModelLoadError(PolicyError):
     """Saved policy bytes that cannot be loaded."""
 
 
-class PolicyFailure(PolicyError):
-    """A policy failed while deciding (serving falls back, flagged degraded)."""
+class PolicyConformanceError(PolicyError, AssertionError):
+    """A policy broke one of the promises every policy makes (``policies.checks.check_policy``)."""

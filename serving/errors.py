@@ -1,70 +1,78 @@
-"""Errors the serving layer raises, each knowing its HTTP status and field.
+"""Errors the serving layer raises, under the project's one root.
 
-Together with :class:`policies.errors.PolicyError` and
-:class:`features.errors.FeatureStoreError` these are the roots that the app's single
-exception handler maps to JSON responses; service code never raises ``HTTPException``.
+The HTTP app's single exception handler answers every :class:`core.errors.MaestroError`
+from its ``http_status``, ``field`` and ``headers``; service code never raises
+``HTTPException``. The edge's own refusals (a missing key, a body too large, overload)
+are answered from instances of these classes too, so the error's ``type`` in the body is
+always a class name.
 """
 
 from __future__ import annotations
 
+from core.errors import EXIT_USAGE, MaestroError
 
-class ServingError(Exception):
+
+class ServingError(MaestroError):
     """Root of every error the serving layer raises."""
 
-    status_code: int = 500
-    field: str | None = None
-    headers: dict[str, str] | None = None
-
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        if field is not None:
-            self.field = field
+    cli_shows_kind = True
 
 
 class UnknownEventError(ServingError):
     """A reward for an event id this workspace never issued (signature check)."""
 
-    status_code = 404
+    http_status = 404
+    exit_code = EXIT_USAGE
     field = "event_id"
 
 
 class LateRewardError(ServingError):
     """A reward after the decision point's reward window: kept, flagged late, never learned."""
 
-    status_code = 409
+    http_status = 409
+    exit_code = EXIT_USAGE
     field = "event_id"
 
 
 class UnauthorizedError(ServingError):
     """Missing or wrong ``Authorization: Bearer <key>``."""
 
-    status_code = 401
+    http_status = 401
+    exit_code = EXIT_USAGE
     field = "authorization"
     headers = {"WWW-Authenticate": "Bearer"}
 
 
 class PayloadTooLargeError(ServingError):
-    status_code = 422  # the contract: bad input, bodies over 64 KiB included, is 422
+    """A request body over the size limit (the contract answers bad input, this included, 422)."""
+
+    http_status = 422
+    exit_code = EXIT_USAGE
     field = "body"
 
 
-class InvalidRequestError(ServingError, ValueError):
-    """A request that parses but breaks a serving bound."""
-
-    status_code = 422
-
-
 class OverloadedError(ServingError):
-    status_code = 503
+    """The server refuses a request it cannot serve in time (admission control, HAProxy)."""
+
+    http_status = 503
     headers = {"Retry-After": "1"}
 
 
 class EventLogError(ServingError):
     """The event log cannot be written: the decision is not answered (nothing unlogged)."""
 
-    status_code = 503
+    http_status = 503
     headers = {"Retry-After": "1"}
 
 
-class PolicyStoreError(ServingError):
-    """The model registry cannot be read or holds a broken champion (at start: fail loudly)."""
+class ExperimentConfigError(ServingError):
+    """The experiments file is malformed or names something that does not exist."""
+
+    http_status = 422
+    field = "experiments"
+
+
+class HAProxyConfigChanged(ServingError, RuntimeError):
+    """Ray's generated HAProxy config no longer has the shape the shedding rewrite expects."""
+
+    cli_shows_kind = False

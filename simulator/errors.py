@@ -1,40 +1,43 @@
-"""Errors raised by the journey simulator, each knowing its HTTP status and field.
+"""Errors raised by the journey simulator, under the project's one root.
 
-One root (:class:`SimulatorError`); the CLI turns them into one-line messages.
+The CLI turns them into one-line messages and exit codes (``exit_code``).
 """
 
 from __future__ import annotations
 
+from core.errors import EXIT_USAGE, MaestroError
 
-class SimulatorError(Exception):
-    """Root of every error the simulator raises."""
 
-    status_code: int = 500
-    field: str | None = None
+class SimulatorError(MaestroError):
+    """Root of every error the simulator raises (raised itself when a run cannot go on)."""
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        if field is not None:
-            self.field = field
+    cli_shows_kind = True
 
 
 class InvalidSimulationConfig(SimulatorError, ValueError):
     """A simulator setting out of range (customers, steps, costs, unknown decision point)."""
 
-    status_code = 400
+    http_status = 400
+    exit_code = EXIT_USAGE
+    cli_shows_kind = False
 
 
 class InvalidDecision(SimulatorError, ValueError):
     """A decision handed to :meth:`Environment.step` that does not fit the observation."""
 
-    status_code = 422
+    http_status = 422
+    exit_code = EXIT_USAGE
+    cli_shows_kind = False
 
 
 class NotReset(SimulatorError, RuntimeError):
     """``step`` called before ``reset``."""
 
+    cli_shows_kind = False
+
 
 class TargetError(SimulatorError, RuntimeError):
     """The Maestro under test (``--target``) answered badly or could not be reached."""
 
-    status_code = 502
+    http_status = 502
+    cli_shows_kind = False

@@ -24,6 +24,7 @@ import numpy as np
 from core.compiled import compiled_or
 from policies.catalog import Catalog
 from policies.types import LoggedBatch
+from training.errors import TrainingDataError
 from training.logs.dataset import LogReport, read_parquet_dir
 from training.logs.reader import (
     ROW_COLUMNS,
@@ -47,18 +48,13 @@ from training.logs.schema import (
     VARIANT,
 )
 
-#: :func:`~training.row_parser.join_rows_py`, compiled (``training._join``) when built
+#: :func:`~training.logs.reader.join_rows_py`, compiled (``training._join``) when built
 join_rows = compiled_or("training._join", "join_rows", join_rows_py)
 
 if TYPE_CHECKING:
     import pandas as pd
 
 
-class TrainingDataError(RuntimeError):
-    """No usable training data (empty or entirely corrupt logs)."""
-
-    status_code = 422
-    field = "logs"
 
 
 def _ts(series: pd.Series) -> np.ndarray:

@@ -40,16 +40,8 @@ from typing import ClassVar
 import numpy as np
 
 from policies.base import Policy
-from policies.errors import InvalidInputError
 from policies.types import Action, Context, LoggedBatch
-
-
-class EstimatorInputError(InvalidInputError):
-    """Bad inputs to an estimator: NaN, probabilities out of range, mismatched lengths."""
-
-
-class MissingRewardModelError(EstimatorInputError):
-    """DM, DR and Switch-DR need ``q_logged`` and ``q_target``."""
+from training.errors import EstimatorInputError, MissingRewardModelError
 
 
 @dataclass(frozen=True, slots=True)

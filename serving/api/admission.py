@@ -51,6 +51,8 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from serving.errors import OverloadedError
+
 #: never shed: liveness, readiness and metrics must answer under overload
 EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
@@ -215,6 +217,4 @@ def _body(reason: str, max_in_flight: int, budget_ms: float) -> bytes:
         if reason == "in_flight"
         else f"overloaded: the request waited more than {budget_ms:g} ms to be served"
     )
-    return orjson.dumps(
-        {"detail": [{"field": None, "problem": problem, "type": "OverloadedError"}]}
-    )
+    return orjson.dumps({"detail": [OverloadedError(problem).detail()]})

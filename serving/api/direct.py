@@ -1,4 +1,4 @@
-"""The hot endpoints served straight from ASGI, and the one error shape every endpoint uses.
+"""The hot endpoints served straight from ASGI, without FastAPI's router.
 
 ``POST /decide`` is the product's hot path. Through FastAPI a request also pays the
 router's walk over every route, a ``Request`` object, stdlib ``json.loads`` of the body,
@@ -12,72 +12,21 @@ path and method falls through to FastAPI, which still documents ``/decide`` in
 ``/openapi.json`` (the FastAPI route stays registered) and serves the benchmark's
 FastAPI variants.
 
-Errors take exactly the shape of FastAPI's handlers (:func:`validation_response`,
-:func:`error_response`): ``{"detail": [{"field", "problem", "type"}]}``.
+Errors are answered by the same functions as FastAPI's handlers
+(:mod:`serving.api.errors`): ``{"detail": [{"field", "problem", "type"}]}``.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable
 
-import orjson
 from pydantic import ValidationError
-from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from features.errors import FeatureStoreError
-from policies.errors import PolicyError
-from serving.errors import ServingError
+from core.errors import MaestroError
+from serving.api.errors import domain_response, validation_response
 
-logger = logging.getLogger(__name__)
-
-#: the roots of every domain error, each carrying its status, field and headers
-DOMAIN_ERRORS: tuple[type[Exception], ...] = (PolicyError, FeatureStoreError, ServingError)
 _JSON = (b"content-type", b"application/json")
-
-
-def error_response(
-    status: int, field: str | None, problem: str, kind: str, headers: dict[str, str] | None = None
-) -> Response:
-    body = orjson.dumps({"detail": [{"field": field, "problem": problem, "type": kind}]})
-    return Response(body, status_code=status, media_type="application/json", headers=headers)
-
-
-def domain_response(exc: Exception) -> Response:
-    """A domain error (one of :data:`DOMAIN_ERRORS`) as its HTTP answer."""
-    status = int(getattr(exc, "status_code", 500))
-    if status >= 500:
-        logger.warning("request failed: %s: %s", type(exc).__name__, exc)
-    return error_response(
-        status,
-        getattr(exc, "field", None),
-        str(exc),
-        type(exc).__name__,
-        getattr(exc, "headers", None),
-    )
-
-
-def field_name(loc: Iterable[Any], kind: str = "") -> str:
-    """``("body", "actions", 0, "id")`` → ``"actions.0.id"``; an undecodable body → ``body``."""
-    if kind == "json_invalid":
-        return "body"
-    parts = [str(p) for p in loc if p != "body"]
-    return ".".join(parts) or "body"
-
-
-def validation_response(errors: Iterable[dict[str, Any]]) -> Response:
-    """pydantic's (or FastAPI's) validation errors as the contract's 422."""
-    items = [
-        {
-            "field": field_name(tuple(e.get("loc", ())), e.get("type", "")),
-            "problem": e.get("msg", "invalid"),
-            "type": e.get("type", "value_error"),
-        }
-        for e in errors
-    ]
-    return Response(orjson.dumps({"detail": items}), status_code=422, media_type="application/json")
 
 
 #: a direct handler: the raw request body in, the JSON answer's bytes out (status 200);
@@ -114,7 +63,7 @@ class DirectRoutes:
         except ValidationError as exc:
             await validation_response(exc.errors(include_url=False))(scope, receive, send)
             return
-        except DOMAIN_ERRORS as exc:
+        except MaestroError as exc:
             await domain_response(exc)(scope, receive, send)
             return
         await send(

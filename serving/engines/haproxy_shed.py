@@ -49,6 +49,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from serving.errors import HAProxyConfigChanged, OverloadedError
+
 #: the Ray version whose generated HAProxy config :func:`rewrite` was written against
 TESTED_RAY_VERSION = "2.60.0"
 #: the rewritten config, next to Ray's (the wrapper's ``-f`` argument)
@@ -72,10 +74,6 @@ _EX_CONFIG = 78  # EX_CONFIG from sysexits.h
 LIFO_OFFSET = "date(0,ms),mod(131072),mul(-2)"
 
 
-class HAProxyConfigChanged(RuntimeError):
-    """Ray's generated HAProxy config no longer has the shape :func:`rewrite` expects."""
-
-
 @dataclass(frozen=True)
 class Shedding:
     """What HAProxy enforces per replica (one ``server`` line)."""
@@ -93,19 +91,10 @@ class Shedding:
 def error_response(retry_after_s: int, queue_ms: float) -> bytes:
     """The raw HTTP response HAProxy sends for a refused request: the same status,
     ``Retry-After`` and JSON error as :mod:`serving.api.admission`'s refusal."""
-    body = json.dumps(
-        {
-            "detail": [
-                {
-                    "field": None,
-                    "problem": f"overloaded: the request waited more than {queue_ms:g} ms "
-                    "to be served",
-                    "type": "OverloadedError",
-                }
-            ]
-        },
-        separators=(",", ":"),
-    ).encode()
+    refusal = OverloadedError(
+        f"overloaded: the request waited more than {queue_ms:g} ms to be served"
+    )
+    body = json.dumps({"detail": [refusal.detail()]}, separators=(",", ":")).encode()
     head = (
         "HTTP/1.1 503 Service Unavailable\r\n"
         "Content-Type: application/json\r\n"
@@ -206,7 +195,7 @@ def install(
         lifo=lifo,
     )
     wrapper = run_dir / "haproxy"
-    root = str(Path(__file__).resolve().parents[1])
+    root = str(Path(__file__).resolve().parents[2])  # the directory holding serving/
     wrapper.write_text(
         f"#!{sys.executable}\n"
         '"""Maestro\'s HAProxy wrapper: see serving/engines/haproxy_shed.py."""\n'

@@ -42,20 +42,13 @@ from typing import Any
 
 from policies.catalog import Catalog
 from policies.types import NO_CONTACT_ID, Action, Context, Decision, RankedAction
-from serving.errors import ServingError
+from serving.errors import ExperimentConfigError
 from serving.experiments.assignments import AssignmentTable
 from serving.service.policy_store import LoadedPolicy, PolicyStore, cold_start_policy, smoke_test
 
 HOLDOUT = "holdout"
 CHAMPION = "champion"
 RULES = "rules"
-
-
-class ExperimentConfigError(ServingError):
-    """The experiments file is malformed or names something that does not exist."""
-
-    status_code = 422
-    field = "experiments"
 
 
 @dataclass(frozen=True)

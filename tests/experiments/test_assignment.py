@@ -154,7 +154,7 @@ def test_bad_config_is_a_specific_error(catalog, config: dict, field: str) -> No
     with pytest.raises(ExperimentConfigError) as info:
         parse_experiments(config, catalog)
     assert info.value.field == field
-    assert info.value.status_code == 422
+    assert info.value.http_status == 422
 
 
 def test_erase_assignments_offline(catalog, tmp_path: Path) -> None:

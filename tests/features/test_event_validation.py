@@ -136,7 +136,7 @@ def test_malformed_events_name_the_field(body: object, field: str, message: str)
     with pytest.raises(InvalidEventError, match=message) as info:
         parse_event(body, now=NOW)  # type: ignore[arg-type]
     assert info.value.field == field
-    assert info.value.status_code == 422
+    assert info.value.http_status == 422
 
 
 def test_timestamps_parse_to_epoch_seconds() -> None:

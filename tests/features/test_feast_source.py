@@ -138,7 +138,7 @@ def test_missing_store_raises_unavailable_quickly(repo: Path, tmp_path: Path) ->
     with pytest.raises(FeatureStoreUnavailable, match="missing") as info:
         src.get("c-000001")
     assert time.perf_counter() - started < 0.5
-    assert info.value.status_code == 503
+    assert info.value.http_status == 503
     assert src.ping() is False
 
 

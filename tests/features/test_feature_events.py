@@ -138,7 +138,7 @@ def test_full_backlog_refuses_with_503(repo: Path) -> None:
         w.ingest({"customer_id": f"c-00003{i}", "type": "page_view", "properties": {"page": "a"}})
     with pytest.raises(EventBacklogFull) as info:
         w.ingest({"customer_id": "c-000039", "type": "page_view", "properties": {"page": "a"}})
-    assert info.value.status_code == 503
+    assert info.value.http_status == 503
     assert w.flush() == 2 and len(src.overlay) == 0
     w.ingest({"customer_id": "c-000039", "type": "page_view", "properties": {"page": "a"}})
     w.close()

@@ -141,7 +141,7 @@ def test_bad_inputs_raise_specific_error(kwargs: dict[str, object], match: str) 
     args.update(kwargs)
     with pytest.raises(EstimatorInputError, match=match) as info:
         IPS().estimate(**args)  # type: ignore[arg-type]
-    assert info.value.status_code == 422
+    assert info.value.http_status == 422
     assert info.value.field
 
 

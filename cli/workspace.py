@@ -1,0 +1,37 @@
+"""Body of ``maestro init``: the workspace under ``$MAESTRO_HOME``.
+
+Imported by ``cli.main`` inside the command, so ``maestro --help`` stays light.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from cli.training import init_champions
+from features.workspace import init_feature_workspace
+from serving.settings import Settings
+
+
+def init_command(settings: Settings, customers: int, seed: int) -> None:
+    """Build (idempotently) the Feast repo and its data, then the MLflow store and a
+    cold-start champion per decision point; print one line for each half.
+
+    ``MAESTRO_ONLINE_STORE`` picks the online store: ``sqlite`` or ``redis://HOST:PORT``
+    (unset: keep the repo's config)."""
+    summary = init_feature_workspace(
+        settings.home,
+        customers=customers,
+        seed=seed,
+        progress=sys.stderr.isatty(),
+        online_store=os.environ.get("MAESTRO_ONLINE_STORE") or None,
+    )
+    click.echo(
+        f"feature store: {summary.customers} customers (seed {summary.seed}) in "
+        f"{summary.repo_path} [{summary.online_store}]; "
+        f"{'generated' if summary.generated else 'data unchanged'}, "
+        f"{'materialized' if summary.materialized else 'already materialized'}"
+    )
+    click.echo(init_champions(settings))
