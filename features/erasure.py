@@ -15,7 +15,8 @@ import os
 import sqlite3
 import time
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
 
 from features.cache import record_changes
 from features.errors import FeatureStoreUnavailable
@@ -39,6 +40,14 @@ class ErasureCounts:
 
     def as_dict(self) -> dict[str, int | str]:
         return asdict(self)
+
+    def counts(self) -> dict[str, int]:
+        """The erasure record's keys: ``online_values``, ``offline_rows``, ``pending_rows``."""
+        return {
+            "online_values": self.online_values,
+            "offline_rows": self.offline_rows,
+            "pending_rows": self.pending_rows,
+        }
 
 
 def _erase_sqlite(backend: SqliteBackend, tables: list[str], key: bytes) -> int:
@@ -108,3 +117,30 @@ def erase_customer(
         online = _erase_redis(backend, key)
     offline = _erase_offline(source, customer_id)
     return ErasureCounts(customer_id, online, offline, pending)
+
+
+class WorkspaceFeatureEraser:
+    """The feature store of a workspace's Feast repo, erased offline (``maestro erase``):
+    opens the repo, erases the customer's online and offline rows, closes it. A
+    workspace without a Feast repo holds no feature rows: nothing to erase, no counts."""
+
+    name = "feature_store"
+    #: what it erases under ``$MAESTRO_HOME`` (a Redis online store is off the disk)
+    holds: ClassVar[tuple[str, ...]] = (
+        "feature_repo/data/online_store.db",
+        "feature_repo/data/customers.parquet",
+    )
+
+    def __init__(self, repo: Path) -> None:
+        self.repo = Path(repo)
+
+    def erase(self, customer_id: str) -> dict[str, int]:
+        if not (self.repo / "feature_store.yaml").exists():
+            return {}
+        from features.feast.source import open_feature_source
+
+        source = open_feature_source(self.repo)
+        try:
+            return erase_customer(source, customer_id).counts()
+        finally:
+            source.close()
