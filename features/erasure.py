@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from features.cache import record_changes
 from features.errors import FeatureStoreUnavailable
+from features.feast.internals import delete_redis_row, delete_sqlite_rows
 from features.feast.source import RedisBackend, SqliteBackend, entity_key_bytes
 from features.tombstones import record_erasure_redis, record_erasure_sqlite
 from features.workspace import customers_parquet
@@ -57,10 +58,7 @@ def _erase_sqlite(backend: SqliteBackend, tables: list[str], key: bytes) -> int:
         raise FeatureStoreUnavailable(f"cannot open online store: {exc}") from exc
     try:
         with conn:
-            removed = sum(
-                conn.execute(f'DELETE FROM "{t}" WHERE entity_key = ?', (key,)).rowcount
-                for t in tables
-            )
+            removed = delete_sqlite_rows(conn, tables, key)
             record_changes(conn, [key])  # every process's feature cache drops the customer
             # no other process's pending rows of this customer can be written after this
             record_erasure_sqlite(conn, key, time.time())
@@ -79,11 +77,9 @@ def _erase_redis(backend: RedisBackend, key: bytes) -> int:
         # the tombstone first: a writer that read none before this fails its EXEC and
         # re-checks; one that wrote before this is undone by the delete
         record_erasure_redis(backend.client, redis_key, time.time())
-        fields = backend.client.hkeys(redis_key)
-        backend.client.delete(redis_key)
+        return delete_redis_row(backend, key)
     except redis.RedisError as exc:
         raise FeatureStoreUnavailable(f"cannot erase from redis: {exc}") from exc
-    return sum(1 for f in fields if not f.startswith(b"_ts:"))
 
 
 def _erase_offline(source: FeastFeatureSource, customer_id: str) -> int:
