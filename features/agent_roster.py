@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from features.errors import WorkspaceError
+from features.feast.internals import clear_online_views, push_online_journaled
 from features.schema import AGENT_JOIN_KEY, AGENT_VIEW
 
 if TYPE_CHECKING:
@@ -91,7 +92,6 @@ def write_agents_parquet(repo_path: Path | str, n: int, seed: int, now: float) -
 def clear_agent_rows(store: FeatureStore) -> None:
     """Drop every online row of the ``agent`` view (before a regenerated roster is
     materialised, so agents no longer in the roster do not linger)."""
-    from features.feast.source import clear_online_views
 
     clear_online_views(store, [store.get_feature_view(AGENT_VIEW)], AGENT_JOIN_KEY)
 
@@ -113,17 +113,8 @@ def push_agents(store: FeatureStore, rows: Sequence[Mapping[str, Any]]) -> None:
     # the Parquet's timestamps are milliseconds: Feast refuses to cast finer ones down
     frame["event_timestamp"] = pd.Timestamp.now(tz="UTC").floor("ms")
     if store.config.online_store.type == "sqlite":
-        from features.cache import record_changes
-
-        # Feast's own connection, default isolation: the journal INSERT opens the
-        # transaction, and Feast's ``with conn:`` commits the agent rows in it
-        conn = store._get_provider().online_store._get_conn(store.config)
-        try:
-            record_changes(conn, [f"{AGENT_JOIN_KEY}:{r[AGENT_JOIN_KEY]}".encode() for r in rows])
-            store.push(AGENT_PUSH_SOURCE, frame, to=PushMode.ONLINE)
-        except BaseException:
-            conn.rollback()
-            raise
+        journal = [f"{AGENT_JOIN_KEY}:{r[AGENT_JOIN_KEY]}".encode() for r in rows]
+        push_online_journaled(store, AGENT_PUSH_SOURCE, frame, journal)
         store.push(AGENT_PUSH_SOURCE, frame, to=PushMode.OFFLINE)
     else:
         store.push(AGENT_PUSH_SOURCE, frame, to=PushMode.ONLINE_AND_OFFLINE)

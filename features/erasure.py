@@ -15,10 +15,12 @@ import os
 import sqlite3
 import time
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
 
 from features.cache import record_changes
 from features.errors import FeatureStoreUnavailable
+from features.feast.internals import delete_redis_row, delete_sqlite_rows
 from features.feast.source import RedisBackend, SqliteBackend, entity_key_bytes
 from features.tombstones import record_erasure_redis, record_erasure_sqlite
 from features.workspace import customers_parquet
@@ -40,6 +42,14 @@ class ErasureCounts:
     def as_dict(self) -> dict[str, int | str]:
         return asdict(self)
 
+    def counts(self) -> dict[str, int]:
+        """The erasure record's keys: ``online_values``, ``offline_rows``, ``pending_rows``."""
+        return {
+            "online_values": self.online_values,
+            "offline_rows": self.offline_rows,
+            "pending_rows": self.pending_rows,
+        }
+
 
 def _erase_sqlite(backend: SqliteBackend, tables: list[str], key: bytes) -> int:
     try:
@@ -48,10 +58,7 @@ def _erase_sqlite(backend: SqliteBackend, tables: list[str], key: bytes) -> int:
         raise FeatureStoreUnavailable(f"cannot open online store: {exc}") from exc
     try:
         with conn:
-            removed = sum(
-                conn.execute(f'DELETE FROM "{t}" WHERE entity_key = ?', (key,)).rowcount
-                for t in tables
-            )
+            removed = delete_sqlite_rows(conn, tables, key)
             record_changes(conn, [key])  # every process's feature cache drops the customer
             # no other process's pending rows of this customer can be written after this
             record_erasure_sqlite(conn, key, time.time())
@@ -70,11 +77,9 @@ def _erase_redis(backend: RedisBackend, key: bytes) -> int:
         # the tombstone first: a writer that read none before this fails its EXEC and
         # re-checks; one that wrote before this is undone by the delete
         record_erasure_redis(backend.client, redis_key, time.time())
-        fields = backend.client.hkeys(redis_key)
-        backend.client.delete(redis_key)
+        return delete_redis_row(backend, key)
     except redis.RedisError as exc:
         raise FeatureStoreUnavailable(f"cannot erase from redis: {exc}") from exc
-    return sum(1 for f in fields if not f.startswith(b"_ts:"))
 
 
 def _erase_offline(source: FeastFeatureSource, customer_id: str) -> int:
@@ -108,3 +113,30 @@ def erase_customer(
         online = _erase_redis(backend, key)
     offline = _erase_offline(source, customer_id)
     return ErasureCounts(customer_id, online, offline, pending)
+
+
+class WorkspaceFeatureEraser:
+    """The feature store of a workspace's Feast repo, erased offline (``maestro erase``):
+    opens the repo, erases the customer's online and offline rows, closes it. A
+    workspace without a Feast repo holds no feature rows: nothing to erase, no counts."""
+
+    name = "feature_store"
+    #: what it erases under ``$MAESTRO_HOME`` (a Redis online store is off the disk)
+    holds: ClassVar[tuple[str, ...]] = (
+        "feature_repo/data/online_store.db",
+        "feature_repo/data/customers.parquet",
+    )
+
+    def __init__(self, repo: Path) -> None:
+        self.repo = Path(repo)
+
+    def erase(self, customer_id: str) -> dict[str, int]:
+        if not (self.repo / "feature_store.yaml").exists():
+            return {}
+        from features.feast.source import open_feature_source
+
+        source = open_feature_source(self.repo)
+        try:
+            return erase_customer(source, customer_id).counts()
+        finally:
+            source.close()

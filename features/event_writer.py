@@ -47,12 +47,12 @@ import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from features.errors import EventBacklogFull
 from features.events import EVENT_VIEWS, Event, fold_events, parse_event
 from features.feast import sqlite_writer
+from features.feast.internals import write_through_provider
 from features.feast.row_io import RedisRows, SqliteRows
 from features.feast.source import RedisBackend, SqliteBackend, all_views, entity_key_bytes
 from features.feast.sqlite_writer import SqliteRowWriter
@@ -64,7 +64,6 @@ if TYPE_CHECKING:
     from features.overlay import Item
 
 log = logging.getLogger(__name__)
-_ONEOF = {str: "string_val", int: "int64_val", float: "double_val", bool: "bool_val"}
 #: Overlay entries per write: the write lock is released between chunks.
 _CHUNK = 256
 
@@ -99,7 +98,7 @@ class EventWriter:
         self._feature_views = {name: views[name] for name in pushed}  # resolved once
         # one write at a time (Feast's SQLite store shares one connection; chunks re-read)
         self._write_lock = threading.Lock()
-        self._provider = store._get_provider()
+        self._store = store
         self._config = store.config
         online = self._config.online_store
         backend = source.backend
@@ -245,20 +244,11 @@ class EventWriter:
             self._write_feast(view, rows)
 
     def _write_feast(self, view: str, items: list[Item]) -> None:
-        """One batch through Feast's provider: entity keys, ``ValueProto`` values, times."""
-        from feast.protos.feast.types.EntityKey_pb2 import EntityKey
-        from feast.protos.feast.types.Value_pb2 import Value
-
-        feature_view = self._feature_views[view]
-        types = GROUPS[view]
-        data = []
-        for cid, _, row in items:
-            values = {
-                name: Value(**{_ONEOF[types[name]]: row.values[name]}) for name in row.changed
-            }
-            key = EntityKey(join_keys=["customer_id"], entity_values=[Value(string_val=cid)])
-            data.append((key, values, datetime.fromtimestamp(row.ts, tz=UTC), None))
-        self._provider.online_write_batch(self._config, feature_view, data, None)
+        """One batch of a view's changed values through Feast's provider."""
+        rows = [
+            (cid, {name: row.values[name] for name in row.changed}, row.ts) for cid, _, row in items
+        ]
+        write_through_provider(self._store, self._feature_views[view], GROUPS[view], rows)
 
     def erase(self, customer_id: str) -> int:
         """Drop one customer's pending rows and deferred events (for erasure); waits out

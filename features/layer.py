@@ -53,12 +53,9 @@ class FeastFeatureLayer:
         return self.writer.ingest(event)
 
     def erase(self, customer_id: str) -> dict[str, int]:
-        counts = erase_customer(self.source, customer_id, self.writer)
-        return {
-            "online_values": counts.online_values,
-            "offline_rows": counts.offline_rows,
-            "pending_rows": counts.pending_rows,
-        }
+        """The customer's online rows, offline Parquet rows and this process's pending
+        event rows (:func:`features.erasure.erase_customer`); counts by kind."""
+        return erase_customer(self.source, customer_id, self.writer).counts()
 
     def close(self) -> None:
         if self.agents is not None:

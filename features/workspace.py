@@ -34,6 +34,8 @@ from features.agent_roster import (
     write_agents_parquet,
 )
 from features.errors import WorkspaceError
+from features.feast.internals import clear_online_views, enable_wal
+from features.feast.source import all_views
 from features.synthetic import generate_customers
 
 if TYPE_CHECKING:
@@ -209,16 +211,7 @@ def feast_apply(repo: Path, store: FeatureStore | None = None) -> FeatureStore:
 def _clear_online_store(store: FeatureStore) -> None:
     """Drop every online row (before materialising a regenerated customer base); (re)create
     the online tables, which a deleted SQLite file lost without the registry knowing."""
-    from features.feast.source import all_views, clear_online_views
-
     clear_online_views(store, all_views(store), "customer_id")
-
-
-def _enable_wal(store: FeatureStore) -> None:
-    """Readers and the event writer then do not block each other (persistent in the file)."""
-    if store.config.online_store.type == "sqlite":
-        conn = store._get_provider().online_store._get_conn(store.config)
-        conn.execute("PRAGMA journal_mode=WAL")
 
 
 def init_feature_workspace(
@@ -280,7 +273,7 @@ def init_feature_workspace(
             store = feast_apply(repo)
         except Exception as exc:  # Feast raises many unrelated types for a broken repo
             raise WorkspaceError(f"feast apply failed in {repo}: {exc}") from exc
-        _enable_wal(store)
+        enable_wal(store)
         bar.update(1)
 
         store_key = json.dumps(config["online_store"], sort_keys=True)

@@ -1,25 +1,26 @@
-"""``maestro erase CUSTOMER_ID``: erase one customer from the whole workspace, offline.
+"""Erasure of one customer everywhere, in one orchestration over every store that holds
+customer data.
 
-What is erased (each count goes into the audit record):
+Each store offers a :class:`core.erasure.CustomerEraser` (a ``name`` and ``erase(customer_id)
+-> counts``); :func:`erase_with` runs a list of them in order and merges their counts.
+Two lists, one per way in, cover the same stores (a test checks it):
 
-- the online store and the offline feature data (:func:`features.erasure.erase_customer`:
-  the customer's rows in every Feast view table / Redis hash, and the offline Parquet);
-- the decision and reward logs: spools of dead processes are rolled to Parquet first
-  (:meth:`serving.eventlog.log.EventLog.recover`), then every Parquet part is rewritten
-  without the customer's decisions and the rewards of those decisions;
-- the experiment assignments (``$MAESTRO_HOME/experiments.db``), when there is one.
+- :func:`live_erasers`, for ``DELETE /customers/{id}`` on a running service: the service's
+  feature layer (online rows, offline Parquet, its pending event rows), its event log (its
+  own spool rolled first; a tombstone makes other replicas' rolls drop the rows) and its
+  experiment assignments;
+- :func:`workspace_erasers`, for ``maestro erase CUSTOMER_ID`` offline: the same stores
+  opened from ``$MAESTRO_HOME``; the spools of dead processes are rolled to Parquet first.
 
-Training sets are not stored: ``maestro train`` reads the logs above at each run, so
-erasing the logs erases them. MLflow holds models, parameters and metrics, never rows; the
-command checks that claim by scanning the artefact store and the tracking database for the
-customer id and records what it found (``mlflow_files_with_customer``: expected 0).
+Both also forget the customer's idempotency replies (``logs/index.db``), uncounted: they are
+copies of answers, not rows. Routed cases (agent ids and times) and the agent roster hold
+no customer data. Training sets are not stored: ``maestro train`` reads the logs at each
+run, so erasing the logs erases them. MLflow holds models, parameters and metrics, never
+rows; :func:`erase_everywhere` checks that claim by scanning the artefact store and the
+tracking database for the customer id (``mlflow_files_with_customer``: expected 0).
 
-A *running* server holds its own live spool: erase through it with
-``DELETE /customers/{id}`` (it rolls its spool, then erases the same way); this command
-erases what is on disk, including what a killed server left.
-
-Every call appends one JSON line to ``$MAESTRO_HOME/audit/erasure.jsonl`` (time, customer
-id, counts, the operator's user name) and writes nothing else about the customer.
+Every offline erasure appends one JSON line to ``$MAESTRO_HOME/audit/erasure.jsonl`` (time,
+customer id, counts, the operator's user name) and writes nothing else about the customer.
 """
 
 from __future__ import annotations
@@ -27,55 +28,137 @@ from __future__ import annotations
 import getpass
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 import orjson
 
+from core.erasure import CustomerEraser
+from features.erasure import WorkspaceFeatureEraser
+from serving.eventlog.log import EventLog
+from serving.eventlog.tombstones import forget_requests
+from serving.experiments.assignments import AssignmentTable
+from serving.service.feature_layer import FeatureWriter
 from serving.settings import Settings
 
 
-def _feature_store(settings: Settings, customer_id: str) -> dict[str, int]:
-    if not (settings.feature_repo / "feature_store.yaml").exists():
-        return {}
-    from features.erasure import erase_customer
-    from features.feast.source import open_feature_source
+class WorkspaceEraser(CustomerEraser, Protocol):
+    """A store of the workspace, erased offline; ``holds``: the files under
+    ``$MAESTRO_HOME`` (globs) whose customer rows it erases."""
 
-    source = open_feature_source(settings.feature_repo)
-    try:
-        counts = erase_customer(source, customer_id)
-    finally:
-        source.close()
-    return {
-        "online_values": counts.online_values,
-        "offline_rows": counts.offline_rows,
-        "pending_rows": counts.pending_rows,
-    }
+    holds: ClassVar[tuple[str, ...]]
 
 
-def _logs(settings: Settings, customer_id: str) -> dict[str, int]:
-    from serving.eventlog.log import EventLog
-
-    log = EventLog(settings.logs_dir)
-    if not settings.logs_dir.exists():
-        return {"decisions": 0, "rewards": 0, "recovered_spool_records": 0}
-    log.spool_root.mkdir(parents=True, exist_ok=True)
-    recovered = log.recover()  # dead processes' spools → Parquet, then erased below
-    counts = log.erase_customer(customer_id)
-    return {**counts, "recovered_spool_records": recovered}
+def erase_with(erasers: Sequence[CustomerEraser], customer_id: str) -> dict[str, int]:
+    """Erase ``customer_id`` from every store of ``erasers``, in order; their merged counts."""
+    counts: dict[str, int] = {}
+    for eraser in erasers:
+        counts.update(eraser.erase(customer_id))
+    return counts
 
 
-def _experiments(settings: Settings, customer_id: str) -> dict[str, int]:
-    path = settings.home / "experiments.db"
-    if not path.exists():
-        return {}
-    from serving.experiments.assignments import AssignmentTable
+class FeatureLayerEraser:
+    """A service's feature layer (:class:`~serving.service.feature_layer.FeatureWriter`)."""
 
-    table = AssignmentTable(path)
-    try:
-        return {"experiment_assignments": int(table.erase(customer_id))}
-    finally:
-        table.close()
+    name = "feature_store"
+
+    def __init__(self, layer: FeatureWriter) -> None:
+        self.layer = layer
+
+    def erase(self, customer_id: str) -> dict[str, int]:
+        return dict(self.layer.erase(customer_id))
+
+
+class LiveLogEraser:
+    """A running service's event log: its spool is rolled, then every Parquet part is
+    rewritten without the customer's decisions and their rewards."""
+
+    name = "decision_logs"
+
+    def __init__(self, log: EventLog) -> None:
+        self.log = log
+
+    def erase(self, customer_id: str) -> dict[str, int]:
+        counts = self.log.erase_customer(customer_id)
+        forget_requests(self.log.logs_dir / "index.db", customer_id)
+        return counts
+
+
+class WorkspaceLogEraser:
+    """The workspace's logs, offline: dead processes' spools are recovered to Parquet
+    (``recovered_spool_records``), then erased as a live log erases them. A running
+    server holds its own live spool: erase through it (``DELETE /customers/{id}``)."""
+
+    name = "decision_logs"
+    holds: ClassVar[tuple[str, ...]] = (
+        "logs/decisions/*.parquet",
+        "logs/rewards/*.parquet",
+        "logs/spool/**",
+        "logs/index.db",
+    )
+
+    def __init__(self, logs_dir: Path) -> None:
+        self.logs_dir = Path(logs_dir)
+
+    def erase(self, customer_id: str) -> dict[str, int]:
+        if not self.logs_dir.exists():
+            return {"decisions": 0, "rewards": 0, "recovered_spool_records": 0}
+        log = EventLog(self.logs_dir)
+        log.spool_root.mkdir(parents=True, exist_ok=True)
+        recovered = log.recover()  # dead processes' spools → Parquet, then erased below
+        counts = LiveLogEraser(log).erase(customer_id)
+        return {**counts, "recovered_spool_records": recovered}
+
+
+class AssignmentEraser:
+    """A running service's sticky experiment assignments."""
+
+    name = "experiment_assignments"
+
+    def __init__(self, table: AssignmentTable) -> None:
+        self.table = table
+
+    def erase(self, customer_id: str) -> dict[str, int]:
+        return {"experiment_assignments": int(self.table.erase(customer_id))}
+
+
+class WorkspaceAssignmentEraser:
+    """The workspace's assignment table (``experiments.db``), when there is one."""
+
+    name = "experiment_assignments"
+    holds: ClassVar[tuple[str, ...]] = ("experiments.db",)
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def erase(self, customer_id: str) -> dict[str, int]:
+        if not self.path.exists():
+            return {}
+        table = AssignmentTable(self.path)
+        try:
+            return AssignmentEraser(table).erase(customer_id)
+        finally:
+            table.close()
+
+
+def live_erasers(
+    features: FeatureWriter, log: EventLog, assignments: AssignmentTable | None
+) -> list[CustomerEraser]:
+    """The erasers of a running service's stores (no assignments: no experiments)."""
+    erasers: list[CustomerEraser] = [FeatureLayerEraser(features), LiveLogEraser(log)]
+    if assignments is not None:
+        erasers.append(AssignmentEraser(assignments))
+    return erasers
+
+
+def workspace_erasers(settings: Settings) -> list[WorkspaceEraser]:
+    """The registry of the workspace's stores holding customer data, one eraser each."""
+    return [
+        WorkspaceFeatureEraser(settings.feature_repo),
+        WorkspaceLogEraser(settings.logs_dir),
+        WorkspaceAssignmentEraser(settings.home / "experiments.db"),
+    ]
 
 
 def _mlflow_mentions(settings: Settings, customer_id: str) -> int:
@@ -97,14 +180,23 @@ def _mlflow_mentions(settings: Settings, customer_id: str) -> int:
     return hits
 
 
+def _audit(settings: Settings, record: dict[str, Any]) -> None:
+    audit = settings.home / "audit"
+    audit.mkdir(parents=True, exist_ok=True)
+    fd = os.open(audit / "erasure.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        os.write(fd, orjson.dumps(record) + b"\n")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def erase_everywhere(settings: Settings, customer_id: str) -> dict[str, Any]:
-    """Erase ``customer_id`` from the workspace; return (and audit) the counts."""
+    """``maestro erase``: erase ``customer_id`` from the workspace; return (and audit) the
+    record of what was erased."""
     if not customer_id or len(customer_id) > 128 or any(ord(c) < 32 for c in customer_id):
         raise ValueError(f"invalid customer id {customer_id!r}")
-    counts: dict[str, int] = {}
-    counts.update(_feature_store(settings, customer_id))
-    counts.update(_logs(settings, customer_id))
-    counts.update(_experiments(settings, customer_id))
+    counts = erase_with(workspace_erasers(settings), customer_id)
     record = {
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "action": "erase",
@@ -114,12 +206,5 @@ def erase_everywhere(settings: Settings, customer_id: str) -> dict[str, Any]:
         "operator": getpass.getuser(),
         "pid": os.getpid(),
     }
-    audit = settings.home / "audit"
-    audit.mkdir(parents=True, exist_ok=True)
-    fd = os.open(audit / "erasure.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    try:
-        os.write(fd, orjson.dumps(record) + b"\n")
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    _audit(settings, record)
     return record

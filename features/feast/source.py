@@ -74,30 +74,6 @@ def all_views(store: FeatureStore) -> list[Any]:
     return [v for v in views if v.name in GROUPS]
 
 
-def clear_online_views(store: FeatureStore, views: list[Any], join_key: str) -> None:
-    """Drop every online row of ``views`` (entity ``join_key``), (re)creating their tables
-    first: a deleted SQLite file lost them without the registry knowing."""
-    from feast.infra.online_stores.helpers import compute_table_id
-
-    provider = store._get_provider()
-    provider.update_infra(
-        store.config.project,
-        tables_to_delete=[],
-        tables_to_keep=views,
-        entities_to_delete=[],
-        entities_to_keep=store.list_entities(),
-        partial=True,
-    )
-    online = provider.online_store
-    if store.config.online_store.type == "sqlite":
-        conn = online._get_conn(store.config)
-        with conn:
-            for view in views:
-                conn.execute(f'DELETE FROM "{compute_table_id(store.config.project, view)}"')
-    elif hasattr(online, "delete_entity_values"):
-        online.delete_entity_values(store.config, [join_key])
-
-
 def resolve_views(store: FeatureStore, service: str = FEATURE_SERVICE) -> list[ViewSpec]:
     """Resolve the feature service's views, features and TTLs once, from the registry."""
     from feast.infra.online_stores.helpers import compute_table_id

@@ -91,3 +91,23 @@ def drop_erased(
         return decisions, rewards, 0, 0
     kept_rewards = [r for r in rewards if r.get(EVENT_ID) not in gone]
     return kept, kept_rewards, len(decisions) - len(kept), len(rewards) - len(kept_rewards)
+
+
+def forget_requests(index_path: Path, customer_id: str) -> int:
+    """Delete the idempotency replies kept for ``customer_id``'s ``/decide`` requests (keyed
+    ``customer_id \\x1f decision_point \\x1f request_id`` in the shared index), so no
+    retried request answers with an erased decision; returns how many there were."""
+    if not index_path.exists():
+        return 0
+    prefix = f"{customer_id}\x1f"
+    conn = sqlite3.connect(index_path, timeout=10.0)
+    try:
+        with conn:
+            cur = conn.execute(
+                "DELETE FROM requests WHERE substr(request_key, 1, ?) = ?", (len(prefix), prefix)
+            )
+            return cur.rowcount
+    except sqlite3.OperationalError:  # no request remembered yet: no table
+        return 0
+    finally:
+        conn.close()

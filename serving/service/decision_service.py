@@ -41,6 +41,7 @@ from policies.routing import agent_candidates
 from policies.types import Action, Context, Decision
 from serving.api.schemas import DecideRequest, EventRequest, RewardRequest
 from serving.dashboard.live import LiveStats
+from serving.erasure import erase_with, live_erasers
 from serving.errors import LateRewardError, UnknownEventError
 from serving.eventlog.log import EventLog, dumps
 from serving.service.feature_layer import FeatureEvent, FeatureWriter
@@ -361,11 +362,10 @@ class DecisionService:
         return {"accepted": True, "customer_id": req.customer_id, "type": req.type}
 
     def erase(self, customer_id: str) -> dict[str, Any]:
-        counts = dict(self.writer.erase(customer_id))
-        counts.update(self.log.erase_customer(customer_id))
-        if self.experiments is not None:
-            counts["experiment_assignments"] = self.experiments.table.erase(customer_id)
-        return {"customer_id": customer_id, "erased": counts}
+        """``DELETE /customers/{id}``: every store of this service forgets the customer."""
+        table = self.experiments.table if self.experiments is not None else None
+        erased = erase_with(live_erasers(self.writer, self.log, table), customer_id)
+        return {"customer_id": customer_id, "erased": erased}
 
 
 def parse_json(body: bytes) -> Any:

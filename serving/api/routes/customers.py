@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 from fastapi import FastAPI
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from serving.api.schemas import ErasureResponse
 from serving.service.decision_service import DecisionService
@@ -16,4 +17,5 @@ def register(app: FastAPI, service: DecisionService) -> None:
     @app.delete("/customers/{customer_id}", response_model=ErasureResponse, tags=["features"])
     async def erase(customer_id: str) -> Response:
         """Erase one customer from the online store and the decision logs."""
-        return Response(orjson.dumps(service.erase(customer_id)), media_type="application/json")
+        erased = await run_in_threadpool(service.erase, customer_id)  # long: off the loop
+        return Response(orjson.dumps(erased), media_type="application/json")
