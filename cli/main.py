@@ -177,7 +177,6 @@ def simulate(
     """Run the journey simulator and write report.json, report.html and plots."""
     import os
 
-    from simulator.ope_check import validate_for_report
     from simulator.session import simulate as run_simulation
 
     api_key = (os.environ.get("MAESTRO_API_KEY") or "").split(",")[0].strip() or None
@@ -190,7 +189,6 @@ def simulate(
         out,
         target=target,
         api_key=api_key,
-        ope_validator=validate_for_report,
     )
     for kind, s in report["policies"].items():
         click.echo(

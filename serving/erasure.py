@@ -32,14 +32,14 @@ from typing import Any
 
 import orjson
 
+from features.erasure import erase_customer
+from features.feast.source import open_feature_source
 from serving.settings import Settings
 
 
 def _feature_store(settings: Settings, customer_id: str) -> dict[str, int]:
     if not (settings.feature_repo / "feature_store.yaml").exists():
         return {}
-    from features.erasure import erase_customer
-    from features.feast.source import open_feature_source
 
     source = open_feature_source(settings.feature_repo)
     try:

@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy import stats
 
 from policies.catalog import Catalog
 
@@ -51,6 +50,8 @@ class Interval:
 
 def mean_interval(x: np.ndarray, level: float = 0.95) -> Interval | None:
     """Mean with a Student-t interval (``None`` for an empty sample; a point for n = 1)."""
+    from scipy import stats  # deferred: scipy.stats is slow to import, serving imports lift
+
     n = len(x)
     if n == 0:
         return None
@@ -63,6 +64,8 @@ def mean_interval(x: np.ndarray, level: float = 0.95) -> Interval | None:
 
 def welch(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> dict[str, float] | None:
     """Lift ``mean(a) − mean(b)`` with Welch's interval and p-value (``None`` if n < 2)."""
+    from scipy import stats  # deferred: scipy.stats is slow to import, serving imports lift
+
     na, nb = len(a), len(b)
     if na < 2 or nb < 2:
         return None
@@ -105,6 +108,8 @@ def sample_size(
     power: float = 0.8,
 ) -> tuple[int, int]:
     """``(n_A, n_B)`` needed to detect ``mde`` with ``n_A = ratio · n_B`` (module docstring)."""
+    from scipy import stats  # deferred: scipy.stats is slow to import, serving imports lift
+
     if mde <= 0 or ratio <= 0:
         raise ValueError("mde and ratio must be > 0")
     z = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)

@@ -41,6 +41,7 @@ import numpy as np
 
 from policies.base import Policy
 from policies.errors import InvalidInputError
+from policies.featurize import DenseFeaturizer
 from policies.types import Action, Context, LoggedBatch
 
 
@@ -457,8 +458,6 @@ class RidgeRewardModel:
     """
 
     def __init__(self, ridge: float = 1.0, shared_dim: int = 64) -> None:
-        from policies.featurize import DenseFeaturizer
-
         if ridge <= 0:
             raise EstimatorInputError("ridge must be > 0", field="ridge")
         self.ridge = ridge

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from features.synthetic import generate_customers
 from policies.base import BasePolicy
 from policies.catalog import Catalog
 from policies.types import Action, Context
@@ -44,8 +45,6 @@ def write_synthetic_logs(
     Returns the logging policy's true mean click probability, for reference.
     """
     import pandas as pd
-
-    from features.synthetic import generate_customers
 
     rng = np.random.default_rng(seed)
     point = catalog[decision_point]

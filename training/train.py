@@ -28,9 +28,12 @@ from typing import Any
 import numpy as np
 
 from policies.base import BasePolicy
+from policies.baselines import RulesPolicy, UniformPolicy
 from policies.catalog import Catalog
 from policies.registry import load_policy, make_policy
 from policies.types import LoggedBatch
+from policies.vw import batch as vw_batch
+from policies.vw.policy import VWPolicy
 from training.data import TrainingSet, load_training_set
 
 COMPARED = ("candidate", "champion", "uniform", "rules")
@@ -150,7 +153,6 @@ def train_candidate(
     else:
         candidate = make_policy(kind, seed=cfg.seed, **cfg.params)
     if candidate.kind == "vw-cb" and bulk:
-        from policies.vw import batch as vw_batch
         from training.columns import shared_features
 
         features = shared_features(train_batch.contexts)
@@ -204,11 +206,7 @@ def batch_pmfs(policy: Any, batch: LoggedBatch) -> list[np.ndarray] | None:
     has no bulk path. ``vw-cb`` scores through :mod:`policies.vw.batch`; ``uniform`` and
     ``rules`` depend only on the decision point and the action list, so each distinct
     (decision point, action list) is asked once."""
-    from policies.baselines import RulesPolicy, UniformPolicy
-    from policies.vw.policy import VWPolicy
-
     if type(policy) is VWPolicy:
-        from policies.vw import batch as vw_batch
         from training.columns import shared_features
 
         return vw_batch.pmfs(policy, batch, shared_features(batch.contexts))

@@ -25,6 +25,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Res
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from features.events import EVENT_TYPES
 from serving.api.admission import AdmissionGate, AdmissionMiddleware
 from serving.api.direct import (
     DOMAIN_ERRORS,
@@ -301,8 +302,6 @@ def _document_vocabularies(app: FastAPI, service: DecisionService) -> None:
     """Name the served catalog's decision points and the known event types as enums in
     ``/openapi.json`` (issue #7: a schema-valid request is then never refused for an
     unknown name, which schemathesis' positive-data check holds the API to)."""
-    from features.events import EVENT_TYPES
-
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
