@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from policies.catalog import Catalog
+from training.data import LogReport, TrainingDataError, join_logs, read_parquet_dir
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -205,8 +206,6 @@ def experiment_report(
     """Read ``logs_dir/decisions`` and ``logs_dir/rewards`` and compute :func:`variant_table`
     (rewards joined exactly as training joins them, :func:`training.data.join_logs`)."""
     import pandas as pd
-
-    from training.data import LogReport, TrainingDataError, join_logs, read_parquet_dir
 
     now = time.time() if now is None else now
     report = LogReport()

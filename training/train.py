@@ -34,7 +34,10 @@ from policies.registry import load_policy, make_policy
 from policies.types import LoggedBatch
 from policies.vw import batch as vw_batch
 from policies.vw.policy import VWPolicy
+from training import tracking
+from training.columns import shared_features
 from training.data import TrainingSet, load_training_set
+from training.ope import evaluate_policy, table
 
 COMPARED = ("candidate", "champion", "uniform", "rules")
 
@@ -153,8 +156,6 @@ def train_candidate(
     else:
         candidate = make_policy(kind, seed=cfg.seed, **cfg.params)
     if candidate.kind == "vw-cb" and bulk:
-        from training.columns import shared_features
-
         features = shared_features(train_batch.contexts)
         vw_batch.learn(candidate, train_batch, features, progress, chunk)  # type: ignore[arg-type]
         return candidate
@@ -184,7 +185,6 @@ def evaluate_all(
 ) -> dict[str, dict[str, Any]]:
     """Every estimator for every compared policy on the same held-out rows (``bulk``:
     featurise and score the rows in bulk, same numbers as row by row)."""
-    from training.ope import evaluate_policy
     from training.reward_model import RidgeRewardModel
 
     model = RidgeRewardModel().fit(train.batch) if len(train) >= 20 else None
@@ -207,8 +207,6 @@ def batch_pmfs(policy: Any, batch: LoggedBatch) -> list[np.ndarray] | None:
     ``rules`` depend only on the decision point and the action list, so each distinct
     (decision point, action list) is asked once."""
     if type(policy) is VWPolicy:
-        from training.columns import shared_features
-
         return vw_batch.pmfs(policy, batch, shared_features(batch.contexts))
     if type(policy) in (UniformPolicy, RulesPolicy):
         memo: dict[tuple[int, str], tuple[Any, np.ndarray]] = {}
@@ -262,9 +260,6 @@ def _run_training(
     now: float | None,
     progress_factory: Callable[[int, str], Any] | None,
 ) -> list[TrainResult]:
-    from training import tracking
-    from training.ope import table
-
     now = time.time() if now is None else now
     full = load_training_set(logs_dir, catalog, now, decision_point, cfg.reward_mode)
     points = (
