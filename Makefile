@@ -45,14 +45,18 @@ test-deps:
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium chromium-driver; }
 
+# lint-imports first: a wrong arrow between packages fails the run before any test
 test: install test-deps
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q -m "not slow"
 
 test-all: install test-deps
 	$(PY) -m pytest -q
 
+# ruff, then the package layers (import-linter contracts in pyproject.toml)
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 bench: install
 	$(PY) -m benchmarks.bench_decide --write

@@ -1,190 +1,78 @@
-"""The ``maestro`` command: the only place that knows every package.
+"""The ``maestro`` command: the composition root, the only package that knows every other.
 
-Heavy libraries (feast, ray, mlflow, torch) are imported inside the commands that
-need them, so ``maestro --help`` answers at once. Every command exits 0 on success,
-2 on bad usage and 1 on failure, with a one-line error on stderr.
+The group loads only click: each command lives in :mod:`cli.commands` (which imports
+the packages the commands wire together) and is loaded when it runs, while
+``maestro --help`` lists the commands from :data:`COMMANDS`, so it answers at once.
+Heavy libraries (feast, ray, mlflow, torch) are imported only by the functions that use
+them.
 """
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable
-from typing import Any, NoReturn
+import importlib
+from collections.abc import Mapping
+from typing import Any
 
 import click
 
-from core.errors import EXIT_FAILURE, EXIT_USAGE, MaestroError
-from policies.registry import POLICY_KINDS
+#: every command and the first paragraph of its help (what ``maestro --help`` shows);
+#: ``tests/policies/test_cli_front_door.py`` checks it against :mod:`cli.commands`
+COMMANDS: Mapping[str, str] = {
+    "init": "Build the workspace under $MAESTRO_HOME: Feast repo, data, MLflow store, "
+    "champions.",
+    "serve": "Serve the HTTP API (Ray Serve by default; uvicorn runs the same app in one "
+    "process).",
+    "train": "Train a candidate from logged decisions and rewards, evaluate it off-policy, "
+    "register it.",
+    "evaluate": "Off-policy evaluation (IPS, SNIPS, DM, DR) with 95% confidence intervals.",
+    "simulate": "Run the journey simulator and write report.json, report.html and plots.",
+    "promote": "Move the champion alias of a decision point to a registered version "
+    "(rollback).",
+    "report": "Experiment results per decision point: variants, rewards, lift with "
+    "intervals.",
+    "erase": "Erase one customer everywhere (online store, offline data, logs, training "
+    "sets).",
+}
+COMMANDS_MODULE = "cli.commands"
 
 
-def _fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
-    click.echo(f"maestro: error: {message}", err=True)
-    sys.exit(code)
+class LazyGroup(click.Group):
+    """A group whose commands (``commands``: name → its help's first paragraph) are
+    attributes of ``module``, imported on the first command looked up; its help lists
+    them without importing it."""
+
+    def __init__(self, *args: Any, commands: Mapping[str, str], module: str, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.lazy, self.module = dict(commands), module
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(self.lazy)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.lazy:
+            return None
+        command = getattr(importlib.import_module(self.module), cmd_name)
+        assert isinstance(command, click.Command), cmd_name
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The commands section, as click writes it, from the table."""
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = [(n, click.Command(n, help=self.lazy[n]).get_short_help_str(limit)) for n in names]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
 
-def _policy_list(
-    _ctx: click.Context, _param: click.Parameter, value: str | None
-) -> list[str] | None:
-    if value is None:
-        return None
-    kinds = [v.strip() for v in value.split(",") if v.strip()]
-    unknown = [k for k in kinds if k not in POLICY_KINDS]
-    if unknown or not kinds:
-        raise click.BadParameter(
-            f"unknown policy kind(s) {', '.join(unknown) or '(none)'}; "
-            f"choose from {', '.join(POLICY_KINDS)}"
-        )
-    return kinds
-
-
-def _run(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Call a command body, turning errors into a one-line message and an exit code: a
-    :class:`~core.errors.MaestroError` by its own ``exit_code``; another library's bad
-    value is bad input (2), its I/O or runtime failure a failure (1)."""
-    try:
-        return fn(*args, **kwargs)
-    except click.ClickException:
-        raise
-    except MaestroError as exc:
-        _fail(exc.cli_message(), exc.exit_code)
-    except ValueError as exc:
-        _fail(str(exc), EXIT_USAGE)
-    except (OSError, RuntimeError) as exc:
-        _fail(str(exc), EXIT_FAILURE)
-    except KeyboardInterrupt:
-        _fail("interrupted", EXIT_FAILURE)
-    except Exception as exc:  # a library failure: one line, never a bare traceback
-        _fail(f"{type(exc).__name__}: {exc}", EXIT_FAILURE)
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=LazyGroup,
+    commands=COMMANDS,
+    module=COMMANDS_MODULE,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(package_name="maestro-nba", prog_name="maestro")
 def cli() -> None:
     """Maestro: real-time next-best-action decisions with contextual bandits."""
-
-
-@cli.command()
-@click.option("--customers", type=click.IntRange(1, 10_000_000), default=10_000, show_default=True)
-@click.option("--seed", type=int, default=7, show_default=True)
-def init(customers: int, seed: int) -> None:
-    """Build the workspace under $MAESTRO_HOME: Feast repo, data, MLflow store, champions."""
-    from cli.workspace import init_command
-    from serving.settings import get_settings
-
-    _run(init_command, get_settings(), customers, seed)
-
-
-@cli.command()
-@click.option("--engine", type=click.Choice(["ray", "uvicorn"]), default="ray", show_default=True)
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
-@click.option("--replicas", type=click.IntRange(1, 64), default=1, show_default=True)
-def serve(engine: str, host: str, port: int, replicas: int) -> None:
-    """Serve the HTTP API (Ray Serve by default; uvicorn runs the same app in one process)."""
-    from serving.engines.runner import serve as run_serve
-
-    _run(run_serve, engine, host, port, replicas)
-
-
-@cli.command()
-@click.option(
-    "--policy",
-    "policy_kind",
-    type=click.Choice(list(POLICY_KINDS)),
-    default="vw-cb",
-    show_default=True,
-)
-@click.option(
-    "--decision-point", default=None, help="Train one decision point (default: all with data)."
-)
-@click.option("--promote", is_flag=True, help="Move the champion alias when the gate passes.")
-@click.option("--every", default=None, help="Retrain on a schedule, e.g. 10m or 1h.")
-def train(policy_kind: str, decision_point: str | None, promote: bool, every: str | None) -> None:
-    """Train a candidate from logged decisions and rewards, evaluate it off-policy, register it."""
-    from cli.training import train_command
-    from serving.settings import get_settings
-
-    _run(train_command, get_settings(), policy_kind, decision_point, promote, every)
-
-
-@cli.command()
-@click.option("--policy", "policy_ref", default=None, help="A policy kind, or models:/name@alias.")
-@click.option("--logs", type=click.Path(dir_okay=True), default=None)
-def evaluate(policy_ref: str | None, logs: str | None) -> None:
-    """Off-policy evaluation (IPS, SNIPS, DM, DR) with 95% confidence intervals."""
-    if policy_ref is None and logs is None:
-        raise click.UsageError("give --policy, --logs FILE.parquet, or both")
-    from pathlib import Path
-
-    from cli import training as tc
-
-    if policy_ref is None:
-        result = _run(tc.evaluate_byo, Path(logs))
-    else:
-        from serving.settings import get_settings
-
-        logs_path = Path(logs) if logs else None
-        result = _run(tc.evaluate_policy_ref, get_settings(), policy_ref, logs_path)
-    click.echo(tc.dumps(result))
-
-
-@cli.command()
-@click.option("--policies", callback=_policy_list, default="uniform,rules,vw-cb", show_default=True)
-@click.option("--customers", type=click.IntRange(1, 10_000_000), default=1_000, show_default=True)
-@click.option("--steps", type=click.IntRange(1, 100_000_000), default=10_000, show_default=True)
-@click.option("--seed", type=int, default=7, show_default=True)
-@click.option("--out", type=click.Path(file_okay=False), default="simulation", show_default=True)
-@click.option("--target", default=None, help="URL of a running Maestro to drive over HTTP.")
-def simulate(
-    policies: list[str], customers: int, steps: int, seed: int, out: str, target: str | None
-) -> None:
-    """Run the journey simulator and write report.json, report.html and plots."""
-    from cli.simulate import simulate_command
-
-    _run(simulate_command, policies, customers, steps, seed, out, target)
-
-
-@cli.command()
-@click.option("--decision-point", required=True)
-@click.option("--version", "model_version", type=click.IntRange(1), required=True)
-def promote(decision_point: str, model_version: int) -> None:
-    """Move the champion alias of a decision point to a registered version (rollback)."""
-    from cli.training import promote_command
-    from serving.settings import get_settings
-
-    click.echo(_run(promote_command, get_settings(), decision_point, model_version))
-
-
-@cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Print the JSON of GET /experiments.")
-@click.option(
-    "--mde",
-    type=click.FloatRange(min=0, min_open=True),
-    default=None,
-    help="Absolute effect to size samples for (default: 10% of the baseline's mean).",
-)
-def report(as_json: bool, mde: float | None) -> None:
-    """Experiment results per decision point: variants, rewards, lift with intervals."""
-    from serving.experiments.variants import report_command
-    from serving.settings import get_settings
-
-    click.echo(_run(report_command, get_settings(), as_json, mde))
-
-
-@cli.command()
-@click.argument("customer_id")
-def erase(customer_id: str) -> None:
-    """Erase one customer everywhere (online store, offline data, logs, training sets).
-
-    Erases what is on disk and writes an audit record under $MAESTRO_HOME/audit/; a
-    running server's live spool is erased through its DELETE /customers/{id}."""
-    import orjson
-
-    from serving.erasure import erase_everywhere
-    from serving.settings import get_settings
-
-    record = _run(erase_everywhere, get_settings(), customer_id)
-    click.echo(orjson.dumps(record).decode())
 
 
 def _quiet_libraries() -> None:

@@ -18,7 +18,14 @@ from typing import Any
 import click
 
 from cli.errors import CommandError
+from policies.catalog import DEFAULT_CATALOG, load_catalog
+from policies.registry import POLICY_KINDS, load_policy, make_policy
+from serving.service.policy_store import ensure_cold_start_champions
 from serving.settings import Settings
+from training import tracking
+from training.data import load_training_set
+from training.ope import evaluate, table
+from training.train import LoggingPolicy, TrainConfig, evaluate_all, run_training
 
 _EVERY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 
@@ -43,9 +50,6 @@ def _progress(total: int, desc: str) -> Any:
 
 
 def train_once(settings: Settings, kind: str, decision_point: str | None, promote: bool) -> int:
-    from policies.catalog import load_catalog
-    from training.train import TrainConfig, run_training
-
     catalog = load_catalog(settings.catalog_file)
     if decision_point is not None:
         catalog[decision_point]  # raises UnknownDecisionPointError with the known names
@@ -110,8 +114,6 @@ def evaluate_byo(path: Path) -> dict[str, Any]:
     """The contract's "Bring your own logs": estimators on a Parquet file's columns."""
     import pandas as pd
 
-    from training.ope import evaluate, table
-
     if not path.is_file():
         raise CommandError(f"--logs: no such file {path}")
     try:
@@ -138,13 +140,6 @@ def evaluate_policy_ref(settings: Settings, ref: str, logs: Path | None) -> dict
     ``ref`` is a policy kind (a fresh policy of that kind), ``champion``, or
     ``<decision_point>@<version>`` for a registered version.
     """
-    from policies.catalog import load_catalog
-    from policies.registry import POLICY_KINDS, load_policy, make_policy
-    from training import tracking
-    from training.data import load_training_set
-    from training.ope import table
-    from training.train import LoggingPolicy, evaluate_all
-
     catalog = load_catalog(settings.catalog_file)
     full = load_training_set(
         logs or settings.logs_dir, catalog, time.time(), None, settings.reward_mode
@@ -193,10 +188,6 @@ def evaluate_policy_ref(settings: Settings, ref: str, logs: Path | None) -> dict
 
 def promote_command(settings: Settings, decision_point: str, version: int) -> str:
     """Move the champion alias after checking the version exists and its policy loads."""
-    from policies.catalog import load_catalog
-    from policies.registry import load_policy
-    from training import tracking
-
     load_catalog(settings.catalog_file)[decision_point]
     try:
         data = tracking.load_version_bytes(decision_point, str(version), settings.tracking_uri)
@@ -214,9 +205,6 @@ def init_champions(settings: Settings) -> str:
     store, and a cold-start champion for every decision point that has none (idempotent)."""
     import shutil
     from importlib import resources
-
-    from policies.catalog import DEFAULT_CATALOG, load_catalog
-    from serving.service.policy_store import ensure_cold_start_champions
 
     target = settings.home / "catalog.yaml"
     if not target.exists() and settings.catalog_path is None:

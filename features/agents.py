@@ -7,9 +7,11 @@ Past interactions with a customer are the customer feature ``last_agent_id`` (vi
 
 :class:`AgentSource` reads every agent of the roster with one Feast
 ``get_online_features`` call (SQLite or Redis alike) and caches the result as ready-made
-``agent`` actions. **Staleness bound**: the cache is re-read every ``max_age`` seconds
-(default 1 s) by a background thread, so no request waits for the read (a source
-without the thread re-reads on the first ``actions()`` after ``max_age``). An agent's load
+:class:`RosterAgent` records (:func:`policies.routing.agent_candidates` makes them
+``agent`` actions: features know nothing of decisions). **Staleness bound**: the cache
+is re-read every ``max_age`` seconds (default 1 s) by a background thread, so no request
+waits for the read (a source without the thread re-reads on the first ``agents()`` after
+``max_age``). An agent's load
 is the store's load plus the cases routed to it after the store's row was written, by
 this process or any other serving the workspace (the routed-case ledger,
 :mod:`features.routed_cases`): between reads, each case this process routes counts at
@@ -31,6 +33,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,13 +41,14 @@ from features.agent_roster import agents_parquet
 from features.errors import FeatureStoreUnavailable, WorkspaceError
 from features.routed_cases import KEEP_SECONDS, RoutedCaseLedger, open_ledger
 from features.schema import AGENT_FEATURES, AGENT_JOIN_KEY, AGENT_VIEW
-from policies.types import Action, trusted
 
 if TYPE_CHECKING:
     from feast.online_response import OnlineResponse
 
 logger = logging.getLogger(__name__)
 
+#: the channel of every roster agent (``CONTRACT.md``)
+AGENT_CHANNEL = "agent"
 #: routed cases a process keeps while it has no ledger to share them through
 LOCAL_CASES = 100_000
 
@@ -61,19 +65,27 @@ def _features(values: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _agent_action(agent: str, base: Mapping[str, Any], extra_load: int) -> Action:
-    """The action of an agent with ``extra_load`` more cases than its row says (built
-    without re-checking: :func:`_features` gives only valid values)."""
+@dataclass(frozen=True, slots=True)
+class RosterAgent:
+    """One agent of the roster as routing reads it: its id, the channel ``agent`` and its
+    action features (skills, level, languages, load, capacity, continuity), in the shape
+    ``CONTRACT.md`` gives a caller-sent agent."""
+
+    id: str
+    features: Mapping[str, Any]
+    channel: str = AGENT_CHANNEL
+
+
+def _agent(agent: str, base: Mapping[str, Any], extra_load: int) -> RosterAgent:
+    """The record of an agent with ``extra_load`` more cases than its row says
+    (:func:`_features` gives only valid values)."""
     features = dict(base)
     features["load"] += extra_load
-    return trusted(Action, _ACTION_FIELDS, (agent, "agent", features))
-
-
-_ACTION_FIELDS = ("id", "channel", "features")
+    return RosterAgent(agent, features)
 
 
 class AgentSource:
-    """The agents of the workspace's Feast repo, as ``agent`` actions, cached in process
+    """The agents of the workspace's Feast repo, as :class:`RosterAgent` s, cached in process
     (staleness bound: see the module docstring)."""
 
     def __init__(
@@ -114,9 +126,9 @@ class AgentSource:
                 self.ledger = open_ledger(self.store.config, self.repo_path)
             except Exception as exc:  # a read-only workspace: count this process's cases
                 logger.warning("routed-case ledger unavailable (%s): counting locally", exc)
-        self._actions: tuple[Action, ...] = ()
+        self._agents: tuple[RosterAgent, ...] = ()
         self._base: dict[str, dict[str, Any]] = {}  # each agent's features, as the store says
-        self._index: dict[str, int] = {}  # each agent's place in ``_actions``
+        self._index: dict[str, int] = {}  # each agent's place in ``_agents``
         self._ids: tuple[str, ...] = ()
         self._ids_signature: tuple[int, int, int] | None = None
         self._checked = -math.inf  # last read attempt
@@ -128,7 +140,7 @@ class AgentSource:
 
     def start(self) -> AgentSource:
         """Re-read the roster every ``max_age`` seconds in a background thread, so no
-        request waits for a read (without it, the first ``actions()`` after ``max_age``
+        request waits for a read (without it, the first ``agents()`` after ``max_age``
         reads)."""
         if self._thread is None:
             self._stop.clear()
@@ -147,15 +159,15 @@ class AgentSource:
         """Read the roster now (skipped while another thread reads it)."""
         self._refresh(self.clock())
 
-    def actions(self) -> tuple[Action, ...]:
-        """Every agent of the roster as an ``agent`` action (unavailable ones with capacity
+    def agents(self) -> tuple[RosterAgent, ...]:
+        """Every agent of the roster (unavailable ones with capacity
         0): the store's row at most ``max_age`` seconds old, plus the routed cases."""
         now = self.clock()
         if (self._thread is None or not self.reads) and now - self._checked >= self.max_age:
             self._refresh(now)  # no reader thread, or it has not read yet
         if now - self._read > self.max_stale:
             raise FeatureStoreUnavailable(f"agent roster unreadable for over {self.max_stale:g} s")
-        return self._actions
+        return self._agents
 
     def assigned(self, agent: str) -> None:
         """Count one more case for ``agent`` (and share it on the next read)."""
@@ -165,9 +177,9 @@ class AgentSource:
                 return
             self._extra[agent] = extra = self._extra.get(agent, 0) + 1
             self._cases.append((agent, time.time()))
-            actions = list(self._actions)
-            actions[i] = _agent_action(agent, self._base[agent], extra)
-            self._actions = tuple(actions)
+            agents = list(self._agents)
+            agents[i] = _agent(agent, self._base[agent], extra)
+            self._agents = tuple(agents)
 
     def _roster_ids(self) -> tuple[str, ...]:
         """Who the agents are: the ``agent_id`` column of the offline Parquet, which
@@ -217,7 +229,7 @@ class AgentSource:
                         extra[agent] = extra.get(agent, 0) + 1
                 self._base, self._extra = base, extra
                 self._index = {a: i for i, a in enumerate(base)}
-                self._actions = tuple(_agent_action(a, f, extra.get(a, 0)) for a, f in base.items())
+                self._agents = tuple(_agent(a, f, extra.get(a, 0)) for a, f in base.items())
                 self._read = now
                 self.reads += 1
         finally:
@@ -250,7 +262,7 @@ class AgentSource:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
-        self._actions, self._base, self._index = (), {}, {}
+        self._agents, self._base, self._index = (), {}, {}
 
 
 def _load_times(response: OnlineResponse) -> dict[str, float]:
@@ -285,5 +297,5 @@ def open_agent_source(
         return None
     # the first read loads Feast's registry: not on a request (503 until the store answers)
     with contextlib.suppress(FeatureStoreUnavailable):
-        source.actions()
+        source.agents()
     return source.start() if background else source

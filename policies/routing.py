@@ -80,18 +80,53 @@ def with_continuity(context: Context, actions: Sequence[Action]) -> list[Action]
     return out
 
 
-class AgentRoster(Protocol):
-    """Where agents come from when the caller sends none (:class:`features.agents.AgentSource`)."""
-
-    def actions(self) -> Sequence[Action]:
-        """Every agent as an ``agent`` action, ``continuity`` preset to 0."""
-        ...
-
-
 class SentAction(Protocol):
+    """An action as a caller or the roster gives it: id, channel and action features."""
+
     id: str
     channel: str
     features: Mapping[str, FeatureValue]
+
+
+class AgentRoster(Protocol):
+    """Where agents come from when the caller sends none (:class:`features.agents.AgentSource`)."""
+
+    def agents(self) -> Sequence[SentAction]:
+        """Every agent on the ``agent`` channel, ``continuity`` preset to 0; the sequence
+        is replaced, never changed in place, when an agent changes."""
+        ...
+
+
+class _RosterActions:
+    """The :class:`Action` s of a roster's agents, converted once per agent record: the
+    roster's records are immutable, so an agent whose record is the same object as at the
+    last call keeps its action (one routed case converts one agent, not the roster)."""
+
+    __slots__ = ("_last",)
+
+    def __init__(self) -> None:
+        self._last: tuple[Sequence[SentAction], tuple[Action, ...]] = ((), ())
+
+    def __call__(self, agents: Sequence[SentAction]) -> tuple[Action, ...]:
+        last_agents, last_actions = self._last  # one read: safe across request threads
+        if agents is last_agents:
+            return last_actions
+        if len(agents) == len(last_agents):
+            actions = tuple(
+                prev if agent is was else _as_action(agent)
+                for agent, was, prev in zip(agents, last_agents, last_actions, strict=True)
+            )
+        else:
+            actions = tuple(_as_action(agent) for agent in agents)
+        self._last = (agents, actions)
+        return actions
+
+
+def _as_action(agent: SentAction) -> Action:
+    return _trusted_action(agent.id, agent.channel, dict(agent.features))
+
+
+_roster_actions = _RosterActions()
 
 
 def agent_candidates(
@@ -113,7 +148,7 @@ def agent_candidates(
     if sent is None:
         if roster is None:
             return default
-        out = list(roster.actions())
+        out = list(_roster_actions(roster.agents()))
         if last is not None:
             for i, action in enumerate(out):
                 if action.id == last and action.channel == AGENT_CHANNEL:

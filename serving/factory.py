@@ -6,6 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from features.errors import WorkspaceError
+from features.layer import FeastFeatureLayer
+from features.source import InMemoryFeatureSource
+from features.synthetic import generate_customers
 from policies.catalog import load_catalog
 from serving.eventlog.log import EventLog
 from serving.experiments.variants import load_experiments
@@ -19,9 +22,6 @@ from serving.settings import Settings
 
 def memory_layer_from_synthetic(n: int = 1000, seed: int = 7) -> InMemoryFeatureLayer:
     """An in-memory feature layer holding ``n`` synthetic customers (demos, tests)."""
-    from features.source import InMemoryFeatureSource
-    from features.synthetic import generate_customers
-
     frame = generate_customers(n, seed).features
     rows = {
         r["customer_id"]: {
@@ -42,10 +42,6 @@ def feast_layer(settings: Settings) -> Any:
             f"no Feast repo at {repo}: run `maestro init` first (or set MAESTRO_HOME)",
             field="MAESTRO_HOME",
         )
-    try:
-        from features.layer import FeastFeatureLayer
-    except ImportError as exc:  # the Feast layer ships with the features package
-        raise WorkspaceError(f"the Feast feature layer is not available: {exc}") from exc
     return FeastFeatureLayer(repo, cache_size=settings.feature_cache_size,
                              cache_seconds=settings.feature_cache_seconds)
 

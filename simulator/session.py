@@ -1,22 +1,21 @@
 """``maestro simulate``: run the policies (or a live Maestro), check OPE, write the report.
 
-The off-policy check lives in :mod:`simulator.ope_check` (training may import the
-simulator, not the other way round), so the CLI hands it in as ``ope_validator``.
+After an in-process run, the off-policy estimates of the trained policies are checked
+against the environment's truth (:mod:`simulator.ope_check`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from simulator.environment import EnvConfig, JourneyEnvironment
 from simulator.errors import InvalidSimulationConfig
+from simulator.http_client import MaestroClient, run_target
+from simulator.ope_check import validate_for_report
 from simulator.report import write_report
 from simulator.run import RunLog, compare, progress_bar
-
-#: (env, {name: frozen policy}, sizes, seeds, logging kind) → {"by_size": …, …}
-OpeValidator = Callable[..., Mapping[str, Any]]
 
 
 def ope_sizes(steps: int, cap: int = 5_000) -> tuple[int, ...]:
@@ -33,7 +32,7 @@ def simulate(
     out: str | Path,
     target: str | None = None,
     api_key: str | None = None,
-    ope_validator: OpeValidator | None = None,
+    check_ope: bool = True,
     ope_seeds: int = 3,
     show_progress: bool | None = None,
     customer_seed: int = 7,
@@ -41,7 +40,7 @@ def simulate(
     """Run the simulation and write ``out/report.json``, ``out/report.html`` and PNGs.
 
     In process, each kind in ``policies`` runs ``steps`` decisions on the same world
-    (episode ``seed``), learning online; then, with ``ope_validator``, the trained
+    (episode ``seed``), learning online; then, with ``check_ope``, the trained
     policies' values are estimated from uniform-random logs and checked against the
     truth. With ``target``, the live Maestro at that URL is driven over HTTP instead
     (``policies`` is then ignored: the service's champion decides).
@@ -55,8 +54,6 @@ def simulate(
     runs: dict[str, RunLog] = {}
     ope: dict[str, Any] | None = None
     if target:
-        from simulator.http_client import MaestroClient, run_target
-
         config["target"] = target
         with MaestroClient(target, api_key) as client, \
                 progress_bar(steps, "target", show_progress) as bar:
@@ -68,11 +65,11 @@ def simulate(
         config["policies"] = list(policies)
         trained = compare(policies, env, steps, seed, show_progress=show_progress)
         runs = {k: log for k, (log, _) in trained.items()}
-        if ope_validator is not None:
+        if check_ope:
             sizes = ope_sizes(steps)
             seeds = [seed + 1000 + i for i in range(ope_seeds)]
             targets = {k: p for k, (_, p) in trained.items()}
-            result = ope_validator(env, targets, sizes=sizes, seeds=seeds,
+            result = validate_for_report(env, targets, sizes=sizes, seeds=seeds,
                                    logging_kind="uniform")
             ope = {"logging_policy": "uniform", "targets": list(targets), "seeds": seeds,
                    **result}

@@ -32,9 +32,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy import stats
 
 from policies.catalog import Catalog
+from training.data import TrainingDataError, join_logs
+from training.logs.dataset import LogReport, read_parquet_dir
 from training.logs.schema import (
     CONTEXT,
     COUNTED,
@@ -60,6 +61,8 @@ class Interval:
 
 def mean_interval(x: np.ndarray, level: float = 0.95) -> Interval | None:
     """Mean with a Student-t interval (``None`` for an empty sample; a point for n = 1)."""
+    from scipy import stats  # deferred: scipy.stats is slow to import, serving imports lift
+
     n = len(x)
     if n == 0:
         return None
@@ -72,6 +75,8 @@ def mean_interval(x: np.ndarray, level: float = 0.95) -> Interval | None:
 
 def welch(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> dict[str, float] | None:
     """Lift ``mean(a) − mean(b)`` with Welch's interval and p-value (``None`` if n < 2)."""
+    from scipy import stats  # deferred: scipy.stats is slow to import, serving imports lift
+
     na, nb = len(a), len(b)
     if na < 2 or nb < 2:
         return None
@@ -114,6 +119,8 @@ def sample_size(
     power: float = 0.8,
 ) -> tuple[int, int]:
     """``(n_A, n_B)`` needed to detect ``mde`` with ``n_A = ratio · n_B`` (module docstring)."""
+    from scipy import stats  # deferred: scipy.stats is slow to import, serving imports lift
+
     if mde <= 0 or ratio <= 0:
         raise ValueError("mde and ratio must be > 0")
     z = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)
@@ -210,8 +217,6 @@ def experiment_report(
     (rewards joined exactly as training joins them, :func:`training.data.join_logs`)."""
     import pandas as pd
 
-    from training.data import TrainingDataError, join_logs
-    from training.logs.dataset import LogReport, read_parquet_dir
 
     now = time.time() if now is None else now
     report = LogReport()

@@ -40,6 +40,7 @@ from typing import ClassVar
 import numpy as np
 
 from policies.base import Policy
+from policies.featurize import DenseFeaturizer
 from policies.types import Action, Context, LoggedBatch
 from training.errors import EstimatorInputError, MissingRewardModelError
 
@@ -546,8 +547,6 @@ class RidgeRewardModel:
     """
 
     def __init__(self, ridge: float = 1.0, shared_dim: int = 64) -> None:
-        from policies.featurize import DenseFeaturizer
-
         if ridge <= 0:
             raise EstimatorInputError("ridge must be > 0", field="ridge")
         self.ridge = ridge

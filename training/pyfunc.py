@@ -19,6 +19,7 @@ from typing import Any
 
 import mlflow.pyfunc
 
+from policies.registry import load_policy
 from policies.types import Action, Context
 
 POLICY_ARTIFACT = "policy"
@@ -33,8 +34,6 @@ class PolicyModel(mlflow.pyfunc.PythonModel):
     """Pyfunc wrapper around a policy's saved bytes."""
 
     def load_context(self, context: Any) -> None:
-        from policies.registry import load_policy
-
         self.policy = load_policy(Path(context.artifacts[POLICY_ARTIFACT]).read_bytes())
 
     # no type hints here on purpose: MLflow derives a (wrong) input schema from them

@@ -15,6 +15,7 @@ import numpy as np
 
 from policies.featurize import DenseFeaturizer
 from policies.types import Action, Context, LoggedBatch
+from training.columns import shared_features
 
 
 @dataclass
@@ -55,8 +56,6 @@ class RidgeRewardModel:
     def _dense(self, contexts: Sequence[Context]) -> np.ndarray:
         """``self._feat.shared`` of every context, shape ``(n, shared_dim)``, float32: the
         same numbers, computed column-wise (:mod:`training.columns`)."""
-        from training.columns import shared_features
-
         return shared_features(contexts).dense(self._feat)
 
     def prepare(self, contexts: Sequence[Context]) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from features.synthetic import generate_customers
 from policies.base import BasePolicy
 from policies.catalog import Catalog
 from policies.types import Action, Context, Decision, Exclusion
@@ -91,7 +92,6 @@ def write_synthetic_logs(
 
     Returns the logging policy's true mean click probability, for reference.
     """
-    from features.synthetic import generate_customers
 
     rng = np.random.default_rng(seed)
     point = catalog[decision_point]

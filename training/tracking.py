@@ -79,7 +79,7 @@ def register_policy(
     import mlflow
     import mlflow.pyfunc
 
-    from training.pyfunc import POLICY_ARTIFACT, POLICY_FILE
+    from training.pyfunc import POLICY_ARTIFACT, POLICY_FILE  # pyfunc imports mlflow
 
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
@@ -145,7 +145,7 @@ def load_version_bytes(decision_point: str, version: str, tracking_uri: str) -> 
 
     import mlflow.artifacts
 
-    from training.pyfunc import POLICY_FILE
+    from training.pyfunc import POLICY_FILE  # pyfunc imports mlflow
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     uri = client(tracking_uri).get_model_version_download_uri(model_name(decision_point), version)

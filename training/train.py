@@ -28,12 +28,15 @@ from typing import Any
 import numpy as np
 
 from policies.base import BasePolicy
+from policies.baselines import RulesPolicy, UniformPolicy
 from policies.bulk import BulkLearner
 from policies.catalog import Catalog
 from policies.registry import load_policy, make_policy
 from policies.types import LoggedBatch
+from training import tracking
 from training.columns import shared_features
 from training.data import TrainingSet, load_training_set
+from training.ope import evaluate_policy, table
 
 COMPARED = ("candidate", "champion", "uniform", "rules")
 
@@ -181,7 +184,6 @@ def evaluate_all(
 ) -> dict[str, dict[str, Any]]:
     """Every estimator for every compared policy on the same held-out rows (``bulk``:
     featurise and score the rows in bulk, same numbers as row by row)."""
-    from training.ope import evaluate_policy
     from training.reward_model import RidgeRewardModel
 
     model = RidgeRewardModel().fit(train.batch) if len(train) >= 20 else None
@@ -203,7 +205,6 @@ def batch_pmfs(policy: Any, batch: LoggedBatch) -> list[np.ndarray] | None:
     has no bulk path. A :class:`~policies.bulk.BulkLearner` scores the whole batch from its
     columnar shared features; ``uniform`` and ``rules`` depend only on the decision point and
     the action list, so each distinct (decision point, action list) is asked once."""
-    from policies.baselines import RulesPolicy, UniformPolicy
 
     if isinstance(policy, BulkLearner):
         return policy.pmf_logged(batch, shared_features(batch.contexts))
@@ -259,9 +260,6 @@ def _run_training(
     now: float | None,
     progress_factory: Callable[[int, str], Any] | None,
 ) -> list[TrainResult]:
-    from training import tracking
-    from training.ope import table
-
     now = time.time() if now is None else now
     full = load_training_set(logs_dir, catalog, now, decision_point, cfg.reward_mode)
     points = (

@@ -2,7 +2,7 @@
 
 ``VWPolicy.learn`` and ``VWPolicy.pmf`` build each shared example from its context one
 feature at a time (:class:`policies.vw.shared.SharedHasher`). Here the shared features
-of every row come from :class:`training.columns.SharedFeatures` (columnar, numpy), each
+of every row come from a :class:`SharedColumns` (columnar, numpy: what training builds), each
 distinct token is hashed once per workspace
 (``get_index_for_scalar_feature``, as the hasher does), and per row only two array
 pushes remain. Action examples, labels, the workspace calls and their order are the
@@ -17,8 +17,8 @@ Reference: Bietti, Agarwal & Langford, *A Contextual Bandit Bake-off*, JMLR 22 (
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -28,13 +28,61 @@ from policies.vw.labels import cost_from_reward
 
 if TYPE_CHECKING:
     from policies.vw.policy import VWPolicy
-    from training.columns import SharedFeatures, TokenStream
+
+
+@runtime_checkable
+class TokenColumns(Protocol):
+    """Tokens of ``n`` rows in one namespace, flat: entries ``ptr[i]:ptr[i+1]`` are row
+    ``i``'s, in its feature order; ``tok`` indexes ``tokens`` and ``val`` is each entry's
+    featurised value (``sign·log1p`` of a number, ``1.0`` for one-hot)."""
+
+    @property
+    def ptr(self) -> np.ndarray:
+        """Row offsets, shape ``(n + 1,)``, int64."""
+        ...
+
+    @property
+    def tok(self) -> np.ndarray:
+        """Token of each entry, shape ``(m,)``, int64."""
+        ...
+
+    @property
+    def val(self) -> np.ndarray:
+        """Value of each entry, shape ``(m,)``, float64."""
+        ...
+
+    @property
+    def tokens(self) -> Sequence[object]:
+        """The distinct tokens."""
+        ...
+
+    def token_text(self, i: int) -> str:
+        """Token ``i`` as the per-example featuriser names it."""
+        ...
+
+
+@runtime_checkable
+class SharedColumns(Protocol):
+    """Customer (``c``) and request (``r``) token columns and the decision point of ``n``
+    contexts: the shared features of a whole batch, built by the caller (training's
+    columnar features satisfy it), so this module never depends on its trainer."""
+
+    @property
+    def customer(self) -> TokenColumns: ...
+
+    @property
+    def request(self) -> TokenColumns: ...
+
+    @property
+    def decision_points(self) -> Sequence[str]: ...
+
+    def __len__(self) -> int: ...
 
 _UNSAFE = str.maketrans({" ": "_", ":": "_", "|": "_", "\t": "_", "\n": "_", "\r": "_"})
 _C, _R = ord("c"), ord("r")
 
 
-def _hashed(policy: VWPolicy, stream: TokenStream, ns: str) -> np.ndarray:
+def _hashed(policy: VWPolicy, stream: TokenColumns, ns: str) -> np.ndarray:
     """VW's hashed index of each entry of ``stream`` in namespace ``ns``, shape ``(m,)``."""
     index = policy._core.get_index_for_scalar_feature
     table = np.fromiter(
@@ -48,7 +96,7 @@ def _hashed(policy: VWPolicy, stream: TokenStream, ns: str) -> np.ndarray:
     return table[stream.tok]
 
 
-def _shared_arrays(policy: VWPolicy, features: SharedFeatures) -> tuple[Any, ...]:
+def _shared_arrays(policy: VWPolicy, features: SharedColumns) -> tuple[Any, ...]:
     """``(c_idx, c_val, c_ptr, r_idx, r_val, r_ptr)``: hashed indices (uint64) and values
     (float32) of namespaces ``c`` and ``r`` of every row, row ``i``'s entries at
     ``ptr[i]:ptr[i + 1]`` (int64); ``r`` holds the row's ``dp=<point>`` first."""
@@ -87,7 +135,7 @@ def _shared(parse: Any, core: Any, arrays: tuple[Any, ...], i: int) -> Any:
     return ex
 
 
-def shared_examples(policy: VWPolicy, features: SharedFeatures) -> Iterator[Any]:
+def shared_examples(policy: VWPolicy, features: SharedColumns) -> Iterator[Any]:
     """One new core shared example per row (see :func:`_shared`)."""
     parse, core = policy._vw._core._parse_line_text, policy._core
     arrays = _shared_arrays(policy, features)
@@ -169,19 +217,18 @@ def _labelled(policy: VWPolicy, limit: int = 4096) -> Callable[[Any, float, floa
 def learn(
     policy: VWPolicy,
     batch: LoggedBatch,
-    features: SharedFeatures,
+    features: SharedColumns,
     progress: Callable[[int], None] | None = None,
     chunk: int = 2000,
 ) -> None:
     """``policy.learn(batch)`` (same examples, labels and order), the shared examples
-    built from ``features`` (the :class:`~training.columns.SharedFeatures` of
-    ``batch.contexts``)."""
+    built from ``features`` (the :class:`SharedColumns` of ``batch.contexts``)."""
     if len(features) != len(batch):
         raise ValueError("features and batch have different lengths")
     _learn_rows(policy, batch, _shared_arrays(policy, features), progress, chunk)
 
 
-def pmfs(policy: VWPolicy, batch: LoggedBatch, features: SharedFeatures) -> list[np.ndarray]:
+def pmfs(policy: VWPolicy, batch: LoggedBatch, features: SharedColumns) -> list[np.ndarray]:
     """``policy.pmf(context, actions)`` of every row, floor applied, in row order: one
     array of shape ``(n_actions,)`` per row."""
     if len(features) != len(batch):

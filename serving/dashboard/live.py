@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from training.lift import experiment_report
+
 _LATENCY_SAMPLES = 256  # per second
 
 
@@ -200,8 +202,6 @@ class ExperimentsView:
         self._report: dict[str, Any] | None = None
 
     def report(self) -> dict[str, Any]:
-        from training.lift import experiment_report
-
         with self._lock:
             now = time.time()
             if self._report is not None and now - self._at < self.min_seconds:

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from serving.settings import Settings
+from training.tracking import champion_version
 
 logger = logging.getLogger(__name__)
 APP_NAME = "maestro"
@@ -220,8 +221,6 @@ def run_ray(settings: Settings, host: str, port: int, replicas: int) -> None:
 
     # create/migrate the MLflow store once, here: replicas starting together on a fresh
     # SQLite store would race on its schema migration
-    from training.tracking import champion_version
-
     champion_version("default", settings.tracking_uri)
     run_dir = start_cluster(settings, host, port, settings.ray_temp_dir)
     stop = threading.Event()

@@ -40,11 +40,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from policies.catalog import Catalog
+from policies.catalog import Catalog, load_catalog
+from policies.registry import load_policy
 from policies.types import NO_CONTACT_ID, Action, Context, Decision, RankedAction
 from serving.errors import ExperimentConfigError
 from serving.experiments.assignments import AssignmentTable
 from serving.service.policy_store import LoadedPolicy, PolicyStore, cold_start_policy, smoke_test
+from training.lift import experiment_report, format_report
+from training.tracking import load_version_bytes
 
 HOLDOUT = "holdout"
 CHAMPION = "champion"
@@ -215,8 +218,6 @@ class Experiments:
             return None
         if variant.policy == RULES:
             return self._rules
-        from policies.registry import load_policy
-        from training.tracking import load_version_bytes
 
         if self.tracking_uri is None:
             raise ExperimentConfigError(f"{dp}.{variant.name}: no MLflow registry to load from")
@@ -285,9 +286,6 @@ def load_experiments(
 def report_command(settings: Any, as_json: bool = False, mde: float | None = None) -> str:
     """``maestro report``: the lift report of the workspace's logs, as text or JSON."""
     import orjson
-
-    from policies.catalog import load_catalog
-    from training.lift import experiment_report, format_report
 
     catalog = load_catalog(settings.catalog_file)
     report = experiment_report(

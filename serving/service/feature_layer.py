@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from features.events import apply_event, parse_event
 from features.source import CustomerFeatures, FeatureValue, InMemoryFeatureSource
 
 
@@ -61,8 +62,6 @@ class InMemoryFeatureLayer:
 
     def ingest(self, event: FeatureEvent) -> None:
         """The feature layer's own event semantics (:mod:`features.events`), in memory."""
-        from features.events import apply_event, parse_event
-
         parsed = parse_event(event)
         current = self.source.get(event.customer_id).values
         self.source.update(event.customer_id, apply_event(parsed, current))

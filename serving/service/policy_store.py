@@ -22,6 +22,7 @@ from policies.base import BasePolicy
 from policies.catalog import Catalog
 from policies.registry import load_policy, make_policy
 from policies.types import Action, Context
+from training.tracking import champion_version, load_version_bytes, register_policy
 
 logger = logging.getLogger(__name__)
 
@@ -114,8 +115,6 @@ class PolicyStore:
 
     def refresh_one(self, decision_point: str, initial: bool = False) -> bool:
         """Swap in the registry's champion for ``decision_point`` if it changed."""
-        from training.tracking import champion_version, load_version_bytes
-
         assert self.tracking_uri is not None
         ref = champion_version(decision_point, self.tracking_uri)  # registry errors raise
         current = self._policies.get(decision_point)
@@ -160,8 +159,6 @@ def ensure_cold_start_champions(
     """Register an untrained ``kind`` policy as champion of every decision point that has
     none (``maestro init`` calls this; idempotent). Returns ``{decision_point: version}``
     of the champions registered now."""
-    from training.tracking import champion_version, register_policy
-
     registered: dict[str, str] = {}
     for name in catalog.names():
         if champion_version(name, tracking_uri) is not None:

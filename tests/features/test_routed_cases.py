@@ -73,10 +73,10 @@ def test_roster_sources_on_a_redis_workspace_share_their_cases(redis_workspace: 
     one = AgentSource(repo, max_age=0.0)
     two = AgentSource(repo, max_age=0.0)
     assert isinstance(one.ledger, RedisLedger) and isinstance(two.ledger, RedisLedger)
-    agent = one.actions()[0].id
+    agent = one.agents()[0].id
 
     def load(source: AgentSource) -> int:
-        return next(a for a in source.actions() if a.id == agent).features["load"]
+        return next(a for a in source.agents() if a.id == agent).features["load"]
 
     before = load(two)
     one.assigned(agent)

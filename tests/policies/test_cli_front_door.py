@@ -46,3 +46,30 @@ def test_help_does_not_import_heavy_libraries() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert "HEAVY []" in out
+
+
+def test_the_help_table_is_every_command_with_its_own_help() -> None:
+    """``maestro --help`` lists the commands from ``cli.main.COMMANDS`` without loading
+    them: the table names every command of ``cli.commands`` and its help's first paragraph."""
+    import click
+
+    from cli import commands
+    from cli.main import COMMANDS
+
+    loaded = {n: c for n, c in vars(commands).items() if isinstance(c, click.Command)}
+    assert set(loaded) == set(COMMANDS)
+    for name, command in loaded.items():
+        assert command.name == name
+        assert " ".join((command.help or "").split("\n\n")[0].split()) == COMMANDS[name]
+
+
+def test_help_loads_no_command() -> None:
+    code = (
+        "import sys; from cli.main import cli\n"
+        "try:\n    cli(['--help'], prog_name='maestro')\nexcept SystemExit:\n    pass\n"
+        "print('LOADED', [m for m in ('cli.commands', 'serving', 'training') if m in sys.modules])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert "LOADED []" in out

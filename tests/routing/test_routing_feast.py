@@ -344,7 +344,7 @@ def test_cases_routed_by_another_process_count_towards_load(feast_routing, tmp_p
     assert isinstance(one.ledger, SqliteLedger) and one.ledger.path == two.ledger.path
 
     def load(source: AgentSource) -> int:
-        return next(a for a in source.actions() if a.id == agent).features["load"]
+        return next(a for a in source.agents() if a.id == agent).features["load"]
 
     assert load(one) == load(two) == 1
     one.assigned(agent)
@@ -371,15 +371,15 @@ def test_roster_outage_serves_the_last_roster_then_503(feast_routing, tmp_path: 
     shutil.copytree(feast_routing["home"] / "feature_repo", repo)
     now = [0.0]
     source = AgentSource(repo, max_age=1.0, max_stale=10.0, clock=lambda: now[0])
-    before = source.actions()
+    before = source.agents()
     assert len(before) == AGENTS and source.reads == 1
     with sqlite3.connect(repo / "data" / "online_store.db") as conn:  # the table is gone
         conn.execute('DROP TABLE "maestro_agent"')
     now[0] = 5.0
-    assert source.actions() == before  # within max_stale: the last roster
+    assert source.agents() == before  # within max_stale: the last roster
     now[0] = 11.0
     with pytest.raises(FeatureStoreUnavailable):
-        source.actions()
+        source.agents()
 
 
 def test_an_agent_pushed_to_feast_joins_the_roster(feast_routing, tmp_path: Path) -> None:
@@ -393,11 +393,11 @@ def test_an_agent_pushed_to_feast_joins_the_roster(feast_routing, tmp_path: Path
     repo = tmp_path / "feature_repo"
     shutil.copytree(feast_routing["home"] / "feature_repo", repo)
     source = AgentSource(repo, max_age=0.0, shared_counts=False)
-    assert "agent-new" not in {a.id for a in source.actions()}
+    assert "agent-new" not in {a.id for a in source.agents()}
     row = {"agent_id": "agent-new", "skills": "billing", "level": 1, "languages": "en",
            "load": 0, "capacity": 2, "available": True}
     push_agents(FeatureStore(repo_path=str(repo)), [row])
-    new = {a.id: a for a in source.actions()}["agent-new"]
+    new = {a.id: a for a in source.agents()}["agent-new"]
     assert new.channel == "agent"
     assert {k: new.features[k] for k in ("skills", "level", "load", "capacity")} == {
         "skills": "billing", "level": 1, "load": 0, "capacity": 2}
@@ -407,7 +407,7 @@ def test_an_agent_pushed_to_feast_joins_the_roster(feast_routing, tmp_path: Path
 
 def test_the_background_reader_keeps_the_roster_fresh(feast_routing, tmp_path: Path) -> None:
     """Started, a source re-reads the roster itself every ``max_age``: a pushed load shows
-    in ``actions()`` without any request reading the store; ``close`` stops the thread."""
+    in ``agents()`` without any request reading the store; ``close`` stops the thread."""
     from feast import FeatureStore
 
     from features.agent_roster import push_agents
@@ -424,7 +424,7 @@ def test_the_background_reader_keeps_the_roster_fresh(feast_routing, tmp_path: P
                     [{"agent_id": agent, **roster[agent], "available": True, "load": 1,
                       "capacity": 7}])
         deadline = time.monotonic() + 10
-        while {a.id: a for a in source.actions()}[agent].features["capacity"] != 7:
+        while {a.id: a for a in source.agents()}[agent].features["capacity"] != 7:
             assert time.monotonic() < deadline, "the pushed capacity never showed"
             time.sleep(0.05)
         assert source.reads > first

@@ -259,7 +259,7 @@ def test_agent_candidates_set_continuity_as_with_continuity_does() -> None:
     assert agent_candidates(ctx, sent, None, []) == with_continuity(ctx, sent)
 
     class Roster:
-        def actions(self) -> tuple[Action, ...]:
+        def agents(self) -> tuple[Action, ...]:
             return tuple(Action(f"a-{i}", "agent", {"load": 0, "capacity": 2, "continuity": 0})
                          for i in range(1, 4))
 

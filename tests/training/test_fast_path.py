@@ -72,6 +72,15 @@ def test_columnar_dense_features_equal_the_per_row_featuriser(logged) -> None:
     assert got.dtype == expected.dtype and np.array_equal(got, expected)
 
 
+def test_training_columns_are_what_the_vw_batch_path_reads(logged) -> None:
+    """policies.vw.batch reads shared features through its own protocols (it imports
+    nothing of training); training's columnar features satisfy them."""
+    features = SharedFeatures.of(logged.batch.contexts)
+    assert isinstance(features, vw_batch.SharedColumns)
+    assert isinstance(features.customer, vw_batch.TokenColumns)
+    assert isinstance(features.request, vw_batch.TokenColumns)
+
+
 @pytest.mark.parametrize("exploration", ["epsilon", "softmax", "squarecb", "bag", "cover"])
 def test_bulk_vw_learns_and_scores_like_the_policy(logged, exploration) -> None:
     train, holdout = logged.split(0.3)

@@ -1,0 +1,175 @@
+"""The commands of ``maestro``, each wiring the packages it needs (loaded by
+:mod:`cli.main` when a command runs, so ``maestro --help`` loads none of them).
+
+Every command exits 0 on success, 2 on bad usage and 1 on failure, with a one-line
+error on stderr: a :class:`~core.errors.MaestroError` by its own ``exit_code``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+import click
+
+from cli import training as tc
+from cli.simulate import simulate_command
+from cli.training import promote_command, train_command
+from cli.workspace import init_command
+from core.errors import EXIT_FAILURE, EXIT_USAGE, MaestroError
+from policies.registry import POLICY_KINDS
+from serving.engines.runner import serve as run_serve
+from serving.erasure import erase_everywhere
+from serving.experiments.variants import report_command
+from serving.settings import get_settings
+
+
+def _fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
+    click.echo(f"maestro: error: {message}", err=True)
+    sys.exit(code)
+
+
+def _policy_list(
+    _ctx: click.Context, _param: click.Parameter, value: str | None
+) -> list[str] | None:
+    if value is None:
+        return None
+    kinds = [v.strip() for v in value.split(",") if v.strip()]
+    unknown = [k for k in kinds if k not in POLICY_KINDS]
+    if unknown or not kinds:
+        raise click.BadParameter(
+            f"unknown policy kind(s) {', '.join(unknown) or '(none)'}; "
+            f"choose from {', '.join(POLICY_KINDS)}"
+        )
+    return kinds
+
+
+def _run(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call a command body, turning errors into a one-line message and an exit code: a
+    :class:`~core.errors.MaestroError` by its own ``exit_code``; another library's bad
+    value is bad input (2), its I/O or runtime failure a failure (1)."""
+    try:
+        return fn(*args, **kwargs)
+    except click.ClickException:
+        raise
+    except MaestroError as exc:
+        _fail(exc.cli_message(), exc.exit_code)
+    except ValueError as exc:
+        _fail(str(exc), EXIT_USAGE)
+    except (OSError, RuntimeError) as exc:
+        _fail(str(exc), EXIT_FAILURE)
+    except KeyboardInterrupt:
+        _fail("interrupted", EXIT_FAILURE)
+    except Exception as exc:  # a library failure: one line, never a bare traceback
+        _fail(f"{type(exc).__name__}: {exc}", EXIT_FAILURE)
+
+
+@click.command()
+@click.option("--customers", type=click.IntRange(1, 10_000_000), default=10_000, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+def init(customers: int, seed: int) -> None:
+    """Build the workspace under $MAESTRO_HOME: Feast repo, data, MLflow store, champions."""
+
+    _run(init_command, get_settings(), customers, seed)
+
+
+@click.command()
+@click.option("--engine", type=click.Choice(["ray", "uvicorn"]), default="ray", show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--replicas", type=click.IntRange(1, 64), default=1, show_default=True)
+def serve(engine: str, host: str, port: int, replicas: int) -> None:
+    """Serve the HTTP API (Ray Serve by default; uvicorn runs the same app in one process)."""
+
+    _run(run_serve, engine, host, port, replicas)
+
+
+@click.command()
+@click.option(
+    "--policy",
+    "policy_kind",
+    type=click.Choice(list(POLICY_KINDS)),
+    default="vw-cb",
+    show_default=True,
+)
+@click.option(
+    "--decision-point", default=None, help="Train one decision point (default: all with data)."
+)
+@click.option("--promote", is_flag=True, help="Move the champion alias when the gate passes.")
+@click.option("--every", default=None, help="Retrain on a schedule, e.g. 10m or 1h.")
+def train(policy_kind: str, decision_point: str | None, promote: bool, every: str | None) -> None:
+    """Train a candidate from logged decisions and rewards, evaluate it off-policy, register it."""
+
+    _run(train_command, get_settings(), policy_kind, decision_point, promote, every)
+
+
+@click.command()
+@click.option("--policy", "policy_ref", default=None, help="A policy kind, or models:/name@alias.")
+@click.option("--logs", type=click.Path(dir_okay=True), default=None)
+def evaluate(policy_ref: str | None, logs: str | None) -> None:
+    """Off-policy evaluation (IPS, SNIPS, DM, DR) with 95% confidence intervals."""
+    if policy_ref is None and logs is None:
+        raise click.UsageError("give --policy, --logs FILE.parquet, or both")
+    from pathlib import Path
+
+
+    if policy_ref is None:
+        result = _run(tc.evaluate_byo, Path(logs))
+    else:
+
+        logs_path = Path(logs) if logs else None
+        result = _run(tc.evaluate_policy_ref, get_settings(), policy_ref, logs_path)
+    click.echo(tc.dumps(result))
+
+
+@click.command()
+@click.option("--policies", callback=_policy_list, default="uniform,rules,vw-cb", show_default=True)
+@click.option("--customers", type=click.IntRange(1, 10_000_000), default=1_000, show_default=True)
+@click.option("--steps", type=click.IntRange(1, 100_000_000), default=10_000, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), default="simulation", show_default=True)
+@click.option("--target", default=None, help="URL of a running Maestro to drive over HTTP.")
+def simulate(
+    policies: list[str], customers: int, steps: int, seed: int, out: str, target: str | None
+) -> None:
+    """Run the journey simulator and write report.json, report.html and plots."""
+
+    _run(simulate_command, policies, customers, steps, seed, out, target)
+
+
+@click.command()
+@click.option("--decision-point", required=True)
+@click.option("--version", "model_version", type=click.IntRange(1), required=True)
+def promote(decision_point: str, model_version: int) -> None:
+    """Move the champion alias of a decision point to a registered version (rollback)."""
+
+    click.echo(_run(promote_command, get_settings(), decision_point, model_version))
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON of GET /experiments.")
+@click.option(
+    "--mde",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Absolute effect to size samples for (default: 10% of the baseline's mean).",
+)
+def report(as_json: bool, mde: float | None) -> None:
+    """Experiment results per decision point: variants, rewards, lift with intervals."""
+
+    click.echo(_run(report_command, get_settings(), as_json, mde))
+
+
+@click.command()
+@click.argument("customer_id")
+def erase(customer_id: str) -> None:
+    """Erase one customer everywhere (online store, offline data, logs, training sets).
+
+    Erases what is on disk and writes an audit record under $MAESTRO_HOME/audit/; a
+    running server's live spool is erased through its DELETE /customers/{id}."""
+    import orjson
+
+
+    record = _run(erase_everywhere, get_settings(), customer_id)
+    click.echo(orjson.dumps(record).decode())
