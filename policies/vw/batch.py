@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from policies.base import apply_floor
+from policies.draw import apply_floor
 from policies.types import LoggedBatch
 from policies.vw.policy import VWPolicy, cost_from_reward
 
