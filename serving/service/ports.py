@@ -10,7 +10,7 @@ networked one (Redis, PostgreSQL) are interchangeable. Reading features is
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from features.source import FeatureSource
 from policies.types import Action
@@ -28,6 +28,7 @@ __all__ = [
 ]
 
 
+@runtime_checkable
 class AgentRoster(Protocol):
     """The agents ``agent_routing`` routes among when the caller sends none."""
 
@@ -40,6 +41,7 @@ class AgentRoster(Protocol):
         ...
 
 
+@runtime_checkable
 class PolicySource(Protocol):
     """The policies in service: one per decision point, and the always-there fallback."""
 
@@ -59,6 +61,7 @@ class PolicySource(Protocol):
     def stop(self) -> None: ...
 
 
+@runtime_checkable
 class Arm(Protocol):
     """One customer's experiment variant at one decision point."""
 
@@ -77,6 +80,7 @@ class Arm(Protocol):
         ...
 
 
+@runtime_checkable
 class Assignments(Protocol):
     """Sticky assignment of customers to experiment variants."""
 
@@ -85,6 +89,7 @@ class Assignments(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
 class DecisionLog(Protocol):
     """The durable log a decision is appended to before it is answered, and the shared
     memory of answers given to request ids."""
