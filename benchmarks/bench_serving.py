@@ -162,7 +162,8 @@ def stage_breakdown(home: Path, n: int = 2000) -> dict[str, float]:
     """Mean µs per call of each stage of one decision, in process (no HTTP), on the same
     workspace: where the time of ``/decide`` goes."""
     from features.feast.source import entity_key_bytes
-    from policies.decision import decide_among, eligible_actions
+    from policies.decision import eligible_actions
+    from policies.draw import decide_among
     from policies.types import Context
     from serving.api.fast_decode import decode_decide
     from serving.api.schemas import DecideRequest

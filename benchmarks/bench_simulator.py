@@ -25,8 +25,7 @@ import numpy as np
 
 from benchmarks._report import machine, write_section
 from core.compiled import compiled_module
-from policies.base import seed_from_event_id
-from policies.decision import decide_among
+from policies.draw import decide_among, seed_from_event_id
 from policies.types import LoggedBatch
 from simulator.environment import EnvConfig, JourneyEnvironment
 from simulator.run import build_policy, run_policy

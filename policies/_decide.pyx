@@ -1,5 +1,5 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""Compiled twin of :func:`policies.base.finish_py`: the seeded draw, the ranking and
+"""Compiled twin of :func:`policies.draw.finish_py`: the seeded draw, the ranking and
 the :class:`~policies.types.Decision` of one decision, from its final pmf.
 
 Same results as the twin, bit for bit: the uniform number is the same SplitMix64 step
@@ -27,7 +27,7 @@ cdef int _MAX = 64  # actions ranked on the stack; more fall back to Python's so
 
 
 cdef inline double _uniform(uint64_t seed) noexcept:
-    """``policies.base.uniform_from_seed``."""
+    """``policies.draw.uniform_from_seed``."""
     cdef uint64_t z = seed + <uint64_t>0x9E3779B97F4A7C15
     z = (z ^ (z >> 30)) * <uint64_t>0xBF58476D1CE4E5B9
     z = (z ^ (z >> 27)) * <uint64_t>0x94D049BB133111EB
@@ -45,12 +45,12 @@ cdef object _ranked(object action_id, object probability):
 def finish(list probs, object actions, object seed, object event_id, tuple excluded,
            object kind, object version):
     """The :class:`Decision` drawing from ``probs`` (the final pmf over ``actions``, one
-    Python float each) with ``seed``'s uniform number. See ``policies.base.finish_py``."""
+    Python float each) with ``seed``'s uniform number. See ``policies.draw.finish_py``."""
     cdef Py_ssize_t n = len(probs), i, j, index = -1, k
     cdef double u = _uniform(<uint64_t>(seed & 0xFFFFFFFFFFFFFFFF)) * <double>_fsum(probs)
     cdef double acc = 0.0, p, q
     cdef Py_ssize_t order_buf[64]
-    for i in range(n):  # ``policies.base.draw``
+    for i in range(n):  # ``policies.draw.draw``
         p = <double>probs[i]
         if p <= 0.0:
             continue

@@ -234,3 +234,19 @@ class LinUCBPolicy(BasePolicy):
             for i, action_id in enumerate(data["ids"]):
                 self._a_inv[str(action_id)] = data["a_inv"][i].copy()
                 self._b[str(action_id)] = data["b"][i].copy()
+
+
+@dataclass
+class HoldoutPolicy(BasePolicy):
+    """An experiment's holdout arm: ``no_contact`` with probability 1 (a deterministic
+    arm), every other eligible action ranked at 0. Without ``no_contact`` among the
+    actions it abstains (an empty pmf): the held-out customer gets no action at all.
+    Not registered: it is an experiment's control, not a policy to train or promote."""
+
+    version: str = "holdout"
+
+    kind: ClassVar[str] = "holdout"
+
+    def raw_pmf(self, context: Context, actions: Sequence[Action]) -> list[float]:
+        pmf = [1.0 if a.id == NO_CONTACT_ID else 0.0 for a in actions]
+        return pmf if 1.0 in pmf else []

@@ -97,6 +97,7 @@ def build_service(settings: Settings, feature_layer: Any | None = None) -> Decis
         experiments=load_experiments(
             settings.experiments_file, catalog, settings.home, settings.tracking_uri
         ),
+        agents=feature_layer.agents,
     )
 
 

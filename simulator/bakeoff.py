@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from policies.base import seed_from_event_id
+from policies.draw import seed_from_event_id
 from policies.registry import make_policy
 from policies.types import Action, Context, LoggedBatch
 from simulator.errors import InvalidSimulationConfig

@@ -1,7 +1,7 @@
 """Run policies in the simulator, in process, learning online as they go.
 
 Each step the policy decides among the eligible actions (rules first, exactly as
-serving does, through :func:`policies.decision.decide_among`), the environment
+serving does, through :func:`policies.draw.decide_among`), the environment
 plays the action, and every ``learn_every`` steps the policy learns from the
 batch of logged feedback. The :class:`RunLog` keeps, per step, the decision
 point, the chosen action and channel, its logged probability, the realised
@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from policies.base import BasePolicy, seed_from_event_id
+from policies.base import BasePolicy
 from policies.catalog import Catalog
-from policies.decision import decide_among
+from policies.draw import decide_among, seed_from_event_id
 from policies.registry import make_policy
 from policies.types import Action, Context, LoggedBatch
 from simulator.environment import Environment

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from policies.base import apply_floor
+from policies.draw import apply_floor
 from policies.types import LoggedBatch
 from policies.vw.labels import cost_from_reward
 

@@ -40,9 +40,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from policies.baselines import HoldoutPolicy
 from policies.catalog import Catalog, load_catalog
 from policies.registry import load_policy
-from policies.types import NO_CONTACT_ID, Action, Context, Decision, RankedAction
+from policies.types import NO_CONTACT_ID
 from serving.errors import ExperimentConfigError
 from serving.experiments.assignments import AssignmentTable
 from serving.service.policy_store import LoadedPolicy, PolicyStore, cold_start_policy, smoke_test
@@ -155,23 +156,6 @@ def pick(u: float, arms: Sequence[Variant]) -> str:
     return arms[-1].name
 
 
-class HoldoutPolicy:
-    """The holdout arm: ``no_contact`` with probability 1 (a deterministic arm)."""
-
-    kind = HOLDOUT
-    version = HOLDOUT
-
-    def decide(
-        self, context: Context, actions: Sequence[Action], seed: int, event_id: str = ""
-    ) -> Decision:
-        action = next((a for a in actions if a.id == NO_CONTACT_ID), None)
-        if action is None:  # the request brought no no_contact: answer nothing, still held out
-            return Decision(event_id, None, 0.0, (), policy=HOLDOUT, policy_version=HOLDOUT)
-        others = [RankedAction(a.id, 0.0) for a in actions if a.id != NO_CONTACT_ID]
-        ranking = (RankedAction(action.id, 1.0), *others)
-        return Decision(event_id, action, 1.0, ranking, policy=HOLDOUT, policy_version=HOLDOUT)
-
-
 @dataclass(frozen=True, slots=True)
 class Arm:
     """The outcome of assignment: the variant's name and, unless it follows the champion,
@@ -203,7 +187,7 @@ class Experiments:
         self.table = table
         self.tracking_uri = tracking_uri
         self._rules = LoadedPolicy(cold_start_policy(RULES, catalog), RULES, "experiment")
-        self._holdout = Arm(HOLDOUT, LoadedPolicy(HoldoutPolicy(), HOLDOUT, "experiment"))  # type: ignore[arg-type]
+        self._holdout = Arm(HOLDOUT, LoadedPolicy(HoldoutPolicy(), HOLDOUT, "experiment"))
         self._arms: dict[str, dict[str, Arm]] = {}
         self.holdout_points = frozenset(
             name

@@ -17,6 +17,7 @@ from typing import Protocol, runtime_checkable
 
 from features.events import apply_event, parse_event
 from features.source import CustomerFeatures, FeatureValue, InMemoryFeatureSource
+from policies.routing import AgentRoster
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,10 @@ class FeatureWriter(Protocol):
 
 class InMemoryFeatureLayer:
     """:class:`FeatureSource` + :class:`FeatureWriter` over an :class:`InMemoryFeatureSource`."""
+
+    #: no agent roster in memory: ``agent_routing`` routes among the caller's agents, else
+    #: the catalog's (the Feast layer carries the workspace's roster)
+    agents: AgentRoster | None = None
 
     def __init__(self, source: InMemoryFeatureSource | None = None) -> None:
         self.source = source or InMemoryFeatureSource()

@@ -95,19 +95,20 @@ _TWINS = """
 import sys
 # the project's own editable install would find the source tree's built extensions
 sys.meta_path[:] = [f for f in sys.meta_path if "__editable__" not in f.__module__]
-from policies import base, routing
+from policies import draw, routing
 from policies.vw import shared
 from simulator import customers, draws, economics
-from training import columns, data, row_parser
-assert base.__file__.startswith(sys.argv[1]), base.__file__
-assert base.finish is base.finish_py
+from training import columns, data
+from training.logs import reader
+assert draw.__file__.startswith(sys.argv[1]), draw.__file__
+assert draw.finish is draw.finish_py
 assert routing.case_reason is routing.case_reason_py
 assert routing.sent_agents is routing.sent_agents_py
 assert shared.fill is shared.fill_py and shared.aged_values is shared.aged_values_py
 assert customers._refresh is customers.refresh_py
 assert draws.Draws is draws.NumpyDraws
 assert economics.truth_loop is economics.truth_loop_py
-assert columns._compiled is None and data.join_rows is row_parser.join_rows_py
+assert columns._compiled is None and data.join_rows is reader.join_rows_py
 """
 
 

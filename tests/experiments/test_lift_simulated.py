@@ -6,8 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from policies.base import seed_from_event_id
-from policies.decision import decide_among
+from policies.draw import decide_among, seed_from_event_id
 from policies.types import LoggedBatch
 from serving.experiments.variants import (
     AssignmentTable,

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from policies.base import apply_floor, draw, seed_from_event_id, uniform_from_seed
 from policies.catalog import Catalog, load_catalog, parse_catalog
+from policies.draw import apply_floor, draw, seed_from_event_id, uniform_from_seed
 from policies.errors import (
     CatalogError,
     DuplicateActionError,

@@ -1,5 +1,5 @@
 """The compiled end of a decision (``policies._decide.finish``: seeded draw, ranking,
-Decision) equals its Python twin (``policies.base.finish_py``), and deciding through
+Decision) equals its Python twin (``policies.draw.finish_py``), and deciding through
 ``decide_among`` records the rules' exclusions as before."""
 
 from __future__ import annotations
@@ -7,16 +7,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from policies.base import apply_floor, finish_py
-from policies.decision import decide_among
+from policies.draw import apply_floor, decide_among, finish_py
 from policies.registry import make_policy
 from policies.types import Action, Context, Decision, Exclusion, RankedAction
 
 
 def test_the_compiled_extension_is_installed_and_used() -> None:
-    from policies import _decide, base
+    from policies import _decide, draw
 
-    assert base.finish is _decide.finish
+    assert draw.finish is _decide.finish
 
 
 def _pmfs(rng: np.random.Generator) -> list[list[float]]:

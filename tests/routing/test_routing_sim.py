@@ -7,8 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from policies.base import seed_from_event_id
-from policies.decision import decide_among
+from policies.draw import decide_among, seed_from_event_id
 from policies.registry import make_policy
 from policies.routing import LeastBusyPolicy
 from simulator.errors import InvalidDecision, InvalidSimulationConfig, NotReset

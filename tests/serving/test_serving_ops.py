@@ -144,16 +144,16 @@ def test_policy_failure_and_time_budget_fall_back(server, monkeypatch) -> None:
     def boom(*_a, **_k):
         raise RuntimeError("model exploded")
 
-    monkeypatch.setattr(champion, "decide", boom)
+    monkeypatch.setattr(champion, "raw_pmf", boom)
     body = _decide(server, customer_id="c-all", decision_point=CART).json()
     assert body["degraded"] is True and body["policy_version"] == "fallback"
     monkeypatch.undo()
 
     def slow(*args, **kwargs):
         time.sleep(0.02)
-        return type(champion).decide(champion, *args, **kwargs)
+        return type(champion).raw_pmf(champion, *args, **kwargs)
 
-    monkeypatch.setattr(champion, "decide", slow)
+    monkeypatch.setattr(champion, "raw_pmf", slow)
     monkeypatch.setattr(server.service, "_budget", 0.005)
     body = _decide(server, customer_id="c-all", decision_point=CART).json()
     assert body["degraded"] is True

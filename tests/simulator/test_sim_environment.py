@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from policies.base import seed_from_event_id
+from policies.draw import seed_from_event_id
 from policies.registry import make_policy
 from policies.types import NO_CONTACT_ID, Decision
 from simulator.economics import Economics, PointEconomics, time_of_day

@@ -72,7 +72,7 @@ def test_observations_carry_a_plain_valid_context() -> None:
     env = JourneyEnvironment(EnvConfig(customers=50))
     obs = env.reset(seed=2)
     policy = build_policy("uniform", env.catalog, 0)
-    from policies.decision import decide_among
+    from policies.draw import decide_among
 
     for t in range(300):
         ctx = obs.context

@@ -1,0 +1,136 @@
+"""The last stage of a decision: log it, then answer it.
+
+Everything the policy saw is appended to the event log as a
+:class:`training.logs.records.DecisionRecord` *before* the answer's bytes exist; an
+answer given to a ``request_id`` is remembered (shared by replicas) and replayed
+instead of deciding again.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from policies.catalog import DecisionPoint
+from policies.types import Action, Decision, Exclusion
+from serving.eventlog.log import dumps
+from serving.service.ports import DecisionLog
+from serving.service.stages import RECORD_MEMO, Choice
+from training.logs.records import DecisionRecord
+
+if TYPE_CHECKING:
+    from serving.api.fast_decode import DecideBody
+    from serving.api.schemas import DecideRequest
+
+
+def _actions_json(actions: list[Action]) -> list[dict[str, Any]]:
+    return [{"id": a.id, "channel": a.channel, "features": dict(a.features)} for a in actions]
+
+
+def _answer(
+    event_id: str, decision: Decision, version: str, excluded: list[Exclusion], degraded: bool
+) -> bytes:
+    """The contract's ``/decide`` answer as JSON bytes."""
+    action = decision.action
+    return orjson.dumps(
+        {
+            "event_id": event_id,
+            "action_id": action.id if action else None,
+            "channel": action.channel if action else None,
+            "probability": decision.probability,
+            "ranking": [
+                {"action_id": r.action_id, "probability": r.probability}
+                for r in decision.ranking
+            ],
+            "excluded": [{"action_id": e.action_id, "reason": e.reason} for e in excluded],
+            "policy": decision.policy,
+            "policy_version": version,
+            "degraded": degraded,
+        }
+    )
+
+
+def request_key(req: DecideRequest | DecideBody) -> str:
+    """The key a ``request_id`` is remembered under (per customer and decision point)."""
+    return f"{req.customer_id}\x1f{req.decision_point}\x1f{req.request_id}"
+
+
+class DecisionRecorder:
+    """Appends each decision to the log and encodes its answer (see the module doc)."""
+
+    def __init__(self, log: DecisionLog) -> None:
+        self.log = log
+        #: the logged ``actions`` JSON of the catalog's (immutable) eligible subsets
+        self.action_lists: dict[tuple[str, ...], str] = {}
+
+    def replay(self, req: DecideRequest | DecideBody) -> bytes | None:
+        """The answer already given to the request's ``request_id``, if any."""
+        if req.request_id is None:
+            return None
+        previous = self.log.find_request(request_key(req))
+        return previous.encode() if previous is not None else None
+
+    def record(
+        self,
+        req: DecideRequest | DecideBody,
+        point: DecisionPoint,
+        now: float,
+        event_id: str,
+        customer_json: str,
+        eligible: list[Action],
+        excluded: list[Exclusion],
+        from_catalog: bool,
+        choice: Choice,
+    ) -> bytes:
+        """Log the decision, then return the contract's answer bytes (remembered under the
+        request's ``request_id``, if any)."""
+        decision, version, variant, shadow, degraded_reason = choice
+        action = decision.action
+        probs = {r.action_id: r.probability for r in decision.ranking}
+        self.log.append_decision(
+            DecisionRecord(
+                event_id=event_id,
+                request_id=req.request_id,
+                timestamp=now,
+                customer_id=req.customer_id,
+                decision_point=point.name,
+                customer_features=customer_json,
+                context=dumps(req.context),
+                actions=self._logged_actions(point.name, eligible, from_catalog),
+                probabilities=dumps([probs.get(a.id, 0.0) for a in eligible]),
+                excluded=dumps(
+                    [{"action_id": e.action_id, "reason": e.reason} for e in excluded]
+                ),
+                action_id=action.id if action else None,
+                channel=action.channel if action else None,
+                probability=decision.probability,
+                policy=decision.policy,
+                policy_version=version,
+                variant=variant,
+                explored=decision.explored,
+                degraded=degraded_reason is not None,
+                reward_deadline=now + point.reward_window_seconds,
+                shadow_policy=shadow.policy if shadow else None,
+                shadow_policy_version=shadow.policy_version if shadow else None,
+                shadow_action_id=shadow.action.id if shadow and shadow.action else None,
+                shadow_probability=shadow.probability if shadow else None,
+            )
+        )
+        body = _answer(event_id, decision, version, excluded, degraded_reason is not None)
+        if req.request_id is not None:
+            self.log.remember_request(request_key(req), body.decode())
+        return body
+
+    def _logged_actions(self, point: str, eligible: list[Action], from_catalog: bool) -> str:
+        """The logged ``actions`` column; for the catalog's actions, memoised per eligible
+        subset."""
+        if not from_catalog:
+            return dumps(_actions_json(eligible))
+        key = (point, *(a.id for a in eligible))
+        encoded = self.action_lists.get(key)
+        if encoded is None:
+            encoded = dumps(_actions_json(eligible))
+            if len(self.action_lists) < RECORD_MEMO:
+                self.action_lists[key] = encoded
+        return encoded
