@@ -1,6 +1,6 @@
 """Body of ``maestro init``: the workspace under ``$MAESTRO_HOME``.
 
-Imported by ``cli.main`` inside the command, so ``maestro --help`` stays light.
+Imported by :mod:`cli.commands`, loaded only when a command runs.
 """
 
 from __future__ import annotations

@@ -1,1 +1,3 @@
-"""The bottom layer: what every package shares (the error root, the compiled-module import)."""
+"""The bottom layer, shared by every package: the one error root (``core.errors``), the
+shape of a store that can forget a customer (``core.erasure``) and the one import of
+compiled hot loops (``core.compiled``). It imports no other Maestro package."""

@@ -13,5 +13,6 @@
 - :mod:`simulator.report`, :mod:`simulator.session` — ``maestro simulate``'s report.
 
 Off-policy estimators are :mod:`training.ope`; their check against this simulator's truth is
-:mod:`simulator.ope_check` (training may import the simulator, not the reverse).
+:mod:`simulator.ope_check` (the simulator sits above training: it may import training, not
+the reverse).
 """

@@ -1,0 +1,1 @@
+"""Experiments: variants, the global holdout and sticky hashed assignment."""

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
 from features.source import FeatureSource
-from policies.types import Action
+from policies.routing import SentAction
 from serving.eventlog.log import RewardOutcome
 from serving.service.policy_store import LoadedPolicy
 from training.logs.records import DecisionRecord
@@ -32,8 +32,9 @@ __all__ = [
 class AgentRoster(Protocol):
     """The agents ``agent_routing`` routes among when the caller sends none."""
 
-    def actions(self) -> Sequence[Action]:
-        """Every agent as an ``agent`` action, ``continuity`` preset to 0."""
+    def agents(self) -> Sequence[SentAction]:
+        """Every agent on the ``agent`` channel, ``continuity`` preset to 0 (the routing
+        stage turns them into actions, :func:`policies.routing.agent_candidates`)."""
         ...
 
     def assigned(self, agent: str) -> None:

@@ -116,7 +116,7 @@ def test_the_asgi_fast_path_answers_each_error_with_its_status(cls: type[Maestro
 def test_the_cli_edge_exits_with_each_errors_code(
     cls: type[MaestroError], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from cli.main import _run
+    from cli.commands import _run
 
     def body() -> None:
         raise cls("it failed")
@@ -150,7 +150,7 @@ def test_the_cli_edge_exits_with_each_errors_code(
 def test_cli_lines_are_the_contracts(
     module: str, name: str, line: str, code: int, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from cli.main import _run
+    from cli.commands import _run
 
     cls = getattr(importlib.import_module(module), name)
 
