@@ -47,7 +47,7 @@ def test_the_contracts_are_kept() -> None:
     [
         ("features/events.py", "import serving", "features.events -> serving"),
         ("policies/rules.py", "import features.schema", "policies.rules -> features.schema"),
-        ("training/ope.py", "import simulator", "training.ope -> simulator"),
+        ("training/ope/__init__.py", "import simulator", "training.ope -> simulator"),
         ("serving/settings.py", "import cli", "serving.settings -> cli"),
     ],
     ids=["features->serving", "policies->features", "training->simulator", "serving->cli"],

@@ -55,8 +55,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-
-
 def _ts(series: pd.Series) -> np.ndarray:
     """Timestamps as float epoch seconds (datetime64, with or without zone, or numbers)."""
     import pandas as pd
@@ -145,70 +143,8 @@ def join_logs(
     report = report or LogReport()
     if decisions.empty:
         raise TrainingDataError("no logged decisions to train on")
-    decisions = decisions.drop_duplicates(EVENT_ID, keep="first")
-    if decision_point is not None:
-        decisions = decisions[decisions[DECISION_POINT] == decision_point]
-    if exclude_holdout and VARIANT in decisions:
-        # the experiment's holdout is a deterministic no_contact arm, not the policy's
-        # choice: it is measured by `maestro report`, never learned from
-        holdout = (decisions[VARIANT] == "holdout").to_numpy()
-        if holdout.any():
-            report.skipped["holdout"] += int(holdout.sum())
-            decisions = decisions[~holdout]
-    decisions = decisions.assign(**{T_EPOCH: _ts(decisions[TIMESTAMP])}).sort_values(
-        T_EPOCH, kind="stable"
-    )
-    report.decisions = len(decisions)
-
-    known = set(decisions[EVENT_ID])
-    reward_of: dict[str, float] = {}
-    uncounted: dict[str, float] = {}
-    if not rewards.empty:
-        rewards = rewards.assign(**{T_EPOCH: _ts(rewards[TIMESTAMP])}).sort_values(
-            T_EPOCH, kind="stable"
-        )
-        counted = rewards[COUNTED].astype(bool) if COUNTED in rewards else True
-        late = rewards[LATE].astype(bool) if LATE in rewards else False
-        report.late_rewards = int(np.sum(late))
-        deadline = (
-            dict(zip(decisions[EVENT_ID], _ts(decisions[REWARD_DEADLINE]), strict=True))
-            if REWARD_DEADLINE in decisions
-            else {}
-        )
-        for event_id, reward, t, ok, is_late in zip(
-            rewards[EVENT_ID],
-            rewards[REWARD],
-            rewards[T_EPOCH],
-            np.broadcast_to(counted, len(rewards)),
-            np.broadcast_to(late, len(rewards)),
-            strict=True,
-        ):
-            if event_id not in known:
-                report.orphan_rewards += 1
-                continue
-            if is_late or (event_id in deadline and t > deadline[event_id]):
-                continue  # kept in the raw log, never learned from
-            if not math.isfinite(float(reward)):
-                report.skipped["bad_reward"] += 1
-                continue
-            if not bool(ok):  # the serving layer already saw this reward: a duplicate post
-                report.duplicate_rewards += 1
-                uncounted.setdefault(event_id, float(reward))
-                continue
-            if event_id in reward_of:
-                report.duplicate_rewards += 1
-                if reward_mode == "sum":
-                    reward_of[event_id] += float(reward)
-                continue
-            reward_of[event_id] = float(reward)
-        # a duplicate with no counted row at all: the process died between the reward
-        # index and the log append, and the client's retry is the only row left; it is
-        # learned once (an acknowledged reward is never lost)
-        for event_id, reward in uncounted.items():
-            if event_id not in reward_of:
-                reward_of[event_id] = reward
-                report.duplicate_rewards -= 1
-
+    decisions = _learnable_decisions(decisions, report, decision_point, exclude_holdout)
+    reward_of = _reward_index(decisions, rewards, report, reward_mode)
     deadlines = _ts(decisions[REWARD_DEADLINE]) if REWARD_DEADLINE in decisions else None
     counts = JoinCounts(skipped=report.skipped)
 
@@ -238,6 +174,90 @@ def join_logs(
         contexts, action_lists, np.array(chosen), np.array(probs), np.array(rewards_out)
     )
     return TrainingSet(batch, frame, pmfs, report)
+
+
+def _learnable_decisions(
+    decisions: pd.DataFrame,
+    report: LogReport,
+    decision_point: str | None,
+    exclude_holdout: bool,
+) -> pd.DataFrame:
+    """The decisions a policy may learn from, time-ordered with a ``T_EPOCH`` column: one
+    row per event id (the first), of ``decision_point`` if given, holdout rows left out
+    (and counted) with ``exclude_holdout``. Sets ``report.decisions``."""
+    decisions = decisions.drop_duplicates(EVENT_ID, keep="first")
+    if decision_point is not None:
+        decisions = decisions[decisions[DECISION_POINT] == decision_point]
+    if exclude_holdout and VARIANT in decisions:
+        # the experiment's holdout is a deterministic no_contact arm, not the policy's
+        # choice: it is measured by `maestro report`, never learned from
+        holdout = (decisions[VARIANT] == "holdout").to_numpy()
+        if holdout.any():
+            report.skipped["holdout"] += int(holdout.sum())
+            decisions = decisions[~holdout]
+    decisions = decisions.assign(**{T_EPOCH: _ts(decisions[TIMESTAMP])}).sort_values(
+        T_EPOCH, kind="stable"
+    )
+    report.decisions = len(decisions)
+    return decisions
+
+
+def _reward_index(
+    decisions: pd.DataFrame, rewards: pd.DataFrame, report: LogReport, reward_mode: str
+) -> dict[str, float]:
+    """Event id → the reward learned for it: rewards in time order, within the decision's
+    window, once per event id (the first, or summed in ``sum`` mode). Orphan, late,
+    non-finite and duplicate rewards are counted in ``report``, never learned from."""
+    reward_of: dict[str, float] = {}
+    if rewards.empty:
+        return reward_of
+    known = set(decisions[EVENT_ID])
+    uncounted: dict[str, float] = {}
+    rewards = rewards.assign(**{T_EPOCH: _ts(rewards[TIMESTAMP])}).sort_values(
+        T_EPOCH, kind="stable"
+    )
+    counted = rewards[COUNTED].astype(bool) if COUNTED in rewards else True
+    late = rewards[LATE].astype(bool) if LATE in rewards else False
+    report.late_rewards = int(np.sum(late))
+    deadline = (
+        dict(zip(decisions[EVENT_ID], _ts(decisions[REWARD_DEADLINE]), strict=True))
+        if REWARD_DEADLINE in decisions
+        else {}
+    )
+    for event_id, reward, t, ok, is_late in zip(
+        rewards[EVENT_ID],
+        rewards[REWARD],
+        rewards[T_EPOCH],
+        np.broadcast_to(counted, len(rewards)),
+        np.broadcast_to(late, len(rewards)),
+        strict=True,
+    ):
+        if event_id not in known:
+            report.orphan_rewards += 1
+            continue
+        if is_late or (event_id in deadline and t > deadline[event_id]):
+            continue  # kept in the raw log, never learned from
+        if not math.isfinite(float(reward)):
+            report.skipped["bad_reward"] += 1
+            continue
+        if not bool(ok):  # the serving layer already saw this reward: a duplicate post
+            report.duplicate_rewards += 1
+            uncounted.setdefault(event_id, float(reward))
+            continue
+        if event_id in reward_of:
+            report.duplicate_rewards += 1
+            if reward_mode == "sum":
+                reward_of[event_id] += float(reward)
+            continue
+        reward_of[event_id] = float(reward)
+    # a duplicate with no counted row at all: the process died between the reward
+    # index and the log append, and the client's retry is the only row left; it is
+    # learned once (an acknowledged reward is never lost)
+    for event_id, reward in uncounted.items():
+        if event_id not in reward_of:
+            reward_of[event_id] = reward
+            report.duplicate_rewards -= 1
+    return reward_of
 
 
 def load_training_set(

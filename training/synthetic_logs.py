@@ -79,6 +79,40 @@ def _decision_record(
     )
 
 
+def _customer_table(
+    customers: int, seed: int
+) -> tuple[list[str], list[list[tuple[str, object]]], list[dict[str, float]]]:
+    """Synthetic customers' ids, their features as ``(name, Python value)`` pairs (NumPy
+    scalars converted) and their hidden latent tastes, one of each per customer, in order."""
+    base = generate_customers(customers, seed=seed)
+    rows = base.features.drop(columns=["event_timestamp"]).to_dict("records")
+    latent = base.latent.drop(columns=["customer_id"]).to_dict("records")
+    ids = [row["customer_id"] for row in rows]
+    features = [
+        [
+            (key, v.item() if hasattr(v, "item") else v)
+            for key, v in row.items()
+            if key != "customer_id"
+        ]
+        for row in rows
+    ]
+    return ids, features, latent
+
+
+def _write_parts(
+    logs_dir: Path, decisions: list[DecisionRecord], rewards: list[RewardRecord], seed: int
+) -> None:
+    """One Parquet part per row kind under ``logs_dir/decisions`` and ``logs_dir/rewards``
+    (both directories made, a part written only when it has rows)."""
+    for sub, records, kind in (
+        ("decisions", decisions, DecisionRecord),
+        ("rewards", rewards, RewardRecord),
+    ):
+        (logs_dir / sub).mkdir(parents=True, exist_ok=True)
+        if records:
+            write_records(records, kind, logs_dir / sub / f"part-synthetic-{seed}.parquet")
+
+
 def write_synthetic_logs(
     logs_dir: Path,
     catalog: Catalog,
@@ -92,25 +126,17 @@ def write_synthetic_logs(
 
     Returns the logging policy's true mean click probability, for reference.
     """
-
     rng = np.random.default_rng(seed)
     point = catalog[decision_point]
-    base = generate_customers(customers, seed=seed)
-    rows = base.features.drop(columns=["event_timestamp"]).to_dict("records")
-    latent = base.latent.drop(columns=["customer_id"]).to_dict("records")
+    ids, features, latent = _customer_table(customers, seed)
     decisions: list[DecisionRecord] = []
     rewards: list[RewardRecord] = []
     true_value = 0.0
     for i in range(n):
-        k = int(rng.integers(len(rows)))
-        cid = rows[k]["customer_id"]
-        customer = {
-            key: (v.item() if hasattr(v, "item") else v)
-            for key, v in rows[k].items()
-            if key != "customer_id"
-        }
+        k = int(rng.integers(len(ids)))
+        customer = dict(features[k])
         t = T0 + 60.0 * i
-        ctx = Context(cid, customer, {"page": "cart", "device": "mobile"}, decision_point, t)
+        ctx = Context(ids[k], customer, {"page": "cart", "device": "mobile"}, decision_point, t)
         eligible, excluded = point.rules.split(ctx, point.actions)
         decision = logging_policy.decide(ctx, eligible, seed=seed * 1_000_003 + i)
         pmf = logging_policy.pmf(ctx, eligible)
@@ -142,11 +168,5 @@ def write_synthetic_logs(
                     replica="synthetic",
                 )
             )
-    for sub, records, kind in (
-        ("decisions", decisions, DecisionRecord),
-        ("rewards", rewards, RewardRecord),
-    ):
-        (logs_dir / sub).mkdir(parents=True, exist_ok=True)
-        if records:
-            write_records(records, kind, logs_dir / sub / f"part-synthetic-{seed}.parquet")
+    _write_parts(logs_dir, decisions, rewards, seed)
     return {"logging_true_value": true_value / max(n, 1), "decisions": n, "rewards": len(rewards)}

@@ -271,70 +271,94 @@ def _run_training(
         ts = full.subset(mask)
         if len(ts) < 2:
             continue
-        train, holdout = ts.split(cfg.holdout)
-        champ_bytes = tracking.load_champion_bytes(dp, tracking_uri)
-        champion = load_policy(champ_bytes[0]) if champ_bytes else None
-        bar = progress_factory(len(train), f"train {dp}") if progress_factory else None
-        candidate = train_candidate(
-            cfg.kind, train.batch, champion, cfg, bar.update if bar else None
-        )
-        if bar is not None:
-            bar.close()
-        compared: dict[str, Any] = {
-            "candidate": candidate,
-            "champion": champion if champion is not None else LoggingPolicy(holdout),
-            "uniform": make_policy("uniform"),
-            "rules": make_policy("rules", priorities=catalog.journey_priorities()),
-        }
-        estimates = evaluate_all(compared, holdout, train, cfg.alpha)
-        verdict = gate(estimates, len(holdout), cfg.min_events, champion is None)
-        ope = {name: table(est) for name, est in estimates.items()}
-        metrics = {
-            f"{name}.{est}.{key}": value
-            for name, per in ope.items()
-            for est, row in per.items()
-            for key, value in row.items()
-            if isinstance(value, (int, float)) and math.isfinite(value)
-        }
-        metrics.update(
-            n_train=len(train), n_holdout=len(holdout), gate_passed=float(verdict.passed)
-        )
-        data_digest = digest(ts)
-        promote = cfg.promote and verdict.passed
-        run_id, version = tracking.register_policy(
-            candidate.save(),
-            dp,
-            tracking_uri,
-            kind=cfg.kind,
-            params={
-                **candidate.params,
-                "holdout": cfg.holdout,
-                "min_events": cfg.min_events,
-                "warm_start": bool(champion is not None and cfg.warm_start),
-            },
-            metrics=metrics,
-            tags={
-                "data.digest": data_digest,
-                "data.rows": str(len(ts)),
-                "gate.verdict": verdict.summary()[:4000],
-                "champion.version": champ_bytes[1].version if champ_bytes else "none",
-            },
-            run_name=f"train-{dp}-{cfg.kind}",
-            champion=promote,
-        )
-        results.append(
-            TrainResult(
-                dp,
-                cfg.kind,
-                run_id,
-                version,
-                promote,
-                verdict,
-                ope,
-                len(train),
-                len(holdout),
-                data_digest,
-                full.report.as_dict(),
-            )
-        )
+        results.append(_train_point(dp, ts, full, catalog, tracking_uri, cfg, progress_factory))
     return results
+
+
+def _train_point(
+    dp: str,
+    ts: TrainingSet,
+    full: TrainingSet,
+    catalog: Catalog,
+    tracking_uri: str,
+    cfg: TrainConfig,
+    progress_factory: Callable[[int, str], Any] | None,
+) -> TrainResult:
+    """Train, evaluate and register one candidate on ``ts``, the rows of decision point
+    ``dp`` (``full`` is every joined row, for its log report)."""
+    train, holdout = ts.split(cfg.holdout)
+    champ_bytes = tracking.load_champion_bytes(dp, tracking_uri)
+    champion = load_policy(champ_bytes[0]) if champ_bytes else None
+    bar = progress_factory(len(train), f"train {dp}") if progress_factory else None
+    candidate = train_candidate(cfg.kind, train.batch, champion, cfg, bar.update if bar else None)
+    if bar is not None:
+        bar.close()
+    compared = _compared(candidate, champion, holdout, catalog)
+    estimates = evaluate_all(compared, holdout, train, cfg.alpha)
+    verdict = gate(estimates, len(holdout), cfg.min_events, champion is None)
+    ope = {name: table(est) for name, est in estimates.items()}
+    data_digest = digest(ts)
+    promote = cfg.promote and verdict.passed
+    run_id, version = tracking.register_policy(
+        candidate.save(),
+        dp,
+        tracking_uri,
+        kind=cfg.kind,
+        params={
+            **candidate.params,
+            "holdout": cfg.holdout,
+            "min_events": cfg.min_events,
+            "warm_start": bool(champion is not None and cfg.warm_start),
+        },
+        metrics=_run_metrics(ope, len(train), len(holdout), verdict),
+        tags={
+            "data.digest": data_digest,
+            "data.rows": str(len(ts)),
+            "gate.verdict": verdict.summary()[:4000],
+            "champion.version": champ_bytes[1].version if champ_bytes else "none",
+        },
+        run_name=f"train-{dp}-{cfg.kind}",
+        champion=promote,
+    )
+    return TrainResult(
+        dp,
+        cfg.kind,
+        run_id,
+        version,
+        promote,
+        verdict,
+        ope,
+        len(train),
+        len(holdout),
+        data_digest,
+        full.report.as_dict(),
+    )
+
+
+def _compared(
+    candidate: BasePolicy, champion: BasePolicy | None, holdout: TrainingSet, catalog: Catalog
+) -> dict[str, Any]:
+    """The policies of :data:`COMPARED`; without a registered champion, the logging policy
+    stands in for it."""
+    return {
+        "candidate": candidate,
+        "champion": champion if champion is not None else LoggingPolicy(holdout),
+        "uniform": make_policy("uniform"),
+        "rules": make_policy("rules", priorities=catalog.journey_priorities()),
+    }
+
+
+def _run_metrics(
+    ope: dict[str, dict[str, dict[str, float]]], n_train: int, n_holdout: int, verdict: GateVerdict
+) -> dict[str, float]:
+    """The MLflow metrics of a training run: ``<policy>.<estimator>.<key>`` for every finite
+    number of the OPE table, the row counts and whether the gate passed."""
+    metrics = {
+        f"{name}.{est}.{key}": value
+        for name, per in ope.items()
+        for est, row in per.items()
+        for key, value in row.items()
+        if isinstance(value, (int, float)) and math.isfinite(value)
+    }
+    metrics.update(n_train=n_train, n_holdout=n_holdout, gate_passed=float(verdict.passed))
+    return metrics

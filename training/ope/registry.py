@@ -1,0 +1,64 @@
+"""The one registry of estimators, running them all, and their table for JSON output."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from training.errors import EstimatorInputError
+from training.ope.estimate import Estimate
+from training.ope.estimators import DM, DR, IPS, SNIPS, ClippedIPS, Estimator, SwitchDR
+
+#: The one registry: name → estimator class (built with its default parameters).
+ESTIMATORS: dict[str, type[Estimator]] = {
+    "ips": IPS,
+    "snips": SNIPS,
+    "clipped_ips": ClippedIPS,
+    "dm": DM,
+    "dr": DR,
+    "switch_dr": SwitchDR,
+}
+#: Estimators that need a reward model.
+MODEL_BASED = frozenset({"dm", "dr", "switch_dr"})
+
+
+def evaluate(
+    rewards: object,
+    logging_probs: object,
+    target_probs: object,
+    q_logged: object = None,
+    q_target: object = None,
+    alpha: float = 0.05,
+    names: Sequence[str] | None = None,
+) -> dict[str, Estimate]:
+    """Run the named estimators (default: all, the model-based ones only given ``q``).
+
+    Parameters
+    ----------
+    rewards, logging_probs, target_probs, q_logged, q_target: array-like, shape (n_rounds,)
+        As for every estimator's ``estimate`` (see the module docstring).
+    alpha: float, default 0.05
+        Confidence level ``1 - alpha`` of every interval.
+    names: sequence of str, optional
+        Keys of :data:`ESTIMATORS` to run.
+
+    Returns
+    -------
+    dict of str to Estimate
+        One estimate per name, in the order of ``names``.
+    """
+    if names is None:
+        names = [k for k in ESTIMATORS if q_logged is not None or k not in MODEL_BASED]
+    unknown = [k for k in names if k not in ESTIMATORS]
+    if unknown:
+        raise EstimatorInputError(
+            f"unknown estimator(s) {unknown}; known: {list(ESTIMATORS)}", field="estimators"
+        )
+    return {
+        k: ESTIMATORS[k]().estimate(rewards, logging_probs, target_probs, q_logged, q_target, alpha)
+        for k in names
+    }
+
+
+def table(estimates: Mapping[str, Estimate]) -> dict[str, dict[str, float]]:
+    """``{name: {"value", "ci_low", "ci_high", "ess", "n"}}`` for JSON output."""
+    return {k: v.as_dict() for k, v in estimates.items()}
