@@ -100,6 +100,23 @@ class EventWriter:
         self._write_lock = threading.Lock()
         self._store = store
         self._config = store.config
+        self._open_writers(source)
+        self.overlay.resolver = self._resolve_customer
+        self._drained = threading.Condition()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.pushed_rows = 0
+        self.failed_flushes = 0
+        #: pending rows not written because their customer was erased meanwhile
+        self.dropped_erased = 0
+        self.flushes = 0
+        if start:
+            self.start()
+
+    def _open_writers(self, source: FeastFeatureSource) -> None:
+        """Choose how this writer reads base rows in bulk and writes rows, by the source's
+        online store: SQLite rows and writer, Redis rows, or Feast's provider."""
         online = self._config.online_store
         backend = source.backend
         self._sqlite: SqliteRowWriter | None = None
@@ -121,18 +138,6 @@ class EventWriter:
             self._redis_writes = getattr(online, "redis_type", "redis") == "redis" and not versioned
         else:
             raise TypeError(f"unsupported online store backend {type(backend).__name__}")
-        self.overlay.resolver = self._resolve_customer
-        self._drained = threading.Condition()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.pushed_rows = 0
-        self.failed_flushes = 0
-        #: pending rows not written because their customer was erased meanwhile
-        self.dropped_erased = 0
-        self.flushes = 0
-        if start:
-            self.start()
 
     # -- ingestion ---------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -229,8 +229,6 @@ def init_feature_workspace(
     ``"sqlite"`` or ``"redis://HOST:PORT"`` rewrites it. ``agents``: the size of the
     synthetic contact-centre roster (Feast view ``agent``).
     """
-    from datetime import datetime, timedelta
-
     from tqdm import tqdm
 
     if customers < 1:
@@ -242,53 +240,18 @@ def init_feature_workspace(
     try:
         config = _write_yaml(repo, online_store)
         _copy_definitions(repo)
-        manifest = _read_manifest(repo)
-        wanted = {
-            "customers": customers,
-            "seed": seed,
-            "generator": GENERATOR,
-            "agents": agents,
-            "agent_generator": AGENT_GENERATOR,
-        }
-        have = {k: manifest.get(k) for k in wanted}
-        generated = (
-            have != wanted
-            or not customers_parquet(repo).exists()
-            or not agents_parquet(repo).exists()
-        )
         bar.set_postfix_str("generating customers")
-        if generated:
-            now = float(int(time.time()))
-            rows = _write_parquet(repo, customers, seed, now, agents)
-            write_agents_parquet(repo, agents, seed, now)
-            manifest = {**wanted, "rows": rows, "event_timestamp": now, "materialized_into": None}
-            _write_manifest(repo, manifest)
+        manifest, generated = _ensure_customers(repo, customers, seed, agents)
         bar.update(1)
 
         # an online store deleted since the last run is materialised again
-        sqlite_db = repo / str(config["online_store"].get("path", SQLITE_ONLINE_STORE["path"]))
-        online_lost = config["online_store"].get("type") == "sqlite" and not sqlite_db.exists()
+        online_lost = _online_store_lost(repo, config)
         bar.set_postfix_str("feast apply")
-        try:
-            store = feast_apply(repo)
-        except Exception as exc:  # Feast raises many unrelated types for a broken repo
-            raise WorkspaceError(f"feast apply failed in {repo}: {exc}") from exc
-        enable_wal(store)
+        store = _apply_repo(repo)
         bar.update(1)
 
-        store_key = json.dumps(config["online_store"], sort_keys=True)
-        materialized = manifest.get("materialized_into") != store_key or online_lost
         bar.set_postfix_str("materializing")
-        if materialized:
-            ts = datetime.fromtimestamp(manifest["event_timestamp"], tz=UTC)
-            with _quiet():
-                _clear_online_store(store)
-                clear_agent_rows(store)
-                store.materialize(
-                    start_date=ts - timedelta(seconds=1), end_date=ts + timedelta(seconds=1)
-                )
-            manifest["materialized_into"] = store_key
-            _write_manifest(repo, manifest)
+        materialized = _materialize_if_needed(repo, store, config, manifest, online_lost)
         bar.update(2)
     finally:
         bar.close()
@@ -302,6 +265,74 @@ def init_feature_workspace(
         seconds=round(time.perf_counter() - started, 2),
     )
     return summary
+
+
+def _ensure_customers(
+    repo: Path, customers: int, seed: int, agents: int
+) -> tuple[dict[str, Any], bool]:
+    """The workspace manifest, after regenerating the customer and agent Parquet files
+    when the manifest records other arguments (or generator versions) or a file is
+    missing; the flag says whether they were regenerated."""
+    manifest = _read_manifest(repo)
+    wanted = {
+        "customers": customers,
+        "seed": seed,
+        "generator": GENERATOR,
+        "agents": agents,
+        "agent_generator": AGENT_GENERATOR,
+    }
+    have = {k: manifest.get(k) for k in wanted}
+    generated = (
+        have != wanted or not customers_parquet(repo).exists() or not agents_parquet(repo).exists()
+    )
+    if generated:
+        now = float(int(time.time()))
+        rows = _write_parquet(repo, customers, seed, now, agents)
+        write_agents_parquet(repo, agents, seed, now)
+        manifest = {**wanted, "rows": rows, "event_timestamp": now, "materialized_into": None}
+        _write_manifest(repo, manifest)
+    return manifest, generated
+
+
+def _online_store_lost(repo: Path, config: dict[str, Any]) -> bool:
+    """True when the repo's SQLite online store file is gone (deleted since the last run)."""
+    sqlite_db = repo / str(config["online_store"].get("path", SQLITE_ONLINE_STORE["path"]))
+    return config["online_store"].get("type") == "sqlite" and not sqlite_db.exists()
+
+
+def _apply_repo(repo: Path) -> FeatureStore:
+    """``feast apply`` of the repo, then WAL in its SQLite online store; any failure of
+    Feast's is a :class:`~features.errors.WorkspaceError` naming the repo."""
+    try:
+        store = feast_apply(repo)
+    except Exception as exc:  # Feast raises many unrelated types for a broken repo
+        raise WorkspaceError(f"feast apply failed in {repo}: {exc}") from exc
+    enable_wal(store)
+    return store
+
+
+def _materialize_if_needed(
+    repo: Path,
+    store: FeatureStore,
+    config: dict[str, Any],
+    manifest: dict[str, Any],
+    online_lost: bool,
+) -> bool:
+    """Materialise the generated rows into the online store unless the manifest says they
+    are already in this very store (and it was not lost); True when it materialised."""
+    store_key = json.dumps(config["online_store"], sort_keys=True)
+    materialized = manifest.get("materialized_into") != store_key or online_lost
+    if materialized:
+        ts = datetime.fromtimestamp(manifest["event_timestamp"], tz=UTC)
+        with _quiet():
+            _clear_online_store(store)
+            clear_agent_rows(store)
+            store.materialize(
+                start_date=ts - timedelta(seconds=1), end_date=ts + timedelta(seconds=1)
+            )
+        manifest["materialized_into"] = store_key
+        _write_manifest(repo, manifest)
+    return materialized
 
 
 def summary_dict(summary: WorkspaceSummary) -> dict[str, Any]:

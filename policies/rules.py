@@ -23,8 +23,28 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from policies.errors import CatalogError
-from policies.routing import RoutingCase, RoutingReward, as_number
+from policies.routing import RoutingCase, as_number
+from policies.rule_config import check_rule_keys, rule_fields
+from policies.rule_records import (
+    AgentRouting,
+    Escalation,
+    FrequencyCap,
+    QuietHours,
+    Suppression,
+    truthy,
+)
 from policies.types import CHANNELS, NO_CONTACT_ID, Action, Context, Exclusion, FeatureValue
+
+__all__ = [
+    "AgentRouting",
+    "Escalation",
+    "FrequencyCap",
+    "QuietHours",
+    "RuleSet",
+    "Suppression",
+    "local_hour",
+]
+
 
 _UTC = ZoneInfo("UTC")
 
@@ -62,125 +82,6 @@ def local_hour(timestamp: float, timezone: FeatureValue) -> int:
             _HOURS.clear()
         _HOURS[key] = hour
     return hour
-
-
-def _truthy(value: FeatureValue) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in {"1", "true", "yes", "y"}
-    return bool(value)
-
-
-@dataclass(frozen=True, slots=True)
-class FrequencyCap:
-    """At most ``max`` sends on ``channel`` within ``window``.
-
-    Read from the customer feature ``sends_<channel>_<window>``.
-    """
-
-    channel: str
-    window: str
-    max: int
-
-    def __post_init__(self) -> None:
-        if self.channel not in CHANNELS:
-            raise CatalogError(f"frequency cap: unknown channel {self.channel!r}")
-        if self.max < 0:
-            raise CatalogError("frequency cap: max must be >= 0")
-
-    @property
-    def feature(self) -> str:
-        return f"sends_{self.channel}_{self.window}"
-
-
-@dataclass(frozen=True, slots=True)
-class Suppression:
-    """When the customer feature ``when`` is true, block or allow-only categories of actions."""
-
-    when: str
-    block_categories: frozenset[str] = frozenset()
-    allow_only_categories: frozenset[str] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class QuietHours:
-    """No contact on ``channels`` from ``start`` to ``end`` o'clock in the customer's time zone."""
-
-    start: int
-    end: int
-    channels: frozenset[str]
-
-    def __post_init__(self) -> None:
-        if not (0 <= self.start <= 23 and 0 <= self.end <= 23):
-            raise CatalogError("quiet_hours: start and end must be hours 0-23")
-
-    def covers(self, hour: int) -> bool:
-        if self.start == self.end:
-            return False
-        if self.start < self.end:
-            return self.start <= hour < self.end
-        return hour >= self.start or hour < self.end
-
-
-@dataclass(frozen=True, slots=True)
-class AgentRouting:
-    """Contact-centre routing: skill, level, language, capacity; VIP or high churn risk
-    customers only to agents with the ``retention`` skill."""
-
-    retention_churn_risk: float = 0.7
-    retention_tiers: frozenset[str] = frozenset({"vip"})
-    reward: RoutingReward = field(default_factory=RoutingReward)
-
-
-@dataclass(frozen=True, slots=True)
-class Escalation:
-    """Actions on ``channels`` (or with ids in ``action_ids``) are eligible only with an
-    escalation signal: ``churn_risk >= churn_risk``, ``rapid_clicks >= rapid_clicks`` or
-    (when ``open_complaint``) an open complaint. A threshold of ``None`` disables that
-    signal. Reason when none is present: ``no_escalation_signal``."""
-
-    channels: frozenset[str] = frozenset({"call_center"})
-    action_ids: frozenset[str] = frozenset()
-    churn_risk: float | None = 0.6
-    rapid_clicks: float | None = 3
-    open_complaint: bool = True
-
-    def __post_init__(self) -> None:
-        unknown = set(self.channels) - CHANNELS
-        if unknown:
-            raise CatalogError(f"escalation: unknown channels {sorted(unknown)}")
-
-    def gates(self, action: Action) -> bool:
-        return action.channel in self.channels or action.id in self.action_ids
-
-    def signalled(self, context: Context) -> bool:
-        """True when the customer features or the request context carry a signal."""
-        for source in (context.customer, context.request):
-            churn = self.churn_risk
-            if churn is not None and as_number(source.get("churn_risk")) >= churn:
-                return True
-            if (
-                self.rapid_clicks is not None
-                and as_number(source.get("rapid_clicks")) >= self.rapid_clicks
-            ):
-                return True
-            if self.open_complaint and _truthy(source.get("open_complaint")):
-                return True
-        return False
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, object]) -> Escalation:
-        extra = set(config) - {"channels", "action_ids", "churn_risk", "rapid_clicks",
-                               "open_complaint"}
-        if extra:
-            raise CatalogError(f"escalation: unknown keys {sorted(extra)}")
-        cr, rc = config.get("churn_risk", 0.6), config.get("rapid_clicks", 3)
-        return cls(
-            channels=frozenset(config.get("channels", ["call_center"]) or ()),  # type: ignore[arg-type]
-            action_ids=frozenset(config.get("action_ids") or ()),  # type: ignore[arg-type]
-            churn_risk=None if cr is None else float(cr),  # type: ignore[arg-type]
-            rapid_clicks=None if rc is None else float(rc),  # type: ignore[arg-type]
-            open_complaint=bool(config.get("open_complaint", True)),
-        )
 
 
 @dataclass(frozen=True)
@@ -240,65 +141,12 @@ class RuleSet:
 
     @classmethod
     def from_config(cls, config: Mapping[str, object] | None) -> RuleSet:
-        """Build from the ``rules:`` mapping of the catalog YAML."""
+        """Build from the ``rules:`` mapping of the catalog YAML
+        (read by :mod:`policies.rule_config`)."""
         config = dict(config or {})
-        known = {
-            "consent_channels",
-            "frequency_caps",
-            "suppressions",
-            "quiet_hours",
-            "required_action_features",
-            "agent_routing",
-            "escalation",
-        }
-        extra = set(config) - known
-        if extra:
-            raise CatalogError(f"rules: unknown keys {sorted(extra)}")
+        check_rule_keys(config)
         try:
-            caps = tuple(FrequencyCap(**c) for c in config.get("frequency_caps") or [])
-            sups = tuple(
-                Suppression(
-                    when=s["when"],
-                    block_categories=frozenset(s.get("block_categories") or ()),
-                    allow_only_categories=(
-                        frozenset(s["allow_only_categories"])
-                        if s.get("allow_only_categories") is not None
-                        else None
-                    ),
-                )
-                for s in config.get("suppressions") or []
-            )
-            qh_cfg = config.get("quiet_hours")
-            quiet = (
-                QuietHours(
-                    start=int(qh_cfg["start"]),
-                    end=int(qh_cfg["end"]),
-                    channels=frozenset(qh_cfg.get("channels") or ()),
-                )
-                if qh_cfg
-                else None
-            )
-            ar_cfg = config.get("agent_routing")
-            routing = (
-                AgentRouting(
-                    retention_churn_risk=float(ar_cfg.get("retention_churn_risk", 0.7)),
-                    retention_tiers=frozenset(ar_cfg.get("retention_tiers") or ()),
-                    reward=RoutingReward.from_config(ar_cfg.get("reward")),
-                )
-                if ar_cfg is not None
-                else None
-            )
-            esc_cfg = config.get("escalation")
-            escalation = Escalation.from_config(esc_cfg) if esc_cfg is not None else None
-            return cls(
-                consent_channels=frozenset(config.get("consent_channels") or ()),
-                frequency_caps=caps,
-                suppressions=sups,
-                quiet_hours=quiet,
-                required_action_features=tuple(config.get("required_action_features") or ()),
-                agent_routing=routing,
-                escalation=escalation,
-            )
+            return cls(**rule_fields(config))
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise CatalogError(f"rules: malformed entry ({exc})") from exc
 
@@ -319,13 +167,13 @@ class RuleSet:
 
     def _active(self, context: Context) -> list[Suppression]:
         customer = context.customer
-        return [s for s in self.suppressions if _truthy(customer.get(s.when))]
+        return [s for s in self.suppressions if truthy(customer.get(s.when))]
 
     def _channel_reason(self, customer: Mapping[str, FeatureValue], channel: str) -> str | None:
         consent, no_consent, caps = self._channel_checks[channel]
         if consent is not None:
             granted = customer.get(consent)
-            if not (granted is True or (granted is not False and _truthy(granted))):
+            if not (granted is True or (granted is not False and truthy(granted))):
                 return no_consent
         for feature, limit, reason in caps:
             if as_number(customer.get(feature)) >= limit:

@@ -128,6 +128,49 @@ def _index_of(actions: Sequence[Action], action_id: str) -> int:
     raise InvalidSimulationConfig(f"policy chose {action_id!r}, which is not eligible")
 
 
+@dataclass
+class _Trace:
+    """What a run records per step, as lists (arrays at the end: cheaper than item
+    assignment); ``contexts``, ``actions``, ``indices`` and ``truths`` only when the run
+    keeps its batch."""
+
+    decision_points: list[str] = field(default_factory=list)
+    action_ids: list[str] = field(default_factory=list)
+    channels: list[str] = field(default_factory=list)
+    probabilities: list[float] = field(default_factory=list)
+    rewards: list[float] = field(default_factory=list)
+    expected: list[float] = field(default_factory=list)
+    optimal: list[float] = field(default_factory=list)
+    contexts: list[Context] = field(default_factory=list)
+    actions: list[Sequence[Action]] = field(default_factory=list)
+    indices: list[int] = field(default_factory=list)
+    truths: list[np.ndarray] = field(default_factory=list)
+
+    def run_log(self, policy: BasePolicy, seconds: float, keep_batch: bool) -> RunLog:
+        """The run's :class:`RunLog` (with its logged batch and truths when kept)."""
+        p = np.array(self.probabilities, dtype=float)
+        r = np.array(self.rewards, dtype=float)
+        batch = None
+        if keep_batch:
+            batch = LoggedBatch(
+                self.contexts, self.actions, np.array(self.indices), p.copy(), r.copy()
+            )
+        return RunLog(
+            policy=policy.kind,
+            decision_points=np.array(self.decision_points),
+            action_ids=np.array(self.action_ids),
+            channels=np.array(self.channels),
+            probabilities=p,
+            rewards=r,
+            expected=np.array(self.expected, dtype=float),
+            optimal=np.array(self.optimal, dtype=float),
+            seconds=seconds,
+            batch=batch,
+            truths=self.truths if keep_batch else None,
+            params={k: v for k, v in policy.params.items() if k != "priorities"},
+        )
+
+
 def run_policy(
     policy: BasePolicy,
     env: Environment,
@@ -149,22 +192,13 @@ def run_policy(
     if steps < 1 or learn_every < 1:
         raise InvalidSimulationConfig("steps and learn_every must be >= 1")
     obs = env.reset(seed=seed)
-    dps: list[str] = []
-    ids: list[str] = []
-    chans: list[str] = []
-    probs: list[float] = []  # per step; arrays at the end (cheaper than item assignment)
-    rewards: list[float] = []
-    expected: list[float] = []
-    optimal: list[float] = []
-    pend_ctx: list[Context] = []
-    pend_act: list[Sequence[Action]] = []
-    pend_idx: list[int] = []
-    pend_p: list[float] = []
-    pend_r: list[float] = []
-    all_ctx: list[Context] = []
-    all_act: list[Sequence[Action]] = []
-    all_idx: list[int] = []
-    truths: list[np.ndarray] = []
+    trace = _Trace()
+    dps, ids, chans = trace.decision_points, trace.action_ids, trace.channels
+    probs, rewards = trace.probabilities, trace.rewards
+    expected, optimal = trace.expected, trace.optimal
+    all_ctx, all_act, all_idx, truths = trace.contexts, trace.actions, trace.indices, trace.truths
+    # the feedback not yet learnt from: a LoggedBatch's contexts, actions, indices, p, r
+    pend_ctx, pend_act, pend_idx, pend_p, pend_r = _pending()
     start = time.perf_counter()
     prefix = f"sim-{seed}-"
     for t in range(steps):
@@ -205,25 +239,12 @@ def run_policy(
         if progress is not None:
             progress(1)
         obs = result.next_observation
-    seconds = time.perf_counter() - start
-    p, r = np.array(probs, dtype=float), np.array(rewards, dtype=float)
-    batch = None
-    if keep_batch:
-        batch = LoggedBatch(all_ctx, all_act, np.array(all_idx), p.copy(), r.copy())
-    return RunLog(
-        policy=policy.kind,
-        decision_points=np.array(dps),
-        action_ids=np.array(ids),
-        channels=np.array(chans),
-        probabilities=p,
-        rewards=r,
-        expected=np.array(expected, dtype=float),
-        optimal=np.array(optimal, dtype=float),
-        seconds=seconds,
-        batch=batch,
-        truths=truths if keep_batch else None,
-        params={k: v for k, v in policy.params.items() if k != "priorities"},
-    )
+    return trace.run_log(policy, time.perf_counter() - start, keep_batch)
+
+
+def _pending() -> tuple[list[Context], list[Sequence[Action]], list[int], list[float], list[float]]:
+    """Empty lists for the feedback a run has not learnt from yet."""
+    return [], [], [], [], []
 
 
 def progress_bar(total: int, desc: str, enabled: bool | None = None) -> Any:

@@ -5,7 +5,7 @@ The event writer folds a batch of deferred events on their views' current rows
 (:mod:`features.overlay`), so it reads many ``(customer, view)`` rows at once: from Redis
 with one pipeline of ``HMGET``s (one round trip for the batch), from SQLite with one
 ``SELECT … WHERE entity_key IN (…)`` per view (one statement step, so the GIL is
-released once, not per row). Rows are decoded as :mod:`features.feast.source` decodes
+released once, not per row). Rows are decoded as :mod:`features.feast.row_format` decodes
 them: Feast's ``ValueProto`` (Redis; SQLite where ``value_text`` is NULL), ``value_text``
 by the schema's type (SQLite), the view's ``_ts`` field (a protobuf ``Timestamp``) or
 ``event_ts`` column as the row's time.
@@ -28,13 +28,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from features.errors import FeatureStoreUnavailable
-from features.feast.source import entity_key_bytes, sqlite_ts
+from features.feast.row_format import entity_key_bytes, sqlite_ts
 from features.schema import ALL_FEATURES, GROUPS
 from features.source import FeatureValue
 from features.tombstones import REDIS_PREFIX, erased_redis, survivors
 
 if TYPE_CHECKING:
-    from features.feast.source import RedisBackend
+    from features.feast.redis_backend import RedisBackend
     from features.overlay import PendingRow
 
 Key = tuple[str, str]  # (customer_id, view)

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from features.cache import ensure_journal, record_changes
-from features.feast.source import entity_key_bytes
+from features.feast.row_format import entity_key_bytes
 from features.overlay import PendingRow
 from features.schema import GROUPS
 from features.tombstones import erased_sqlite, survivors
