@@ -161,7 +161,7 @@ async def measure(port: int, args: argparse.Namespace) -> dict[str, Any]:
 def stage_breakdown(home: Path, n: int = 2000) -> dict[str, float]:
     """Mean µs per call of each stage of one decision, in process (no HTTP), on the same
     workspace: where the time of ``/decide`` goes."""
-    from features.feast.source import entity_key_bytes
+    from features.feast.row_format import entity_key_bytes
     from policies.decision import eligible_actions
     from policies.draw import decide_among
     from policies.types import Context

@@ -103,7 +103,7 @@ class AgentSource:
         this process's cases."""
         from feast import FeatureStore
 
-        from features.feast.source import silence_feast_warnings
+        from features.feast.views import silence_feast_warnings
 
         silence_feast_warnings()
         self.repo_path = Path(repo_path)

@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING, ClassVar
 from features.cache import record_changes
 from features.errors import FeatureStoreUnavailable
 from features.feast.internals import delete_redis_row, delete_sqlite_rows
-from features.feast.source import RedisBackend, SqliteBackend, entity_key_bytes
+from features.feast.redis_backend import RedisBackend
+from features.feast.row_format import entity_key_bytes
+from features.feast.sqlite_backend import SqliteBackend
 from features.tombstones import record_erasure_redis, record_erasure_sqlite
 from features.workspace import customers_parquet
 

@@ -53,9 +53,12 @@ from features.errors import EventBacklogFull
 from features.events import EVENT_VIEWS, Event, fold_events, parse_event
 from features.feast import sqlite_writer
 from features.feast.internals import write_through_provider
+from features.feast.redis_backend import RedisBackend
+from features.feast.row_format import entity_key_bytes
 from features.feast.row_io import RedisRows, SqliteRows
-from features.feast.source import RedisBackend, SqliteBackend, all_views, entity_key_bytes
+from features.feast.sqlite_backend import SqliteBackend
 from features.feast.sqlite_writer import SqliteRowWriter
+from features.feast.views import all_views
 from features.overlay import PendingRow
 from features.schema import GROUPS
 

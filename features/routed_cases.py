@@ -143,7 +143,7 @@ class RedisLedger:
 
 def open_ledger(store_config: Any, repo_path: Path, timeout: float = 2.0) -> RoutedCaseLedger:
     """The ledger of a Feast repo: beside its SQLite online store, or in its Redis."""
-    from features.feast.source import redis_client
+    from features.feast.redis_backend import redis_client
 
     online = store_config.online_store
     if online.type == "redis":

@@ -24,7 +24,7 @@ import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from features.feast.source import entity_key_bytes
+from features.feast.row_format import entity_key_bytes
 
 if TYPE_CHECKING:
     from features.overlay import Item

@@ -35,7 +35,7 @@ from features.agent_roster import (
 )
 from features.errors import WorkspaceError
 from features.feast.internals import clear_online_views, enable_wal
-from features.feast.source import all_views
+from features.feast.views import all_views
 from features.synthetic import generate_customers
 
 if TYPE_CHECKING:
@@ -177,7 +177,7 @@ def feast_apply(repo: Path, store: FeatureStore | None = None) -> FeatureStore:
     from feast.repo_operations import apply_total_with_repo_instance
     from feast.stream_feature_view import StreamFeatureView
 
-    from features.feast.source import silence_feast_warnings
+    from features.feast.views import silence_feast_warnings
 
     silence_feast_warnings()
     store = store or FeatureStore(repo_path=str(repo))

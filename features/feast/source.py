@@ -33,13 +33,11 @@ from typing import Any
 
 from features.cache import RowCache
 from features.errors import WorkspaceError
-from features.feast.redis_backend import RedisBackend, redis_client
-from features.feast.row_format import Rows, entity_key_bytes, sqlite_ts
+from features.feast.redis_backend import RedisBackend
+from features.feast.row_format import Rows, entity_key_bytes
 from features.feast.sqlite_backend import SqliteBackend
 from features.feast.views import (
     FEATURE_SERVICE,
-    ViewSpec,
-    all_views,
     resolve_views,
     silence_feast_warnings,
 )
@@ -47,21 +45,7 @@ from features.overlay import Overlay
 from features.schema import DEFAULTS
 from features.source import CustomerFeatures, FeatureValue
 
-__all__ = [
-    "FEATURE_SERVICE",
-    "FeastFeatureSource",
-    "RedisBackend",
-    "Rows",
-    "SqliteBackend",
-    "ViewSpec",
-    "all_views",
-    "entity_key_bytes",
-    "open_feature_source",
-    "redis_client",
-    "resolve_views",
-    "silence_feast_warnings",
-    "sqlite_ts",
-]
+__all__ = ["FeastFeatureSource", "open_feature_source"]
 
 
 class FeastFeatureSource:

@@ -66,7 +66,8 @@ def test_feast_sdk_reads_maestros_rows(home: Path) -> None:
 
     from features.erasure import erase_customer
     from features.event_writer import EventWriter
-    from features.feast.source import entity_key_bytes, open_feature_source
+    from features.feast.row_format import entity_key_bytes
+    from features.feast.source import open_feature_source
 
     cid = f"c-adapter-{home.name}"  # only events create it: the shared base stays intact
     key = EntityKey(join_keys=["customer_id"], entity_values=[Value(string_val=cid)])
@@ -96,7 +97,8 @@ def test_feast_sdk_reads_maestros_rows(home: Path) -> None:
 def test_maestro_reads_rows_feasts_provider_wrote(home: Path) -> None:
     from features.erasure import erase_customer
     from features.feast.internals import write_through_provider
-    from features.feast.source import all_views, open_feature_source
+    from features.feast.source import open_feature_source
+    from features.feast.views import all_views
 
     cid = f"c-provider-{home.name}"
     writer_side = open_feature_source(home, timeout=2.0)

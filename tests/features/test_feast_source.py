@@ -95,7 +95,7 @@ def test_entity_key_matches_feast_serialisation() -> None:
     from feast.protos.feast.types.EntityKey_pb2 import EntityKey
     from feast.protos.feast.types.Value_pb2 import Value
 
-    from features.feast.source import entity_key_bytes
+    from features.feast.row_format import entity_key_bytes
 
     for cid in ("c-000001", "x", "ñandú-é-客户"):
         key = EntityKey(join_keys=["customer_id"], entity_values=[Value(string_val=cid)])

@@ -130,7 +130,7 @@ def test_erasure_by_another_source_reaches_this_cache(home: Path) -> None:
 
 
 def _key(cid: str) -> bytes:
-    from features.feast.source import entity_key_bytes
+    from features.feast.row_format import entity_key_bytes
 
     return entity_key_bytes(cid)
 

@@ -28,7 +28,7 @@ def redis_source(redis_workspace: Path):
 
 def test_configuration_switches_the_online_store(redis_workspace: Path, redis_server: int,
                                                  redis_source) -> None:
-    from features.feast.source import RedisBackend
+    from features.feast.redis_backend import RedisBackend
 
     config = yaml.safe_load((redis_workspace / "feature_repo" / "feature_store.yaml").read_text())
     assert config["online_store"] == {"type": "redis",
@@ -85,7 +85,8 @@ def test_redis_events_consent_and_erasure(redis_workspace: Path, redis_source) -
 
 
 def test_redis_down_raises_unavailable_quickly(redis_workspace: Path) -> None:
-    from features.feast.source import FeastFeatureSource, RedisBackend
+    from features.feast.redis_backend import RedisBackend
+    from features.feast.source import FeastFeatureSource
 
     src = FeastFeatureSource(redis_workspace / "feature_repo", timeout=2.0)
     with socket.socket() as s:  # a port nothing listens on

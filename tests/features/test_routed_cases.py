@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from features.feast.source import redis_client
+from features.feast.redis_backend import redis_client
 from features.routed_cases import (
     KEEP_SECONDS,
     REDIS_PREFIX,
