@@ -15,7 +15,9 @@ process rolls every spool whose lock it can take (its owner died: kill -9, OOM),
 crash is recovered by the next process to start. What must be shared by every replica
 lives in one SQLite database, ``logs/index.db`` (WAL): the reward index (first reward
 per event id wins, one ``INSERT ... ON CONFLICT``) and the answers given to
-``request_id``s (a retried request gets the same answer from any replica).
+``request_id``s (a retried request gets the same answer from any replica); see
+:mod:`serving.eventlog.shared_index` for how a reward claimed by a process killed before
+writing it is released.
 
 Parquet datasets: ``$MAESTRO_HOME/logs/decisions/`` and ``$MAESTRO_HOME/logs/rewards/``,
 one row per :class:`~training.logs.records.DecisionRecord` and
@@ -31,10 +33,10 @@ import logging
 import os
 import shutil
 import socket
-import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,17 +44,12 @@ from typing import Any
 import orjson
 
 from serving.errors import EventLogError
+from serving.eventlog.shared_index import SharedLogIndex, connect
 from training.logs.records import DecisionRecord, RewardRecord
 from training.logs.schema import CUSTOMER_ID, EVENT_ID
 
 logger = logging.getLogger(__name__)
 
-_INDEX_DDL = (
-    "CREATE TABLE IF NOT EXISTS reward_index (event_id TEXT PRIMARY KEY, reward REAL NOT NULL,"
-    " count INTEGER NOT NULL, timestamp REAL NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS requests (request_key TEXT PRIMARY KEY, response TEXT NOT NULL,"
-    " timestamp REAL NOT NULL)",
-)
 REQUEST_TTL_SECONDS = 24 * 3600.0
 _SEGMENT_GLOB = "seg-*.jsonl"
 
@@ -68,14 +65,6 @@ def dumps(value: Any) -> str:
 class RewardOutcome:
     accepted: bool
     duplicate: bool
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA busy_timeout=10000")
-    return conn
 
 
 def _segment_number(path: Path) -> int:
@@ -114,7 +103,7 @@ class EventLog:
         self._threads: list[threading.Thread] = []
         self._fd: int | None = None
         self._segment = 0
-        self._index: sqlite3.Connection | None = None
+        self._index: SharedLogIndex | None = None
         self._lock_fd: int | None = None
         self.last_sync = time.time()
         self.last_roll = time.time()
@@ -137,9 +126,9 @@ class EventLog:
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self.spool_dir.mkdir()
         self.recover()
-        self._index = _connect(self.logs_dir / "index.db")
-        for ddl in _INDEX_DDL:
-            self._index.execute(ddl)
+        self._index = SharedLogIndex(
+            connect(self.logs_dir / "index.db"), self._index_lock, self.name
+        )
         self._fd = self._open_segment(1)
         for target, period in (
             (self._sync_loop, self.flush_seconds),
@@ -167,12 +156,9 @@ class EventLog:
         self._threads.clear()
         self.roll(final=True)
         if self._index is not None:
-            with self._index_lock:
-                self._index.execute(
-                    "DELETE FROM requests WHERE timestamp < ?", (time.time() - REQUEST_TTL_SECONDS,)
-                )
-                self._index.close()
-                self._index = None
+            self._index.forget_requests_before(time.time() - REQUEST_TTL_SECONDS)
+            self._index.close()
+            self._index = None
         shutil.rmtree(self.spool_dir, ignore_errors=True)
         if self._lock_fd is not None:
             (self.spool_root / f"{self.name}.lock").unlink(missing_ok=True)
@@ -193,8 +179,10 @@ class EventLog:
                 except BlockingIOError:
                     continue  # a live process owns it
                 spool = self.spool_root / name
-                for seg in sorted(spool.glob(_SEGMENT_GLOB)) if spool.exists() else []:
-                    recovered += self._roll_file(seg, name)
+                with self._claims() as claims:
+                    for seg in sorted(spool.glob(_SEGMENT_GLOB)) if spool.exists() else []:
+                        recovered += self._roll_file(seg, name, claims)
+                    claims.release(name)  # claimed, never written: the retry must count
                 shutil.rmtree(spool, ignore_errors=True)
                 lock_path.unlink(missing_ok=True)
             finally:
@@ -203,17 +191,30 @@ class EventLog:
             logger.warning("event log: recovered %d records from crashed processes", recovered)
         return recovered
 
-    def _roll_file(self, seg: Path, spool_name: str) -> int:
+    @contextlib.contextmanager
+    def _claims(self) -> Iterator[SharedLogIndex]:
+        """The reward index: ours when open, else a connection for this recovery."""
+        if self._index is not None:
+            yield self._index
+            return
+        conn = connect(self.logs_dir / "index.db")
+        try:
+            yield SharedLogIndex(conn, threading.Lock(), self.name)
+        finally:
+            conn.close()
+
+    def _roll_file(self, seg: Path, spool_name: str, claims: SharedLogIndex) -> int:
         from serving.eventlog.roll import roll_segment
         from serving.eventlog.tombstones import load_erasures
 
         part = f"{spool_name}-{_segment_number(seg):09d}"
         erasures = load_erasures(self.logs_dir / "index.db")
-        n = roll_segment(
+        rolled = roll_segment(
             seg, self.decisions_dir, self.rewards_dir, part, erasures, self.erased_at_roll
         )
+        claims.confirm(rolled.counted_rewards, spool_name)  # before the segment goes
         seg.unlink(missing_ok=True)
-        return n
+        return rolled.records
 
     # ------------------------------------------------------------------ writing
     def _line(self, record: DecisionRecord | RewardRecord) -> bytes:
@@ -241,29 +242,18 @@ class EventLog:
         """Log one decision before answering (its ``replica`` is this log's name)."""
         self._append(self._line(record))
 
+    def _shared(self) -> SharedLogIndex:
+        if self._index is None:
+            raise EventLogError("the event log is closed")
+        return self._index
+
     def remember_request(self, request_key: str, response: str) -> None:
         """Keep the answer given to a request id (shared by replicas, kept 24 h)."""
-        self._index_execute(
-            "INSERT OR IGNORE INTO requests (request_key, response, timestamp) VALUES (?, ?, ?)",
-            (request_key, response, time.time()),
-        )
+        self._shared().remember_request(request_key, response, time.time())
 
     def find_request(self, request_key: str) -> str | None:
         """The answer already given to ``request_key`` by any replica, if any."""
-        row = self._index_execute(
-            "SELECT response FROM requests WHERE request_key = ?", (request_key,)
-        ).fetchone()
-        return row[0] if row else None
-
-    def _index_execute(self, sql: str, params: tuple[Any, ...]) -> sqlite3.Cursor:
-        index = self._index
-        if index is None:
-            raise EventLogError("the event log is closed")
-        try:
-            with self._index_lock:
-                return index.execute(sql, params)
-        except sqlite3.Error as exc:
-            raise EventLogError(f"cannot use the shared log index: {exc}") from exc
+        return self._shared().find_request(request_key)
 
     def record_reward(self, event_id: str, reward: float, late: bool) -> RewardOutcome:
         """Log a reward; first one per event id wins (``sum`` mode: all count), shared by
@@ -271,13 +261,7 @@ class EventLog:
         duplicate = False
         now = time.time()
         if not late:
-            count = self._index_execute(
-                "INSERT INTO reward_index (event_id, reward, count, timestamp) VALUES (?, ?, 1, ?)"
-                " ON CONFLICT(event_id) DO UPDATE SET count = count + 1, reward = reward +"
-                " (CASE WHEN ? = 'sum' THEN excluded.reward ELSE 0 END) RETURNING count",
-                (event_id, reward, now, self.reward_mode),
-            ).fetchone()[0]
-            duplicate = count > 1
+            duplicate = self._claim_reward(event_id, reward, now)
         counted = not late and (not duplicate or self.reward_mode == "sum")
         self._append(
             self._line(
@@ -292,6 +276,32 @@ class EventLog:
             )
         )
         return RewardOutcome(accepted=counted, duplicate=duplicate)
+
+    def _claim_reward(self, event_id: str, reward: float, now: float) -> bool:
+        """Claim the reward in the shared index; ``True`` when another came first. A first
+        claim by a replica that died before writing it is released by recovering that
+        replica's spool now, and claimed again."""
+        index = self._shared()
+        count, claimant = index.claim(event_id, reward, now, self.reward_mode)
+        if count > 1 and claimant not in (None, self.name) and self._is_dead(claimant):
+            self.recover()
+            if not index.is_claimed(event_id):
+                count, _ = index.claim(event_id, reward, now, self.reward_mode)
+        return count > 1
+
+    def _is_dead(self, replica: str) -> bool:
+        """Whether ``replica``'s spool lock is free (its process is gone, not recovered)."""
+        try:
+            fd = os.open(self.spool_root / f"{replica}.lock", os.O_RDWR)
+        except OSError:
+            return False  # closed cleanly or already recovered
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        finally:
+            os.close(fd)
+        return True
 
     # ------------------------------------------------------------------ durability
     def sync(self) -> None:
@@ -330,7 +340,7 @@ class EventLog:
                 if seg.stat().st_size == 0:
                     seg.unlink(missing_ok=True)
                     continue
-                rolled += self._roll_file(seg, self.name)
+                rolled += self._roll_file(seg, self.name, self._shared())
             self.last_roll = time.time()
             return rolled
 

@@ -8,6 +8,7 @@ rewrites the same file instead of duplicating rows.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +96,15 @@ def _erased_in(decisions: pa.Table, erasures: Mapping[str, float]) -> bool:
     return any(customer_hash(str(c)) in erasures for c in ids)
 
 
+@dataclass(frozen=True, slots=True)
+class RolledSegment:
+    """What one roll wrote: how many records, and the event ids of its counted rewards
+    (their claims in the reward index are confirmed: :mod:`serving.eventlog.shared_index`)."""
+
+    records: int
+    counted_rewards: list[str]
+
+
 def roll_segment(
     path: Path,
     decisions_dir: Path,
@@ -102,9 +112,9 @@ def roll_segment(
     part_name: str,
     erasures: Mapping[str, float] | None = None,
     dropped: dict[str, int] | None = None,
-) -> int:
+) -> RolledSegment:
     """Write one segment's records as Parquet parts named ``part-<part_name>.parquet`` in
-    each dataset; return the number of records. The segment itself is left for the caller
+    each dataset; return what was written. The segment itself is left for the caller
     to delete, so a crash in between re-rolls it into the same file names (no duplicates).
     Decisions of customers erased since they were logged (``erasures``, see
     :mod:`serving.eventlog.tombstones`) are dropped with their rewards, counted in ``dropped``.
@@ -114,8 +124,10 @@ def roll_segment(
         for table, out_dir in ((fast[0], decisions_dir), (fast[1], rewards_dir)):
             if table.num_rows:
                 write_atomic(table, out_dir / f"part-{part_name}.parquet")
-        return fast[0].num_rows + fast[1].num_rows
+        rewards = fast[1].filter(fast[1]["counted"])
+        return RolledSegment(fast[0].num_rows + fast[1].num_rows, rewards["event_id"].to_pylist())
     decisions, rewards, _bad = read_segment(path)
+    counted = [r["event_id"] for r in rewards if r.get("counted")]  # erased ones too
     if erasures:
         from serving.eventlog.tombstones import drop_erased
 
@@ -130,7 +142,7 @@ def roll_segment(
         if records:
             rows = [tuple(r.get(name) for name in schema.names) for r in records]
             write_atomic(rows_to_table(rows, schema), out_dir / f"part-{part_name}.parquet")
-    return len(decisions) + len(rewards)
+    return RolledSegment(len(decisions) + len(rewards), counted)
 
 
 def rewrite_without(directory: Path, column: str, values: Iterable[str]) -> int:

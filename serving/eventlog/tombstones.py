@@ -26,8 +26,7 @@ from training.logs.schema import CUSTOMER_ID, EVENT_ID, TIMESTAMP
 
 KEEP_DAYS = 30.0
 _DDL = (
-    "CREATE TABLE IF NOT EXISTS erasures "
-    "(customer_hash TEXT PRIMARY KEY, erased_at REAL NOT NULL)"
+    "CREATE TABLE IF NOT EXISTS erasures (customer_hash TEXT PRIMARY KEY, erased_at REAL NOT NULL)"
 )
 _SALT = b"maestro-erasure-tombstone\x00"
 
@@ -49,9 +48,7 @@ def record_erasure(index_path: Path, customer_id: str, at: float | None = None) 
                 "ON CONFLICT(customer_hash) DO UPDATE SET erased_at = excluded.erased_at",
                 (customer_hash(customer_id), at),
             )
-            conn.execute(
-                "DELETE FROM erasures WHERE erased_at < ?", (at - KEEP_DAYS * 86400.0,)
-            )
+            conn.execute("DELETE FROM erasures WHERE erased_at < ?", (at - KEEP_DAYS * 86400.0,))
     finally:
         conn.close()
 
