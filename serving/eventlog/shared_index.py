@@ -27,6 +27,8 @@ _DDL = (
     "CREATE TABLE IF NOT EXISTS requests (request_key TEXT PRIMARY KEY, response TEXT NOT NULL,"
     " timestamp REAL NOT NULL)",
 )
+#: rows confirmed per transaction (about a millisecond on this machine)
+CONFIRM_CHUNK = 256
 _CLAIMS_INDEX = (
     "CREATE INDEX IF NOT EXISTS reward_index_unconfirmed ON reward_index (replica)"
     " WHERE replica IS NOT NULL"
@@ -103,24 +105,27 @@ class SharedLogIndex:
         return int(count), claimant
 
     def confirm(self, event_ids: Iterable[str], replica: str) -> None:
-        """The rewards of ``event_ids`` claimed by ``replica`` are in Parquet now."""
+        """The rewards of ``event_ids`` claimed by ``replica`` are in Parquet now. Runs on
+        the roll thread in transactions of ``CONFIRM_CHUNK`` rows, so a reward claim on
+        the serving thread waits for one chunk at most, not a whole segment's."""
         rows = [(e, replica) for e in event_ids]
-        if not rows:
-            return
-        try:
-            with self._lock:
-                self._conn.execute("BEGIN IMMEDIATE")
-                try:
-                    self._conn.executemany(
-                        "UPDATE reward_index SET replica = NULL WHERE event_id = ? AND replica = ?",
-                        rows,
-                    )
-                    self._conn.execute("COMMIT")
-                except BaseException:
-                    self._conn.execute("ROLLBACK")
-                    raise
-        except sqlite3.Error as exc:
-            raise EventLogError(f"cannot confirm rewards in the log index: {exc}") from exc
+        for start in range(0, len(rows), CONFIRM_CHUNK):
+            chunk = rows[start : start + CONFIRM_CHUNK]
+            try:
+                with self._lock:
+                    self._conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        self._conn.executemany(
+                            "UPDATE reward_index SET replica = NULL"
+                            " WHERE event_id = ? AND replica = ?",
+                            chunk,
+                        )
+                        self._conn.execute("COMMIT")
+                    except BaseException:
+                        self._conn.execute("ROLLBACK")
+                        raise
+            except sqlite3.Error as exc:
+                raise EventLogError(f"cannot confirm rewards in the log index: {exc}") from exc
 
     def release(self, replica: str) -> int:
         """Drop the claims a dead ``replica`` never wrote (call after rolling its spool);
