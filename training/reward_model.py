@@ -2,7 +2,14 @@
 
 One ridge regression per action id on the hashed customer/context features (the
 "disjoint" model of Li et al., WWW 2010, fitted offline), with the global mean reward
-for actions never seen in training. Fitted with scikit-learn's :class:`~sklearn.linear_model.Ridge`.
+for actions never seen in training (an action logged fewer than ``min_rows`` times is
+predicted by its own mean reward). Fitted with scikit-learn's
+:class:`~sklearn.linear_model.Ridge`. The one reward model of training and of the
+simulator's estimator checks.
+
+References:
+    Hoerl & Kennard, *Ridge Regression: Biased Estimation for Nonorthogonal Problems*,
+    Technometrics 12 (1970).
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import numpy as np
 from policies.featurize import DenseFeaturizer
 from policies.types import Action, Context, LoggedBatch
 from training.columns import shared_features
+from training.errors import EstimatorInputError
 
 
 @dataclass
@@ -34,6 +42,10 @@ class RidgeRewardModel:
     _x: dict[int, tuple[Context, np.ndarray]] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
+        if not self.alpha > 0:
+            raise EstimatorInputError("alpha must be > 0", field="alpha")
+        if self.min_rows < 1:
+            raise EstimatorInputError("min_rows must be >= 1", field="min_rows")
         self._feat = DenseFeaturizer(self.shared_dim, 1)
 
     def fit(self, batch: LoggedBatch) -> RidgeRewardModel:

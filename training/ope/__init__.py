@@ -33,7 +33,7 @@ from training.ope.estimate import Estimate, check_inputs
 from training.ope.estimators import DM, DR, IPS, SNIPS, ClippedIPS, Estimator, SwitchDR
 from training.ope.policy_eval import PolicyInputs, RewardModel, evaluate_policy, policy_inputs
 from training.ope.registry import ESTIMATORS, MODEL_BASED, evaluate, table
-from training.ope.ridge import RidgeRewardModel
+from training.reward_model import RidgeRewardModel
 
 __all__ = [
     "DM",
