@@ -65,6 +65,11 @@ class BasePolicy:
     seed: int = 0
 
     kind: ClassVar[str] = "base"
+    #: the pmf depends only on the decision point and the action list, not on the
+    #: customer: bulk evaluation asks once per distinct (decision point, actions)
+    context_free: ClassVar[bool] = False
+    #: a candidate of the same kind may start from this policy's learnt state
+    warm_starts: ClassVar[bool] = False
     version: str = "0"
 
     def __post_init__(self) -> None:

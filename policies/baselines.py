@@ -31,6 +31,7 @@ class UniformPolicy(BasePolicy):
     """
 
     kind: ClassVar[str] = "uniform"
+    context_free: ClassVar[bool] = True
 
     def raw_pmf(self, context: Context, actions: Sequence[Action]) -> list[float]:
         """``1 / n_actions`` for every candidate.
@@ -77,6 +78,7 @@ class RulesPolicy(BasePolicy):
     priorities: dict[str, list[str]] = field(default_factory=dict)
 
     kind: ClassVar[str] = "rules"
+    context_free: ClassVar[bool] = True
 
     def raw_pmf(self, context: Context, actions: Sequence[Action]) -> list[float]:
         """All mass on the best-ranked candidate (before the exploration floor).

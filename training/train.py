@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 
 from policies.base import BasePolicy
-from policies.baselines import RulesPolicy, UniformPolicy
 from policies.bulk import BulkLearner
 from policies.catalog import Catalog
 from policies.registry import load_policy, make_policy
@@ -150,7 +149,7 @@ def train_candidate(
     """A candidate of ``kind`` trained on ``train_batch``. With ``bulk``, a candidate that
     learns in bulk (:class:`~policies.bulk.BulkLearner`) learns the whole batch at once
     from its columnar shared features: the same model as ``candidate.learn``."""
-    if champion is not None and cfg.warm_start and champion.kind == kind == "vw-cb":
+    if champion is not None and cfg.warm_start and champion.kind == kind and champion.warm_starts:
         candidate = load_policy(champion.save())
     else:
         candidate = make_policy(kind, seed=cfg.seed, **cfg.params)
@@ -203,12 +202,12 @@ def evaluate_all(
 def batch_pmfs(policy: Any, batch: LoggedBatch) -> list[np.ndarray] | None:
     """``policy.pmf`` of every row of ``batch`` computed in bulk, or ``None`` when the policy
     has no bulk path. A :class:`~policies.bulk.BulkLearner` scores the whole batch from its
-    columnar shared features; ``uniform`` and ``rules`` depend only on the decision point and
-    the action list, so each distinct (decision point, action list) is asked once."""
+    columnar shared features; a ``context_free`` policy (``uniform``, ``rules``) depends only
+    on the decision point and the action list, so each distinct pair is asked once."""
 
     if isinstance(policy, BulkLearner):
         return policy.pmf_logged(batch, shared_features(batch.contexts))
-    if type(policy) in (UniformPolicy, RulesPolicy):
+    if getattr(policy, "context_free", False):
         memo: dict[tuple[int, str], tuple[Any, np.ndarray]] = {}
         out = []
         for ctx, acts in zip(batch.contexts, batch.actions, strict=True):

@@ -167,6 +167,7 @@ class VWPolicy(BasePolicy):
     exploration_floor: float = 0.0
 
     kind: ClassVar[str] = "vw-cb"
+    warm_starts: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -102,3 +102,38 @@ def test_forbidden_actions_never_drawn(kind: str, catalog: Catalog) -> None:
     assert decisions == 10_000
     # the scenarios really exercise contact channels, not just no_contact
     assert {"email", "push", "sms", "in_app"} <= channels_drawn
+
+
+CONTEXT_FREE = [k for k in KINDS if make_policy(k).context_free]
+
+
+def test_uniform_and_rules_are_context_free() -> None:
+    assert {"uniform", "rules"} <= set(CONTEXT_FREE) and "vw-cb" not in CONTEXT_FREE
+
+
+@pytest.mark.parametrize("kind", CONTEXT_FREE, ids=CONTEXT_FREE)
+def test_a_context_free_policy_ignores_the_customer(kind: str, catalog: Catalog) -> None:
+    """``context_free`` lets bulk evaluation ask once per (decision point, actions): it must
+    hold for every customer, or the claim is false."""
+    policy = make_policy(kind, seed=2)
+    point = catalog["cart_abandoned"]
+    rng = np.random.default_rng(0)
+    pmfs = {
+        tuple(
+            policy.pmf(
+                Context(
+                    f"c-{i}",
+                    {
+                        "lifetime_value": float(rng.uniform(0, 5000)),
+                        "segment": str(rng.choice(["a", "b"])),
+                    },
+                    {"page": "cart"},
+                    point.name,
+                    0.0,
+                ),
+                point.actions,
+            )
+        )
+        for i in range(50)
+    }
+    assert len(pmfs) == 1
