@@ -197,8 +197,7 @@ def run_policy(
     probs, rewards = trace.probabilities, trace.rewards
     expected, optimal = trace.expected, trace.optimal
     all_ctx, all_act, all_idx, truths = trace.contexts, trace.actions, trace.indices, trace.truths
-    # the feedback not yet learnt from: a LoggedBatch's contexts, actions, indices, p, r
-    pend_ctx, pend_act, pend_idx, pend_p, pend_r = _pending()
+    pending = _PendingFeedback()
     start = time.perf_counter()
     prefix = f"sim-{seed}-"
     for t in range(steps):
@@ -224,27 +223,51 @@ def run_policy(
             all_idx.append(idx)
             truths.append(result.expected_rewards[obs.eligible_index])
         if learn:
-            pend_ctx.append(context)
-            pend_act.append(obs.eligible)
-            pend_idx.append(idx)
-            pend_p.append(decision.probability)
-            pend_r.append(reward)
-            if len(pend_ctx) >= learn_every or t == steps - 1:
-                policy.learn(
-                    LoggedBatch(
-                        pend_ctx, pend_act, np.array(pend_idx), np.array(pend_p), np.array(pend_r)
-                    )
-                )
-                pend_ctx, pend_act, pend_idx, pend_p, pend_r = [], [], [], [], []
+            pending.add(context, obs.eligible, idx, decision.probability, reward)
+            if len(pending.contexts) >= learn_every or t == steps - 1:
+                pending.learn(policy)
         if progress is not None:
             progress(1)
         obs = result.next_observation
     return trace.run_log(policy, time.perf_counter() - start, keep_batch)
 
 
-def _pending() -> tuple[list[Context], list[Sequence[Action]], list[int], list[float], list[float]]:
-    """Empty lists for the feedback a run has not learnt from yet."""
-    return [], [], [], [], []
+class _PendingFeedback:
+    """The feedback a run has not learnt from yet: a :class:`LoggedBatch` in lists."""
+
+    __slots__ = ("actions", "contexts", "indices", "probabilities", "rewards")
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self.contexts: list[Context] = []
+        self.actions: list[Sequence[Action]] = []
+        self.indices: list[int] = []
+        self.probabilities: list[float] = []
+        self.rewards: list[float] = []
+
+    def add(
+        self, context: Context, actions: Sequence[Action], index: int, p: float, r: float
+    ) -> None:
+        self.contexts.append(context)
+        self.actions.append(actions)
+        self.indices.append(index)
+        self.probabilities.append(p)
+        self.rewards.append(r)
+
+    def learn(self, policy: BasePolicy) -> None:
+        """``policy.learn`` on what is pending, then start again empty."""
+        policy.learn(
+            LoggedBatch(
+                self.contexts,
+                self.actions,
+                np.array(self.indices),
+                np.array(self.probabilities),
+                np.array(self.rewards),
+            )
+        )
+        self._reset()
 
 
 def progress_bar(total: int, desc: str, enabled: bool | None = None) -> Any:
