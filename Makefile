@@ -39,16 +39,19 @@ run: install
 test-deps:
 	@command -v redis-server >/dev/null 2>&1 || { \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  echo "make test-deps: installing Debian package redis-server with $${SUDO:-root} apt-get (the Redis tests start it on 127.0.0.1)"; \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq redis-server; }
 	@# Debian's headless Chromium + chromedriver for the dashboard's browser test
 	@{ [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; } || { \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  echo "make test-deps: installing Debian packages chromium chromium-driver with $${SUDO:-root} apt-get (the dashboard's browser test)"; \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium chromium-driver; }
+	@echo "make test-deps: redis-server, chromium and chromedriver present"
 
 # lint-imports first: a wrong arrow between packages fails the run before any test
 test: install test-deps
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow" --durations=15
 
 test-all: install test-deps
 	$(PY) -m pytest -q
