@@ -14,17 +14,26 @@ export MLFLOW_ENABLE_TELEMETRY := false
 export RAY_SERVE_ENABLE_HA_PROXY := 1
 export RAY_SERVE_THROUGHPUT_OPTIMIZED := 1
 
-.PHONY: install ext run test test-all test-deps lint bench clean
+.PHONY: install lock ext run test test-all test-deps lint bench clean
 
-$(STAMP): pyproject.toml setup.py $(wildcard */_*.pyx */*/_*.pyx) $(wildcard */_*.pxd */*/_*.pxd)
+$(STAMP): pyproject.toml setup.py requirements/lock.txt $(wildcard */_*.pyx */*/_*.pyx) $(wildcard */_*.pxd */*/_*.pxd)
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# The CPU build of torch first, or pip pulls a multi-GB CUDA build.
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev]'
+	# every version pinned to what CI tested (requirements/lock.txt; refresh: make lock)
+	$(PY) -m pip install -q -c requirements/lock.txt -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Refresh the lock to the newest versions pyproject.toml allows (then make test, commit):
+# uv resolves for Linux x86-64 and Python 3.11, the platform CI runs on.
+lock: install
+	$(PY) -m pip install -q 'uv>=0.5'
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --upgrade -q --no-annotate \
+	  --python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
+	  --custom-compile-command "make lock" -o requirements/lock.txt
 
 # Rebuild the compiled hot loops (*/_*.pyx) in place after editing one.
 ext: install
