@@ -76,3 +76,10 @@ class HAProxyConfigChanged(ServingError, RuntimeError):
     """Ray's generated HAProxy config no longer has the shape the shedding rewrite expects."""
 
     cli_shows_kind = False
+
+
+class CannotListenError(ServingError):
+    """``maestro serve`` on an address it cannot listen on (taken, or not this machine's)."""
+
+    exit_code = EXIT_USAGE
+    cli_shows_kind = False

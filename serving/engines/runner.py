@@ -3,10 +3,32 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import socket
 
+from serving.errors import CannotListenError
 from serving.settings import Settings, get_settings
+
+
+def ensure_port_free(host: str, port: int) -> None:
+    """Fail at once, before any slow start-up, when ``host:port`` is taken: bind it the
+    way uvicorn and HAProxy will (``SO_REUSEADDR``, so a closed socket's TIME_WAIT is no
+    obstacle) and let go."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise CannotListenError(f"port {port} is in use on {host}", field="port") from None
+            if exc.errno == errno.EADDRNOTAVAIL:
+                raise CannotListenError(
+                    f"cannot listen on {host}: not an address of this machine", field="host"
+                ) from None
+            raise
 
 
 def uvicorn_config(app: object, host: str, port: int) -> object:
@@ -51,6 +73,7 @@ def serve(engine: str, host: str, port: int, replicas: int) -> None:
     """The body of ``maestro serve``."""
     from serving.factory import preflight
 
+    ensure_port_free(host, port)
     settings = get_settings()
     preflight(settings)
     if engine == "uvicorn":
