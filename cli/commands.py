@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 
 import click
 
+from cli import evaluate as ev
 from cli import training as tc
 from cli.simulate import simulate_command
 from cli.training import promote_command, train_command
@@ -105,22 +106,22 @@ def train(policy_kind: str, decision_point: str | None, promote: bool, every: st
 
 
 @click.command()
-@click.option("--policy", "policy_ref", default=None, help="A policy kind, or models:/name@alias.")
+@click.option("--policy", "policy_ref", default=None, help=ev.POLICY_HELP)
 @click.option("--logs", type=click.Path(dir_okay=True), default=None)
-def evaluate(policy_ref: str | None, logs: str | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print every estimate as JSON.")
+def evaluate(policy_ref: str | None, logs: str | None, as_json: bool) -> None:
     """Off-policy evaluation (IPS, SNIPS, DM, DR) with 95% confidence intervals."""
     if policy_ref is None and logs is None:
         raise click.UsageError("give --policy, --logs FILE.parquet, or both")
     from pathlib import Path
 
-
     if policy_ref is None:
-        result = _run(tc.evaluate_byo, Path(logs))
-    else:
-
-        logs_path = Path(logs) if logs else None
-        result = _run(tc.evaluate_policy_ref, get_settings(), policy_ref, logs_path)
-    click.echo(tc.dumps(result))
+        result = _run(ev.evaluate_byo, Path(logs))
+        click.echo(tc.dumps(result))
+        return
+    logs_path = Path(logs) if logs else None
+    result = _run(ev.evaluate_policy_ref, get_settings(), policy_ref, logs_path)
+    click.echo(tc.dumps(result) if as_json else ev.summary(result))
 
 
 @click.command()

@@ -1,4 +1,4 @@
-"""Bodies of ``maestro train``, ``maestro evaluate`` and ``maestro promote``.
+"""Bodies of ``maestro train``, ``maestro promote`` and the champions of ``maestro init``.
 
 The CLI edge: reads settings once, calls :mod:`training`, prints results. Errors are
 raised as exceptions and turned into one-line messages and exit codes by ``cli.main``.
@@ -12,22 +12,20 @@ import signal
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import click
 
 from cli.errors import CommandError
 from policies.catalog import DEFAULT_CATALOG, load_catalog
-from policies.registry import POLICY_KINDS, load_policy, make_policy
+from policies.registry import load_policy
 from serving.service.policy_store import ensure_cold_start_champions
 from serving.settings import Settings
 from training import tracking
-from training.data import load_training_set
-from training.ope import evaluate, table
-from training.train import LoggingPolicy, TrainConfig, evaluate_all, run_training
+from training.train import TrainConfig, run_training
 
 _EVERY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+
 
 
 def parse_every(text: str) -> float:
@@ -105,85 +103,6 @@ def train_command(
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
-
-BYO_REQUIRED = ("reward", "probability", "target_probability")
-
-
-def evaluate_byo(path: Path) -> dict[str, Any]:
-    """The contract's "Bring your own logs": estimators on a Parquet file's columns."""
-    import pandas as pd
-
-    if not path.is_file():
-        raise CommandError(f"--logs: no such file {path}")
-    try:
-        frame = pd.read_parquet(path)
-    except Exception as exc:
-        raise CommandError(f"--logs: cannot read {path} as Parquet: {exc}") from exc
-    missing = [c for c in BYO_REQUIRED if c not in frame.columns]
-    if missing:
-        raise CommandError(f"--logs: missing column(s) {', '.join(missing)} in {path}")
-    has_q = "q_logged" in frame.columns and "q_target" in frame.columns
-    estimates = evaluate(
-        frame["reward"].to_numpy(float),
-        frame["probability"].to_numpy(float),
-        frame["target_probability"].to_numpy(float),
-        frame["q_logged"].to_numpy(float) if has_q else None,
-        frame["q_target"].to_numpy(float) if has_q else None,
-    )
-    return {"n": len(frame), "estimators": table(estimates)}
-
-
-def evaluate_policy_ref(settings: Settings, ref: str, logs: Path | None) -> dict[str, Any]:
-    """OPE of a policy on Maestro's logs, beside the logging policy, uniform and the champion.
-
-    ``ref`` is a policy kind (a fresh policy of that kind), ``champion``, or
-    ``<decision_point>@<version>`` for a registered version.
-    """
-    catalog = load_catalog(settings.catalog_file)
-    full = load_training_set(
-        logs or settings.logs_dir, catalog, time.time(), None, settings.reward_mode
-    )
-    out: dict[str, Any] = {
-        "policy": ref,
-        "decision_points": {},
-        "log_report": full.report.as_dict(),
-    }
-    priorities = catalog.journey_priorities()
-    for dp in sorted(set(full.frame["decision_point"])):
-        ts = full.subset((full.frame["decision_point"] == dp).to_numpy())
-        train, holdout = ts.split(0.5) if len(ts) >= 4 else (ts, ts)
-        champ = tracking.load_champion_bytes(dp, settings.tracking_uri)
-        if ref in POLICY_KINDS:
-            target = make_policy(ref, priorities=priorities) if ref == "rules" else make_policy(ref)
-            if ref not in ("uniform", "rules"):
-                target.learn(train.batch)
-        elif ref == "champion":
-            if champ is None:
-                continue
-            target = load_policy(champ[0])
-        elif "@" in ref:
-            ref_dp, version = ref.split("@", 1)
-            if ref_dp != dp:
-                continue
-            target = load_policy(tracking.load_version_bytes(dp, version, settings.tracking_uri))
-        else:
-            raise CommandError(
-                f"--policy: expected a kind ({', '.join(POLICY_KINDS)}), 'champion' or DP@VERSION"
-            )
-        compared = {
-            "policy": target,
-            "logging": LoggingPolicy(holdout),
-            "uniform": make_policy("uniform"),
-        }
-        if champ is not None:
-            compared["champion"] = load_policy(champ[0])
-        estimates = evaluate_all(compared, holdout, train, 0.05)
-        out["decision_points"][dp] = {
-            "n": len(holdout),
-            **{name: table(est) for name, est in estimates.items()},
-        }
-    return out
 
 
 def promote_command(settings: Settings, decision_point: str, version: int) -> str:

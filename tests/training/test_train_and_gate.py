@@ -261,3 +261,38 @@ def test_cli_evaluate_bring_your_own_logs(tmp_path) -> None:
         result.exit_code == 2
         and "missing column(s) probability, target_probability" in result.output
     )
+
+
+def test_cli_evaluate_accepts_exactly_the_forms_its_help_names(trained, monkeypatch) -> None:
+    from cli.main import cli
+    from serving.settings import get_settings
+
+    home, uri, (res,) = trained
+    monkeypatch.setenv("MAESTRO_HOME", str(home))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    get_settings.cache_clear()
+    try:
+        help_text = CliRunner().invoke(cli, ["evaluate", "--help"]).output
+        assert "DECISION_POINT@VERSION" in help_text and "models:/" not in help_text
+        result = CliRunner().invoke(cli, ["evaluate", "--policy", "champion"])
+        assert result.exit_code == 0, result.output
+        rows = [line for line in result.output.splitlines() if line.startswith("cart_abandoned")]
+        assert {line.split()[1] for line in rows} >= {"policy", "logging", "uniform", "champion"}
+        result = CliRunner().invoke(cli, ["evaluate", "--policy", "champion", "--json"])
+        out = json.loads(result.output)
+        assert out["decision_points"]["cart_abandoned"]["n"] == 750  # train's 25% holdout
+        version = f"cart_abandoned@{res.version}"
+        result = CliRunner().invoke(cli, ["evaluate", "--policy", version, "--json"])
+        assert result.exit_code == 0, result.output
+        assert list(json.loads(result.output)["decision_points"]) == ["cart_abandoned"]
+        for bad, says in [
+            ("models:/maestro-cart_abandoned@champion", "is not a policy kind"),
+            ("cart_abandoned@latest", "is not a policy kind"),
+            ("nowhere@1", "no decision point 'nowhere'"),
+            ("default@1", "no logged decisions at 'default'"),
+        ]:
+            result = CliRunner().invoke(cli, ["evaluate", "--policy", bad])
+            assert result.exit_code == 2, (bad, result.output)
+            assert says in result.output and len(result.output.strip().splitlines()) == 1
+    finally:
+        get_settings.cache_clear()
