@@ -239,8 +239,10 @@ class EventLog:
             self._dirty_since = time.time()
 
     def append_decision(self, record: DecisionRecord) -> None:
-        """Log one decision before answering (its ``replica`` is this log's name)."""
-        self._append(self._line(record))
+        """Log one decision before answering (its ``replica`` is this log's name): the
+        line is :meth:`_line`'s, built inline (one call less on every ``/decide``)."""
+        raw = orjson.dumps(record)
+        self._append(raw[: raw.rfind(b',"replica":')] + self._tails[DecisionRecord])
 
     def _shared(self) -> SharedLogIndex:
         if self._index is None:

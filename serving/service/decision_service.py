@@ -150,9 +150,10 @@ class DecisionService:
     def decide(self, req: DecideRequest | DecideBody) -> bytes:
         """Answer one decision as the contract's JSON bytes (logged before returning)."""
         start = time.perf_counter()
-        previous = self._recorder.replay(req)
-        if previous is not None:
-            return previous
+        if req.request_id is not None:  # the replay stage (skipped, a call less, without one)
+            previous = self._recorder.replay(req)
+            if previous is not None:
+                return previous
         point = self.catalog[req.decision_point]
         offered = self._candidates.offered(req, point)
         now = time.time()
@@ -174,7 +175,8 @@ class DecisionService:
         body = self._recorder.record(
             req, point, now, event_id, customer_json, eligible, excluded, from_catalog, choice
         )
-        self._candidates.routed(req, point, decision.action)
+        if self.agents is not None:  # routed() counts only roster assignments
+            self._candidates.routed(req, point, decision.action)
         self._observe(point.name, decision, variant, degraded_reason is not None, start, now)
         return body
 
