@@ -1,118 +1,32 @@
-"""A small client of Maestro's HTTP API (``/events``, ``/decide``, ``/reward``), per the
-contract, and the runner that drives a live Maestro with simulated customers.
+"""The runner that drives a live Maestro with simulated customers.
 
 With ``--target URL`` the simulator is the journey engine: for each simulated visit it
 posts what the customer did (``/events``), asks ``/decide`` at the visit's decision
 point with the request context, plays the returned action in the environment, posts
 the customer's reactions and the realised reward (``/reward``). The environment
 still knows the true expected reward of every action, so the live service's regret
-is exact. ``Authorization: Bearer <key>`` is sent when an API key is given.
+is exact. It talks to the service through the one Python client, :mod:`client`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
-import httpx
 import numpy as np
 
+from client import Conflict, MaestroClient
 from policies.types import Action, Decision
-from simulator.environment import Environment, Observation, SimEvent
+from simulator.environment import Environment, Observation
 from simulator.errors import TargetError
 from simulator.run import RunLog
 
 
-@dataclass(frozen=True)
-class DecideAnswer:
-    """The parts of a ``/decide`` answer the simulator uses."""
-
-    event_id: str
-    action_id: str | None
-    probability: float
-    policy: str
-    policy_version: str
-    degraded: bool
-
-
-class MaestroClient:
-    """``httpx`` client of one running Maestro (keep-alive, one connection pool)."""
-
-    def __init__(self, base_url: str, api_key: str | None = None, timeout: float = 10.0,
-                 transport: httpx.BaseTransport | None = None) -> None:
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout,
-                                  transport=transport)
-        self.refused = 0  # 503 answers retried
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> MaestroClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    #: a ``503`` (overload: the request was refused before any work) is retried after its
-    #: ``Retry-After`` (capped at :attr:`max_retry_wait` s), at most this many times
-    overload_retries = 8
-    max_retry_wait = 1.0
-
-    def _post(self, path: str, body: dict[str, Any], ok: tuple[int, ...]) -> httpx.Response:
-        for attempt in range(self.overload_retries + 1):
-            try:
-                resp = self._http.post(path, json=body)
-            except httpx.HTTPError as exc:
-                raise TargetError(f"{self.base_url}{path}: {exc}") from exc
-            if resp.status_code != 503 or attempt == self.overload_retries:
-                break
-            self.refused += 1
-            try:
-                wait = float(resp.headers.get("retry-after", "1"))
-            except ValueError:
-                wait = 1.0
-            time.sleep(min(max(wait, 0.0), self.max_retry_wait))
-        if resp.status_code == 401:
-            raise TargetError(f"{self.base_url}{path}: 401 unauthorized (set MAESTRO_API_KEY)")
-        if resp.status_code not in ok:
-            raise TargetError(f"{self.base_url}{path}: HTTP {resp.status_code}: {resp.text[:300]}")
-        return resp
-
-    def healthy(self) -> bool:
-        try:
-            return self._http.get("/healthz").status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def event(self, event: SimEvent) -> None:
-        body = {"customer_id": event.customer_id, "type": event.type,
-                "properties": dict(event.properties)}
-        self._post("/events", body, (202, 200))
-
-    def decide(self, customer_id: str, decision_point: str, context: dict[str, Any],
-               actions: list[dict[str, Any]] | None = None) -> DecideAnswer:
-        """``actions`` (optional): the candidates to send, e.g. the agents available now."""
-        body: dict[str, Any] = {"customer_id": customer_id, "decision_point": decision_point,
-                                "context": context}
-        if actions is not None:
-            body["actions"] = actions
-        data = self._post("/decide", body, (200,)).json()
-        try:
-            return DecideAnswer(str(data["event_id"]), data.get("action_id"),
-                                float(data["probability"]), str(data.get("policy", "")),
-                                str(data.get("policy_version", "")), bool(data.get("degraded")))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise TargetError(f"/decide: malformed answer {data!r}") from exc
-
-    def reward(self, event_id: str, reward: float) -> bool:
-        """Post a reward; ``True`` when accepted (a duplicate or late one is not an error)."""
-        resp = self._post("/reward", {"event_id": event_id, "reward": float(reward)},
-                          (200, 409))
-        return resp.status_code == 200
+def post_reward(client: MaestroClient, event_id: str, reward: float) -> None:
+    """Post a reward; a late one (``409``: the window closed) is not an error here."""
+    with contextlib.suppress(Conflict):
+        client.reward(event_id, reward)
 
 
 def _action(obs: Observation, action_id: str | None) -> Action | None:
@@ -149,7 +63,7 @@ def run_target(
     start = time.perf_counter()
     for t in range(steps):
         for ev in obs.events:
-            client.event(ev)
+            client.event(ev.customer_id, ev.type, dict(ev.properties))
         answer = client.decide(obs.customer_id, obs.decision_point, dict(obs.context.request))
         action = _action(obs, answer.action_id)
         decision = Decision(event_id=answer.event_id, action=action,
@@ -157,8 +71,8 @@ def run_target(
                             policy_version=answer.policy_version)
         result = env.step(decision)
         for ev in result.events:
-            client.event(ev)
-        client.reward(answer.event_id, result.reward)
+            client.event(ev.customer_id, ev.type, dict(ev.properties))
+        post_reward(client, answer.event_id, result.reward)
         policy = answer.policy or policy
         versions.add(answer.policy_version)
         degraded += answer.degraded

@@ -14,10 +14,11 @@ from typing import Any
 
 import numpy as np
 
+from client import MaestroClient
 from policies.routing import CONTINUITY
 from policies.types import Decision
 from simulator.errors import TargetError
-from simulator.http_client import MaestroClient
+from simulator.http_client import post_reward
 from simulator.routing import DECISION_POINT, RoutingEnvironment
 from simulator.run import RunLog
 
@@ -54,7 +55,7 @@ def run_routing_target(
             raise TargetError(f"/decide routed case {t} to {answer.action_id!r}, which the "
                               "simulator's rules exclude")
         result = env.step(Decision(answer.event_id, chosen, answer.probability, ()))
-        client.reward(answer.event_id, result.reward)
+        post_reward(client, answer.event_id, result.reward)
         policy = answer.policy or policy
         versions.add(answer.policy_version)
         degraded += answer.degraded

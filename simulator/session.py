@@ -10,9 +10,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from client import MaestroClient
 from simulator.environment import EnvConfig, JourneyEnvironment
 from simulator.errors import InvalidSimulationConfig
-from simulator.http_client import MaestroClient, run_target
+from simulator.http_client import run_target
 from simulator.ope_check import validate_for_report
 from simulator.report import write_report
 from simulator.run import RunLog, compare, progress_bar

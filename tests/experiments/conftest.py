@@ -73,10 +73,11 @@ def live_server(
 ) -> ExperimentServer:
     """Champion, rules and a registered LinUCB challenger split ``cart_abandoned`` with a
     15% holdout; the simulator's customers are served (same generator, same seed)."""
+    from client import MaestroClient
     from policies.catalog import load_catalog
     from serving.factory import memory_layer_from_synthetic
     from simulator.environment import EnvConfig, JourneyEnvironment
-    from simulator.http_client import MaestroClient, run_target
+    from simulator.http_client import run_target
     from simulator.run import build_policy
     from training.tracking import register_policy
 

@@ -100,8 +100,9 @@ def test_dashboard_renders_live_data_in_chromium(
 ) -> None:
     from selenium.webdriver.common.by import By
 
+    from client import MaestroClient
     from simulator.environment import EnvConfig, JourneyEnvironment
-    from simulator.http_client import MaestroClient, run_target
+    from simulator.http_client import run_target
 
     live_server.wait_rolled()
     # keep traffic flowing while the page is open (the live series cover the last 2 min)

@@ -47,8 +47,9 @@ def _maestro(
 
 
 def _drive(base_url: str, steps: int, seed: int):
+    from client import MaestroClient
     from simulator.environment import EnvConfig, JourneyEnvironment
-    from simulator.http_client import MaestroClient, run_target
+    from simulator.http_client import run_target
 
     env = JourneyEnvironment(EnvConfig(customers=CUSTOMERS, customer_seed=7))
     with MaestroClient(base_url) as client:

@@ -135,8 +135,8 @@ def test_closed_loop_simulated_cases_through_the_service_into_training(routing_s
     """The routing simulator routes its cases through ``/decide`` (agents sent, continuity
     computed by the service), posts rewards; the logs then train an ``agent_routing``
     candidate with Maestro's own training job."""
+    from client import MaestroClient
     from policies.catalog import load_catalog
-    from simulator.http_client import MaestroClient
     from simulator.routing import RoutingConfig, RoutingEnvironment, customer_rows
     from simulator.routing_target import run_routing_target
     from training.train import TrainConfig, run_training

@@ -20,10 +20,10 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
+from client import ConnectionFailed, MaestroClient, Overloaded, Unauthorized
 from policies.registry import POLICY_KINDS
 from simulator.environment import EnvConfig, JourneyEnvironment
-from simulator.errors import TargetError
-from simulator.http_client import MaestroClient, run_target
+from simulator.http_client import run_target
 
 KEY = "sim-test-key-1234"
 CUSTOMERS = 150
@@ -89,14 +89,14 @@ def test_run_target_drives_decide_events_and_reward(live: Live) -> None:
 
 def test_target_without_the_api_key_is_refused(live: Live) -> None:
     env = JourneyEnvironment(EnvConfig(customers=CUSTOMERS))
-    with MaestroClient(live.url) as client, pytest.raises(TargetError, match="401"):
+    with MaestroClient(live.url) as client, pytest.raises(Unauthorized, match="401"):
         run_target(client, env, 5, seed=0)
 
 
 def test_target_that_is_down_is_a_clear_error() -> None:
     env = JourneyEnvironment(EnvConfig(customers=10))
     with MaestroClient(f"http://127.0.0.1:{_free_port()}", timeout=1.0) as client, \
-            pytest.raises(TargetError, match=r"127\.0\.0\.1"):
+            pytest.raises(ConnectionFailed, match=r"127\.0\.0\.1"):
         run_target(client, env, 1, seed=0)
 
 
@@ -143,15 +143,15 @@ def test_client_retries_an_overload_refusal_after_retry_after() -> None:
         return httpx.Response(200, json={"event_id": "e", "accepted": True})
 
     with MaestroClient("http://127.0.0.1:9", transport=httpx.MockTransport(handler)) as client:
-        client.max_retry_wait = 0.0
-        assert client.reward("e", 1.0) is True
+        client.max_wait = 0.0
+        assert client.reward("e", 1.0).accepted is True
         assert client.refused == 2 and calls["n"] == 3
 
     def always(_request: httpx.Request) -> httpx.Response:
         return httpx.Response(503, headers={"Retry-After": "1"}, json={"detail": []})
 
     with MaestroClient("http://127.0.0.1:9", transport=httpx.MockTransport(always)) as client:
-        client.max_retry_wait = 0.0
-        with pytest.raises(TargetError, match="503"):
+        client.max_wait = 0.0
+        with pytest.raises(Overloaded, match="503"):
             client.reward("e", 1.0)
-        assert client.refused == client.overload_retries
+        assert client.refused == client.attempts - 1
