@@ -76,3 +76,7 @@ class HAProxyConfigChanged(ServingError, RuntimeError):
     """Ray's generated HAProxy config no longer has the shape the shedding rewrite expects."""
 
     cli_shows_kind = False
+
+
+class SettingsDocError(ServingError):
+    """README has no (or a broken) settings block, or a settings field has no description."""
