@@ -14,7 +14,7 @@ export MLFLOW_ENABLE_TELEMETRY := false
 export RAY_SERVE_ENABLE_HA_PROXY := 1
 export RAY_SERVE_THROUGHPUT_OPTIMIZED := 1
 
-.PHONY: install lock ext run test test-all test-deps lint bench clean
+.PHONY: install lock ext run test test-all test-deps lint bench docs clean
 
 $(STAMP): pyproject.toml setup.py requirements/lock.txt $(wildcard */_*.pyx */*/_*.pyx) $(wildcard */_*.pxd */*/_*.pxd)
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -69,6 +69,10 @@ test-all: install test-deps
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
+
+# README's table of environment variables, generated from serving/settings.py
+docs: install
+	$(PY) -m serving.settings_doc
 
 bench: install
 	$(PY) -m benchmarks.bench_decide --write

@@ -83,3 +83,7 @@ class CannotListenError(ServingError):
 
     exit_code = EXIT_USAGE
     cli_shows_kind = False
+
+
+class SettingsDocError(ServingError):
+    """README has no (or a broken) settings block, or a settings field has no description."""

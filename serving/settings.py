@@ -3,23 +3,10 @@
 Nothing here runs at import time: :func:`get_settings` builds (and caches) the settings
 when the CLI or a test asks for them, and the app receives them through its service.
 
-Environment variables (the contract's three plus Maestro's own ``MAESTRO_*`` knobs):
-
-- ``MAESTRO_HOME`` (default ``./maestro-data``): the workspace.
-- ``MAESTRO_API_KEY``: comma-separated accepted keys (unset: no auth).
-- ``MLFLOW_TRACKING_URI`` (default ``sqlite:///$MAESTRO_HOME/mlflow.db``).
-- ``MAESTRO_TIME_BUDGET_MS`` (50), ``MAESTRO_KILL_SWITCH`` (false), ``MAESTRO_APPRENTICE``
-  (false), ``MAESTRO_REWARD_MODE`` (``first`` | ``sum``), ``MAESTRO_POLL_SECONDS`` (5),
-  ``MAESTRO_FLUSH_MS`` (200), ``MAESTRO_ROLL_SECONDS`` (10), ``MAESTRO_SECRET`` (else the
-  workspace secret file ``$MAESTRO_HOME/secret``), ``MAESTRO_COLD_START_KIND`` (``rules``),
-  ``MAESTRO_FEATURE_SOURCE`` (``feast`` | ``memory``), ``MAESTRO_MAX_BODY_BYTES`` (65536),
-  ``MAESTRO_RAY_MAX_ONGOING_REQUESTS`` (64), ``MAESTRO_RAY_MAX_QUEUED_REQUESTS`` (512),
-  ``MAESTRO_RAY_TEMP_DIR``, ``MAESTRO_RAY_REPLICA_MAXCONN`` (2),
-  ``MAESTRO_RAY_QUEUE_LIFO`` (false), ``MAESTRO_ADMISSION_MAX_IN_FLIGHT`` (32),
-  ``MAESTRO_ADMISSION_QUEUE_MS`` (50), ``MAESTRO_ADMISSION_RETRY_AFTER_S`` (1),
-  ``MAESTRO_CATALOG_PATH`` (else ``$MAESTRO_HOME/catalog.yaml``),
-  ``MAESTRO_EXPERIMENTS_PATH`` (else ``$MAESTRO_HOME/experiments.yaml`` if present; see
-  :mod:`serving.experiments.variants`).
+Environment variables: each field is ``MAESTRO_<FIELD>`` (``MLFLOW_TRACKING_URI`` for the
+tracking URI), with its type, default and ``description``; README's table of them is
+generated from this class (``python -m serving.settings_doc``, ``make docs``) and checked by
+``tests/test_readme_settings.py``, so a new field needs a description.
 """
 
 from __future__ import annotations
@@ -39,46 +26,124 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="MAESTRO_", extra="ignore", frozen=True)
 
-    home: Path = Field(default=Path("./maestro-data"))
-    #: accepted API keys; never logged (SecretStr hides them in repr)
-    api_key: SecretStr | None = Field(default=None)
-    mlflow_tracking_uri: str | None = Field(
-        default=None, validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "mlflow_tracking_uri")
+    home: Path = Field(
+        default=Path("./maestro-data"),
+        description="the workspace: Feast repo and data, logs, MLflow store (made absolute once)",
     )
-    catalog_path: Path | None = None
-    experiments_path: Path | None = None
-    secret: SecretStr | None = None
+    #: accepted API keys; never logged (SecretStr hides them in repr)
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="comma-separated accepted keys (any one works, so keys rotate); when set, "
+        "every endpoint but `/healthz` and `/metrics` needs `Authorization: Bearer <key>`",
+    )
+    mlflow_tracking_uri: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "mlflow_tracking_uri"),
+        description="where runs and the model registry live "
+        "(unset: `sqlite:///$MAESTRO_HOME/mlflow.db`)",
+    )
+    catalog_path: Path | None = Field(
+        default=None,
+        description="the decision-point catalog (unset: `$MAESTRO_HOME/catalog.yaml`, "
+        "else the shipped `policies/catalog.yaml`)",
+    )
+    experiments_path: Path | None = Field(
+        default=None,
+        description="the experiments file (unset: `$MAESTRO_HOME/experiments.yaml` if present)",
+    )
+    secret: SecretStr | None = Field(
+        default=None,
+        description="the key that signs event ids, shared by replicas "
+        "(unset: the workspace's `$MAESTRO_HOME/secret`, made once)",
+    )
 
-    time_budget_ms: float = Field(default=50.0, gt=0)
-    kill_switch: bool = False
-    apprentice: bool = False
-    reward_mode: Literal["first", "sum"] = "first"
-    poll_seconds: float = Field(default=5.0, gt=0, le=10)
-    flush_ms: float = Field(default=200.0, gt=0, le=200)
-    roll_seconds: float = Field(default=10.0, gt=0)
-    cold_start_kind: str = "rules"
-    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    time_budget_ms: float = Field(
+        default=50.0,
+        gt=0,
+        description="past it, the rules fallback answers with `degraded: true`",
+    )
+    kill_switch: bool = Field(default=False, description="serve `rules` only")
+    apprentice: bool = Field(
+        default=False, description="serve `rules`, log the learned policy's choice as a shadow"
+    )
+    reward_mode: Literal["first", "sum"] = Field(
+        default="first",
+        description="rewards of one event: the first counts, or every distinct one is summed",
+    )
+    poll_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=10,
+        description="how often the MLflow registry is polled for a new champion",
+    )
+    flush_ms: float = Field(
+        default=200.0,
+        gt=0,
+        le=200,
+        description="the event log's group-commit window (on disk within it)",
+    )
+    roll_seconds: float = Field(
+        default=10.0, gt=0, description="how often the spool is rolled into the Parquet logs"
+    )
+    cold_start_kind: str = Field(
+        default="rules", description="the policy kind `maestro init` registers as first champion"
+    )
+    max_body_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="larger request bodies are refused (`413`)"
+    )
     #: Ray Serve: requests in flight per replica, and queued per caller before ``503``
-    ray_max_ongoing_requests: int = Field(default=64, ge=1)
-    ray_max_queued_requests: int = Field(default=512, ge=-1)
-    ray_temp_dir: str | None = None
-    #: Ray Serve's HAProxy ingress sheds overload (:mod:`serving.engines.haproxy_shed`): requests
-    #: let into one replica at once (0: HAProxy does not shed), and the queue's order
-    #: (``True``: newest first)
-    ray_replica_maxconn: int = Field(default=2, ge=0)
-    ray_queue_lifo: bool = False
-    #: admission control, both engines (:mod:`serving.api.admission`): requests inside the
-    #: app at once (0: off), the longest a request may wait on the event loop before it
-    #: is refused (0: off), and the ``Retry-After`` of the ``503``
-    admission_max_in_flight: int = Field(default=32, ge=0)
-    admission_queue_ms: float = Field(default=50.0, ge=0)
-    admission_retry_after_s: int = Field(default=1, ge=1)
-    #: feature source: ``feast`` (the workspace's Feast repo) or ``memory`` (tests, demos)
-    feature_source: Literal["feast", "memory"] = "feast"
-    #: in-process cache of Feast's SQLite rows (:mod:`features.cache`): customers kept
-    #: (0: off) and the bound on a direct write to Feast that bypassed Maestro
-    feature_cache_size: int = Field(default=200_000, ge=0)
-    feature_cache_seconds: float = Field(default=60.0, gt=0)
+    ray_max_ongoing_requests: int = Field(
+        default=64, ge=1, description="Ray Serve: requests in flight in one replica"
+    )
+    ray_max_queued_requests: int = Field(
+        default=512,
+        ge=-1,
+        description="Ray Serve: requests queued per caller before `503` (-1: no bound)",
+    )
+    ray_temp_dir: str | None = Field(
+        default=None,
+        description="Ray Serve: the local cluster's temporary directory (unset: Ray's)",
+    )
+    #: Ray Serve's HAProxy ingress sheds overload (:mod:`serving.engines.haproxy_shed`)
+    ray_replica_maxconn: int = Field(
+        default=2,
+        ge=0,
+        description="Ray Serve: requests HAProxy lets into one replica at once; the rest wait "
+        "at most `MAESTRO_ADMISSION_QUEUE_MS`, then get `503` (0: HAProxy does not shed)",
+    )
+    ray_queue_lifo: bool = Field(
+        default=False,
+        description="Ray Serve: HAProxy serves the newest waiting request first",
+    )
+    #: admission control, both engines (:mod:`serving.api.admission`)
+    admission_max_in_flight: int = Field(
+        default=32, ge=0, description="requests inside the app at once before refusing (0: off)"
+    )
+    admission_queue_ms: float = Field(
+        default=50.0,
+        ge=0,
+        description="a request that waited longer than this is refused with `503` (0: off)",
+    )
+    admission_retry_after_s: int = Field(
+        default=1, ge=1, description="the `Retry-After` of an overload `503`, in seconds"
+    )
+    feature_source: Literal["feast", "memory"] = Field(
+        default="feast",
+        description="`feast` (the workspace's Feast repo) or `memory` (tests, demos)",
+    )
+    #: in-process cache of Feast's SQLite rows (:mod:`features.cache`)
+    feature_cache_size: int = Field(
+        default=200_000,
+        ge=0,
+        description="customers whose Feast rows each process keeps (0: off); a write through "
+        "Maestro is seen by every process at its next read",
+    )
+    feature_cache_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="bound on how long a change written straight into Feast by another tool "
+        "may go unseen",
+    )
 
     @field_validator("home", mode="after")
     @classmethod
