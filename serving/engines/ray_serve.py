@@ -229,7 +229,8 @@ def run_ray(settings: Settings, host: str, port: int, replicas: int) -> None:
     try:
         serve.run(build_application(settings, replicas), name=APP_NAME, route_prefix="/")
         print(
-            f"maestro: serving on http://{host}:{port} (Ray Serve, {replicas} replica(s))",
+            f"maestro: serving on http://{host}:{port} (Ray Serve, {replicas} replica(s));"
+            f" workspace {settings.home}",
             flush=True,
         )
         stop.wait()

@@ -65,7 +65,11 @@ def run_uvicorn(settings: Settings, host: str, port: int) -> None:
     )
     app = build_app(settings)
     server = uvicorn.Server(uvicorn_config(app, host, port))  # type: ignore[arg-type]
-    print(f"maestro: serving on http://{host}:{port} (uvicorn, pid {os.getpid()})", flush=True)
+    print(
+        f"maestro: serving on http://{host}:{port} (uvicorn, pid {os.getpid()});"
+        f" workspace {settings.home}",
+        flush=True,
+    )
     server.run()
 
 
