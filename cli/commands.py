@@ -31,6 +31,16 @@ def _fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
     sys.exit(code)
 
 
+def _workspace() -> Any:
+    """The settings of an existing workspace: a command that only reads one refuses an
+    empty or missing ``MAESTRO_HOME`` (exit 2) instead of creating files in it."""
+    settings = get_settings()
+    home = settings.home
+    if not home.is_dir() or not any(home.iterdir()):
+        _fail(f"no workspace at {home}: run `maestro init` (or set MAESTRO_HOME)", EXIT_USAGE)
+    return settings
+
+
 def _policy_list(
     _ctx: click.Context, _param: click.Parameter, value: str | None
 ) -> list[str] | None:
@@ -102,7 +112,7 @@ def serve(engine: str, host: str, port: int, replicas: int) -> None:
 def train(policy_kind: str, decision_point: str | None, promote: bool, every: str | None) -> None:
     """Train a candidate from logged decisions and rewards, evaluate it off-policy, register it."""
 
-    _run(train_command, get_settings(), policy_kind, decision_point, promote, every)
+    _run(train_command, _workspace(), policy_kind, decision_point, promote, every)
 
 
 @click.command()
@@ -120,7 +130,7 @@ def evaluate(policy_ref: str | None, logs: str | None, as_json: bool) -> None:
         click.echo(tc.dumps(result))
         return
     logs_path = Path(logs) if logs else None
-    result = _run(ev.evaluate_policy_ref, get_settings(), policy_ref, logs_path)
+    result = _run(ev.evaluate_policy_ref, _workspace(), policy_ref, logs_path)
     click.echo(tc.dumps(result) if as_json else ev.summary(result))
 
 
@@ -145,7 +155,7 @@ def simulate(
 def promote(decision_point: str, model_version: int) -> None:
     """Move the champion alias of a decision point to a registered version (rollback)."""
 
-    click.echo(_run(promote_command, get_settings(), decision_point, model_version))
+    click.echo(_run(promote_command, _workspace(), decision_point, model_version))
 
 
 @click.command()
@@ -159,7 +169,7 @@ def promote(decision_point: str, model_version: int) -> None:
 def report(as_json: bool, mde: float | None) -> None:
     """Experiment results per decision point: variants, rewards, lift with intervals."""
 
-    click.echo(_run(report_command, get_settings(), as_json, mde))
+    click.echo(_run(report_command, _workspace(), as_json, mde))
 
 
 @click.command()

@@ -73,3 +73,31 @@ def test_help_loads_no_command() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert "LOADED []" in out
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["promote", "--decision-point", "cart_abandoned", "--version", "1"],
+        ["evaluate", "--policy", "champion"],
+        ["report"],
+        ["train"],
+    ],
+    ids=lambda a: a[0],
+)
+def test_read_only_commands_refuse_an_empty_workspace(args, tmp_path, monkeypatch) -> None:
+    from cli.main import cli
+    from serving.settings import get_settings
+
+    home = tmp_path / "empty"
+    home.mkdir()
+    monkeypatch.setenv("MAESTRO_HOME", str(home))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(cli, args)
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 2, result.output
+    assert f"no workspace at {home}" in result.output
+    assert not any(home.iterdir())  # nothing created: no mlflow.db
