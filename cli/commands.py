@@ -73,7 +73,7 @@ def _run(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     except KeyboardInterrupt:
         _fail("interrupted", EXIT_FAILURE)
     except Exception as exc:  # a library failure: one line, never a bare traceback
-        _fail(f"{type(exc).__name__}: {exc}", EXIT_FAILURE)
+        _fail(str(exc) or type(exc).__name__, EXIT_FAILURE)
 
 
 @click.command()

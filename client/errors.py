@@ -14,7 +14,7 @@ from core.errors import MaestroError
 class ClientError(MaestroError):
     """Root of every error the client raises: Maestro answered badly or not at all."""
 
-    cli_shows_kind = True
+    cli_shows_kind = False  # the command line says the problem, not the class
 
     def __init__(self, message: str = "", *, field: str | None = None,
                  status: int | None = None, problem: str | None = None) -> None:

@@ -8,7 +8,7 @@ from core.errors import EXIT_USAGE, MaestroError
 class FeatureStoreError(MaestroError):
     """Root of every error the feature layer raises."""
 
-    cli_shows_kind = True
+    cli_shows_kind = False  # the command line says the problem, not the class
 
 
 class FeatureStoreUnavailable(FeatureStoreError):

@@ -15,7 +15,7 @@ from core.errors import EXIT_USAGE, MaestroError
 class ServingError(MaestroError):
     """Root of every error the serving layer raises."""
 
-    cli_shows_kind = True
+    cli_shows_kind = False  # the command line says the problem, not the class
 
 
 class UnknownEventError(ServingError):

@@ -11,7 +11,7 @@ from core.errors import EXIT_USAGE, MaestroError
 class SimulatorError(MaestroError):
     """Root of every error the simulator raises (raised itself when a run cannot go on)."""
 
-    cli_shows_kind = True
+    cli_shows_kind = False  # the command line says the problem, not the class
 
 
 class InvalidSimulationConfig(SimulatorError, ValueError):

@@ -127,6 +127,7 @@ def test_cli_simulate_with_unreachable_target_fails_with_one_line(tmp_path: Path
     lines = [ln for ln in result.output.splitlines() if ln.strip()]
     assert lines == [lines[0]] and lines[0].startswith("maestro: error:") and url in lines[0]
     assert "Traceback" not in result.output
+    assert "Error:" not in lines[0] and "Failed:" not in lines[0]  # the problem, not a class
 
 
 def test_client_retries_an_overload_refusal_after_retry_after() -> None:
