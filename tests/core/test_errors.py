@@ -19,6 +19,7 @@ ERROR_MODULES = (
     "simulator.errors",
     "training.errors",
     "cli.errors",
+    "client.errors",
 )
 
 
@@ -133,15 +134,10 @@ def test_the_cli_edge_exits_with_each_errors_code(
     [
         ("policies.errors", "InvalidInputError", "maestro: error: bad", 2),
         ("policies.errors", "ModelLoadError", "maestro: error: bad", 1),
-        ("features.errors", "WorkspaceError", "maestro: error: WorkspaceError: bad", 1),
+        ("features.errors", "WorkspaceError", "maestro: error: bad", 1),
         ("features.errors", "InvalidEventError", "maestro: error: bad", 2),
-        (
-            "serving.errors",
-            "ExperimentConfigError",
-            "maestro: error: ExperimentConfigError: bad",
-            1,
-        ),
-        ("simulator.errors", "SimulatorError", "maestro: error: SimulatorError: bad", 1),
+        ("serving.errors", "ExperimentConfigError", "maestro: error: bad", 1),
+        ("simulator.errors", "SimulatorError", "maestro: error: bad", 1),
         ("simulator.errors", "TargetError", "maestro: error: bad", 1),
         ("training.errors", "TrainingDataError", "maestro: error: bad", 1),
         ("cli.errors", "CommandError", "maestro: error: bad", 2),
