@@ -7,7 +7,7 @@ One ``decide`` call runs the stages of :mod:`serving.service.stages` in order:
 2. features: one read of the customer's features (:class:`features.source.FeatureSource`);
    a failure there answers from the fallback with ``degraded: true``; a customer the store
    holds no row for is decided for from the defaults, answered and logged with
-   ``customer_known: false`` and counted in ``maestro_unknown_customer_decisions``;
+   ``customer_known: false`` and counted in ``maestro_unknown_customer_decisions_total``;
 3. context: the checked :class:`~policies.types.Context` (a broken stored value degrades);
 4. candidates and rules: the request's, the catalog's or the agent roster's actions, split
    into eligible and excluded (always, whatever answers next);
