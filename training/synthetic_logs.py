@@ -70,6 +70,7 @@ def _decision_record(
         variant="champion",
         explored=decision.explored,
         degraded=False,
+        customer_known=True,
         reward_deadline=reward_deadline,
         shadow_policy=None,
         shadow_policy_version=None,

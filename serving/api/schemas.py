@@ -116,6 +116,11 @@ class DecideResponse(BaseModel):
     policy: str
     policy_version: str
     degraded: bool
+    customer_known: bool | None = Field(
+        description="the feature store holds features for this customer (loaded, or written "
+        "by /events); false: decided from the defaults; null: the store could not be read "
+        "(a degraded answer)"
+    )
 
 
 class RewardRequest(_Strict):

@@ -5,7 +5,9 @@ One ``decide`` call runs the stages of :mod:`serving.service.stages` in order:
 1. replay: an optional ``request_id`` already answered returns the same answer (logged
    once);
 2. features: one read of the customer's features (:class:`features.source.FeatureSource`);
-   a failure there answers from the fallback with ``degraded: true``;
+   a failure there answers from the fallback with ``degraded: true``; a customer the store
+   holds no row for is decided for from the defaults, answered and logged with
+   ``customer_known: false`` and counted in ``maestro_unknown_customer_decisions_total``;
 3. context: the checked :class:`~policies.types.Context` (a broken stored value degrades);
 4. candidates and rules: the request's, the catalog's or the agent roster's actions, split
    into eligible and excluded (always, whatever answers next);
@@ -105,6 +107,7 @@ class DecisionService:
         self._records = self._contexts.records
         self._counters: dict[tuple[str, ...], Any] = {}  # labelled metric children
         self._timers: dict[str, Any] = {}
+        self._unknown: dict[str, Any] = {}  # per decision point
         self.metrics.bind_log(log.unsynced_seconds, lambda: time.time() - log.last_roll)
         policies.on_swap = self._on_swap
         policies.on_load_error = lambda dp: self.metrics.policy_load_errors.labels(dp).inc()
@@ -157,7 +160,7 @@ class DecisionService:
         point = self.catalog[req.decision_point]
         offered = self._candidates.offered(req, point)
         now = time.time()
-        customer, degraded_reason = self._features.read(req.customer_id)
+        customer, known, degraded_reason = self._features.read(req.customer_id)
         context, customer_json, degraded_reason = self._contexts.build(
             req, customer, point.name, now, degraded_reason
         )
@@ -172,13 +175,23 @@ class DecisionService:
         decision, _, variant, _, degraded_reason = choice
         if degraded_reason is not None:
             self.metrics.degraded.labels(point.name, degraded_reason).inc()
+        if known is False:
+            self._count_unknown(point.name)
         body = self._recorder.record(
-            req, point, now, event_id, customer_json, eligible, excluded, from_catalog, choice
+            req, point, now, event_id, customer_json, known, eligible, excluded, from_catalog,
+            choice,
         )
         if self.agents is not None:  # routed() counts only roster assignments
             self._candidates.routed(req, point, decision.action)
         self._observe(point.name, decision, variant, degraded_reason is not None, start, now)
         return body
+
+    def _count_unknown(self, point: str) -> None:
+        """Count one decision for a customer the feature store holds no row for."""
+        counter = self._unknown.get(point)
+        if counter is None:
+            counter = self._unknown[point] = self.metrics.unknown_customers.labels(point)
+        counter.inc()
 
     def _observe(
         self,

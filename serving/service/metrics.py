@@ -26,6 +26,12 @@ class Metrics:
             ["decision_point", "reason"],
             registry=r,
         )
+        self.unknown_customers = Counter(
+            "maestro_unknown_customer_decisions",
+            "Decisions for a customer the feature store holds no row for (decided from defaults)",
+            ["decision_point"],
+            registry=r,
+        )
         self.latency = Histogram(
             "maestro_decide_latency_seconds",
             "Time spent inside /decide (service side)",

@@ -3,7 +3,8 @@
 Everything the policy saw is appended to the event log as a
 :class:`training.logs.records.DecisionRecord` *before* the answer's bytes exist; an
 answer given to a ``request_id`` is remembered (shared by replicas) and replayed
-instead of deciding again.
+instead of deciding again. An answer remembered by a version that did not say
+``customer_known`` is replayed with ``"customer_known": null`` (it was not recorded).
 """
 
 from __future__ import annotations
@@ -28,8 +29,17 @@ def _actions_json(actions: list[Action]) -> list[dict[str, Any]]:
     return [{"id": a.id, "channel": a.channel, "features": dict(a.features)} for a in actions]
 
 
+#: the answer's ``customer_known`` key, as a replay looks for it
+_KNOWN_KEY = b'"customer_known":'
+
+
 def _answer(
-    event_id: str, decision: Decision, version: str, excluded: list[Exclusion], degraded: bool
+    event_id: str,
+    decision: Decision,
+    version: str,
+    excluded: list[Exclusion],
+    degraded: bool,
+    known: bool | None,
 ) -> bytes:
     """The contract's ``/decide`` answer as JSON bytes."""
     action = decision.action
@@ -47,6 +57,7 @@ def _answer(
             "policy": decision.policy,
             "policy_version": version,
             "degraded": degraded,
+            "customer_known": known,
         }
     )
 
@@ -69,7 +80,12 @@ class DecisionRecorder:
         if req.request_id is None:
             return None
         previous = self.log.find_request(request_key(req))
-        return previous.encode() if previous is not None else None
+        if previous is None:
+            return None
+        body = previous.encode()
+        if _KNOWN_KEY not in body:  # remembered before answers carried it
+            body = body[: body.rindex(b"}")] + b"," + _KNOWN_KEY + b"null}"
+        return body
 
     def record(
         self,
@@ -78,13 +94,15 @@ class DecisionRecorder:
         now: float,
         event_id: str,
         customer_json: str,
+        known: bool | None,
         eligible: list[Action],
         excluded: list[Exclusion],
         from_catalog: bool,
         choice: Choice,
     ) -> bytes:
         """Log the decision, then return the contract's answer bytes (remembered under the
-        request's ``request_id``, if any)."""
+        request's ``request_id``, if any). ``known``: whether the feature store holds the
+        customer (None: it could not be read)."""
         decision, version, variant, shadow, degraded_reason = choice
         action = decision.action
         probs = {r.action_id: r.probability for r in decision.ranking}
@@ -110,6 +128,7 @@ class DecisionRecorder:
                 variant=variant,
                 explored=decision.explored,
                 degraded=degraded_reason is not None,
+                customer_known=known,
                 reward_deadline=now + point.reward_window_seconds,
                 shadow_policy=shadow.policy if shadow else None,
                 shadow_policy_version=shadow.policy_version if shadow else None,
@@ -117,7 +136,7 @@ class DecisionRecorder:
                 shadow_probability=shadow.probability if shadow else None,
             )
         )
-        body = _answer(event_id, decision, version, excluded, degraded_reason is not None)
+        body = _answer(event_id, decision, version, excluded, degraded_reason is not None, known)
         if req.request_id is not None:
             self.log.remember_request(request_key(req), body.decode())
         return body

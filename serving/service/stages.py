@@ -40,17 +40,24 @@ Choice = tuple[Decision, str, str, Decision | None, str | None]
 
 
 class FeatureStage:
-    """One read of the customer's features; an unreachable store degrades to the defaults."""
+    """One read of the customer's features; an unreachable store degrades to the defaults.
+
+    Whether the customer is known is the source's answer (:class:`features.source.
+    CustomerFeatures` ``known``: the store holds a row for the id, loaded or written by
+    events); when the store cannot be read it is unknowable, ``None``.
+    """
 
     def __init__(self, source: FeatureSource) -> None:
         self.source = source
 
-    def read(self, customer_id: str) -> tuple[Mapping[str, Any], str | None]:
-        """The customer's feature values and the degraded reason (``feature_store``) or None."""
+    def read(self, customer_id: str) -> tuple[Mapping[str, Any], bool | None, str | None]:
+        """The customer's feature values, whether the customer is known (None: the store
+        could not be read) and the degraded reason (``feature_store``) or None."""
         try:
-            return self.source.get(customer_id).values, None
+            record = self.source.get(customer_id)
         except FeatureStoreError:
-            return DEFAULTS, "feature_store"
+            return DEFAULTS, None, "feature_store"
+        return record.values, record.known, None
 
 
 class ContextStage:

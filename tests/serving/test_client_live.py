@@ -19,6 +19,8 @@ def test_a_retried_request_id_returns_the_same_decision_logged_once(server) -> N
         again = maestro.decide("c-all", CART, request_id="client-retry-1")
         other = maestro.decide("c-all", CART)
         assert first == again and other.event_id != first.event_id
+        assert first.customer_known is True
+        assert maestro.decide("c-al", CART).customer_known is False  # a typo: still decided
         assert first.ranking and abs(sum(r.probability for r in first.ranking) - 1) < 1e-9
         ack = maestro.reward(first.event_id, 1.0)
         assert ack.accepted and maestro.reward(first.event_id, 1.0).accepted is not None

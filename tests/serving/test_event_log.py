@@ -42,6 +42,7 @@ def _row(event_id: str, customer: str = "c-1", **changes: Any) -> DecisionRecord
         "variant": "champion",
         "explored": False,
         "degraded": False,
+        "customer_known": True,
         "reward_deadline": time.time() + 60,
         "shadow_policy": None,
         "shadow_policy_version": None,

@@ -116,12 +116,29 @@ def test_unreachable_online_store_degrades_to_rules(feast_server) -> None:
         assert c.get("/readyz").status_code == 503
         body = c.post("/decide", json={"customer_id": "c-000007", "decision_point": CART}).json()
         assert body["degraded"] is True and body["policy"] == "rules"
+        assert body["customer_known"] is None  # the store cannot say whether it holds them
         reasons = {x["reason"] for x in body["excluded"]}
         assert {"no_consent:email", "no_consent:push", "no_consent:sms"} <= reasons
     finally:
         os.replace(moved, db)
     body = c.post("/decide", json={"customer_id": "c-000007", "decision_point": CART}).json()
-    assert body["degraded"] is False
+    assert body["degraded"] is False and body["customer_known"] is True
+
+
+def test_unknown_ids_are_said_unknown_until_events_make_a_visitor(feast_server) -> None:
+    c = feast_server["client"]
+    known = c.post("/decide", json={"customer_id": "c-000007", "decision_point": CART}).json()
+    typo = c.post("/decide", json={"customer_id": "c-0000007", "decision_point": CART}).json()
+    assert known["customer_known"] is True and known["degraded"] is False
+    assert typo["customer_known"] is False and typo["degraded"] is False
+    assert all(x["reason"].startswith("no_consent:") for x in typo["excluded"])  # defaults
+    event = {"customer_id": "v-feast-1", "type": "page_view", "properties": {"page": "cart"}}
+    assert c.post("/events", json=event).status_code == 202
+    visitor = c.post("/decide", json={"customer_id": "v-feast-1", "decision_point": CART}).json()
+    assert visitor["customer_known"] is True
+    assert 'maestro_unknown_customer_decisions_total{decision_point="cart_abandoned"}' in (
+        c.get("/metrics").text
+    )
 
 
 def test_erase_reaches_the_online_store(feast_server) -> None:

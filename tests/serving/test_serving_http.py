@@ -40,8 +40,9 @@ def test_decide_contract_shape_and_probabilities(server) -> None:
         "policy",
         "policy_version",
         "degraded",
+        "customer_known",
     }
-    assert body["degraded"] is False
+    assert body["degraded"] is False and body["customer_known"] is True
     ranked = {x["action_id"]: x["probability"] for x in body["ranking"]}
     assert math.isclose(sum(ranked.values()), 1.0, abs_tol=1e-9)
     assert body["action_id"] in ranked
@@ -119,6 +120,43 @@ def test_decision_row_holds_what_the_policy_saw(server) -> None:
     assert row["action_id"] == body["action_id"]
     assert math.isclose(row["probability"], body["probability"])
     assert row["policy"] == body["policy"] and row["policy_version"] == body["policy_version"]
+
+
+def _unknown_decisions(server, dp: str = CART) -> float:
+    """``maestro_unknown_customer_decisions_total`` of ``dp`` as ``/metrics`` shows it."""
+    prefix = f'maestro_unknown_customer_decisions_total{{decision_point="{dp}"}} '
+    text = server.client.get("/metrics").text
+    return sum(float(line[len(prefix):]) for line in text.splitlines() if line.startswith(prefix))
+
+
+def test_a_mistyped_customer_id_is_decided_from_defaults_and_said_unknown(server) -> None:
+    before = _unknown_decisions(server)
+    known = _decide(server, customer_id="c-all", decision_point=CART).json()
+    typo = _decide(server, customer_id="c-al", decision_point=CART, request_id="typo-1").json()
+    routed = server.client.post("/_decide_async", json={"customer_id": "c-al",
+                                                       "decision_point": CART}).json()
+    replay = _decide(server, customer_id="c-al", decision_point=CART, request_id="typo-1").json()
+    assert known["customer_known"] is True
+    assert typo["customer_known"] is False and routed["customer_known"] is False
+    assert replay == typo
+    for body in (typo, routed):  # a decision all the same, from the defaults, not degraded
+        assert body["degraded"] is False and body["action_id"] is not None
+        assert math.isclose(sum(r["probability"] for r in body["ranking"]), 1.0, abs_tol=1e-9)
+        assert all(e["reason"].startswith("no_consent:") for e in body["excluded"])
+    assert _unknown_decisions(server) - before == 2.0  # the replay is not a decision
+    server.service.log.roll()
+    frame = pd.read_parquet(server.home / "logs" / "decisions").set_index("event_id")
+    assert frame.loc[[known["event_id"], typo["event_id"], routed["event_id"]],
+                     "customer_known"].tolist() == [True, False, False]
+
+
+def test_a_visitor_seen_through_events_is_known(server) -> None:
+    assert _decide(server, customer_id="v-visitor", decision_point=CART).json()[
+        "customer_known"] is False
+    event = {"customer_id": "v-visitor", "type": "page_view", "properties": {"page": "cart"}}
+    assert server.client.post("/events", json=event).status_code == 202
+    assert _decide(server, customer_id="v-visitor", decision_point=CART).json()[
+        "customer_known"] is True
 
 
 def test_rewards_duplicate_unknown_and_late(server) -> None:

@@ -86,6 +86,7 @@ def test_feature_store_down_gives_degraded_rules_answers(server) -> None:
             assert r.status_code == 200, r.text
             body = r.json()
             assert body["degraded"] is True and body["policy"] == "rules"
+            assert body["customer_known"] is None  # the store cannot say: unknowable
             # features unknown: no consent is assumed, so every consent channel is excluded
             reasons = {x["reason"] for x in body["excluded"]}
             assert {"no_consent:email", "no_consent:push", "no_consent:sms"} <= reasons
@@ -103,6 +104,7 @@ def test_a_broken_stored_feature_degrades_instead_of_blaming_the_client(server) 
     r = _decide(server, customer_id="c-nan", decision_point=CART)
     assert r.status_code == 200, r.text
     assert r.json()["degraded"] is True
+    assert r.json()["customer_known"] is True  # the row exists; one value in it is broken
     assert "no_consent:email" in {x["reason"] for x in r.json()["excluded"]}  # defaults
 
 

@@ -49,6 +49,7 @@ def decision_row(
         "variant": "champion",
         "explored": False,
         "degraded": False,
+        "customer_known": True,
         "reward_deadline": pd.Timestamp(t + window_s, unit="s", tz="UTC"),
         "replica": "test",
     }

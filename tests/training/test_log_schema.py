@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import orjson
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -42,6 +43,7 @@ CONTRACT_DECISIONS = [
     ("variant", pa.string()),
     ("explored", pa.bool_()),
     ("degraded", pa.bool_()),
+    ("customer_known", pa.bool_()),
     ("reward_deadline", _TIME),
     ("shadow_policy", pa.string()),
     ("shadow_policy_version", pa.string()),
@@ -119,7 +121,9 @@ def test_readers_and_the_spool_use_columns_of_the_schema() -> None:
         want = pa.float64() if f.name in schema.TIME_COLUMNS else f.type
         assert spool.field(f.name).type == want
     assert {"timestamp", "reward_deadline"} == schema.TIME_COLUMNS
-    assert {"explored", "degraded", "counted", "duplicate", "late"} == schema.BOOL_COLUMNS
+    assert {
+        "explored", "degraded", "customer_known", "counted", "duplicate", "late"
+    } == schema.BOOL_COLUMNS
 
 
 def _decision(event_id: str) -> DecisionRecord:
@@ -143,6 +147,7 @@ def _decision(event_id: str) -> DecisionRecord:
         variant="champion",
         explored=True,
         degraded=False,
+        customer_known=True,
         reward_deadline=now + 60,
         shadow_policy=None,
         shadow_policy_version=None,
@@ -182,3 +187,54 @@ def test_the_spool_line_carries_every_field_and_the_replica(tmp_path: Path) -> N
         log.close()
     expected = {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
     assert line == {**expected, "replica": log.name, "_t": "d"}
+
+
+def _make_old(directory: Path) -> None:
+    """Rewrite every part under ``directory`` as the log was written before
+    ``customer_known`` existed (the same rows, that column absent)."""
+    old = pa.schema([c for c in CONTRACT_DECISIONS if c[0] != "customer_known"])
+    for path in directory.glob("part-*.parquet"):
+        pq.write_table(pq.read_table(path).drop_columns(["customer_known"]), path)
+        assert pq.read_schema(path).equals(old)
+
+
+def test_parts_written_before_customer_known_still_read_and_train(tmp_path: Path) -> None:
+    from training.data import load_training_set
+    from training.logs.dataset import LogReport, read_parquet_dir
+
+    catalog, logs = load_catalog(), tmp_path / "logs"
+    write_synthetic_logs(logs, catalog, make_policy("uniform"), 40, customers=50, seed=1)
+    _make_old(logs / "decisions")
+    newer = tmp_path / "newer"  # a later part in today's schema, in the same dataset
+    write_synthetic_logs(newer, catalog, make_policy("uniform"), 30, customers=50, seed=2)
+    for sub in ("decisions", "rewards"):
+        for path in (newer / sub).glob("part-*.parquet"):
+            path.rename(logs / sub / f"part-zz-{path.name}")
+    report = LogReport()
+    frame = read_parquet_dir(logs / "decisions", report)
+    assert report.files_read == 2 and not report.files_skipped and len(frame) == 70
+    assert frame["customer_known"].isna().sum() == 40
+    assert frame["customer_known"].dropna().tolist() == [True] * 30
+    # pandas over the directory keeps the column when given the schema
+    direct = pd.read_parquet(logs / "decisions", schema=schema.DECISION_SCHEMA)
+    assert len(direct) == 70 and direct["customer_known"].isna().sum() == 40
+    training = load_training_set(logs, catalog, now=time.time() + 10 * 86_400)
+    assert training.report.decisions == 70 and len(training) == 70
+
+
+def test_a_spool_segment_from_before_customer_known_rolls_with_it_null(tmp_path: Path) -> None:
+    from serving.eventlog.roll import roll_segment
+
+    line = {f.name: getattr(_decision("e-old"), f.name) for f in dataclasses.fields(DecisionRecord)}
+    del line["customer_known"]
+    segment = tmp_path / "seg-old.jsonl"
+    segment.write_bytes(orjson.dumps({**line, "replica": "old", "_t": "d"}) + b"\n")
+    torn = tmp_path / "seg-torn.jsonl"  # a torn last line: the line-by-line reader rolls it
+    torn.write_bytes(segment.read_bytes().replace(b"e-old", b"e-torn") + b'{"event_id": "e-')
+    for path in (segment, torn):
+        rolled = roll_segment(path, tmp_path / "decisions", tmp_path / "rewards", path.stem)
+        assert rolled.records == 1
+    table = pq.read_table(tmp_path / "decisions")
+    assert table.schema.field("customer_known").type == pa.bool_()
+    assert sorted(table["event_id"].to_pylist()) == ["e-old", "e-torn"]
+    assert table["customer_known"].to_pylist() == [None, None]

@@ -8,8 +8,10 @@ column, ``float`` a float64, ``bool`` a bool and :data:`EpochSeconds` a
 what the policy saw, exactly as encoded when it decided. ``replica`` stays each record's
 last field: the spool writer puts its own name there (:mod:`serving.eventlog.log`).
 
-Parquet datasets (read with ``pandas.read_parquet(dir)``; dedupe by ``event_id``, since a
-request retried on another replica may be logged by both):
+Parquet datasets (read with ``pandas.read_parquet(dir, schema=DECISION_SCHEMA)`` or
+:func:`training.logs.dataset.read_parquet_dir`, so parts written before a column existed
+read with it null; dedupe by ``event_id``, since a request retried on another replica may
+be logged by both):
 
 ``$MAESTRO_HOME/logs/decisions/part-*.parquet`` — one row per answered ``/decide``:
 
@@ -36,6 +38,10 @@ variant                string               ``champion`` | ``kill_switch`` | ``a
                                             or not (see serving.experiments.variants)
 explored               bool                 the draw was not the policy's greedy choice
 degraded               bool                 a fallback answered (learn with care)
+customer_known         bool (nullable)      the feature store held a row for the customer
+                                            (false: decided from defaults; null: the store
+                                            could not be read, or a row logged before the
+                                            column existed)
 reward_deadline        timestamp[us, UTC]   end of the reward window
 shadow_policy, shadow_policy_version, shadow_action_id, shadow_probability
                                             apprentice mode: what the learned policy
@@ -89,6 +95,7 @@ class DecisionRecord:
     variant: str
     explored: bool
     degraded: bool
+    customer_known: bool | None
     reward_deadline: EpochSeconds
     shadow_policy: str | None
     shadow_policy_version: str | None

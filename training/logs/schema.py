@@ -7,7 +7,12 @@ schema (:mod:`serving.eventlog.roll`) and the Parquet writers follow. Readers ad
 columns through the constants here, each checked against the records when this module
 is imported, so a column a reader needs cannot silently disappear.
 
-Every column is nullable, as the datasets have always been written.
+Every column is nullable, as the datasets have always been written. A column added later
+(``customer_known``) is absent from older parts: read a directory with
+:func:`training.logs.dataset.read_parquet_dir` (file by file; the column is null for the
+old rows) or give the reader the schema (``pandas.read_parquet(dir,
+schema=DECISION_SCHEMA)``); without it, a reader that takes the schema from the first
+part it finds drops the column when that part is an old one.
 """
 
 from __future__ import annotations
@@ -101,8 +106,8 @@ LATE = _column("late", REWARD_SCHEMA)
 def _values(name: str, values: list[Any]) -> list[Any]:
     if name in TIME_COLUMNS:
         return [None if v is None else int(v * 1_000_000) for v in values]
-    if name in BOOL_COLUMNS:
-        return [bool(v) for v in values]
+    if name in BOOL_COLUMNS:  # null stays null (``customer_known`` unknowable or not logged)
+        return [None if v is None else bool(v) for v in values]
     return values
 
 
