@@ -173,8 +173,9 @@ def check_champions(settings: Settings) -> Check:
     unreachable = _store_problem(uri)
     if unreachable:
         return Check("champions", f"{unreachable}: {fix}")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(PROBE_SECONDS)))
+    if uri.startswith(("http://", "https://")):  # a server that answers slowly: no retries
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(PROBE_SECONDS)))
     try:
         from policies.catalog import load_catalog
         from training.tracking import champion_version, client

@@ -255,17 +255,21 @@ def run_ray(settings: Settings, host: str, port: int, replicas: int) -> None:
     # create/migrate the MLflow store once, here: replicas starting together on a fresh
     # SQLite store would race on its schema migration
     champion_version("default", settings.tracking_uri)
-    run_dir = start_cluster(settings, host, port, settings.ray_temp_dir)
+    # a signal during the slow start-up too only asks to stop: the cluster is then
+    # stopped as cleanly as a running one
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    run_dir = start_cluster(settings, host, port, settings.ray_temp_dir)
     try:
-        serve.run(build_application(settings, replicas), name=APP_NAME, route_prefix="/")
-        print(
-            f"maestro: serving on http://{host}:{port} (Ray Serve, {replicas} replica(s));"
-            f" workspace {settings.home}",
-            flush=True,
-        )
+        if not stop.is_set():
+            serve.run(build_application(settings, replicas), name=APP_NAME, route_prefix="/")
+        if not stop.is_set():
+            print(
+                f"maestro: serving on http://{host}:{port} (Ray Serve, {replicas} replica(s));"
+                f" workspace {settings.home}",
+                flush=True,
+            )
         stop.wait()
     finally:
         stop_cluster(run_dir)

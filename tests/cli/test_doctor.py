@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from cli_run import free_port, maestro, workspace_env
 
-from cli.doctor import check_champions, check_compiled, check_redis
+from cli.doctor import check_champions, check_compiled, check_online_store, check_redis
 from serving.settings import Settings
 
 CHECKS = [
@@ -101,9 +101,24 @@ def test_a_missing_mlflow_database_is_reported_not_created(workspace, tmp_path) 
     assert not db.parent.exists()
 
 
+def _redis_repo(workspace, tmp_path: Path, port: int) -> Settings:
+    """A copy of the workspace's Feast repo whose online store is Redis on ``port``."""
+    home = tmp_path / "redis-ws"
+    shutil.copytree(workspace.home / "feature_repo", home / "feature_repo")
+    yaml_path = home / "feature_repo" / "feature_store.yaml"
+    text = yaml_path.read_text().replace(
+        "online_store:\n  type: sqlite\n  path: data/online_store.db\n",
+        f'online_store:\n  type: redis\n  connection_string: "127.0.0.1:{port}"\n',
+    )
+    assert "type: redis" in text
+    yaml_path.write_text(text)
+    return Settings(home=home)
+
+
 def test_redis_when_configured(workspace, monkeypatch, tmp_path) -> None:
     """``MAESTRO_ONLINE_STORE=redis://…``: a dead Redis is one line; a live one that is
-    not the workspace's online store (SQLite here) is another."""
+    not the workspace's online store (SQLite here) is another. A workspace whose online
+    store is Redis: its online-store line says whether Redis answers."""
     settings = Settings(home=workspace.home)
     dead = free_port()
     monkeypatch.setenv("MAESTRO_ONLINE_STORE", f"redis://127.0.0.1:{dead}")
@@ -111,6 +126,11 @@ def test_redis_when_configured(workspace, monkeypatch, tmp_path) -> None:
     assert not check.ok
     assert check.problem.startswith(f"cannot reach Redis at 127.0.0.1:{dead} (")
     assert check.problem.endswith("start Redis or fix MAESTRO_ONLINE_STORE")
+    store = check_online_store(_redis_repo(workspace, tmp_path / "dead", dead))
+    assert store.problem is not None and store.problem.startswith(
+        f"cannot reach Redis at 127.0.0.1:{dead} ("
+    )
+    assert store.problem.endswith("start Redis or fix online_store in feature_store.yaml")
     binary = shutil.which("redis-server")
     assert binary, "redis-server is not installed: run `make test-deps`"
     port = free_port()
@@ -130,6 +150,8 @@ def test_redis_when_configured(workspace, monkeypatch, tmp_path) -> None:
             f"MAESTRO_ONLINE_STORE is redis://127.0.0.1:{port} but the workspace's online "
             "store is sqlite: run `maestro init` to materialize into Redis"
         )
+        live = check_online_store(_redis_repo(workspace, tmp_path / "live", port))
+        assert live.line() == f"online store: ok (redis 127.0.0.1:{port})"
     finally:
         server.terminate()
         server.wait(timeout=10)
