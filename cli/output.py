@@ -7,8 +7,9 @@ command, so by default:
 
 - every log record of level INFO and above, from Maestro and from the libraries, and
   every Python warning (through :func:`logging.captureWarnings`), goes to the log file
-  ``$MAESTRO_HOME/maestro.log``, opened only when the first record arrives (a command
-  that logs nothing creates no file), ANSI colour codes stripped;
+  ``$MAESTRO_HOME/maestro.log``, ANSI colour codes stripped, opened only when a record
+  arrives and the workspace directory exists (a command that logs nothing creates no
+  file; one run outside any workspace creates no directory);
 - the terminal (stderr) shows only Maestro's own records (its packages' loggers), such
   as a policy swap while serving.
 
@@ -34,6 +35,8 @@ OWN_PACKAGES = frozenset(
 )
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+#: records kept while the workspace does not exist yet
+PENDING = 10_000
 #: libraries whose INFO is too much even for the file (SQL statements, Alembic's plugins):
 #: the levels MLflow itself gives them when it configures logging
 LIBRARY_LEVELS = {"sqlalchemy": logging.WARNING, "alembic": logging.WARNING}
@@ -63,22 +66,34 @@ class _Stderr(logging.StreamHandler):
 
 
 class _LazyFile(logging.Handler):
-    """Appends to ``$MAESTRO_HOME/maestro.log``, opened (and its directory made) at the
-    first record only."""
+    """Appends to ``$MAESTRO_HOME/maestro.log`` once the workspace directory exists,
+    opening it at the first record; until then records wait (at most
+    :data:`PENDING` of them): ``maestro init`` makes the workspace after its first
+    records, and a command run outside any workspace (``maestro simulate``) leaves no
+    directory behind just for its log."""
 
     def __init__(self) -> None:
         super().__init__()
         self._file: logging.FileHandler | None = None
+        self._pending: list[logging.LogRecord] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         if self._file is None:
             path = log_path()
-            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.parent.is_dir():
+                if len(self._pending) < PENDING:
+                    self._pending.append(record)
+                return
             self._file = logging.FileHandler(path, encoding="utf-8")
             self._file.setFormatter(self.formatter)
+        for waiting in self._pending:
+            self._file.emit(waiting)
+        self._pending.clear()
         self._file.emit(record)
 
     def close(self) -> None:
+        if self._pending and log_path().parent.is_dir():
+            self.emit(self._pending.pop())  # the workspace appeared after the last record
         if self._file is not None:
             self._file.close()
             self._file = None
