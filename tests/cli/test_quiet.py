@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 
+import pytest
 from cli_run import free_port, maestro, wait_ready
 
 ANSI = "\x1b["
@@ -60,8 +61,10 @@ def test_verbose_shows_the_libraries_output(workspace) -> None:
     assert ANSI in err
 
 
-def test_serve_stops_cleanly_on_ctrl_c(workspace, tmp_path) -> None:
-    """SIGINT to the whole process group, as a terminal's Ctrl-C sends it."""
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_serve_stops_cleanly(workspace, tmp_path, how) -> None:
+    """Ctrl-C: SIGINT to the whole process group, as a terminal sends it; SIGTERM: to the
+    server process, as an orchestrator sends it."""
     port = free_port()
     out_path, err_path = tmp_path / "out.txt", tmp_path / "err.txt"
     with out_path.open("w") as out, err_path.open("w") as err:
@@ -75,7 +78,10 @@ def test_serve_stops_cleanly_on_ctrl_c(workspace, tmp_path) -> None:
         )
         try:
             wait_ready(proc, f"http://127.0.0.1:{port}", err_path.read_text)
-            os.killpg(proc.pid, signal.SIGINT)
+            if how == "ctrl-c":
+                os.killpg(proc.pid, signal.SIGINT)
+            else:
+                proc.send_signal(signal.SIGTERM)
             code = proc.wait(timeout=60)
         finally:
             if proc.poll() is None:
