@@ -173,6 +173,31 @@ def report(as_json: bool, mde: float | None) -> None:
 
 
 @click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="The host serve would use.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8000,
+    show_default=True,
+    help="The port serve would use.",
+)
+def doctor(host: str, port: int) -> None:
+    """Check the workspace: one line per check, ok or what is wrong and how to fix it.
+
+    Checks the workspace, the Feast registry and online store, Redis when configured, a
+    champion per decision point in the MLflow registry, the log directories, the serve
+    port and the compiled extensions; creates nothing. Exit 1 when a check fails."""
+    from cli.doctor import run_checks
+
+    failed = False
+    for check in run_checks(_run(get_settings), host, port):
+        click.echo(check.line())
+        failed = failed or not check.ok
+    if failed:
+        sys.exit(EXIT_FAILURE)
+
+
+@click.command()
 @click.argument("customer_id")
 def erase(customer_id: str) -> None:
     """Erase one customer everywhere (online store, offline data, logs, training sets).

@@ -32,6 +32,7 @@ COMMANDS: Mapping[str, str] = {
     "intervals.",
     "erase": "Erase one customer everywhere (online store, offline data, logs, training "
     "sets).",
+    "doctor": "Check the workspace: one line per check, ok or what is wrong and how to fix it.",
 }
 COMMANDS_MODULE = "cli.commands"
 
@@ -71,13 +72,30 @@ class LazyGroup(click.Group):
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 @click.version_option(package_name="maestro-nba", prog_name="maestro")
+@click.option(
+    "--verbose",
+    is_flag=True,
+    is_eager=True,
+    expose_value=False,
+    callback=lambda ctx, _param, value: _route_output(ctx, value),
+    help="Also show the libraries' log lines and warnings (always in $MAESTRO_HOME/maestro.log).",
+)
 def cli() -> None:
     """Maestro: real-time next-best-action decisions with contextual bandits."""
 
 
+def _route_output(ctx: click.Context, verbose: bool) -> None:
+    """Before the command is even loaded: log records and warnings to the log file, and
+    to the terminal only Maestro's own (all of them with ``--verbose``); undone when the
+    command ends (:mod:`cli.output`)."""
+    from cli.output import route
+
+    ctx.call_on_close(route(verbose).undo)
+
+
 def _quiet_libraries() -> None:
-    """No telemetry, no progress bars or INFO chatter from the libraries on our output."""
-    import logging
+    """No telemetry and no progress bars from the libraries (their log lines and warnings
+    are routed by :mod:`cli.output`)."""
     import os
 
     for name, value in (
@@ -88,8 +106,6 @@ def _quiet_libraries() -> None:
         ("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false"),
     ):
         os.environ.setdefault(name, value)
-    for name in ("mlflow", "alembic", "feast", "sqlalchemy"):
-        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def main() -> None:

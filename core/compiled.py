@@ -22,6 +22,19 @@ from typing import TypeVar
 
 _T = TypeVar("_T")
 
+#: every compiled extension (one per ``_*.pyx`` of the packages; a test keeps the list in
+#: step with the sources), for ``maestro doctor`` to say which are not built
+EXTENSIONS = (
+    "policies._decide",
+    "policies._routing",
+    "policies.vw._shared",
+    "simulator._customers",
+    "simulator._draws",
+    "simulator._economics",
+    "training._columns",
+    "training._join",
+)
+
 
 def compiled_module(module: str) -> ModuleType | None:
     """The compiled extension ``module`` (a dotted name such as ``"training._columns"``),

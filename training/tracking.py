@@ -13,6 +13,7 @@ store live next to it in ``mlartifacts/``. MLflow is imported inside the functio
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,10 +42,40 @@ def _artifact_root(tracking_uri: str) -> str | None:
     return None
 
 
+class _LogLines:
+    """A text stream whose lines become INFO records of the ``mlflow`` logger."""
+
+    def __init__(self) -> None:
+        self._logger = logging.getLogger("mlflow")
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        *lines, self._partial = (self._partial + text).split("\n")
+        for line in lines:
+            if line.strip():
+                self._logger.info(line)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def _mlflow_prints_to_logging() -> None:
+    """MLflow prints some messages (``Successfully registered model …``, ``Created
+    version …``) straight to stderr, past logging; make them records of the ``mlflow``
+    logger, so the application decides where they go. MLflow's ``eprint`` writes to the
+    module attribute ``MLFLOW_LOGGING_STREAM`` (MLflow 3.x); replaced once."""
+    from mlflow.utils import logging_utils
+
+    if not isinstance(logging_utils.MLFLOW_LOGGING_STREAM, _LogLines):
+        logging_utils.MLFLOW_LOGGING_STREAM = _LogLines()
+
+
 def client(tracking_uri: str) -> Any:
     """An ``MlflowClient`` on ``tracking_uri`` (tracking and registry in the same store)."""
     from mlflow import MlflowClient
 
+    _mlflow_prints_to_logging()
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 

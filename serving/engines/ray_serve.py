@@ -201,6 +201,7 @@ def start_cluster(
     import ray
     from ray import serve
 
+    _ray_logs_to_application()
     ray.init(
         address="local",  # always our own cluster, never one someone else started here
         include_dashboard=False,
@@ -213,29 +214,63 @@ def start_cluster(
     return run_dir
 
 
+def _ray_logs_to_application() -> None:
+    """Ray's driver-side loggers (``ray``, ``ray.serve``) write to the terminal through
+    their own handlers, past the application's logging; hand their records to it, so the
+    command line decides where they go (its log file by default)."""
+    for name in ("ray", "ray.serve"):
+        ray_logger = logging.getLogger(name)
+        for handler in list(ray_logger.handlers):
+            ray_logger.removeHandler(handler)
+        ray_logger.propagate = True
+
+
+def stop_cluster(run_dir: Path) -> None:
+    """Stop Serve's application, then the cluster, without noise.
+
+    Deleting the application stops its replicas gracefully (their lifespan rolls the
+    event log); the cluster then goes down with its controller. ``serve.shutdown()``
+    would instead ask the controller to stop itself, and its ``graceful_shutdown`` task,
+    killed with it, is reported on the terminal as a failed task ("killed by
+    ray.kill"), which reads as a crash."""
+    import ray
+    from ray import serve
+
+    try:
+        serve.delete(APP_NAME)
+    except Exception:  # the application never started: nothing of it to stop
+        logger.info("no Serve application to delete", exc_info=True)
+    ray.shutdown()
+    _stop_leftovers(run_dir)
+    shutil.rmtree(run_dir, ignore_errors=True)
+
+
 def run_ray(settings: Settings, host: str, port: int, replicas: int) -> None:
     """``maestro serve --engine ray``: serve until SIGINT/SIGTERM, then shut down cleanly
     (replicas run their lifespan shutdown, which rolls the event log to Parquet)."""
-    import ray
     from ray import serve
+
+    from serving.engines.runner import STOPPED
 
     # create/migrate the MLflow store once, here: replicas starting together on a fresh
     # SQLite store would race on its schema migration
     champion_version("default", settings.tracking_uri)
-    run_dir = start_cluster(settings, host, port, settings.ray_temp_dir)
+    # a signal during the slow start-up too only asks to stop: the cluster is then
+    # stopped as cleanly as a running one
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    run_dir = start_cluster(settings, host, port, settings.ray_temp_dir)
     try:
-        serve.run(build_application(settings, replicas), name=APP_NAME, route_prefix="/")
-        print(
-            f"maestro: serving on http://{host}:{port} (Ray Serve, {replicas} replica(s));"
-            f" workspace {settings.home}",
-            flush=True,
-        )
+        if not stop.is_set():
+            serve.run(build_application(settings, replicas), name=APP_NAME, route_prefix="/")
+        if not stop.is_set():
+            print(
+                f"maestro: serving on http://{host}:{port} (Ray Serve, {replicas} replica(s));"
+                f" workspace {settings.home}",
+                flush=True,
+            )
         stop.wait()
     finally:
-        serve.shutdown()
-        ray.shutdown()
-        _stop_leftovers(run_dir)
-        shutil.rmtree(run_dir, ignore_errors=True)
+        stop_cluster(run_dir)
+    print(STOPPED, flush=True)

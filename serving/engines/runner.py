@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
+import signal
 import socket
 
 from serving.errors import CannotListenError
@@ -54,8 +56,20 @@ def uvicorn_config(app: object, host: str, port: int) -> object:
     )
 
 
+#: the line a clean stop (SIGINT or SIGTERM) of ``maestro serve`` ends with, either engine
+STOPPED = "maestro: stopped"
+
+
+def _stop(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run_uvicorn(settings: Settings, host: str, port: int) -> None:
-    """Serve in this process until SIGINT/SIGTERM (then the lifespan flushes the log)."""
+    """Serve in this process until SIGINT/SIGTERM (then the lifespan flushes the log),
+    and say so in one line.
+
+    uvicorn handles the signal during the run, then raises it again once it has shut
+    down; both signals then raise ``KeyboardInterrupt`` here, which ends the run."""
     import uvicorn
 
     from serving.factory import build_app
@@ -63,6 +77,7 @@ def run_uvicorn(settings: Settings, host: str, port: int) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    signal.signal(signal.SIGTERM, _stop)
     app = build_app(settings)
     server = uvicorn.Server(uvicorn_config(app, host, port))  # type: ignore[arg-type]
     print(
@@ -70,7 +85,11 @@ def run_uvicorn(settings: Settings, host: str, port: int) -> None:
         f" workspace {settings.home}",
         flush=True,
     )
-    server.run()
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    if not server.started:  # uvicorn returns after a failed start-up, having logged why
+        raise RuntimeError("the server did not start (see the lines above)")
+    print(STOPPED, flush=True)
 
 
 def serve(engine: str, host: str, port: int, replicas: int) -> None:

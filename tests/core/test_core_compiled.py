@@ -144,3 +144,10 @@ def test_a_build_without_a_compiler_warns_and_the_twins_run(tmp_path: Path) -> N
     )
     assert compiled.returncode == 0, compiled.stderr[-2000:]
     assert run.stdout == compiled.stdout  # the same decision, ranking and probabilities
+
+
+def test_the_extension_list_is_every_pyx() -> None:
+    """``core.compiled.EXTENSIONS`` (what ``maestro doctor`` checks) names every ``_*.pyx``."""
+    from core.compiled import EXTENSIONS
+
+    assert sorted(EXTENSIONS) == sorted(_dotted(p) for p in _pyx())

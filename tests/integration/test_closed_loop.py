@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,30 +19,13 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from cli_run import free_port, maestro, wait_ready
 
 CUSTOMERS = 300
 # visits under the cold-start policy (enough cart_abandoned events for the gate's
 # 95% bound to separate a learned policy from uniform), then under the new champion
 STEPS_BEFORE = int(os.environ.get("MAESTRO_CLOSED_LOOP_STEPS", "12000"))
 STEPS_AFTER = 3000
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _maestro(
-    args: list[str], env: dict[str, str], timeout: float = 600
-) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "cli.main", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def _drive(base_url: str, steps: int, seed: int):
@@ -76,10 +58,10 @@ def test_closed_loop_learns_and_hot_swaps(tmp_path: Path) -> None:
         "MAESTRO_ROLL_SECONDS": "1",
     }
     env.pop("MAESTRO_API_KEY", None)
-    init = _maestro(["init", "--customers", str(CUSTOMERS)], env)
+    init = maestro(["init", "--customers", str(CUSTOMERS)], env)
     assert init.returncode == 0, init.stderr[-3000:]
 
-    port = _free_port()
+    port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
         [sys.executable, "-m", "cli.main", "serve", "--engine", "uvicorn", "--port", str(port)],
@@ -89,15 +71,7 @@ def test_closed_loop_learns_and_hot_swaps(tmp_path: Path) -> None:
         text=True,
     )
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            assert server.poll() is None, server.stderr.read()[-3000:]
-            try:
-                if httpx.get(f"{base_url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
+        wait_ready(server, base_url, server.stderr.read, seconds=120)
         cold_version = _decide_version(base_url)
 
         before = _drive(base_url, STEPS_BEFORE, seed=1)
@@ -106,7 +80,7 @@ def test_closed_loop_learns_and_hot_swaps(tmp_path: Path) -> None:
         assert before.params["degraded"] <= 0.05 * STEPS_BEFORE
         time.sleep(3)  # the server rolls its spool into Parquet every second
 
-        train = _maestro(
+        train = maestro(
             ["train", "--policy", "vw-cb", "--decision-point", "cart_abandoned", "--promote"], env
         )
         assert train.returncode == 0, train.stderr[-3000:]

@@ -10,7 +10,9 @@ from click.testing import CliRunner
 
 from cli.main import cli
 
-COMMANDS = ["init", "serve", "train", "evaluate", "simulate", "promote", "report", "erase"]
+COMMANDS = [
+    "init", "serve", "train", "evaluate", "simulate", "promote", "report", "erase", "doctor"
+]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
