@@ -1,0 +1,221 @@
+"""The embedded contact store: one SQLite file (``$MAESTRO_HOME/contacts.db``) in WAL mode,
+shared safely by every process of the machine.
+
+Reads take no lock (WAL readers never block); :meth:`SQLiteContactStore.commit` runs in a
+``BEGIN IMMEDIATE`` transaction, so the version check, the budget count and the writes are one
+atomic step across processes. The version is read before the history, so a write landing
+between the two only makes the commit refuse (and the decision re-run), never pass on a
+stale history.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from policies.contact_rules import Contact
+from serving.errors import ContactStoreError
+from serving.state.contacts import (
+    COMMITTED,
+    CONFLICT,
+    EXHAUSTED,
+    Activation,
+    Commit,
+    Snapshot,
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS contacts (
+    key TEXT PRIMARY KEY, customer TEXT NOT NULL, ts REAL NOT NULL,
+    channel TEXT NOT NULL, action TEXT NOT NULL, offer TEXT NOT NULL, category TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS contacts_by_customer ON contacts (customer, ts);
+CREATE TABLE IF NOT EXISTS versions (customer TEXT PRIMARY KEY, n INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS pending (
+    event_id TEXT PRIMARY KEY, customer TEXT NOT NULL, ts REAL NOT NULL,
+    channel TEXT NOT NULL, action TEXT NOT NULL, offer TEXT NOT NULL, category TEXT NOT NULL,
+    expires REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS activated (event_id TEXT PRIMARY KEY, at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS reservations (
+    event_id TEXT PRIMARY KEY, bucket TEXT NOT NULL, expires REAL);
+CREATE INDEX IF NOT EXISTS reservations_by_bucket ON reservations (bucket, expires);
+"""
+_BUMP = (
+    "INSERT INTO versions (customer, n) VALUES (?, 1) "
+    "ON CONFLICT (customer) DO UPDATE SET n = n + 1"
+)
+_USED = (
+    "SELECT count(*) FROM reservations WHERE bucket = ? AND (expires IS NULL OR expires > ?)"
+)
+
+
+class SQLiteContactStore:
+    """:class:`serving.state.contacts.ContactStore` over one SQLite file.
+
+    Parameters
+    ----------
+    path: Path
+        The database file (made with its directory when missing).
+    retention_seconds: float
+        Contacts older than this are deleted as new ones are written (the longest window
+        any rule reads).
+    """
+
+    def __init__(self, path: Path, retention_seconds: float = 90 * 86_400.0) -> None:
+        self.path = Path(path)
+        self.retention_seconds = retention_seconds
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(
+                self.path, timeout=30.0, isolation_level=None, check_same_thread=False
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise ContactStoreError(f"contact store {self.path}: {exc}") from exc
+
+    # ------------------------------------------------------------------ reads
+    def read(
+        self, customer_id: str, since: float, buckets: Sequence[str], now: float
+    ) -> Snapshot:
+        with self._lock:
+            try:
+                db = self._db
+                row = db.execute(
+                    "SELECT n FROM versions WHERE customer = ?", (customer_id,)
+                ).fetchone()
+                history = tuple(
+                    Contact(*r)
+                    for r in db.execute(
+                        "SELECT ts, channel, action, offer, category FROM contacts "
+                        "WHERE customer = ? AND ts > ?",
+                        (customer_id, since),
+                    )
+                )
+                used = {b: db.execute(_USED, (b, now)).fetchone()[0] for b in buckets}
+            except sqlite3.Error as exc:
+                raise ContactStoreError(f"contact store: {exc}") from exc
+        return Snapshot(history, row[0] if row else 0, used)
+
+    def used(self, buckets: Sequence[str], now: float) -> dict[str, int]:
+        with self._lock:
+            return {b: self._db.execute(_USED, (b, now)).fetchone()[0] for b in buckets}
+
+    # ------------------------------------------------------------------ writes
+    def _write(self, fn, *args):  # type: ignore[no-untyped-def]
+        """Run ``fn(db, *args)`` in one IMMEDIATE transaction (rolled back on error)."""
+        with self._lock:
+            db = self._db
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    result = fn(db, *args)
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+                return result
+            except sqlite3.Error as exc:
+                raise ContactStoreError(f"contact store: {exc}") from exc
+
+    def _insert(self, db: sqlite3.Connection, customer_id: str, key: str, c: Contact) -> bool:
+        cur = db.execute(
+            "INSERT OR IGNORE INTO contacts VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (key, customer_id, c.ts, c.channel, c.action_id, c.offer, c.category),
+        )
+        if cur.rowcount == 0:
+            return False
+        db.execute(_BUMP, (customer_id,))
+        db.execute(
+            "DELETE FROM contacts WHERE customer = ? AND ts < ?",
+            (customer_id, c.ts - self.retention_seconds),
+        )
+        return True
+
+    def commit(self, write: Commit, now: float) -> str:
+        customer_id, event_id, version, contact, pending, reservation = write
+
+        def run(db: sqlite3.Connection) -> str:
+            if version is not None:
+                row = db.execute(
+                    "SELECT n FROM versions WHERE customer = ?", (customer_id,)
+                ).fetchone()
+                if (row[0] if row else 0) != version:
+                    return CONFLICT
+            if reservation is not None:
+                if db.execute(_USED, (reservation.bucket, now)).fetchone()[0] >= reservation.max:
+                    return EXHAUSTED
+                db.execute(
+                    "INSERT OR REPLACE INTO reservations VALUES (?, ?, ?)",
+                    (event_id, reservation.bucket, reservation.expires),
+                )
+            if contact is not None:
+                self._insert(db, customer_id, event_id, contact)
+            if pending is not None:
+                c = pending.contact
+                db.execute(
+                    "INSERT OR REPLACE INTO pending VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (event_id, customer_id, c.ts, c.channel, c.action_id, c.offer, c.category,
+                     pending.expires),
+                )
+                db.execute("DELETE FROM pending WHERE expires < ?", (now,))
+            return COMMITTED
+
+        return str(self._write(run))
+
+    def record(self, customer_id: str, key: str, contact: Contact) -> bool:
+        return bool(self._write(self._insert, customer_id, key, contact))
+
+    def activate(self, event_id: str, now: float) -> Activation:
+        def run(db: sqlite3.Connection) -> Activation:
+            if db.execute("SELECT 1 FROM activated WHERE event_id = ?", (event_id,)).fetchone():
+                return Activation(duplicate=True, counted=False)
+            db.execute("INSERT INTO activated VALUES (?, ?)", (event_id, now))
+            db.execute("UPDATE reservations SET expires = NULL WHERE event_id = ?", (event_id,))
+            row = db.execute(
+                "SELECT customer, ts, channel, action, offer, category FROM pending "
+                "WHERE event_id = ?",
+                (event_id,),
+            ).fetchone()
+            if row is None:
+                return Activation(duplicate=False, counted=False)
+            db.execute("DELETE FROM pending WHERE event_id = ?", (event_id,))
+            counted = self._insert(db, row[0], event_id, Contact(*row[1:]))
+            return Activation(duplicate=False, counted=counted)
+
+        result: Activation = self._write(run)
+        return result
+
+    def remove(self, event_id: str) -> bool:
+        def run(db: sqlite3.Connection) -> bool:
+            row = db.execute(
+                "SELECT customer FROM contacts WHERE key = ?", (event_id,)
+            ).fetchone()
+            n = db.execute("DELETE FROM reservations WHERE event_id = ?", (event_id,)).rowcount
+            n += db.execute("DELETE FROM pending WHERE event_id = ?", (event_id,)).rowcount
+            if row is not None:
+                db.execute("DELETE FROM contacts WHERE key = ?", (event_id,))
+                db.execute(_BUMP, (row[0],))
+                n += 1
+            return n > 0
+
+        return bool(self._write(run))
+
+    def erase_customer(self, customer_id: str) -> dict[str, int]:
+        def run(db: sqlite3.Connection) -> dict[str, int]:
+            contacts = db.execute(
+                "DELETE FROM contacts WHERE customer = ?", (customer_id,)
+            ).rowcount
+            pending = db.execute("DELETE FROM pending WHERE customer = ?", (customer_id,)).rowcount
+            db.execute("DELETE FROM versions WHERE customer = ?", (customer_id,))
+            return {"contacts": contacts + pending}
+
+        result: dict[str, int] = self._write(run)
+        return result
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
