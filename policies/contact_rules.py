@@ -217,40 +217,55 @@ class ContactRules:
 
     def reason(self, action: Action, history: Sequence[Contact], now: float) -> str | None:
         """Why the history forbids ``action`` at ``now``, or ``None``."""
+        return self._verdict(action, self._tally(history, now))
+
+    def _tally(
+        self, history: Sequence[Contact], now: float
+    ) -> tuple[list[bool], list[bool], frozenset[str]]:
+        """What the history says once per decision, whatever the action: each cap reached,
+        each cool-down running, and the offers sent within the repetition window."""
+        full = []
+        for seconds, limit, channel, categories, _ in self._caps:  # type: ignore[attr-defined]
+            since = now - seconds
+            n = sum(
+                1 for c in history
+                if c.ts > since and (channel is None or c.channel == channel)
+                and (categories is None or c.category in categories)
+            )
+            full.append(n >= limit)
+        running = [
+            any(c.ts > now - seconds and (categories is None or c.category in categories)
+                for c in history)
+            for seconds, categories, _ in self._cooldowns  # type: ignore[attr-defined]
+        ]
+        repeat = self._repeat  # type: ignore[attr-defined]
+        offers = frozenset(
+            c.offer for c in history if repeat is not None and c.ts > now - repeat
+        )
+        return full, running, offers
+
+    def _verdict(
+        self, action: Action, tally: tuple[list[bool], list[bool], frozenset[str]]
+    ) -> str | None:
         if not contacts_customer(action):
             return None
+        full, running, offers = tally
         channel = action.channel
         category = action.features.get("category")
-        for seconds, limit, cap_channel, categories, why in self._caps:  # type: ignore[attr-defined]
-            if cap_channel is not None and cap_channel != channel:
-                continue
-            if categories is not None and category not in categories:
-                continue
-            since = now - seconds
-            n = 0
-            for c in history:
-                if c.ts > since and (cap_channel is None or c.channel == channel) and (
-                    categories is None or c.category in categories
-                ):
-                    n += 1
-            if n >= limit:
+        for reached, (_, _, cap_channel, categories, why) in zip(
+            full, self._caps, strict=True  # type: ignore[attr-defined]
+        ):
+            if reached and (cap_channel is None or cap_channel == channel) and (
+                categories is None or category in categories
+            ):
                 return why
-        for seconds, categories, why in self._cooldowns:  # type: ignore[attr-defined]
-            if categories is not None and category not in categories:
-                continue
-            since = now - seconds
-            if any(c.ts > since and (categories is None or c.category in categories)
-                   for c in history):
+        for on, (_, categories, why) in zip(
+            running, self._cooldowns, strict=True  # type: ignore[attr-defined]
+        ):
+            if on and (categories is None or category in categories):
                 return why
-        return self._repeat_reason(action, history, now)
-
-    def _repeat_reason(self, action: Action, history: Sequence[Contact], now: float) -> str | None:
-        seconds = self._repeat  # type: ignore[attr-defined]
         offer = action.features.get("offer")
-        if seconds is None or offer in (None, "", "none"):
-            return None
-        since = now - seconds
-        if any(c.ts > since and c.offer == offer for c in history):
+        if offers and offer not in (None, "", "none") and offer in offers:
             return f"repeat:{offer}:{self.offer_repeat}"
         return None
 
@@ -270,13 +285,13 @@ class ContactRules:
         excluded: list of Exclusion, each with its reason
         """
         now = time.time() if now is None else now
-        active = self.active
+        tally = self._tally(history, now) if self.active else None
         keep: list[Action] = []
         out: list[Exclusion] = []
         for action in eligible:
             why = exhausted.get(action.id) if exhausted else None
-            if why is None and active:
-                why = self.reason(action, history, now)
+            if why is None and tally is not None:
+                why = self._verdict(action, tally)
             if why is None:
                 keep.append(action)
             else:

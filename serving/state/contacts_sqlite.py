@@ -1,11 +1,10 @@
 """The embedded contact store: one SQLite file (``$MAESTRO_HOME/contacts.db``) in WAL mode,
 shared safely by every process of the machine.
 
-Reads take no lock (WAL readers never block); :meth:`SQLiteContactStore.commit` runs in a
+Reads take no lock (WAL readers never block) and read the version and the history in one
+statement, one consistent snapshot; :meth:`SQLiteContactStore.commit` runs in a
 ``BEGIN IMMEDIATE`` transaction, so the version check, the budget count and the writes are one
-atomic step across processes. The version is read before the history, so a write landing
-between the two only makes the commit refuse (and the decision re-run), never pass on a
-stale history.
+atomic step across processes.
 """
 
 from __future__ import annotations
@@ -44,6 +43,12 @@ CREATE INDEX IF NOT EXISTS reservations_by_bucket ON reservations (bucket, expir
 _BUMP = (
     "INSERT INTO versions (customer, n) VALUES (?, 1) "
     "ON CONFLICT (customer) DO UPDATE SET n = n + 1"
+)
+#: the version and the history in one statement (one consistent read)
+_READ = (
+    "SELECT 0.0, '', '', '', '', coalesce((SELECT n FROM versions WHERE customer = ?1), 0) "
+    "UNION ALL SELECT ts, channel, action, offer, category, 0 FROM contacts "
+    "WHERE customer = ?1 AND ts > ?2"
 )
 _USED = (
     "SELECT count(*) FROM reservations WHERE bucket = ? AND (expires IS NULL OR expires > ?)"
@@ -84,21 +89,12 @@ class SQLiteContactStore:
         with self._lock:
             try:
                 db = self._db
-                row = db.execute(
-                    "SELECT n FROM versions WHERE customer = ?", (customer_id,)
-                ).fetchone()
-                history = tuple(
-                    Contact(*r)
-                    for r in db.execute(
-                        "SELECT ts, channel, action, offer, category FROM contacts "
-                        "WHERE customer = ? AND ts > ?",
-                        (customer_id, since),
-                    )
-                )
+                rows = db.execute(_READ, (customer_id, since)).fetchall()
                 used = {b: db.execute(_USED, (b, now)).fetchone()[0] for b in buckets}
             except sqlite3.Error as exc:
                 raise ContactStoreError(f"contact store: {exc}") from exc
-        return Snapshot(history, row[0] if row else 0, used)
+        history = tuple(Contact(*r[:5]) for r in rows[1:])
+        return Snapshot(history, rows[0][5], used)
 
     def used(self, buckets: Sequence[str], now: float) -> dict[str, int]:
         with self._lock:
