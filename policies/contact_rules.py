@@ -184,6 +184,9 @@ class ContactRules:
         ))
         repeat = None if self.offer_repeat is None else window_seconds(self.offer_repeat)
         object.__setattr__(self, "_repeat", repeat)
+        spans = [c[0] for c in self._caps] + [c[0] for c in self._cooldowns]  # type: ignore[attr-defined]
+        object.__setattr__(self, "_horizon", max([*spans, repeat or 0.0], default=0.0))
+        object.__setattr__(self, "_active", bool(self.caps or self.cooldowns or repeat))
 
     @classmethod
     def from_config(
@@ -205,15 +208,12 @@ class ContactRules:
     @property
     def active(self) -> bool:
         """Whether any rule here reads the history."""
-        return bool(self.caps or self.cooldowns or self.offer_repeat)
+        return self._active  # type: ignore[attr-defined,no-any-return]
 
     @property
     def horizon_seconds(self) -> float:
         """The longest window: older contacts never matter."""
-        spans = [c[0] for c in self._caps] + [c[0] for c in self._cooldowns]  # type: ignore[attr-defined]
-        if self._repeat is not None:  # type: ignore[attr-defined]
-            spans.append(self._repeat)  # type: ignore[attr-defined]
-        return max(spans, default=0.0)
+        return self._horizon  # type: ignore[attr-defined,no-any-return]
 
     def reason(self, action: Action, history: Sequence[Contact], now: float) -> str | None:
         """Why the history forbids ``action`` at ``now``, or ``None``."""

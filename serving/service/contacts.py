@@ -90,7 +90,7 @@ class ContactStage:
                     a.id: budget_period_key(a.id, budgets[a.id].per, now)
                     for a in eligible
                     if a.id in budgets
-                }
+                } if budgets else {}
                 snap = self.store.read(
                     customer_id, now - rules.horizon_seconds, list(buckets.values()), now
                 )
@@ -98,7 +98,7 @@ class ContactStage:
                     aid: budgets[aid].reason(aid)
                     for aid, bucket in buckets.items()
                     if snap.used[bucket] >= budgets[aid].max
-                }
+                } if buckets else None
                 elig, more = rules.split(eligible, snap.history, now, exhausted)
                 excl = excluded + more if more else excluded
                 version = snap.version if rules.active else None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -40,9 +41,11 @@ CREATE TABLE IF NOT EXISTS reservations (
     event_id TEXT PRIMARY KEY, bucket TEXT NOT NULL, expires REAL);
 CREATE INDEX IF NOT EXISTS reservations_by_bucket ON reservations (bucket, expires);
 """
+#: versions only grow, and a re-created customer (after erasure) starts past every version
+#: it had: each write stamps max(previous + 1, now in µs)
 _BUMP = (
-    "INSERT INTO versions (customer, n) VALUES (?, 1) "
-    "ON CONFLICT (customer) DO UPDATE SET n = n + 1"
+    "INSERT INTO versions (customer, n) VALUES (?1, ?2) "
+    "ON CONFLICT (customer) DO UPDATE SET n = max(n + 1, ?2)"
 )
 #: the version and the history in one statement (one consistent read)
 _READ = (
@@ -53,6 +56,20 @@ _READ = (
 _USED = (
     "SELECT count(*) FROM reservations WHERE bucket = ? AND (expires IS NULL OR expires > ?)"
 )
+
+
+#: contacts written between two prunes of those older than the retention
+PRUNE_EVERY = 256
+#: customers whose history a process keeps (then the cache starts again)
+CACHE_SIZE = 100_000
+
+
+def _stamp() -> int:
+    return time.time_ns() // 1000
+
+
+class _Exhausted(Exception):
+    """Raised inside a commit's transaction to roll it back: the budget is spent."""
 
 
 class SQLiteContactStore:
@@ -72,6 +89,9 @@ class SQLiteContactStore:
         self.retention_seconds = retention_seconds
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        self._writes = 0
+        #: customer → (version, since, history newer than since) as last read or written
+        self._cache: dict[str, tuple[int, float, tuple[Contact, ...]]] = {}
         try:
             self._db = sqlite3.connect(
                 self.path, timeout=30.0, isolation_level=None, check_same_thread=False
@@ -89,11 +109,22 @@ class SQLiteContactStore:
         with self._lock:
             try:
                 db = self._db
-                rows = db.execute(_READ, (customer_id, since)).fetchall()
                 used = {b: db.execute(_USED, (b, now)).fetchone()[0] for b in buckets}
+                cached = self._cache.get(customer_id)
+                if cached is not None and cached[1] <= since:
+                    row = db.execute(
+                        "SELECT n FROM versions WHERE customer = ?", (customer_id,)
+                    ).fetchone()
+                    if (row[0] if row else 0) == cached[0]:  # unchanged since: no rows read
+                        history = tuple(c for c in cached[2] if c.ts > since)
+                        return Snapshot(history, cached[0], used)
+                rows = db.execute(_READ, (customer_id, since)).fetchall()
             except sqlite3.Error as exc:
                 raise ContactStoreError(f"contact store: {exc}") from exc
-        history = tuple(Contact(*r[:5]) for r in rows[1:])
+            history = tuple(Contact(*r[:5]) for r in rows[1:])
+            if len(self._cache) >= CACHE_SIZE:
+                self._cache.clear()
+            self._cache[customer_id] = (rows[0][5], since, history)
         return Snapshot(history, rows[0][5], used)
 
     def used(self, buckets: Sequence[str], now: float) -> dict[str, int]:
@@ -117,39 +148,42 @@ class SQLiteContactStore:
             except sqlite3.Error as exc:
                 raise ContactStoreError(f"contact store: {exc}") from exc
 
-    def _insert(self, db: sqlite3.Connection, customer_id: str, key: str, c: Contact) -> bool:
+    def _insert(
+        self, db: sqlite3.Connection, customer_id: str, key: str, c: Contact, bump: bool = True
+    ) -> bool:
         cur = db.execute(
             "INSERT OR IGNORE INTO contacts VALUES (?, ?, ?, ?, ?, ?, ?)",
             (key, customer_id, c.ts, c.channel, c.action_id, c.offer, c.category),
         )
         if cur.rowcount == 0:
             return False
-        db.execute(_BUMP, (customer_id,))
-        db.execute(
-            "DELETE FROM contacts WHERE customer = ? AND ts < ?",
-            (customer_id, c.ts - self.retention_seconds),
-        )
+        if bump:
+            db.execute(_BUMP, (customer_id, _stamp()))
+        self._writes += 1
+        if self._writes % PRUNE_EVERY == 0:  # reads filter by time: pruning is only space
+            db.execute("DELETE FROM contacts WHERE ts < ?", (c.ts - self.retention_seconds,))
         return True
 
     def commit(self, write: Commit, now: float) -> str:
         customer_id, event_id, version, contact, pending, reservation = write
 
+        advanced: list[int] = []
+
         def run(db: sqlite3.Connection) -> str:
             if version is not None:
-                row = db.execute(
-                    "SELECT n FROM versions WHERE customer = ?", (customer_id,)
-                ).fetchone()
-                if (row[0] if row else 0) != version:
+                new = self._advance(db, customer_id, version)
+                if new is None:
                     return CONFLICT
+                advanced.append(new)
             if reservation is not None:
                 if db.execute(_USED, (reservation.bucket, now)).fetchone()[0] >= reservation.max:
-                    return EXHAUSTED
+                    raise _Exhausted
                 db.execute(
                     "INSERT OR REPLACE INTO reservations VALUES (?, ?, ?)",
                     (event_id, reservation.bucket, reservation.expires),
                 )
             if contact is not None:
-                self._insert(db, customer_id, event_id, contact)
+                self._insert(db, customer_id, event_id, contact, bump=version is None)
             if pending is not None:
                 c = pending.contact
                 db.execute(
@@ -157,10 +191,35 @@ class SQLiteContactStore:
                     (event_id, customer_id, c.ts, c.channel, c.action_id, c.offer, c.category,
                      pending.expires),
                 )
-                db.execute("DELETE FROM pending WHERE expires < ?", (now,))
+                self._writes += 1
+                if self._writes % PRUNE_EVERY == 0:
+                    db.execute("DELETE FROM pending WHERE expires < ?", (now,))
             return COMMITTED
 
-        return str(self._write(run))
+        try:
+            status = str(self._write(run))
+        except _Exhausted:  # rolled back: the version stays as it was
+            return EXHAUSTED
+        if advanced and contact is not None:  # the cached history follows our own write
+            with self._lock:
+                cached = self._cache.get(customer_id)
+                if cached is not None and cached[0] == version:
+                    self._cache[customer_id] = (advanced[0], cached[1], (*cached[2], contact))
+        return status
+
+    @staticmethod
+    def _advance(db: sqlite3.Connection, customer_id: str, version: int) -> int | None:
+        """Compare-and-advance the customer's version in one statement: the new version, or
+        None when it is no longer ``version``."""
+        stamp = _stamp()
+        if version == 0:
+            cur = db.execute("INSERT OR IGNORE INTO versions VALUES (?, ?)", (customer_id, stamp))
+            return stamp if cur.rowcount == 1 else None
+        row = db.execute(
+            "UPDATE versions SET n = max(n + 1, ?) WHERE customer = ? AND n = ? RETURNING n",
+            (stamp, customer_id, version),
+        ).fetchone()
+        return None if row is None else int(row[0])
 
     def record(self, customer_id: str, key: str, contact: Contact) -> bool:
         return bool(self._write(self._insert, customer_id, key, contact))
@@ -194,7 +253,7 @@ class SQLiteContactStore:
             n += db.execute("DELETE FROM pending WHERE event_id = ?", (event_id,)).rowcount
             if row is not None:
                 db.execute("DELETE FROM contacts WHERE key = ?", (event_id,))
-                db.execute(_BUMP, (row[0],))
+                db.execute(_BUMP, (row[0], _stamp()))
                 n += 1
             return n > 0
 
