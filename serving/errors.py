@@ -96,10 +96,3 @@ class ContactStoreError(ServingError):
     http_status = 503
     headers = {"Retry-After": "1"}
 
-
-class ContactEventError(ServingError):
-    """A contact event (``message_sent``, ``message_failed``) without what it needs."""
-
-    http_status = 422
-    exit_code = EXIT_USAGE
-    field = "properties"

@@ -18,11 +18,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
+from features.errors import InvalidEventError
 from policies.catalog import Catalog, DecisionPoint
 from policies.contact_rules import Contact, budget_period_key, contacts_customer
 from policies.types import CHANNELS, Action, Decision, Exclusion
 from serving.errors import (
-    ContactEventError,
     ContactStoreError,
     LateRewardError,
     UnknownEventError,
@@ -165,13 +165,13 @@ class ContactStage:
         event_id = props.get("event_id")
         if event_id is not None:
             if not isinstance(event_id, str) or not event_id:
-                raise ContactEventError("properties.event_id must be a decision's event id",
+                raise InvalidEventError("properties.event_id must be a decision's event id",
                                         field="properties.event_id")
             self.activate(event_id, ts)
             return
         channel = props.get("channel")
         if not isinstance(channel, str) or channel not in CHANNELS - {"none", "agent"}:
-            raise ContactEventError(
+            raise InvalidEventError(
                 "message_sent needs properties.event_id or properties.channel (one of "
                 f"{', '.join(sorted(CHANNELS - {'none', 'agent'}))})",
                 field="properties.channel",
@@ -186,7 +186,7 @@ class ContactStage:
         """``message_failed``: the decision's contact no longer counts."""
         event_id = props.get("event_id")
         if not isinstance(event_id, str) or not event_id:
-            raise ContactEventError("message_failed needs properties.event_id",
+            raise InvalidEventError("message_failed needs properties.event_id",
                                     field="properties.event_id")
         if self.signer.verify(event_id) is None:
             raise UnknownEventError(f"event id {event_id!r} was never issued by this service",
