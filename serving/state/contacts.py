@@ -117,6 +117,11 @@ class ContactStore(Protocol):
         its reservation becomes firm."""
         ...
 
+    def activated(self, event_ids: Sequence[str]) -> set[str]:
+        """Those of ``event_ids`` that were activated (training learns only from them at an
+        ``activation: required`` decision point)."""
+        ...
+
     def remove(self, event_id: str) -> bool:
         """``message_failed``: the decision's contact no longer counts and its budget unit is
         released; False when nothing was recorded for it."""

@@ -211,6 +211,18 @@ class RedisContactStore:
         contact = Contact(float(ts), *fields.split(_SEP))
         return Activation(duplicate=False, counted=self.record(cid, event_id, contact))
 
+    def activated(self, event_ids: Sequence[str]) -> set[str]:
+        ids = list(event_ids)
+        found: set[str] = set()
+        try:
+            for i in range(0, len(ids), 1000):
+                chunk = ids[i : i + 1000]
+                marks = self._r.mget([f"{self.prefix}a:{e}" for e in chunk])
+                found.update(e for e, m in zip(chunk, marks, strict=True) if m is not None)
+        except self._errors as exc:
+            raise ContactStoreError(f"contact store (redis): {exc}") from exc
+        return found
+
     def remove(self, event_id: str) -> bool:
         keys = [f"{self.prefix}e:{event_id}", f"{self.prefix}p:{event_id}"]
         return int(self._call(self._remove, keys, [event_id, self.prefix])) > 0

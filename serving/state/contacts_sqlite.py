@@ -131,6 +131,18 @@ class SQLiteContactStore:
         with self._lock:
             return {b: self._db.execute(_USED, (b, now)).fetchone()[0] for b in buckets}
 
+    def activated(self, event_ids: Sequence[str]) -> set[str]:
+        ids = list(event_ids)
+        found: set[str] = set()
+        with self._lock:
+            for i in range(0, len(ids), 500):
+                chunk = ids[i : i + 500]
+                marks = ",".join("?" * len(chunk))
+                found.update(r[0] for r in self._db.execute(
+                    f"SELECT event_id FROM activated WHERE event_id IN ({marks})", chunk
+                ))
+        return found
+
     # ------------------------------------------------------------------ writes
     def _write(self, fn, *args):  # type: ignore[no-untyped-def]
         """Run ``fn(db, *args)`` in one IMMEDIATE transaction (rolled back on error)."""

@@ -103,6 +103,7 @@ def test_activation_counts_a_pending_contact_once(store: ContactStore) -> None:
     again = store.activate("e-1", NOW + 20)
     assert (again.duplicate, again.counted) == (True, False)
     assert store.read("c-1", 0.0, (), NOW).history == (email(NOW),)
+    assert store.activated(["e-1", "e-never"]) == {"e-1"}
     # a decision recorded at decide time and then activated is not counted twice
     assert decide(store, "c-2", "e-2", email(NOW)) == COMMITTED
     assert store.activate("e-2", NOW).counted is False
