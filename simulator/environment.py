@@ -370,11 +370,9 @@ class JourneyEnvironment:
         dp = self.catalog[point]
         candidates = dp.actions
         eligible, excluded = dp.rules.split(context, candidates)
-        contact = dp.rules.contact
-        if contact.active and c.contact_log:  # the served contact policy, same code
-            eligible, more = contact.split(eligible, c.contact_log, self.now)
-            if more:
-                excluded = excluded + more
+        if dp.rules.contact.active and c.contact_log:  # the served contact policy, same code
+            eligible, more = dp.rules.contact.split(eligible, c.contact_log, self.now)
+            excluded = excluded + more
         positions = self._index_of.get(point)
         if positions is None or positions[0] is not candidates:
             positions = self._index_of[point] = (

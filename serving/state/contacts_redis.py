@@ -169,7 +169,15 @@ class RedisContactStore:
         return Snapshot(history, int(version), dict(zip(buckets, map(int, used), strict=True)))
 
     def used(self, buckets: Sequence[str], now: float) -> dict[str, int]:
-        return dict(self.read("\x00budgets", now, buckets, now).used)
+        try:
+            pipe = self._r.pipeline(transaction=True)
+            for b in buckets:
+                pipe.zremrangebyscore(f"{self.prefix}b:{b}", "-inf", repr(now))
+                pipe.zcard(f"{self.prefix}b:{b}")
+            counts = pipe.execute()[1::2]
+        except self._errors as exc:
+            raise ContactStoreError(f"contact store (redis): {exc}") from exc
+        return dict(zip(buckets, map(int, counts), strict=True))
 
     def commit(self, write: Commit, now: float) -> str:
         customer_id, event_id, version, contact, pending, reservation = write

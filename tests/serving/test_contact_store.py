@@ -136,3 +136,19 @@ def test_erase_forgets_the_customer(store: ContactStore) -> None:
     assert store.erase_customer("c-1")["contacts"] == 1
     assert store.read("c-1", 0.0, (), NOW).history == ()
     assert len(store.read("c-2", 0.0, (), NOW).history) == 1
+
+
+def test_an_unreachable_redis_is_a_contact_store_error(tmp_path: Path) -> None:
+    """A store that cannot be reached raises the 503 error (never a bare redis exception)."""
+    from live_servers import free_port
+
+    from serving.errors import ContactStoreError
+    from serving.state.contacts_redis import RedisContactStore
+
+    store = RedisContactStore(f"redis://127.0.0.1:{free_port()}/0")
+    with pytest.raises(ContactStoreError, match="contact store") as info:
+        store.read("c-1", 0.0, (), NOW)
+    assert info.value.http_status == 503
+    with pytest.raises(ContactStoreError):
+        store.commit(Commit("c-1", "e-1", 0, email(NOW)), NOW)
+    store.close()

@@ -160,3 +160,33 @@ def test_activation_is_idempotent_and_only_activated_decisions_count(srv: LiveSe
     late = srv.service.signer.issue(time.time() - 1.0)
     r = srv.client.post(f"/decisions/{late}/activate")
     assert r.status_code == 409 and r.json()["detail"][0]["field"] == "event_id"
+
+
+def test_the_redis_contact_store_over_http(
+    tmp_path_factory: pytest.TempPathFactory, live_servers: LiveServers, redis_server: int
+) -> None:
+    """The same caps with ``MAESTRO_CONTACT_STORE=redis`` on a real redis-server."""
+    from features.source import InMemoryFeatureSource
+    from serving.service.feature_layer import InMemoryFeatureLayer
+    from serving.state.contacts_redis import RedisContactStore
+
+    home: Path = tmp_path_factory.mktemp("contacts-redis-home")
+    (home / "catalog.yaml").write_text(CATALOG)
+    layer = InMemoryFeatureLayer(InMemoryFeatureSource({"c-r": {**ALL_CONSENT}}))
+    url = f"redis://127.0.0.1:{redis_server}/0"
+    srv = live_servers.start(
+        live_settings(home, contact_store="redis", contact_redis_url=url), layer
+    )
+    assert isinstance(srv.service.contacts.store, RedisContactStore)
+    assert event(srv, "c-r", "message_sent", channel="email") == 202
+    assert reasons(decide(srv, "c-r", "tight")).get("email_once") == "cap:email:24h"
+    srv.stop()
+
+
+def test_a_redis_contact_store_needs_its_url(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="MAESTRO_CONTACT_REDIS_URL"):
+        live_settings(tmp_path, contact_store="redis")
+    with pytest.raises(ValidationError, match="redis://"):
+        live_settings(tmp_path, contact_redis_url="http://x")
