@@ -27,7 +27,8 @@ from serving.service.decision_service import ServiceOptions
 
 CHANNELS = ("email", "push", "sms", "in_app", "whatsapp", "call_center")
 MODES = ("exploration", "fallback", "outage", "kill_switch")
-CUSTOMERS = 2000
+#: decisions per customer (each size keeps the same density, so caps bind alike)
+PER_CUSTOMER = 10
 DAY = 86_400.0
 UNIT = {"m": 60.0, "h": 3600.0, "d": DAY, "w": 7 * DAY}
 
@@ -146,7 +147,7 @@ def _run(tmp_path: Path, tracking_uri: str, n: int, seed: int) -> dict[str, Any]
     try:
         for i in range(n):
             mode = MODES[i % len(MODES)]
-            cid = f"r-{i % CUSTOMERS:04d}"
+            cid = f"r-{i % (n // PER_CUSTOMER):06d}"
             matrix = {c: rng.random() < 0.5 for c in CHANNELS}
             layer.source.update(cid, {f"consent_{c}": v for c, v in matrix.items()})
             layer.available = mode != "outage"
@@ -226,7 +227,9 @@ def _check(tmp_path: Path, rel_server: Any, figure: Any, n: int, tag: str) -> No
     figure(f"consent.{tag}", stats)
     assert stats["decisions"] == n
     assert stats["violations"] == 0
-    assert stats["answered_contact"] > n // 10  # contact actions were really answered
+    # contact actions were really answered (fewer than without the contact policy: ~10
+    # decisions per customer, with random histories, meet the caps and cool-downs)
+    assert stats["answered_contact"] > n // 20
     assert stats["outage_not_degraded"] == 0  # every outage answer says degraded
     assert stats["degraded"] >= n // 3  # ... and the broken champion's fallback too
     assert stats["denied_excluded"] > n // 2
