@@ -152,6 +152,11 @@ def test_activation_is_idempotent_and_only_activated_decisions_count(srv: LiveSe
     store = srv.service.contacts.store
     history = store.read("c-act", 0.0, (), time.time()).history
     assert [c.action_id for c in history] == ["email_coupon"]
+    # the journey engine may confirm with a message_sent naming the decision instead
+    assert event(srv, "c-act", "message_sent", event_id=coupons[1]["event_id"]) == 202
+    assert event(srv, "c-act", "message_sent", event_id=coupons[1]["event_id"]) == 202
+    assert len(store.read("c-act", 0.0, (), time.time()).history) == 2  # counted once
+    assert store.activated([c["event_id"] for c in coupons]) == {c["event_id"] for c in coupons}
     budgets = srv.client.get("/budgets").json()["budgets"]
     assert budgets == [{"decision_point": "confirmed", "action_id": "email_coupon", "max": 2,
                         "per": "day", "period": budgets[0]["period"], "used": 2,
