@@ -4,8 +4,10 @@ Per customer, a sorted set of contact keys scored by time (``mc:{cid}:h``), a ha
 fields (``mc:{cid}:d``) and a version counter (``mc:{cid}:v``); per event id, the customer it
 contacted (``mc:e:<id>``), a pending activation (``mc:p:<id>``) and the activation mark
 (``mc:a:<id>``); per budget bucket, a sorted set of event ids scored by when their unit is
-released (``+inf``: firm). Every read and write is one Lua script, so one decision costs one
-round trip to read and one to commit, and each commit is atomic in Redis.
+released (``+inf``: firm). A decision's read, its commit, an activation, a recorded or removed
+contact are each one Lua script: one round trip each, atomic in Redis. Budget keys and a
+customer's keys live in different hash slots, so this store needs one Redis (or a primary
+with replicas), not a Redis Cluster.
 """
 
 from __future__ import annotations
@@ -82,8 +84,9 @@ return insert(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARG
               ARGV[6])
 """
 
-# KEYS: a, p, e; ARGV: event_id, ttl, retention → {duplicate, counted, cid, ts, fields}
-_ACTIVATE = """
+# KEYS: a, p, e; ARGV: event_id, ttl, retention, prefix → {duplicate, counted}; the pending
+# contact joins its customer's history in the same script
+_ACTIVATE = _INSERT + """
 if redis.call('EXISTS', KEYS[1]) == 1 then return {1, 0} end
 redis.call('SET', KEYS[1], '1', 'EX', ARGV[2])
 local b = redis.call('GET', KEYS[2] .. ':b')
@@ -91,7 +94,13 @@ if b then redis.call('ZADD', b, '+inf', ARGV[1]) end
 local p = redis.call('GET', KEYS[2])
 if not p then return {0, 0} end
 redis.call('DEL', KEYS[2])
-return {0, 1, p}
+local i = string.find(p, '\\31', 1, true)
+local rest = string.sub(p, i + 1)
+local j = string.find(rest, '\\31', 1, true)
+local cid, ts = string.sub(p, 1, i - 1), string.sub(rest, 1, j - 1)
+local pre = ARGV[4] .. '{' .. cid .. '}:'
+return {0, insert(pre .. 'h', pre .. 'd', pre .. 'v', KEYS[3], ARGV[1], ts,
+                  string.sub(rest, j + 1), cid, tonumber(ts) - tonumber(ARGV[3]), ARGV[2])}
 """
 
 # KEYS: e, p; ARGV: event_id, prefix → number removed
@@ -210,14 +219,9 @@ class RedisContactStore:
     def activate(self, event_id: str, now: float) -> Activation:
         keys = [f"{self.prefix}a:{event_id}", f"{self.prefix}p:{event_id}",
                 f"{self.prefix}e:{event_id}"]
-        out = self._call(self._activate, keys, [event_id, self._ttl, self.retention_seconds])
-        if out[0]:
-            return Activation(duplicate=True, counted=False)
-        if len(out) < 3:
-            return Activation(duplicate=False, counted=False)
-        cid, ts, fields = out[2].decode().split(_SEP, 2)
-        contact = Contact(float(ts), *fields.split(_SEP))
-        return Activation(duplicate=False, counted=self.record(cid, event_id, contact))
+        args = [event_id, self._ttl, self.retention_seconds, self.prefix]
+        duplicate, counted = self._call(self._activate, keys, args)
+        return Activation(duplicate=bool(duplicate), counted=bool(counted))
 
     def activated(self, event_ids: Sequence[str]) -> set[str]:
         ids = list(event_ids)
