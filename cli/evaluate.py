@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from cli.errors import CommandError
+from cli.training import activation_reader
 from policies.catalog import load_catalog
 from policies.registry import POLICY_KINDS, load_policy, make_policy
 from serving.settings import Settings
@@ -90,7 +91,8 @@ def evaluate_policy_ref(settings: Settings, ref: str, logs: Path | None) -> dict
     catalog = load_catalog(settings.catalog_file)
     parsed = parse_policy_ref(ref, catalog.names())
     full = load_training_set(
-        logs or settings.logs_dir, catalog, time.time(), None, settings.reward_mode
+        logs or settings.logs_dir, catalog, time.time(), None, settings.reward_mode,
+        activation_reader(settings, catalog),
     )
     out: dict[str, Any] = {
         "policy": ref,

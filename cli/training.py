@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from cli.errors import CommandError
-from policies.catalog import DEFAULT_CATALOG, load_catalog
+from policies.catalog import DEFAULT_CATALOG, Catalog, load_catalog
 from policies.registry import load_policy
 from serving.service.policy_store import ensure_cold_start_champions
 from serving.settings import Settings
@@ -47,6 +47,16 @@ def _progress(total: int, desc: str) -> Any:
     return tqdm(total=total, desc=desc, unit="ev", disable=not sys.stderr.isatty(), leave=False)
 
 
+def activation_reader(settings: Settings, catalog: Catalog) -> Any:
+    """The contact store's activated-event lookup when a decision point needs activation
+    (its never-activated decisions are not learned from), else None."""
+    if not any(p.activation == "required" for p in catalog.decision_points.values()):
+        return None
+    from serving.factory import contact_store
+
+    return contact_store(settings, catalog).activated
+
+
 def train_once(settings: Settings, kind: str, decision_point: str | None, promote: bool) -> int:
     catalog = load_catalog(settings.catalog_file)
     if decision_point is not None:
@@ -58,6 +68,7 @@ def train_once(settings: Settings, kind: str, decision_point: str | None, promot
         TrainConfig(kind=kind, promote=promote, reward_mode=settings.reward_mode),
         decision_point=decision_point,
         progress_factory=_progress,
+        activated=activation_reader(settings, catalog),
     )
     if not results:
         raise CommandError("no decision point has enough logged data to train on")

@@ -7,15 +7,17 @@ keeps its own copy). Validated once, at load.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from policies.contact_rules import Budget
 from policies.errors import CatalogError, InvalidInputError, UnknownDecisionPointError
 from policies.rules import RuleSet
 from policies.types import Action, validate_actions
 
 DEFAULT_CATALOG = "catalog.yaml"
+ACTIVATIONS = ("decide", "required")
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,13 @@ class DecisionPoint:
         The reward of a decision that received none within the window.
     journey_priority: tuple of str
         Action ids best first: the ``rules`` policy's static journey order.
+    activation: str, default ``"decide"``
+        ``decide``: a contacting decision counts as a contact when it is answered;
+        ``required``: only once the journey engine activates it (``POST
+        /decisions/{event_id}/activate`` or a ``message_sent`` event), and an unactivated
+        decision's budget reservation is released after the reward window.
+    budgets: mapping of str to Budget
+        Action id → its volume budget (``budget: {max: 1000, per: day}`` on the action).
     """
 
     name: str
@@ -45,6 +54,12 @@ class DecisionPoint:
     reward_window_hours: float = 72.0
     default_reward: float = 0.0
     journey_priority: tuple[str, ...] = ()
+    activation: str = "decide"
+    budgets: Mapping[str, Budget] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.activation not in ACTIVATIONS:
+            raise CatalogError(f"activation must be one of {', '.join(ACTIVATIONS)}")
 
     @property
     def reward_window_seconds(self) -> float:
@@ -116,13 +131,16 @@ def parse_catalog(data: Mapping[str, object]) -> Catalog:
         cfg = _merge(defaults, {k: v for k, v in raw.items() if k != "rules"})
         rules_cfg = _merge(default_rules, raw.get("rules") or {})
         try:
+            raw_actions = cfg.get("actions") or []
             actions = tuple(
-                Action(a["id"], a["channel"], dict(a.get("features") or {}))
-                for a in cfg.get("actions") or []
+                Action(a["id"], a["channel"], dict(a.get("features") or {})) for a in raw_actions
             )
             if actions:
                 validate_actions(actions)
-        except (KeyError, TypeError, InvalidInputError) as exc:
+            budgets = {
+                a["id"]: Budget.from_config(a["budget"]) for a in raw_actions if a.get("budget")
+            }
+        except (KeyError, TypeError, InvalidInputError, CatalogError) as exc:
             raise CatalogError(f"decision point {name!r}: bad action ({exc})") from exc
         priority = tuple(cfg.get("journey_priority") or ())
         unknown = set(priority) - {a.id for a in actions}
@@ -136,6 +154,8 @@ def parse_catalog(data: Mapping[str, object]) -> Catalog:
                 reward_window_hours=float(cfg.get("reward_window_hours", 72.0)),
                 default_reward=float(cfg.get("default_reward", 0.0)),
                 journey_priority=priority,
+                activation=str(cfg.get("activation", "decide")),
+                budgets=budgets,
             )
         except CatalogError as exc:
             raise CatalogError(f"decision point {name!r}: {exc}") from exc

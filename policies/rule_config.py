@@ -12,15 +12,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from policies.contact_rules import ContactRules
 from policies.errors import CatalogError
 from policies.routing import RoutingReward
-from policies.rule_records import AgentRouting, Escalation, FrequencyCap, QuietHours, Suppression
+from policies.rule_records import AgentRouting, Escalation, QuietHours, Suppression
 
 #: The keys a ``rules:`` mapping may have (one per :class:`~policies.rules.RuleSet` field).
 RULE_KEYS = frozenset(
     {
         "consent_channels",
         "frequency_caps",
+        "cooldowns",
+        "offer_repeat",
         "suppressions",
         "quiet_hours",
         "required_action_features",
@@ -45,7 +48,9 @@ def rule_fields(config: Mapping[str, Any]) -> dict[str, Any]:
     this order, so the first malformed one is the one reported.
     """
     return {
-        "frequency_caps": tuple(FrequencyCap(**c) for c in config.get("frequency_caps") or []),
+        "contact": ContactRules.from_config(
+            config.get("frequency_caps"), config.get("cooldowns"), config.get("offer_repeat")
+        ),
         "suppressions": tuple(_suppression(s) for s in config.get("suppressions") or []),
         "quiet_hours": _quiet_hours(config.get("quiet_hours")),
         "agent_routing": _agent_routing(config.get("agent_routing")),

@@ -23,28 +23,6 @@ def truthy(value: FeatureValue) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
-class FrequencyCap:
-    """At most ``max`` sends on ``channel`` within ``window``.
-
-    Read from the customer feature ``sends_<channel>_<window>``.
-    """
-
-    channel: str
-    window: str
-    max: int
-
-    def __post_init__(self) -> None:
-        if self.channel not in CHANNELS:
-            raise CatalogError(f"frequency cap: unknown channel {self.channel!r}")
-        if self.max < 0:
-            raise CatalogError("frequency cap: max must be >= 0")
-
-    @property
-    def feature(self) -> str:
-        return f"sends_{self.channel}_{self.window}"
-
-
-@dataclass(frozen=True, slots=True)
 class Suppression:
     """When the customer feature ``when`` is true, block or allow-only categories of actions."""
 

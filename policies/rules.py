@@ -3,9 +3,11 @@
 Rules run before every policy and before every fallback, so a forbidden action
 can never be drawn. Each exclusion carries a machine-readable reason:
 
-``no_consent:<channel>`` · ``cap:<channel>:<window>`` · ``suppressed:<flag>`` ·
-``quiet_hours`` · ``missing_feature:<name>`` · ``skill`` · ``language`` · ``capacity`` ·
-``retention_only`` · ``no_escalation_signal``.
+``no_consent:<channel>`` · ``suppressed:<flag>`` · ``quiet_hours`` ·
+``missing_feature:<name>`` · ``skill`` · ``language`` · ``capacity`` · ``retention_only`` ·
+``no_escalation_signal``; from the contact history (:mod:`policies.contact_rules`, applied by
+the caller that holds it) ``cap:<channel|any>:<window>`` · ``cooldown:<window>`` ·
+``repeat:<offer>:<window>`` · ``budget:<action_id>:<period>``.
 
 Escalation (:class:`Escalation`, opt-in per decision point): costly human channels such as
 ``call_center`` (or a priority-chat action named by id) are eligible only when the customer
@@ -22,13 +24,13 @@ from datetime import datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from policies.contact_rules import ContactRules, FrequencyCap
 from policies.errors import CatalogError
-from policies.routing import RoutingCase, as_number
+from policies.routing import RoutingCase
 from policies.rule_config import check_rule_keys, rule_fields
 from policies.rule_records import (
     AgentRouting,
     Escalation,
-    FrequencyCap,
     QuietHours,
     Suppression,
     truthy,
@@ -37,6 +39,7 @@ from policies.types import CHANNELS, NO_CONTACT_ID, Action, Context, Exclusion, 
 
 __all__ = [
     "AgentRouting",
+    "ContactRules",
     "Escalation",
     "FrequencyCap",
     "QuietHours",
@@ -92,8 +95,12 @@ class RuleSet:
     ----------
     consent_channels: frozenset of str
         Channels that need the customer feature ``consent_<channel>`` to be true.
-    frequency_caps, suppressions: tuple of FrequencyCap, tuple of Suppression
-        Send caps per channel and window; category blocks while a flag feature is true.
+    contact: ContactRules
+        Frequency caps, cool-downs and offer repetition, counted from the customer's
+        contact history (applied by the serving layer's contact stage, which holds the
+        history; :meth:`split` does not read it).
+    suppressions: tuple of Suppression
+        Category blocks while a flag feature is true.
     quiet_hours: QuietHours, optional
         Hours of the customer's local day without contact on some channels.
     required_action_features: tuple of str
@@ -103,15 +110,12 @@ class RuleSet:
     """
 
     consent_channels: frozenset[str] = frozenset()
-    frequency_caps: tuple[FrequencyCap, ...] = ()
+    contact: ContactRules = field(default_factory=ContactRules)
     suppressions: tuple[Suppression, ...] = ()
     quiet_hours: QuietHours | None = None
     required_action_features: tuple[str, ...] = ()
     agent_routing: AgentRouting | None = None
     escalation: Escalation | None = None
-    _caps_by_channel: dict[str, tuple[FrequencyCap, ...]] = field(
-        init=False, repr=False, compare=False
-    )
     _routing_memo: list[tuple[Context, RoutingCase] | None] = field(
         init=False, repr=False, compare=False, default_factory=lambda: [None]
     )
@@ -120,24 +124,21 @@ class RuleSet:
         unknown = set(self.consent_channels) - CHANNELS
         if unknown:
             raise CatalogError(f"consent_channels: unknown channels {sorted(unknown)}")
-        by_channel: dict[str, list[FrequencyCap]] = {}
-        for cap in self.frequency_caps:
-            by_channel.setdefault(cap.channel, []).append(cap)
-        object.__setattr__(self, "_caps_by_channel", {k: tuple(v) for k, v in by_channel.items()})
-        # per channel, precomputed once: (consent feature or None, its reason, caps as
-        # (feature, max, reason)) — no string building on the request path
+        # per channel, precomputed once: (consent feature or None, its reason) — no string
+        # building on the request path
         checks = {
             channel: (
                 f"consent_{channel}" if channel in self.consent_channels else None,
                 f"no_consent:{channel}",
-                tuple(
-                    (cap.feature, cap.max, f"cap:{channel}:{cap.window}")
-                    for cap in by_channel.get(channel, ())
-                ),
             )
             for channel in CHANNELS
         }
         object.__setattr__(self, "_channel_checks", checks)
+
+    @property
+    def frequency_caps(self) -> tuple[FrequencyCap, ...]:
+        """The caps of :attr:`contact` (counted from the contact history)."""
+        return self.contact.caps
 
     @classmethod
     def from_config(cls, config: Mapping[str, object] | None) -> RuleSet:
@@ -170,14 +171,11 @@ class RuleSet:
         return [s for s in self.suppressions if truthy(customer.get(s.when))]
 
     def _channel_reason(self, customer: Mapping[str, FeatureValue], channel: str) -> str | None:
-        consent, no_consent, caps = self._channel_checks[channel]
+        consent, no_consent = self._channel_checks[channel]
         if consent is not None:
             granted = customer.get(consent)
             if not (granted is True or (granted is not False and truthy(granted))):
                 return no_consent
-        for feature, limit, reason in caps:
-            if as_number(customer.get(feature)) >= limit:
-                return reason
         return None
 
     def _reason(

@@ -41,6 +41,8 @@ from serving.eventlog.tombstones import forget_requests
 from serving.experiments.assignments import AssignmentTable
 from serving.service.feature_layer import FeatureWriter
 from serving.settings import Settings
+from serving.state.contacts import ContactStore
+from serving.state.contacts_sqlite import SQLiteContactStore
 
 
 class WorkspaceEraser(CustomerEraser, Protocol):
@@ -142,13 +144,58 @@ class WorkspaceAssignmentEraser:
             table.close()
 
 
+class ContactEraser:
+    """A contact store (:class:`serving.state.contacts.ContactStore`): the customer's contact
+    history and pending activations."""
+
+    name = "contact_history"
+
+    def __init__(self, store: ContactStore) -> None:
+        self.store = store
+
+    def erase(self, customer_id: str) -> dict[str, int]:
+        return dict(self.store.erase_customer(customer_id))
+
+
+class WorkspaceContactEraser:
+    """The workspace's contact store, offline (the embedded one, or the Redis it names)."""
+
+    name = "contact_history"
+    holds: ClassVar[tuple[str, ...]] = ("contacts.db", "contacts.db-wal", "contacts.db-shm")
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def erase(self, customer_id: str) -> dict[str, int]:
+        settings = self.settings
+        if settings.contact_store == "sqlite" and not settings.contacts_db.exists():
+            return {}
+        store: ContactStore
+        if settings.contact_store == "redis":
+            from serving.state.contacts_redis import RedisContactStore
+
+            store = RedisContactStore(str(settings.contact_redis_url))
+        else:
+            store = SQLiteContactStore(settings.contacts_db)
+        try:
+            return ContactEraser(store).erase(customer_id)
+        finally:
+            store.close()
+
+
 def live_erasers(
-    features: FeatureWriter, log: EventLog, assignments: AssignmentTable | None
+    features: FeatureWriter,
+    log: EventLog,
+    assignments: AssignmentTable | None,
+    contacts: ContactStore | None = None,
 ) -> list[CustomerEraser]:
-    """The erasers of a running service's stores (no assignments: no experiments)."""
+    """The erasers of a running service's stores (no assignments: no experiments; no
+    contact store: no contact policy)."""
     erasers: list[CustomerEraser] = [FeatureLayerEraser(features), LiveLogEraser(log)]
     if assignments is not None:
         erasers.append(AssignmentEraser(assignments))
+    if contacts is not None:
+        erasers.append(ContactEraser(contacts))
     return erasers
 
 
@@ -158,6 +205,7 @@ def workspace_erasers(settings: Settings) -> list[WorkspaceEraser]:
         WorkspaceFeatureEraser(settings.feature_repo),
         WorkspaceLogEraser(settings.logs_dir),
         WorkspaceAssignmentEraser(settings.home / "experiments.db"),
+        WorkspaceContactEraser(settings),
     ]
 
 

@@ -87,3 +87,12 @@ class CannotListenError(ServingError):
 
 class SettingsDocError(ServingError):
     """README has no (or a broken) settings block, or a settings field has no description."""
+
+
+class ContactStoreError(ServingError):
+    """The contact history or budget store cannot be read or written (or stays contended):
+    the decision is not answered, since caps and budgets could not be held."""
+
+    http_status = 503
+    headers = {"Retry-After": "1"}
+

@@ -9,15 +9,18 @@ from features.errors import WorkspaceError
 from features.layer import FeastFeatureLayer
 from features.source import InMemoryFeatureSource
 from features.synthetic import generate_customers
-from policies.catalog import load_catalog
+from policies.catalog import Catalog, load_catalog
 from serving.eventlog.log import EventLog
 from serving.experiments.variants import load_experiments
+from serving.service.contacts import ContactStage
 from serving.service.decision_service import DecisionService, ServiceOptions
 from serving.service.feature_layer import InMemoryFeatureLayer
 from serving.service.ids import EventIdSigner
 from serving.service.metrics import Metrics
 from serving.service.policy_store import PolicyStore
 from serving.settings import Settings
+from serving.state.contacts import ContactStore
+from serving.state.contacts_sqlite import SQLiteContactStore
 
 
 def memory_layer_from_synthetic(n: int = 1000, seed: int = 7) -> InMemoryFeatureLayer:
@@ -60,6 +63,19 @@ def preflight(settings: Settings) -> None:
         )
 
 
+def contact_store(settings: Settings, catalog: Catalog) -> ContactStore:
+    """The contact store ``settings`` name, keeping history as long as the catalog's longest
+    contact window (at least a day)."""
+    horizons = [p.rules.contact.horizon_seconds for p in catalog.decision_points.values()]
+    retention = max([86_400.0, *horizons])
+    if settings.contact_store == "redis":
+        from serving.state.contacts_redis import RedisContactStore
+
+        assert settings.contact_redis_url is not None  # checked by the settings
+        return RedisContactStore(settings.contact_redis_url, retention)
+    return SQLiteContactStore(settings.contacts_db, retention)
+
+
 def build_service(settings: Settings, feature_layer: Any | None = None) -> DecisionService:
     """A service for ``settings`` (not started: the app's lifespan starts it)."""
     catalog = load_catalog(settings.catalog_file)
@@ -81,13 +97,14 @@ def build_service(settings: Settings, feature_layer: Any | None = None) -> Decis
         roll_seconds=settings.roll_seconds,
         reward_mode=settings.reward_mode,
     )
+    signer = EventIdSigner(settings.signing_key())
     return DecisionService(
         catalog=catalog,
         features=feature_layer,
         writer=feature_layer,
         policies=policies,
         log=log,
-        signer=EventIdSigner(settings.signing_key()),
+        signer=signer,
         metrics=Metrics(),
         options=ServiceOptions(
             time_budget_ms=settings.time_budget_ms,
@@ -98,6 +115,7 @@ def build_service(settings: Settings, feature_layer: Any | None = None) -> Decis
             settings.experiments_file, catalog, settings.home, settings.tracking_uri
         ),
         agents=feature_layer.agents,
+        contacts=ContactStage(contact_store(settings, catalog), catalog, signer),
     )
 
 

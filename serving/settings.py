@@ -17,7 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -144,6 +144,29 @@ class Settings(BaseSettings):
         description="bound on how long a change written straight into Feast by another tool "
         "may go unseen",
     )
+    contact_store: Literal["sqlite", "redis"] = Field(
+        default="sqlite",
+        description="where contact history and budgets live: `sqlite` "
+        "(`$MAESTRO_HOME/contacts.db`, every process of one machine) or `redis` "
+        "(`MAESTRO_CONTACT_REDIS_URL`, every replica of every node)",
+    )
+    contact_redis_url: str | None = Field(
+        default=None,
+        description="the Redis of `MAESTRO_CONTACT_STORE=redis` (`redis://host:port/db`)",
+    )
+
+    @field_validator("contact_redis_url", mode="after")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://host:port/db URL")
+        return value
+
+    @model_validator(mode="after")
+    def _contact_store_reachable(self) -> Settings:
+        if self.contact_store == "redis" and not self.contact_redis_url:
+            raise ValueError("MAESTRO_CONTACT_STORE=redis needs MAESTRO_CONTACT_REDIS_URL")
+        return self
 
     @field_validator("home", mode="after")
     @classmethod
@@ -174,6 +197,11 @@ class Settings(BaseSettings):
     @property
     def logs_dir(self) -> Path:
         return self.home / "logs"
+
+    @property
+    def contacts_db(self) -> Path:
+        """The embedded contact store (``contact_store = sqlite``)."""
+        return self.home / "contacts.db"
 
     @property
     def feature_repo(self) -> Path:

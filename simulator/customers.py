@@ -27,6 +27,7 @@ from typing import Any
 from core.compiled import compiled_or
 from features.schema import CHANNELS
 from features.synthetic import OFFERS, CustomerBase, generate_customers
+from policies.contact_rules import Contact as PolicyContact
 from policies.types import FeatureValue
 
 DAY = 86_400.0
@@ -89,6 +90,9 @@ class CustomerState:
     churned: bool = False
     #: base churn risk before fatigue and complaints push it up
     base_churn_risk: float = 0.0
+    #: every contact as the served contact policy records it (channel, action, offer,
+    #: category), oldest first: what the catalog's caps, cool-downs and repetition count
+    contact_log: list[PolicyContact] = field(default_factory=list)
 
     #: weighted count of messages in the last 7 days, as of the last :meth:`refresh`
     recent_contacts: float = 0.0
@@ -99,6 +103,15 @@ class CustomerState:
     )
     #: per decision point, the customer's static response terms (see ``Economics``)
     terms: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def log_contact(self, action: Any, now: float, horizon: float) -> None:
+        """Record a contact for the contact policy, dropping those past ``horizon`` seconds."""
+        log = self.contact_log
+        feats = action.features
+        log.append(PolicyContact(now, action.channel, action.id, str(feats.get("offer") or ""),
+                                 str(feats.get("category") or "")))
+        if len(log) > 32 and log[0].ts <= now - horizon:
+            self.contact_log = [c for c in log if c.ts > now - horizon]
 
     def contacts_7d(self, now: float) -> float:
         """Weighted count of messages in the last 7 days (in-app weighs 0.3: it is passive)."""

@@ -122,6 +122,9 @@ class JourneyEnvironment:
         self._hours: dict[tuple[FeatureValue, int], int] = {}
         self._seconds_per_step = self.config.seconds_per_step
         self._hour = 0
+        #: contacts older than every decision point's longest contact window are dropped
+        points = self.catalog.decision_points.values()
+        self._horizon = max(p.rules.contact.horizon_seconds for p in points)
 
     # ------------------------------------------------------------------ protocol
     def reset(self, seed: int | None = None) -> Observation:
@@ -235,6 +238,7 @@ class JourneyEnvironment:
         if action.id != NO_CONTACT_ID and action.channel != "none":
             ch = action.channel
             c.history.setdefault(ch, []).append(Contact(self.now, outcome.opened, outcome.clicked))
+            c.log_contact(action, self.now, self._horizon)
             if outcome.opened:
                 events.append(self._event(c, "message_opened", {"channel": ch}))
             if outcome.clicked:
@@ -366,6 +370,9 @@ class JourneyEnvironment:
         dp = self.catalog[point]
         candidates = dp.actions
         eligible, excluded = dp.rules.split(context, candidates)
+        if dp.rules.contact.active and c.contact_log:  # the served contact policy, same code
+            eligible, more = dp.rules.contact.split(eligible, c.contact_log, self.now)
+            excluded = excluded + more
         positions = self._index_of.get(point)
         if positions is None or positions[0] is not candidates:
             positions = self._index_of[point] = (

@@ -1,5 +1,5 @@
 """Session-wide test setup: no telemetry leaves the machine; shared test support on sys.path;
-the live HTTP server every HTTP suite starts its server through."""
+the live HTTP server every HTTP suite starts its server through; the one redis-server."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).parent / "support"))
 
 from live_servers import LiveServers
 from problems import ContextualProblem, segment_problem
+from redis_server import running_redis
 
 
 @pytest.fixture(scope="session")
@@ -33,3 +34,14 @@ def live_servers() -> Iterator[LiveServers]:
     servers = LiveServers()
     yield servers
     servers.stop_all()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """A real redis-server on 127.0.0.1 (a free port), no persistence, shared by the whole
+    session; yields the port. Fails (does not skip) when redis-server is missing."""
+    try:
+        with running_redis(tmp_path_factory.mktemp("redis")) as port:
+            yield port
+    except FileNotFoundError as exc:
+        pytest.fail(str(exc))

@@ -15,6 +15,8 @@ rewards, propensities of 0, NaN or above 1, a pmf that does not match its action
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -50,6 +52,8 @@ from training.logs.schema import (
 
 #: :func:`~training.logs.reader.join_rows_py`, compiled (``training._join``) when built
 join_rows = compiled_or("training._join", "join_rows", join_rows_py)
+#: event ids → those of them activated (the contact store's ``activated``)
+Activated = Callable[[list[str]], AbstractSet[str]]
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -138,12 +142,21 @@ def join_logs(
     reward_mode: str = "first",
     decision_point: str | None = None,
     exclude_holdout: bool = True,
+    activated: Activated | None = None,
 ) -> TrainingSet:
-    """Join decisions and rewards (see module docstring) into a :class:`TrainingSet`."""
+    """Join decisions and rewards (see module docstring) into a :class:`TrainingSet`.
+
+    ``activated`` (event ids → those activated) leaves out the decisions of ``activation:
+    required`` decision points that were never activated (counted ``skipped["inactive"]``):
+    they were never shown. Whether an activation came before or after the reward does not
+    matter: both are known by the time training reads them. ``None``: nothing left out.
+    """
     report = report or LogReport()
     if decisions.empty:
         raise TrainingDataError("no logged decisions to train on")
     decisions = _learnable_decisions(decisions, report, decision_point, exclude_holdout)
+    if activated is not None:
+        decisions = _active_only(decisions, catalog, activated, report)
     reward_of = _reward_index(decisions, rewards, report, reward_mode)
     deadlines = _ts(decisions[REWARD_DEADLINE]) if REWARD_DEADLINE in decisions else None
     counts = JoinCounts(skipped=report.skipped)
@@ -200,6 +213,24 @@ def _learnable_decisions(
     )
     report.decisions = len(decisions)
     return decisions
+
+
+def _active_only(
+    decisions: pd.DataFrame, catalog: Catalog, activated: Activated, report: LogReport
+) -> pd.DataFrame:
+    """Drop the never-activated decisions of ``activation: required`` points."""
+    required = [n for n, p in catalog.decision_points.items() if p.activation == "required"]
+    if not required:
+        return decisions
+    gated = decisions[DECISION_POINT].isin(required).to_numpy()
+    if not gated.any():
+        return decisions
+    ids = decisions[EVENT_ID].to_numpy()
+    shown = activated(ids[gated].tolist())
+    inactive = gated & ~np.fromiter((e in shown for e in ids), bool, len(ids))
+    report.skipped["inactive"] += int(inactive.sum())
+    report.decisions -= int(inactive.sum())
+    return decisions[~inactive]
 
 
 def _reward_index(
@@ -266,11 +297,14 @@ def load_training_set(
     now: float,
     decision_point: str | None = None,
     reward_mode: str = "first",
+    activated: Activated | None = None,
 ) -> TrainingSet:
-    """Read ``logs_dir/decisions`` and ``logs_dir/rewards`` and join them."""
+    """Read ``logs_dir/decisions`` and ``logs_dir/rewards`` and join them (``activated``: see
+    :func:`join_logs`)."""
     report = LogReport()
     decisions = read_parquet_dir(Path(logs_dir) / "decisions", report, TRAINING_COLUMNS)
     rewards = read_parquet_dir(Path(logs_dir) / "rewards", report)
     if decisions.empty:
         raise TrainingDataError(f"no decision logs under {Path(logs_dir) / 'decisions'}")
-    return join_logs(decisions, rewards, catalog, now, report, reward_mode, decision_point)
+    return join_logs(decisions, rewards, catalog, now, report, reward_mode, decision_point,
+                     activated=activated)

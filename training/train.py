@@ -34,7 +34,7 @@ from policies.registry import load_policy, make_policy
 from policies.types import LoggedBatch
 from training import tracking
 from training.columns import shared_features
-from training.data import TrainingSet, load_training_set
+from training.data import Activated, TrainingSet, load_training_set
 from training.ope import evaluate_policy, table
 
 COMPARED = ("candidate", "champion", "uniform", "rules")
@@ -228,11 +228,14 @@ def run_training(
     decision_point: str | None = None,
     now: float | None = None,
     progress_factory: Callable[[int, str], Any] | None = None,
+    activated: Activated | None = None,
 ) -> list[TrainResult]:
-    """Train, evaluate, register (and maybe promote) one candidate per decision point."""
+    """Train, evaluate, register (and maybe promote) one candidate per decision point
+    (``activated``: :func:`training.data.join_logs`)."""
     with _gc_paused():
         return _run_training(
-            logs_dir, catalog, tracking_uri, cfg, decision_point, now, progress_factory
+            logs_dir, catalog, tracking_uri, cfg, decision_point, now, progress_factory,
+            activated,
         )
 
 
@@ -258,9 +261,10 @@ def _run_training(
     decision_point: str | None,
     now: float | None,
     progress_factory: Callable[[int, str], Any] | None,
+    activated: Activated | None = None,
 ) -> list[TrainResult]:
     now = time.time() if now is None else now
-    full = load_training_set(logs_dir, catalog, now, decision_point, cfg.reward_mode)
+    full = load_training_set(logs_dir, catalog, now, decision_point, cfg.reward_mode, activated)
     points = (
         sorted(set(full.frame["decision_point"])) if decision_point is None else [decision_point]
     )

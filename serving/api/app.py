@@ -24,6 +24,7 @@ from serving.api.guard import GuardMiddleware
 from serving.api.openapi import document_vocabularies
 from serving.api.routes import (
     bench,
+    contacts,
     customers,
     dashboard,
     decide,
@@ -92,6 +93,7 @@ def create_app(
     view = ExperimentsView(service)  # one report cache for /experiments and the dashboard
     decide.register(app, service, in_threadpool=decide_in_threadpool)
     rewards.register(app, service)
+    contacts.register(app, service)
     events.register(app, service)
     customers.register(app, service)
     health.register(app, service)

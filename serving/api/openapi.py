@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from features.events import EVENT_TYPES
+from serving.service.contacts import CONTACT_EVENTS
 from serving.service.decision_service import DecisionService
 
 
@@ -28,7 +29,7 @@ def document_vocabularies(app: FastAPI, service: DecisionService) -> None:
             decide["decision_point"] = {**decide["decision_point"], "enum": points}
         event = props.get("EventRequest", {}).get("properties", {})
         if "type" in event:
-            event["type"] = {**event["type"], "enum": list(EVENT_TYPES)}
+            event["type"] = {**event["type"], "enum": [*EVENT_TYPES, *CONTACT_EVENTS]}
         _exact_key_patterns(schema)
         app.openapi_schema = schema
         return schema

@@ -134,6 +134,26 @@ class RewardResponse(BaseModel):
     duplicate: bool
 
 
+class ActivationResponse(BaseModel):
+    event_id: str
+    activated: bool = True
+    duplicate: bool
+
+
+class BudgetUse(BaseModel):
+    decision_point: str
+    action_id: str
+    max: int
+    per: str
+    period: str
+    used: int
+    remaining: int
+
+
+class BudgetsResponse(BaseModel):
+    budgets: list[BudgetUse]
+
+
 class EventRequest(_Strict):
     customer_id: Id
     type: Annotated[StrictStr, StringConstraints(min_length=1, max_length=64)]

@@ -10,13 +10,17 @@ One ``decide`` call runs the stages of :mod:`serving.service.stages` in order:
    ``customer_known: false`` and counted in ``maestro_unknown_customer_decisions_total``;
 3. context: the checked :class:`~policies.types.Context` (a broken stored value degrades);
 4. candidates and rules: the request's, the catalog's or the agent roster's actions, split
-   into eligible and excluded (always, whatever answers next);
+   into eligible and excluded (always, whatever answers next); then the contact stage
+   (:mod:`serving.service.contacts`): one read of the customer's contact history and budget
+   use, whose caps, cool-downs, repetition and exhausted budgets exclude more;
 5. assignment: the customer's experiment variant, if experiments are configured;
 6. policy and draw: the champion's (or the variant's) pmf, drawn by :mod:`policies.draw`
    with the signed event id's seed (kill switch: the ``rules`` policy; apprentice:
    ``rules`` answers while the champion's choice is logged as the shadow); a policy error,
    or a time budget spent by then, answers from the fallback with ``degraded: true`` —
    never a 500;
+   the decision's contact and budget unit are committed atomically (re-run on the new
+   history when a concurrent decision got there first);
 7. log: the decision and everything the policy saw is appended to the event log *before*
    the answer is returned.
 
@@ -36,11 +40,12 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from policies.catalog import Catalog
-from policies.types import Decision
+from policies.types import Action, Decision, Exclusion
 from serving.api.schemas import DecideRequest, EventRequest, RewardRequest
 from serving.dashboard.live import LiveStats
 from serving.erasure import erase_with, live_erasers
 from serving.errors import LateRewardError, UnknownEventError
+from serving.service.contacts import CONTACT_EVENTS, ContactStage
 from serving.service.feature_layer import FeatureEvent, FeatureWriter
 from serving.service.ids import EventIdSigner
 from serving.service.metrics import Metrics
@@ -53,7 +58,13 @@ from serving.service.ports import (
     PolicySource,
 )
 from serving.service.recorder import DecisionRecorder
-from serving.service.stages import CandidateStage, ContextStage, FeatureStage, PolicyStage
+from serving.service.stages import (
+    CandidateStage,
+    Choice,
+    ContextStage,
+    FeatureStage,
+    PolicyStage,
+)
 
 if TYPE_CHECKING:
     from serving.api.fast_decode import DecideBody
@@ -82,6 +93,7 @@ class DecisionService:
         options: ServiceOptions | None = None,
         experiments: Assignments | None = None,
         agents: AgentRoster | None = None,
+        contacts: ContactStage | None = None,
     ) -> None:
         self.catalog = catalog
         self.features = features
@@ -97,6 +109,8 @@ class DecisionService:
         self.live = LiveStats()
         #: the roster ``agent_routing`` routes among when the caller sends no ``actions``
         self.agents = agents
+        #: contact history, caps and budgets (None: no contact policy, as in unit tests)
+        self.contacts = contacts
         self._budget = self.options.time_budget_ms / 1000.0
         self._features = FeatureStage(features)
         self._contexts = ContextStage()
@@ -138,6 +152,8 @@ class DecisionService:
         self.log.close()
         if self.experiments is not None:
             self.experiments.close()
+        if self.contacts is not None:
+            self.contacts.store.close()
         close = getattr(self.features, "close", None)
         if callable(close):
             close()
@@ -168,10 +184,19 @@ class DecisionService:
         event_id = self.signer.issue(now + point.reward_window_seconds)
         experiments = self.experiments
         arm = None if experiments is None else experiments.assign(req.customer_id, point.name)
-        choice = self._policy.choose(
-            arm, point.name, context, eligible, excluded, event_id, degraded_reason,
-            self.options, start + self._budget,
-        )
+
+        def choose(elig: list[Action], excl: list[Exclusion]) -> Choice:
+            return self._policy.choose(
+                arm, point.name, context, elig, excl, event_id, degraded_reason,
+                self.options, start + self._budget,
+            )
+
+        if self.contacts is None:
+            choice = choose(eligible, excluded)
+        else:  # caps and budgets over the contact history, committed with the answer
+            choice, eligible, excluded = self.contacts.decide(
+                req.customer_id, point, now, eligible, excluded, event_id, choose
+            )
         decision, _, variant, _, degraded_reason = choice
         if degraded_reason is not None:
             self.metrics.degraded.labels(point.name, degraded_reason).inc()
@@ -243,14 +268,32 @@ class DecisionService:
 
     def ingest(self, req: EventRequest) -> dict[str, Any]:
         ts = req.timestamp.timestamp() if req.timestamp is not None else 0.0  # 0: now
+        if req.type in CONTACT_EVENTS and self.contacts is not None:
+            if req.type == "message_sent":
+                self.contacts.sent(req.customer_id, req.properties, ts or time.time())
+            else:
+                self.contacts.failed(req.properties)
+            self.metrics.events.labels(req.type).inc()
+            return {"accepted": True, "customer_id": req.customer_id, "type": req.type}
         self.writer.ingest(FeatureEvent(req.customer_id, req.type, dict(req.properties), ts))
         self.metrics.events.labels(req.type).inc()
         return {"accepted": True, "customer_id": req.customer_id, "type": req.type}
 
+    def activate(self, event_id: str) -> dict[str, Any]:
+        """``POST /decisions/{event_id}/activate``: the journey engine sent this decision."""
+        if self.contacts is None:
+            raise UnknownEventError(f"event id {event_id!r}: this service keeps no contacts")
+        return self.contacts.activate(event_id, time.time())
+
+    def budgets(self) -> dict[str, Any]:
+        """``GET /budgets``: each budgeted action's budget, used and remaining units."""
+        return {"budgets": [] if self.contacts is None else self.contacts.budgets(time.time())}
+
     def erase(self, customer_id: str) -> dict[str, Any]:
         """``DELETE /customers/{id}``: every store of this service forgets the customer."""
         table = self.experiments.table if self.experiments is not None else None
-        erased = erase_with(live_erasers(self.writer, self.log, table), customer_id)
+        store = self.contacts.store if self.contacts is not None else None
+        erased = erase_with(live_erasers(self.writer, self.log, table, store), customer_id)
         return {"customer_id": customer_id, "erased": erased}
 
 

@@ -7,12 +7,14 @@ from datetime import UTC, datetime
 import pytest
 
 from policies.catalog import Catalog
+from policies.contact_rules import Contact
 from policies.decision import decide_with_rules
 from policies.registry import make_policy
 from policies.rules import RuleSet
 from policies.types import CONTACT_CHANNELS, Action, Context
 
 NOON_UTC = datetime(2026, 6, 1, 12, 0, tzinfo=UTC).timestamp()
+DAY = 86_400.0
 MIDNIGHT_UTC = datetime(2026, 6, 1, 0, 30, tzinfo=UTC).timestamp()
 
 
@@ -56,11 +58,18 @@ def test_in_app_needs_no_consent_and_no_contact_is_always_eligible(catalog: Cata
     assert got["email_reminder"] == "no_consent:email"
 
 
-def test_frequency_caps(catalog: Catalog) -> None:
-    got = reasons(catalog, "cart_abandoned", customer(sends_email_7d=3))
+def test_frequency_caps_count_the_history_not_the_sends_features(catalog: Catalog) -> None:
+    point = catalog["cart_abandoned"]
+    # the legacy feature says 9 sends this week: no longer what the caps count
+    assert reasons(catalog, "cart_abandoned", customer(sends_email_7d=9)) == {}
+    week = [Contact(NOON_UTC - 3600.0 * h, "email", "email_reminder", "reminder", "marketing")
+            for h in (1, 30, 100)]
+    _, excluded = point.rules.contact.split(point.actions, week, NOON_UTC)
+    got = {e.action_id: e.reason for e in excluded}
     assert got == {"email_reminder": "cap:email:7d", "email_discount": "cap:email:7d"}
-    got = reasons(catalog, "cart_abandoned", customer(sends_email_30d=10))
-    assert got["email_reminder"] == "cap:email:30d"
+    month = [Contact(NOON_UTC - DAY * (8 + d), "email", "x", "", "marketing") for d in range(10)]
+    _, excluded = point.rules.contact.split(point.actions, month, NOON_UTC)
+    assert {e.action_id: e.reason for e in excluded}["email_reminder"] == "cap:email:30d"
 
 
 def test_open_complaint_blocks_marketing_only(catalog: Catalog) -> None:

@@ -23,6 +23,8 @@ PROTECTED = [
     ("GET", "/dashboard", None),
     ("GET", "/dashboard/data", None),
     ("GET", "/openapi.json", None),
+    ("POST", "/decisions/some-event/activate", None),
+    ("GET", "/budgets", None),
 ]
 
 

@@ -106,7 +106,7 @@ def _check(srv: Any, n: int, figure: Any, tag: str) -> None:
     assert len(per_op) >= 8
     # operations with inputs get n cases each (a parameterless GET has one distinct case)
     with_inputs = [op for op in per_op if op.startswith(("POST", "DELETE"))]
-    assert len(with_inputs) == 4
+    assert len(with_inputs) == 5  # decide, reward, activate, events, erase
     assert all(sum(per_op[op].values()) >= n for op in with_inputs), per_op
     assert server_errors == 0, per_op
     assert out["failures"] == [], "\n".join(out["failures"][:20])

@@ -137,9 +137,14 @@ def test_both_ways_in_erase_the_same_stores(workspace: Any) -> None:
     from serving.eventlog.log import EventLog
     from serving.experiments.assignments import AssignmentTable
     from serving.service.feature_layer import InMemoryFeatureLayer
+    from serving.state.contacts_sqlite import SQLiteContactStore
 
     layer = InMemoryFeatureLayer(InMemoryFeatureSource())
-    live = live_erasers(layer, EventLog(workspace.home / "unused"), AssignmentTable(None))
+    contacts = SQLiteContactStore(workspace.home / "unused" / "contacts.db")
+    live = live_erasers(
+        layer, EventLog(workspace.home / "unused"), AssignmentTable(None), contacts
+    )
+    contacts.close()
     assert [e.name for e in live] == [e.name for e in workspace_erasers(workspace)]
 
 

@@ -172,3 +172,29 @@ def test_bad_use_raises_specific_errors(small_env: JourneyEnvironment) -> None:
         EnvConfig(customers=0)
     with pytest.raises(InvalidSimulationConfig, match="value_source"):
         PointEconomics(0.1, 0.5, "nonsense", 1.0)
+
+
+def test_the_simulator_enforces_the_served_contact_policy() -> None:
+    """An always-contact policy: the simulated contacts never exceed the catalog's caps in
+    any sliding window, and the exclusions carry the served reasons (the same code)."""
+    env = JourneyEnvironment(EnvConfig(customers=10, visits_per_customer_per_day=8.0))
+    obs = env.reset(seed=3)
+    reasons: set[str] = set()
+    for t in range(2500):
+        elig = [a for a in obs.eligible if a.id != NO_CONTACT_ID]
+        reasons.update(e.reason.split(":")[0] for e in obs.excluded)
+        result = env.step(Decision(f"e{t}", elig[0] if elig else obs.eligible[0], 1.0, ()))
+        obs = result.next_observation
+    assert "cap" in reasons
+    caps = env.catalog["default"].rules.frequency_caps
+    assert env._pop is not None
+    checked = 0
+    for i in range(10):
+        log = env._pop.get(i).contact_log
+        for cap in caps:
+            seconds = {"7d": 7 * 86_400.0, "30d": 30 * 86_400.0}[cap.window]
+            times = [c.ts for c in log if c.channel == cap.channel]
+            for k, ts in enumerate(times):
+                assert sum(1 for u in times[: k + 1] if ts - u < seconds) <= cap.max
+                checked += 1
+    assert checked > 100

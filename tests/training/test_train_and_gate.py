@@ -296,3 +296,32 @@ def test_cli_evaluate_accepts_exactly_the_forms_its_help_names(trained, monkeypa
             assert says in result.output and len(result.output.strip().splitlines()) == 1
     finally:
         get_settings.cache_clear()
+
+
+def test_never_activated_decisions_are_not_learned_from(tmp_path) -> None:
+    """At an ``activation: required`` point only activated decisions are learned from,
+    whether the activation came before or after the reward (a real SQLite contact store)."""
+    from dataclasses import replace
+
+    from policies.catalog import Catalog
+    from serving.state.contacts_sqlite import SQLiteContactStore
+
+    points = dict(CATALOG.decision_points)
+    points["cart_abandoned"] = replace(points["cart_abandoned"], activation="required")
+    catalog = Catalog(points)
+    rows = [decision_row(f"e{i}", ctx(i), ACTIONS, [0.5, 0.5], 0, T0 + i) for i in range(4)]
+    other = decision_row("d0", Context("c-9", {}, {}, "default", T0), ACTIONS, [0.5, 0.5], 0, T0)
+    rows.append({**other, "decision_point": "default"})
+    rewards = [reward_row("e1", 1.0, T0 + 5), reward_row("e3", 1.0, T0 + 5)]
+    store = SQLiteContactStore(tmp_path / "contacts.db")
+    store.activate("e1", T0 + 2)  # before its reward
+    store.activate("e3", T0 + 50)  # after its reward
+    ts = join_logs(pd.DataFrame(rows), pd.DataFrame(rewards), catalog, now=T0 + 1e6,
+                   activated=store.activated)
+    store.close()
+    assert sorted(ts.frame["event_id"]) == ["d0", "e1", "e3"]  # default needs no activation
+    assert ts.report.skipped["inactive"] == 2
+    assert dict(zip(ts.frame["event_id"], ts.frame["reward"], strict=True))["e3"] == 1.0
+    # without the lookup (no activation-required point served) nothing is left out
+    assert len(join_logs(pd.DataFrame(rows), pd.DataFrame(rewards), catalog,
+                         now=T0 + 1e6).frame) == 5
