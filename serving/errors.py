@@ -87,3 +87,12 @@ class CannotListenError(ServingError):
 
 class SettingsDocError(ServingError):
     """README has no (or a broken) settings block, or a settings field has no description."""
+
+
+class SharedStateError(ServingError):
+    """The networked store of the replicas' shared state cannot be reached or used
+    (``MAESTRO_STATE_URL``): the request is refused, nothing is half-written."""
+
+    http_status = 503
+    headers = {"Retry-After": "1"}
+    field = "MAESTRO_STATE_URL"

@@ -18,6 +18,7 @@ os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
 sys.path.insert(0, str(Path(__file__).parent / "support"))
 
 from live_servers import LiveServers
+from postgres_server import PostgresServer, start_postgres
 from problems import ContextualProblem, segment_problem
 
 
@@ -33,3 +34,13 @@ def live_servers() -> Iterator[LiveServers]:
     servers = LiveServers()
     yield servers
     servers.stop_all()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server on 127.0.0.1 for the session (``initdb`` into a temporary
+    directory); each test takes a fresh database with ``postgres.database()``. Missing
+    binaries fail the test, never skip it."""
+    server = start_postgres()
+    yield server
+    server.stop()
