@@ -158,6 +158,17 @@ class Settings(BaseSettings):
         description="Ray Serve: the existing cluster to deploy into, `host:port` or `auto` "
         "(`RAY_ADDRESS` works too; unset: a private local cluster)",
     )
+    ray_proxy_location: Literal["EveryNode", "HeadOnly"] = Field(
+        default="EveryNode",
+        description="Ray Serve in an existing cluster: an HTTP proxy on every node, or on the "
+        "head only",
+    )
+    ray_max_replicas_per_node: int | None = Field(
+        default=None,
+        ge=1,
+        description="Ray Serve: at most this many replicas on one node (1: one per node, "
+        "so a node's loss takes one replica; unset: Ray spreads them)",
+    )
     feast_registry_url: SecretStr | None = Field(
         default=None,
         description="Feast's SQL registry shared by every node, "
