@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NoReturn
 
 import click
@@ -151,7 +152,6 @@ def evaluate(policy_ref: str | None, logs: str | None, as_json: bool) -> None:
     """Off-policy evaluation (IPS, SNIPS, DM, DR) with 95% confidence intervals."""
     if policy_ref is None and logs is None:
         raise click.UsageError("give --policy, --logs FILE.parquet, or both")
-    from pathlib import Path
 
     if policy_ref is None:
         result = _run(ev.evaluate_byo, Path(logs))
@@ -198,6 +198,18 @@ def report(as_json: bool, mde: float | None) -> None:
     """Experiment results per decision point: variants, rewards, lift with intervals."""
 
     click.echo(_run(report_command, _workspace(), as_json, mde))
+
+
+@click.command()
+@click.argument("spool_dir", type=click.Path(file_okay=False, path_type=Path))
+def recover(spool_dir: Path) -> None:
+    """Roll a dead node's spool (SPOOL_DIR) into the workspace's logs, from any machine.
+
+    SPOOL_DIR is the node's $MAESTRO_HOME/logs/spool (or one replica's spool in it);
+    spools a live process still holds are left alone."""
+    from serving.eventlog.recovery import recover_command
+
+    click.echo(_run(recover_command, _workspace(), spool_dir))
 
 
 @click.command()

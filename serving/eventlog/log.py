@@ -166,31 +166,38 @@ class EventLog:
             os.close(self._lock_fd)
             self._lock_fd = None
 
-    def recover(self) -> int:
-        """Roll every spool whose owner is gone; return the number of records recovered."""
-        recovered = 0
-        for lock_path in sorted(self.spool_root.glob("*.lock")):
-            name = lock_path.stem
-            if name == self.name:
-                continue
-            fd = os.open(lock_path, os.O_RDWR)
-            try:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    continue  # a live process owns it
-                spool = self.spool_root / name
-                with self.index_session() as claims:
-                    for seg in sorted(spool.glob(_SEGMENT_GLOB)) if spool.exists() else []:
-                        recovered += self._roll_file(seg, name, claims)
-                    claims.release(name)  # claimed, never written: the retry must count
-                shutil.rmtree(spool, ignore_errors=True)
-                lock_path.unlink(missing_ok=True)
-            finally:
-                os.close(fd)
+    def recover(self, spool_root: Path | None = None) -> int:
+        """Roll every spool whose owner is gone (under ``spool_root``: ours, or a dead
+        node's, ``maestro recover``); return the number of records recovered."""
+        root = self.spool_root if spool_root is None else Path(spool_root)
+        names = {p.stem for p in root.glob("*.lock")} | {
+            p.name for p in root.iterdir() if p.is_dir()
+        }
+        recovered = sum(self.recover_spool(root, name) for name in sorted(names - {self.name}))
         if recovered:
             logger.warning("event log: recovered %d records from crashed processes", recovered)
         return recovered
+
+    def recover_spool(self, root: Path, name: str) -> int:
+        """Roll the spool ``root/name`` unless a live process holds its lock; its claims
+        never written are released (the client's retry must count)."""
+        lock_path = root / f"{name}.lock"
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return 0  # a live process owns it
+            spool, recovered = root / name, 0
+            with self.index_session() as claims:
+                for seg in sorted(spool.glob(_SEGMENT_GLOB)) if spool.exists() else []:
+                    recovered += self._roll_file(seg, name, claims)
+                claims.release(name)
+            shutil.rmtree(spool, ignore_errors=True)
+            lock_path.unlink(missing_ok=True)
+            return recovered
+        finally:
+            os.close(fd)
 
     @contextlib.contextmanager
     def index_session(self) -> Iterator[LogIndex]:
