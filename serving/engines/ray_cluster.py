@@ -29,6 +29,7 @@ from serving.engines.ray_serve import (
     build_application,
 )
 from serving.settings import Settings, get_settings
+from serving.state.select import describe
 
 IMPORT_PATH = "serving.engines.ray_cluster:app_builder"
 #: settings that only the command deploying the app uses
@@ -135,7 +136,7 @@ def deploy_to_cluster(settings: Settings, host: str, port: int, replicas: int) -
             f"maestro: deployed to the Ray cluster at {address} ({replicas} replica(s), "
             f"{nodes} node(s)); HTTP on port {port} of "
             f"{'every node' if settings.ray_proxy_location == 'EveryNode' else 'the head'};"
-            f" workspace {settings.home}",
+            f" workspace {settings.home}; shared state {describe(settings)}",
             flush=True,
         )
     finally:
