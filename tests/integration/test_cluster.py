@@ -46,7 +46,7 @@ def deployed(ray_two_nodes, cluster_redis, postgres, tmp_path_factory):
         "MAESTRO_STATE_URL": postgres.database(),
         "MAESTRO_RAY_PROXY_LOCATION": "HeadOnly",  # one machine: one proxy on the port
         "MAESTRO_RAY_MAX_REPLICAS_PER_NODE": "1",
-        "MAESTRO_ROLL_SECONDS": "0.5",
+        "MAESTRO_ROLL_SECONDS": "3",  # the killed node leaves decisions unrolled
     }
     env.pop("RAY_ADDRESS", None)
     _maestro(env, "init", "--customers", "200")
@@ -133,3 +133,52 @@ def test_a_reward_for_the_other_nodes_decision_counts_once(deployed) -> None:
     rewarded_on = _nodes_of(counted, nodes_by_pid).to_numpy()
     across = (decided_on.loc[counted["event_id"]].to_numpy() != rewarded_on).sum()
     assert across > 0  # some rewards reached the node that did not make the decision
+
+
+def _decide_until_answered(client: httpx.Client, i: int) -> tuple[str, float]:
+    """A retrying client: the same request id until a ``200``; its event id and how long
+    it waited (a request id makes a retry answer the first answer, not a second decision)."""
+    body = {"customer_id": f"c-{i % 200:06d}", "request_id": f"kill-{i}"}
+    start = time.monotonic()
+    while time.monotonic() - start < 60:
+        try:
+            answer = client.post("/decide", json=body)
+            if answer.status_code == 200:
+                return answer.json()["event_id"], time.monotonic() - start
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"decision {i} not answered in 60 s")
+
+
+def _spooled_decisions(home: Path, pid: int) -> set[str]:
+    """Event ids of the decisions in the unrolled spool of the replica with ``pid``."""
+    import json
+
+    events = set()
+    for segment in (home / "logs" / "spool").glob(f"*-{pid}-*/seg-*.jsonl"):
+        for line in segment.read_text().splitlines():
+            record = json.loads(line)
+            if record.get("_t") == "d":
+                events.add(record["event_id"])
+    return events
+
+
+def test_kill_9_of_the_worker_node_loses_and_doubles_no_decision(deployed, ray_two_nodes) -> None:
+    base, home, nodes_by_pid = deployed
+    (worker_pid,) = [p for p, n in nodes_by_pid.items() if n == ray_two_nodes.node_ids[1]]
+    with httpx.Client(base_url=base, timeout=5) as client:
+        acked = [_decide_until_answered(client, i)[0] for i in range(20)]
+        ray_two_nodes.kill_worker()  # its replica dies with it, spool unrolled
+        stranded = _spooled_decisions(home, worker_pid)
+        during = [_decide_until_answered(client, i) for i in range(20, 60)]
+        ray_two_nodes.add_worker()  # the machine comes back; Serve places a replica there
+    acked += [event for event, _ in during]
+    assert max(waited for _, waited in during) < 30  # the head kept answering
+    deadline = time.monotonic() + 120
+    while len(ray_two_nodes.actors(REPLICA_CLASS)) < 2:  # the new replica recovers the spool
+        assert time.monotonic() < deadline, "no replica on the restarted node"
+        time.sleep(1)
+    assert stranded and stranded <= set(acked)  # acknowledged, only on the dead node's disk
+    decisions = _rolled(home, "decisions", set(acked), timeout=60)  # the stranded included
+    assert decisions["event_id"].value_counts().max() == 1  # none counted twice

@@ -5,9 +5,11 @@ per session (``tests/conftest.py``'s ``ray_two_nodes``), shut down at its end.""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +37,17 @@ class TwoNodes:
             if a["ActorClassName"] == class_name and a["State"] == "ALIVE"
         ]
 
+    def kill_worker(self) -> None:
+        """SIGKILL the worker node: its raylet, object store and every worker on it."""
+        (worker,) = self.cluster.worker_nodes
+        self.cluster.remove_node(worker, allow_graceful=False)
+
+    def add_worker(self) -> None:
+        """Start a worker node again (the restarted machine), with the nodes' environment."""
+        with _node_env():
+            self.cluster.add_node(num_cpus=2)
+            self.cluster.wait_for_nodes()
+
     def stop(self) -> None:
         self.cluster.shutdown()
         shutil.rmtree(self.temp_dir, ignore_errors=True)
@@ -45,23 +58,30 @@ class TwoNodes:
 NODE_ENV = {"RAY_SERVE_PROXY_PREFER_LOCAL_NODE_ROUTING": "0", "RAY_USAGE_STATS_ENABLED": "0"}
 
 
-def start_two_nodes() -> TwoNodes:
-    from ray.cluster_utils import Cluster
-
-    temp_dir = tempfile.mkdtemp(prefix="mrc-")
+@contextlib.contextmanager
+def _node_env() -> Iterator[None]:
+    """:data:`NODE_ENV` set while nodes start (they inherit this process's environment)."""
     saved = {name: os.environ.get(name) for name in NODE_ENV}
-    os.environ.update(NODE_ENV)  # the nodes' processes inherit this process's environment
+    os.environ.update(NODE_ENV)
     try:
-        cluster = Cluster(
-            initialize_head=True,
-            head_node_args={"num_cpus": 2, "temp_dir": temp_dir, "include_dashboard": False},
-        )
-        cluster.add_node(num_cpus=2)
-        cluster.wait_for_nodes()
+        yield
     finally:
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def start_two_nodes() -> TwoNodes:
+    from ray.cluster_utils import Cluster
+
+    temp_dir = tempfile.mkdtemp(prefix="mrc-")
+    with _node_env():
+        cluster = Cluster(
+            initialize_head=True,
+            head_node_args={"num_cpus": 2, "temp_dir": temp_dir, "include_dashboard": False},
+        )
+        cluster.add_node(num_cpus=2)
+        cluster.wait_for_nodes()
     return TwoNodes(cluster, temp_dir)
