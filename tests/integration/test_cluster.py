@@ -135,6 +135,24 @@ def test_a_reward_for_the_other_nodes_decision_counts_once(deployed) -> None:
     assert across > 0  # some rewards reached the node that did not make the decision
 
 
+def test_an_erasure_through_one_replica_reaches_both_nodes_logs(deployed) -> None:
+    base, home, nodes_by_pid = deployed
+    erased, marker = "c-000011", "c-000012"
+    with httpx.Client(base_url=base, timeout=30) as client:
+        for _ in range(12):  # on both replicas, some still in their spools
+            assert client.post("/decide", json={"customer_id": erased}).status_code == 200
+        gone = client.delete(f"/customers/{erased}")
+        assert gone.status_code == 200, gone.text
+        after = [
+            client.post("/decide", json={"customer_id": marker}).json()["event_id"]
+            for _ in range(12)
+        ]
+    rolled = _rolled(home, "decisions", set(after))  # both replicas rolled since the erasure
+    assert set(_nodes_of(rolled, nodes_by_pid)) == set(nodes_by_pid.values())
+    decisions = pd.read_parquet(home / "logs" / "decisions")
+    assert int((decisions["customer_id"] == erased).sum()) == 0
+
+
 def _decide_until_answered(client: httpx.Client, i: int) -> tuple[str, float]:
     """A retrying client: the same request id until a ``200``; its event id and how long
     it waited (a request id makes a retry answer the first answer, not a second decision)."""
