@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NoReturn
 
 import click
+from pydantic import ValidationError
 
 from cli import evaluate as ev
 from cli import training as tc
@@ -20,6 +22,7 @@ from cli.training import promote_command, train_command
 from cli.workspace import init_command
 from core.errors import EXIT_FAILURE, EXIT_USAGE, MaestroError
 from policies.registry import POLICY_KINDS
+from serving.engines.runner import print_serve_config
 from serving.engines.runner import serve as run_serve
 from serving.erasure import erase_everywhere
 from serving.experiments.variants import report_command
@@ -56,6 +59,16 @@ def _policy_list(
     return kinds
 
 
+def _settings_problem(exc: ValidationError) -> str:
+    """One line naming each bad setting by its environment variable, and the problem."""
+    problems = []
+    for error in exc.errors():
+        name = str(error["loc"][0]) if error["loc"] else "settings"
+        variable = name if name.isupper() else f"MAESTRO_{name.upper()}"
+        problems.append(f"{variable}: {error['msg'].removeprefix('Value error, ')}")
+    return "; ".join(problems)
+
+
 def _run(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Call a command body, turning errors into a one-line message and an exit code: a
     :class:`~core.errors.MaestroError` by its own ``exit_code``; another library's bad
@@ -66,6 +79,8 @@ def _run(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         raise
     except MaestroError as exc:
         _fail(exc.cli_message(), exc.exit_code)
+    except ValidationError as exc:  # the settings, from the environment
+        _fail(_settings_problem(exc), EXIT_USAGE)
     except ValueError as exc:
         _fail(str(exc), EXIT_USAGE)
     except (OSError, RuntimeError) as exc:
@@ -90,10 +105,24 @@ def init(customers: int, seed: int) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 @click.option("--replicas", type=click.IntRange(1, 64), default=1, show_default=True)
-def serve(engine: str, host: str, port: int, replicas: int) -> None:
+@click.option(
+    "--address",
+    default=None,
+    help="Deploy into the existing Ray cluster at ADDR (host:port or auto; else RAY_ADDRESS).",
+)
+@click.option(
+    "--print-config",
+    is_flag=True,
+    help="Print the Ray Serve config YAML (for `serve deploy`, KubeRay's serveConfigV2).",
+)
+def serve(
+    engine: str, host: str, port: int, replicas: int, address: str | None, print_config: bool
+) -> None:
     """Serve the HTTP API (Ray Serve by default; uvicorn runs the same app in one process)."""
-
-    _run(run_serve, engine, host, port, replicas)
+    if print_config:
+        click.echo(_run(print_serve_config, host, port, replicas), nl=False)
+        return
+    _run(run_serve, engine, host, port, replicas, address)
 
 
 @click.command()
@@ -123,7 +152,6 @@ def evaluate(policy_ref: str | None, logs: str | None, as_json: bool) -> None:
     """Off-policy evaluation (IPS, SNIPS, DM, DR) with 95% confidence intervals."""
     if policy_ref is None and logs is None:
         raise click.UsageError("give --policy, --logs FILE.parquet, or both")
-    from pathlib import Path
 
     if policy_ref is None:
         result = _run(ev.evaluate_byo, Path(logs))
@@ -195,6 +223,18 @@ def doctor(host: str, port: int) -> None:
         failed = failed or not check.ok
     if failed:
         sys.exit(EXIT_FAILURE)
+
+
+@click.command()
+@click.argument("spool_dir", type=click.Path(file_okay=False, path_type=Path))
+def recover(spool_dir: Path) -> None:
+    """Roll a dead node's spool (SPOOL_DIR) into the workspace's logs, from any machine.
+
+    SPOOL_DIR is the node's $MAESTRO_HOME/logs/spool (or one replica's spool in it);
+    spools a live process still holds are left alone."""
+    from serving.eventlog.recovery import recover_command
+
+    click.echo(_run(recover_command, _workspace(), spool_dir))
 
 
 @click.command()

@@ -30,6 +30,8 @@ COMMANDS: Mapping[str, str] = {
     "(rollback).",
     "report": "Experiment results per decision point: variants, rewards, lift with "
     "intervals.",
+    "recover": "Roll a dead node's spool (SPOOL_DIR) into the workspace's logs, from any "
+    "machine.",
     "erase": "Erase one customer everywhere (online store, offline data, logs, training "
     "sets).",
     "doctor": "Check the workspace: one line per check, ok or what is wrong and how to fix it.",

@@ -14,6 +14,9 @@ from cli.training import init_champions
 from features.workspace import init_feature_workspace
 from serving.settings import Settings
 
+#: the variable Feast's configuration names for the SQL registry (``MAESTRO_FEAST_REGISTRY_URL``)
+REGISTRY_ENV = "MAESTRO_FEAST_REGISTRY_URL"
+
 
 def init_command(settings: Settings, customers: int, seed: int) -> None:
     """Build (idempotently) the Feast repo and its data, then the MLflow store and a
@@ -27,6 +30,7 @@ def init_command(settings: Settings, customers: int, seed: int) -> None:
         seed=seed,
         progress=sys.stderr.isatty(),
         online_store=os.environ.get("MAESTRO_ONLINE_STORE") or None,
+        registry_env=None if settings.feast_registry_url is None else REGISTRY_ENV,
     )
     click.echo(
         f"feature store: {summary.customers} customers (seed {summary.seed}) in "

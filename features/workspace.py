@@ -85,13 +85,27 @@ def online_store_config(online_store: str) -> dict[str, Any]:
     )
 
 
-def _write_yaml(repo: Path, online_store: str | None) -> dict[str, Any]:
-    """Write ``feature_store.yaml`` when missing (or when ``online_store`` is given)."""
+#: the template's registry block, and the SQL registry's (its URL from the environment)
+_FILE_REGISTRY = "registry:\n  registry_type: file\n  path: data/registry.db\n"
+_SQL_REGISTRY = "registry:\n  registry_type: sql\n  path: ${{{variable}}}\n"
+
+
+def _write_yaml(
+    repo: Path, online_store: str | None, registry_env: str | None = None
+) -> dict[str, Any]:
+    """Write ``feature_store.yaml`` when missing (or when ``online_store`` or
+    ``registry_env`` is given). ``registry_env``: the environment variable holding the
+    URL of Feast's SQL registry, which Feast expands when it reads the file (so every
+    node reads one registry, and the password stays out of the file)."""
     import yaml
 
     path = repo / "feature_store.yaml"
     if path.exists() and online_store is None:
-        config = yaml.safe_load(path.read_text())
+        text = path.read_text()
+        if registry_env is not None and _FILE_REGISTRY in text:
+            text = text.replace(_FILE_REGISTRY, _SQL_REGISTRY.format(variable=registry_env))
+            path.write_text(text)
+        config = yaml.safe_load(text)
         if not isinstance(config, dict) or "online_store" not in config:
             raise WorkspaceError(f"{path} is not a Feast repo configuration")
         return config
@@ -105,6 +119,9 @@ def _write_yaml(repo: Path, online_store: str | None) -> dict[str, Any]:
         )
         text = text.replace(sqlite_block, redis_block)
         config["online_store"] = block
+    if registry_env is not None:
+        text = text.replace(_FILE_REGISTRY, _SQL_REGISTRY.format(variable=registry_env))
+        config["registry"] = {"registry_type": "sql", "path": f"${{{registry_env}}}"}
     path.write_text(text)
     return config
 
@@ -221,13 +238,15 @@ def init_feature_workspace(
     progress: bool = False,
     online_store: str | None = None,
     agents: int = DEFAULT_AGENTS,
+    registry_env: str | None = None,
 ) -> WorkspaceSummary:
     """Build (or bring up to date) the Feast repo under ``home``: synthetic customers →
     Parquet → ``feast apply`` → materialise into the online store. Idempotent.
 
     ``online_store``: ``None`` keeps the repo's configuration (SQLite for a new repo),
     ``"sqlite"`` or ``"redis://HOST:PORT"`` rewrites it. ``agents``: the size of the
-    synthetic contact-centre roster (Feast view ``agent``).
+    synthetic contact-centre roster (Feast view ``agent``). ``registry_env``: the
+    environment variable naming Feast's SQL registry (unset: the repo's registry file).
     """
     from tqdm import tqdm
 
@@ -238,7 +257,7 @@ def init_feature_workspace(
     (repo / "data").mkdir(parents=True, exist_ok=True)
     bar = tqdm(total=4, desc="feature store", unit="step", disable=not progress, file=sys.stderr)
     try:
-        config = _write_yaml(repo, online_store)
+        config = _write_yaml(repo, online_store, registry_env)
         _copy_definitions(repo)
         bar.set_postfix_str("generating customers")
         manifest, generated = _ensure_customers(repo, customers, seed, agents)

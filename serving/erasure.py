@@ -28,7 +28,7 @@ from __future__ import annotations
 import getpass
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -43,6 +43,8 @@ from serving.service.feature_layer import FeatureWriter
 from serving.settings import Settings
 from serving.state.contacts import ContactStore
 from serving.state.contacts_sqlite import SQLiteContactStore
+from serving.state.ports import AssignmentStore, LogIndexOpener
+from serving.state.select import assignment_store, log_index_opener
 
 
 class WorkspaceEraser(CustomerEraser, Protocol):
@@ -83,7 +85,8 @@ class LiveLogEraser:
 
     def erase(self, customer_id: str) -> dict[str, int]:
         counts = self.log.erase_customer(customer_id)
-        forget_requests(self.log.logs_dir / "index.db", customer_id)
+        with self.log.index_session() as index:
+            forget_requests(index, customer_id)
         return counts
 
 
@@ -100,13 +103,14 @@ class WorkspaceLogEraser:
         "logs/index.db",
     )
 
-    def __init__(self, logs_dir: Path) -> None:
+    def __init__(self, logs_dir: Path, index: LogIndexOpener | None = None) -> None:
         self.logs_dir = Path(logs_dir)
+        self.index = index
 
     def erase(self, customer_id: str) -> dict[str, int]:
-        if not self.logs_dir.exists():
+        if not self.logs_dir.exists() and self.index is None:
             return {"decisions": 0, "rewards": 0, "recovered_spool_records": 0}
-        log = EventLog(self.logs_dir)
+        log = EventLog(self.logs_dir, index=self.index)
         log.spool_root.mkdir(parents=True, exist_ok=True)
         recovered = log.recover()  # dead processes' spools → Parquet, then erased below
         counts = LiveLogEraser(log).erase(customer_id)
@@ -131,13 +135,14 @@ class WorkspaceAssignmentEraser:
     name = "experiment_assignments"
     holds: ClassVar[tuple[str, ...]] = ("experiments.db",)
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, store: Callable[[], AssignmentStore] | None = None) -> None:
         self.path = Path(path)
+        self.store = store
 
     def erase(self, customer_id: str) -> dict[str, int]:
-        if not self.path.exists():
+        if self.store is None and not self.path.exists():
             return {}
-        table = AssignmentTable(self.path)
+        table = AssignmentTable(self.path if self.store is None else self.store())
         try:
             return AssignmentEraser(table).erase(customer_id)
         finally:
@@ -203,8 +208,11 @@ def workspace_erasers(settings: Settings) -> list[WorkspaceEraser]:
     """The registry of the workspace's stores holding customer data, one eraser each."""
     return [
         WorkspaceFeatureEraser(settings.feature_repo),
-        WorkspaceLogEraser(settings.logs_dir),
-        WorkspaceAssignmentEraser(settings.home / "experiments.db"),
+        WorkspaceLogEraser(settings.logs_dir, log_index_opener(settings)),
+        WorkspaceAssignmentEraser(
+            settings.home / "experiments.db",
+            None if settings.state_url is None else (lambda: assignment_store(settings)),
+        ),
         WorkspaceContactEraser(settings),
     ]
 

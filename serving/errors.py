@@ -96,3 +96,11 @@ class ContactStoreError(ServingError):
     http_status = 503
     headers = {"Retry-After": "1"}
 
+
+class SharedStateError(ServingError):
+    """The networked store of the replicas' shared state cannot be reached or used
+    (``MAESTRO_STATE_URL``): the request is refused, nothing is half-written."""
+
+    http_status = 503
+    headers = {"Retry-After": "1"}
+    field = "MAESTRO_STATE_URL"

@@ -21,6 +21,7 @@ from serving.service.policy_store import PolicyStore
 from serving.settings import Settings
 from serving.state.contacts import ContactStore
 from serving.state.contacts_sqlite import SQLiteContactStore
+from serving.state.select import assignment_store, log_index_opener
 
 
 def memory_layer_from_synthetic(n: int = 1000, seed: int = 7) -> InMemoryFeatureLayer:
@@ -96,6 +97,7 @@ def build_service(settings: Settings, feature_layer: Any | None = None) -> Decis
         flush_ms=settings.flush_ms,
         roll_seconds=settings.roll_seconds,
         reward_mode=settings.reward_mode,
+        index=log_index_opener(settings),
     )
     signer = EventIdSigner(settings.signing_key())
     return DecisionService(
@@ -112,7 +114,10 @@ def build_service(settings: Settings, feature_layer: Any | None = None) -> Decis
             apprentice=settings.apprentice,
         ),
         experiments=load_experiments(
-            settings.experiments_file, catalog, settings.home, settings.tracking_uri
+            settings.experiments_file,
+            catalog,
+            lambda: assignment_store(settings),
+            settings.tracking_uri,
         ),
         agents=feature_layer.agents,
         contacts=ContactStage(contact_store(settings, catalog), catalog, signer),

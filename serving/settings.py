@@ -168,10 +168,56 @@ class Settings(BaseSettings):
             raise ValueError("MAESTRO_CONTACT_STORE=redis needs MAESTRO_CONTACT_REDIS_URL")
         return self
 
+    #: cluster mode: shared state, Ray cluster, Feast registry (docs/deploy.md)
+    state_url: SecretStr | None = Field(
+        default=None,
+        description="the replicas' shared state (reward and request-id index, erasure "
+        "tombstones, experiment assignments) on PostgreSQL, `postgresql://user:pw@host/db` "
+        "(unset: SQLite files under `$MAESTRO_HOME`, one host)",
+    )
+    ray_address: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MAESTRO_RAY_ADDRESS", "RAY_ADDRESS", "ray_address"),
+        description="Ray Serve: the existing cluster to deploy into, `host:port` or `auto` "
+        "(`RAY_ADDRESS` works too; unset: a private local cluster)",
+    )
+    ray_proxy_location: Literal["EveryNode", "HeadOnly"] = Field(
+        default="EveryNode",
+        description="Ray Serve in an existing cluster: an HTTP proxy on every node, or on the "
+        "head only",
+    )
+    ray_max_replicas_per_node: int | None = Field(
+        default=None,
+        ge=1,
+        description="Ray Serve: at most this many replicas on one node (1: one per node, "
+        "so a node's loss takes one replica; unset: Ray spreads them)",
+    )
+    feast_registry_url: SecretStr | None = Field(
+        default=None,
+        description="Feast's SQL registry shared by every node, "
+        "`postgresql+psycopg://user:pw@host/db` (unset: the repo's `registry.db` file)",
+    )
+
     @field_validator("home", mode="after")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().absolute()
+
+    @field_validator("state_url", mode="after")
+    @classmethod
+    def _postgres_state(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(
+            ("postgresql://", "postgres://")
+        ):
+            raise ValueError("must be a postgresql:// URL")
+        return value
+
+    @field_validator("feast_registry_url", mode="after")
+    @classmethod
+    def _sql_registry(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("postgresql"):
+            raise ValueError("must be a postgresql+psycopg:// URL")
+        return value
 
     # ------------------------------------------------------------ derived values
     @property

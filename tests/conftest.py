@@ -18,7 +18,10 @@ os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
 sys.path.insert(0, str(Path(__file__).parent / "support"))
 
 from live_servers import LiveServers
+from postgres_server import PostgresServer, start_postgres
 from problems import ContextualProblem, segment_problem
+from ray_two_nodes import TwoNodes, start_two_nodes
+from redis_cluster_fixture import RedisServer, start_redis
 from redis_server import running_redis
 
 
@@ -45,3 +48,27 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
             yield port
     except FileNotFoundError as exc:
         pytest.fail(str(exc))
+
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server on 127.0.0.1 for the session (``initdb`` into a temporary
+    directory); each test takes a fresh database with ``postgres.database()``. Missing
+    binaries fail the test, never skip it."""
+    server = start_postgres()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def cluster_redis() -> Iterator[RedisServer]:
+    """A real redis-server on 127.0.0.1 for the session (the cluster tests' online store)."""
+    server = start_redis()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def ray_two_nodes() -> Iterator[TwoNodes]:
+    """A two-node Ray cluster on this machine (head + worker), shared by the session."""
+    nodes = start_two_nodes()
+    yield nodes
+    nodes.stop()

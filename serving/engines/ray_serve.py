@@ -42,6 +42,9 @@ from training.tracking import champion_version
 
 logger = logging.getLogger(__name__)
 APP_NAME = "maestro"
+DEPLOYMENT_NAME = "Maestro"
+#: settings that are secrets: never printed, passed to replicas in memory only
+SECRET_FIELDS = ("api_key", "secret", "state_url", "feast_registry_url")
 
 
 def ray_environment(run_dir: Path) -> dict[str, str]:
@@ -146,7 +149,7 @@ def _stop_leftovers(run_dir: Path) -> None:
 def _settings_payload(settings: Settings) -> dict[str, Any]:
     """Settings as plain values (secrets revealed) to rebuild them inside each replica."""
     data = settings.model_dump()
-    for name in ("api_key", "secret"):
+    for name in SECRET_FIELDS:
         value = getattr(settings, name)
         data[name] = value.get_secret_value() if value is not None else None
     data["mlflow_tracking_uri"] = settings.tracking_uri
@@ -168,9 +171,16 @@ def build_application(settings: Settings, replicas: int = 1) -> Any:
 
         return build_app(Settings(**payload))
 
+    placement = (
+        {}
+        if settings.ray_max_replicas_per_node is None
+        else {"max_replicas_per_node": settings.ray_max_replicas_per_node}
+    )
+
     @serve.deployment(
-        name="Maestro",
+        name=DEPLOYMENT_NAME,
         num_replicas=replicas,
+        **placement,
         max_ongoing_requests=settings.ray_max_ongoing_requests,
         max_queued_requests=settings.ray_max_queued_requests,
         backpressure_config=BackpressureConfig(status_code=503, retry_after_s=1),
@@ -247,7 +257,9 @@ def stop_cluster(run_dir: Path) -> None:
 
 def run_ray(settings: Settings, host: str, port: int, replicas: int) -> None:
     """``maestro serve --engine ray``: serve until SIGINT/SIGTERM, then shut down cleanly
-    (replicas run their lifespan shutdown, which rolls the event log to Parquet)."""
+    (replicas run their lifespan shutdown, which rolls the event log to Parquet). With
+    a cluster address (``--address``, ``RAY_ADDRESS``), deploy into that cluster instead
+    (:func:`serving.engines.ray_cluster.deploy_to_cluster`)."""
     from ray import serve
 
     from serving.engines.runner import STOPPED
@@ -255,6 +267,11 @@ def run_ray(settings: Settings, host: str, port: int, replicas: int) -> None:
     # create/migrate the MLflow store once, here: replicas starting together on a fresh
     # SQLite store would race on its schema migration
     champion_version("default", settings.tracking_uri)
+    if settings.ray_address is not None:
+        from serving.engines.ray_cluster import deploy_to_cluster
+
+        deploy_to_cluster(settings, host, port, replicas)
+        return
     # a signal during the slow start-up too only asks to stop: the cluster is then
     # stopped as cleanly as a running one
     stop = threading.Event()

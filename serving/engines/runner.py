@@ -92,12 +92,25 @@ def run_uvicorn(settings: Settings, host: str, port: int) -> None:
     print(STOPPED, flush=True)
 
 
-def serve(engine: str, host: str, port: int, replicas: int) -> None:
-    """The body of ``maestro serve``."""
+def print_serve_config(host: str, port: int, replicas: int) -> str:
+    """The body of ``maestro serve --print-config``: the Ray Serve config YAML."""
+    from serving.engines.ray_cluster import print_config
+
+    return print_config(get_settings(), host, port, replicas)
+
+
+def serve(engine: str, host: str, port: int, replicas: int, address: str | None = None) -> None:
+    """The body of ``maestro serve``; ``address``: an existing Ray cluster to deploy into
+    (else ``RAY_ADDRESS``, else a private local cluster)."""
     from serving.factory import preflight
 
-    ensure_port_free(host, port)
     settings = get_settings()
+    if address is not None:
+        settings = settings.model_copy(update={"ray_address": address})
+    if engine == "uvicorn" and address is not None:
+        raise ValueError("--address applies to --engine ray; uvicorn runs one process")
+    if engine == "uvicorn" or settings.ray_address is None:  # a cluster's nodes listen
+        ensure_port_free(host, port)
     preflight(settings)
     if engine == "uvicorn":
         if replicas != 1:

@@ -13,8 +13,9 @@ Several replicas: each process owns a spool directory ``logs/spool/<host>-<pid>-
 and holds an exclusive ``flock`` on ``logs/spool/<same>.lock`` for its life. On start a
 process rolls every spool whose lock it can take (its owner died: kill -9, OOM), so a
 crash is recovered by the next process to start. What must be shared by every replica
-lives in one SQLite database, ``logs/index.db`` (WAL): the reward index (first reward
-per event id wins, one ``INSERT ... ON CONFLICT``) and the answers given to
+lives in the shared log index (:class:`serving.state.ports.LogIndex`: the SQLite database
+``logs/index.db`` by default, PostgreSQL with ``MAESTRO_STATE_URL``): the reward index
+(first reward per event id wins, one ``INSERT ... ON CONFLICT``) and the answers given to
 ``request_id``s (a retried request gets the same answer from any replica); see
 :mod:`serving.eventlog.shared_index` for how a reward claimed by a process killed before
 writing it is released.
@@ -44,7 +45,8 @@ from typing import Any
 import orjson
 
 from serving.errors import EventLogError
-from serving.eventlog.shared_index import SharedLogIndex, connect
+from serving.eventlog.shared_index import sqlite_index_opener
+from serving.state.ports import LogIndex, LogIndexOpener
 from training.logs.records import DecisionRecord, RewardRecord
 from training.logs.schema import CUSTOMER_ID, EVENT_ID
 
@@ -81,6 +83,7 @@ class EventLog:
         flush_ms: float = 200.0,
         roll_seconds: float = 10.0,
         reward_mode: str = "first",
+        index: LogIndexOpener | None = None,
     ) -> None:
         self.logs_dir = Path(logs_dir)
         self.spool_root = self.logs_dir / "spool"
@@ -89,6 +92,7 @@ class EventLog:
         self.flush_seconds = flush_ms / 1000.0
         self.roll_seconds = roll_seconds
         self.reward_mode = reward_mode
+        self._open_index = index if index is not None else sqlite_index_opener(self.logs_dir)
         self.name = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.spool_dir = self.spool_root / self.name
         replica = b',"replica":' + orjson.dumps(self.name)
@@ -98,12 +102,11 @@ class EventLog:
         }
         self._lock = threading.Lock()  # the current segment (hot path)
         self._roll_lock = threading.Lock()
-        self._index_lock = threading.Lock()  # our connection to the shared index
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._fd: int | None = None
         self._segment = 0
-        self._index: SharedLogIndex | None = None
+        self._index: LogIndex | None = None
         self._lock_fd: int | None = None
         self.last_sync = time.time()
         self.last_roll = time.time()
@@ -126,9 +129,7 @@ class EventLog:
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self.spool_dir.mkdir()
         self.recover()
-        self._index = SharedLogIndex(
-            connect(self.logs_dir / "index.db"), self._index_lock, self.name
-        )
+        self._index = self._open_index(self.name)
         self._fd = self._open_segment(1)
         for target, period in (
             (self._sync_loop, self.flush_seconds),
@@ -165,50 +166,56 @@ class EventLog:
             os.close(self._lock_fd)
             self._lock_fd = None
 
-    def recover(self) -> int:
-        """Roll every spool whose owner is gone; return the number of records recovered."""
-        recovered = 0
-        for lock_path in sorted(self.spool_root.glob("*.lock")):
-            name = lock_path.stem
-            if name == self.name:
-                continue
-            fd = os.open(lock_path, os.O_RDWR)
-            try:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    continue  # a live process owns it
-                spool = self.spool_root / name
-                with self._claims() as claims:
-                    for seg in sorted(spool.glob(_SEGMENT_GLOB)) if spool.exists() else []:
-                        recovered += self._roll_file(seg, name, claims)
-                    claims.release(name)  # claimed, never written: the retry must count
-                shutil.rmtree(spool, ignore_errors=True)
-                lock_path.unlink(missing_ok=True)
-            finally:
-                os.close(fd)
+    def recover(self, spool_root: Path | None = None) -> int:
+        """Roll every spool whose owner is gone (under ``spool_root``: ours, or a dead
+        node's, ``maestro recover``); return the number of records recovered."""
+        root = self.spool_root if spool_root is None else Path(spool_root)
+        names = {p.stem for p in root.glob("*.lock")} | {
+            p.name for p in root.iterdir() if p.is_dir()
+        }
+        recovered = sum(self.recover_spool(root, name) for name in sorted(names - {self.name}))
         if recovered:
             logger.warning("event log: recovered %d records from crashed processes", recovered)
         return recovered
 
+    def recover_spool(self, root: Path, name: str) -> int:
+        """Roll the spool ``root/name`` unless a live process holds its lock; its claims
+        never written are released (the client's retry must count)."""
+        lock_path = root / f"{name}.lock"
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return 0  # a live process owns it
+            spool, recovered = root / name, 0
+            with self.index_session() as claims:
+                for seg in sorted(spool.glob(_SEGMENT_GLOB)) if spool.exists() else []:
+                    recovered += self._roll_file(seg, name, claims)
+                claims.release(name)
+            shutil.rmtree(spool, ignore_errors=True)
+            lock_path.unlink(missing_ok=True)
+            return recovered
+        finally:
+            os.close(fd)
+
     @contextlib.contextmanager
-    def _claims(self) -> Iterator[SharedLogIndex]:
-        """The reward index: ours when open, else a connection for this recovery."""
+    def index_session(self) -> Iterator[LogIndex]:
+        """The shared index: ours when open, else one opened for this recovery or erasure."""
         if self._index is not None:
             yield self._index
             return
-        conn = connect(self.logs_dir / "index.db")
+        index = self._open_index(self.name)
         try:
-            yield SharedLogIndex(conn, threading.Lock(), self.name)
+            yield index
         finally:
-            conn.close()
+            index.close()
 
-    def _roll_file(self, seg: Path, spool_name: str, claims: SharedLogIndex) -> int:
+    def _roll_file(self, seg: Path, spool_name: str, claims: LogIndex) -> int:
         from serving.eventlog.roll import roll_segment
-        from serving.eventlog.tombstones import load_erasures
 
         part = f"{spool_name}-{_segment_number(seg):09d}"
-        erasures = load_erasures(self.logs_dir / "index.db")
+        erasures = claims.erasures()
         rolled = roll_segment(
             seg, self.decisions_dir, self.rewards_dir, part, erasures, self.erased_at_roll
         )
@@ -244,7 +251,7 @@ class EventLog:
         raw = orjson.dumps(record)
         self._append(raw[: raw.rfind(b',"replica":')] + self._tails[DecisionRecord])
 
-    def _shared(self) -> SharedLogIndex:
+    def _shared(self) -> LogIndex:
         if self._index is None:
             raise EventLogError("the event log is closed")
         return self._index
@@ -382,7 +389,8 @@ class EventLog:
         from serving.eventlog.tombstones import record_erasure
 
         # first: every replica's later roll (live, final, recovery) drops these rows too
-        record_erasure(self.logs_dir / "index.db", customer_id)
+        with self.index_session() as index:
+            record_erasure(index, customer_id)
         before = dict(self.erased_at_roll)
         self.roll()
         event_ids: set[str] = set()

@@ -9,13 +9,18 @@ acknowledged reward lost. So each claim names its claimant replica until the seg
 holding its record has been rolled to Parquet (:meth:`SharedLogIndex.confirm`); when a dead
 replica's spool is recovered, its claims still unconfirmed were never written and are
 released (:meth:`SharedLogIndex.release`), so the retry counts.
+
+The same database holds the erasure tombstones (:mod:`serving.eventlog.tombstones`).
+This is the embedded implementation of :class:`serving.state.ports.LogIndex`; the
+networked one is :mod:`serving.state.log_index_postgres`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +31,7 @@ _DDL = (
     " count INTEGER NOT NULL, timestamp REAL NOT NULL, replica TEXT)",
     "CREATE TABLE IF NOT EXISTS requests (request_key TEXT PRIMARY KEY, response TEXT NOT NULL,"
     " timestamp REAL NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS erasures (customer_hash TEXT PRIMARY KEY, erased_at REAL NOT NULL)",
 )
 #: rows confirmed per transaction (about a millisecond on this machine)
 CONFIRM_CHUNK = 256
@@ -75,6 +81,22 @@ class SharedLogIndex:
         except sqlite3.Error as exc:
             raise EventLogError(f"cannot use the shared log index: {exc}") from exc
 
+    @contextlib.contextmanager
+    def transaction(self, what: str) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction on the connection, under the lock; errors
+        become :class:`EventLogError` saying what could not be done."""
+        try:
+            with self._lock:
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._conn
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+        except sqlite3.Error as exc:
+            raise EventLogError(f"cannot {what}: {exc}") from exc
+
     def remember_request(self, request_key: str, response: str, now: float) -> None:
         self.execute(
             "INSERT OR IGNORE INTO requests (request_key, response, timestamp) VALUES (?, ?, ?)",
@@ -89,6 +111,23 @@ class SharedLogIndex:
 
     def forget_requests_before(self, timestamp: float) -> None:
         self.execute("DELETE FROM requests WHERE timestamp < ?", (timestamp,))
+
+    def forget_requests(self, prefix: str) -> int:
+        return self.execute(
+            "DELETE FROM requests WHERE substr(request_key, 1, ?) = ?", (len(prefix), prefix)
+        ).rowcount
+
+    def record_erasure(self, customer_hash: str, at: float, keep_seconds: float) -> None:
+        with self.transaction("record an erasure in the log index") as conn:
+            conn.execute(
+                "INSERT INTO erasures (customer_hash, erased_at) VALUES (?, ?) ON CONFLICT"
+                "(customer_hash) DO UPDATE SET erased_at = excluded.erased_at",
+                (customer_hash, at),
+            )
+            conn.execute("DELETE FROM erasures WHERE erased_at < ?", (at - keep_seconds,))
+
+    def erasures(self) -> dict[str, float]:
+        return dict(self.execute("SELECT customer_hash, erased_at FROM erasures", ()).fetchall())
 
     def is_claimed(self, event_id: str) -> bool:
         return (
@@ -111,23 +150,23 @@ class SharedLogIndex:
         rows = [(e, replica) for e in event_ids]
         for start in range(0, len(rows), CONFIRM_CHUNK):
             chunk = rows[start : start + CONFIRM_CHUNK]
-            try:
-                with self._lock:
-                    self._conn.execute("BEGIN IMMEDIATE")
-                    try:
-                        self._conn.executemany(
-                            "UPDATE reward_index SET replica = NULL"
-                            " WHERE event_id = ? AND replica = ?",
-                            chunk,
-                        )
-                        self._conn.execute("COMMIT")
-                    except BaseException:
-                        self._conn.execute("ROLLBACK")
-                        raise
-            except sqlite3.Error as exc:
-                raise EventLogError(f"cannot confirm rewards in the log index: {exc}") from exc
+            with self.transaction("confirm rewards in the log index") as conn:
+                conn.executemany(
+                    "UPDATE reward_index SET replica = NULL WHERE event_id = ? AND replica = ?",
+                    chunk,
+                )
 
     def release(self, replica: str) -> int:
         """Drop the claims a dead ``replica`` never wrote (call after rolling its spool);
         return how many."""
         return self.execute("DELETE FROM reward_index WHERE replica = ?", (replica,)).rowcount
+
+
+def sqlite_index_opener(logs_dir: Path) -> Callable[[str], SharedLogIndex]:
+    """Opens ``logs_dir/index.db`` for a replica (the embedded default)."""
+
+    def open_index(replica: str) -> SharedLogIndex:
+        Path(logs_dir).mkdir(parents=True, exist_ok=True)
+        return SharedLogIndex(connect(Path(logs_dir) / "index.db"), threading.Lock(), replica)
+
+    return open_index

@@ -4,7 +4,7 @@
 spool and rewrites the Parquet parts. Other live replicas still hold the customer's
 decisions in their unrolled spool segments, and a crashed process's spool waits for the
 next start to be recovered; both would bring the rows back when rolled. So erasure first
-records a tombstone in the replicas' shared index (``logs/index.db``), and every roll —
+records a tombstone in the replicas' shared log index (:mod:`serving.state.ports`), and every roll —
 live, final or recovery — drops the decisions of a tombstoned customer made at or
 before the erasure, with the rewards of those decisions in the same segment. A decision
 made after the erasure (the customer came back) is kept.
@@ -16,18 +16,14 @@ it is deleted after :data:`KEEP_DAYS` (by then every spool has long been rolled)
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 import time
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
+from serving.state.ports import LogIndex
 from training.logs.schema import CUSTOMER_ID, EVENT_ID, TIMESTAMP
 
 KEEP_DAYS = 30.0
-_DDL = (
-    "CREATE TABLE IF NOT EXISTS erasures (customer_hash TEXT PRIMARY KEY, erased_at REAL NOT NULL)"
-)
 _SALT = b"maestro-erasure-tombstone\x00"
 
 
@@ -35,35 +31,10 @@ def customer_hash(customer_id: str) -> str:
     return hashlib.sha256(_SALT + customer_id.encode()).hexdigest()
 
 
-def record_erasure(index_path: Path, customer_id: str, at: float | None = None) -> None:
-    """Tombstone ``customer_id`` as erased at ``at`` (now) in the shared index."""
+def record_erasure(index: LogIndex, customer_id: str, at: float | None = None) -> None:
+    """Tombstone ``customer_id`` as erased at ``at`` (now) in the shared log index."""
     at = time.time() if at is None else at
-    index_path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(index_path, timeout=10.0)
-    try:
-        with conn:
-            conn.execute(_DDL)
-            conn.execute(
-                "INSERT INTO erasures (customer_hash, erased_at) VALUES (?, ?) "
-                "ON CONFLICT(customer_hash) DO UPDATE SET erased_at = excluded.erased_at",
-                (customer_hash(customer_id), at),
-            )
-            conn.execute("DELETE FROM erasures WHERE erased_at < ?", (at - KEEP_DAYS * 86400.0,))
-    finally:
-        conn.close()
-
-
-def load_erasures(index_path: Path) -> dict[str, float]:
-    """Every live tombstone: customer hash -> erasure time (empty without an index)."""
-    if not index_path.exists():
-        return {}
-    conn = sqlite3.connect(f"file:{index_path}?mode=ro", uri=True, timeout=10.0)
-    try:
-        return dict(conn.execute("SELECT customer_hash, erased_at FROM erasures").fetchall())
-    except sqlite3.OperationalError:  # no erasure yet: no table
-        return {}
-    finally:
-        conn.close()
+    index.record_erasure(customer_hash(customer_id), at, KEEP_DAYS * 86400.0)
 
 
 def drop_erased(
@@ -90,21 +61,8 @@ def drop_erased(
     return kept, kept_rewards, len(decisions) - len(kept), len(rewards) - len(kept_rewards)
 
 
-def forget_requests(index_path: Path, customer_id: str) -> int:
+def forget_requests(index: LogIndex, customer_id: str) -> int:
     """Delete the idempotency replies kept for ``customer_id``'s ``/decide`` requests (keyed
     ``customer_id \\x1f decision_point \\x1f request_id`` in the shared index), so no
     retried request answers with an erased decision; returns how many there were."""
-    if not index_path.exists():
-        return 0
-    prefix = f"{customer_id}\x1f"
-    conn = sqlite3.connect(index_path, timeout=10.0)
-    try:
-        with conn:
-            cur = conn.execute(
-                "DELETE FROM requests WHERE substr(request_key, 1, ?) = ?", (len(prefix), prefix)
-            )
-            return cur.rowcount
-    except sqlite3.OperationalError:  # no request remembered yet: no table
-        return 0
-    finally:
-        conn.close()
+    return index.forget_requests(f"{customer_id}\x1f")

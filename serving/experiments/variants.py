@@ -35,7 +35,7 @@ Rules still run for every variant, the holdout included (its ``excluded`` list i
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,7 @@ from policies.types import NO_CONTACT_ID
 from serving.errors import ExperimentConfigError
 from serving.experiments.assignments import AssignmentTable
 from serving.service.policy_store import LoadedPolicy, PolicyStore, cold_start_policy, smoke_test
+from serving.state.ports import AssignmentStore
 from training.lift import experiment_report, format_report
 from training.tracking import load_version_bytes
 
@@ -258,13 +259,17 @@ class Experiments:
 
 
 def load_experiments(
-    path: Path | None, catalog: Catalog, home: Path, tracking_uri: str | None
+    path: Path | None,
+    catalog: Catalog,
+    store: Callable[[], AssignmentStore],
+    tracking_uri: str | None,
 ) -> Experiments | None:
-    """The workspace's experiments, or ``None`` without a config (everyone: ``champion``)."""
+    """The workspace's experiments, or ``None`` without a config (everyone: ``champion``);
+    ``store`` opens the sticky assignments' store (only when there are experiments)."""
     if path is None or not Path(path).exists():
         return None
     config = load_experiments_config(path, catalog)
-    return Experiments(config, catalog, AssignmentTable(home / "experiments.db"), tracking_uri)
+    return Experiments(config, catalog, AssignmentTable(store()), tracking_uri)
 
 
 def report_command(settings: Any, as_json: bool = False, mde: float | None = None) -> str:

@@ -1,2 +1,3 @@
-"""State that every replica shares, each behind a small protocol with an embedded (SQLite)
-and a networked (Redis) implementation run by the same contract tests."""
+"""Service state every replica shares, behind small protocols (:mod:`serving.state.ports`,
+:mod:`serving.state.contacts`), each with an embedded implementation (SQLite under
+``$MAESTRO_HOME``) and a networked one (PostgreSQL, Redis) run by the same contract tests."""

@@ -15,7 +15,8 @@ from pathlib import Path
 import pandas as pd
 
 from serving.eventlog.log import EventLog
-from serving.eventlog.tombstones import customer_hash, drop_erased, load_erasures
+from serving.eventlog.shared_index import sqlite_index_opener
+from serving.eventlog.tombstones import customer_hash, drop_erased
 
 HERE = Path(__file__).parent
 ROOT = HERE.parents[1]
@@ -79,7 +80,7 @@ def test_a_crashed_replicas_spool_is_filtered_when_recovered(tmp_path: Path) -> 
 def test_tombstones_hold_no_customer_id_and_filter_by_time(tmp_path: Path) -> None:
     log = EventLog(tmp_path / "logs")
     log.erase_customer("c-secret")
-    erasures = load_erasures(tmp_path / "logs" / "index.db")
+    erasures = sqlite_index_opener(tmp_path / "logs")("test").erasures()
     assert list(erasures) == [customer_hash("c-secret")]
     assert b"c-secret" not in (tmp_path / "logs" / "index.db").read_bytes()
     at = erasures[customer_hash("c-secret")]
