@@ -251,8 +251,11 @@ def test_cli_evaluate_bring_your_own_logs(tmp_path) -> None:
     ).to_parquet(path)
     result = CliRunner().invoke(cli, ["evaluate", "--logs", str(path)])
     assert result.exit_code == 0, result.output
-    out = json.loads(result.output)
+    out = json.loads(result.stdout)
     assert out["n"] == 4 and "dm" not in out["estimators"]
+    # four events are too few for a normal interval: said in the JSON and on stderr
+    assert out["diagnostics"]["ess"] < 30 and len(out["warnings"]) == 1
+    assert result.stderr.startswith("maestro: warning: effective sample size")
     # IPS by hand: mean(r * pi / p) = (1*2 + 0 + 1*2 + 0) / 4 = 1.0
     assert out["estimators"]["ips"]["value"] == pytest.approx(1.0)
     pd.DataFrame({"reward": [1.0]}).to_parquet(path)
