@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pytest
+from ope_table import MU, QL, QT, R
 
 from policies.base import BasePolicy
 from policies.types import Action, Context, LoggedBatch
@@ -26,11 +27,7 @@ from training.ope import (
 )
 
 # Four logged rounds. w = pi / mu = [2, 0, 1, 3].
-R = [1.0, 0.0, 1.0, 0.5]
-MU = [0.25, 0.5, 0.5, 0.2]
 PI = [0.5, 0.0, 0.5, 0.6]
-QL = [0.8, 0.1, 0.6, 0.4]
-QT = [0.7, 0.2, 0.5, 0.3]
 Z = 1.959963984540054
 
 
