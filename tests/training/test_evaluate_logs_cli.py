@@ -95,6 +95,20 @@ def test_no_support_is_a_null_estimate_with_a_reason_and_a_warning(tmp_path) -> 
     assert result.stderr.strip().splitlines() == [f"maestro: warning: {out['warnings'][0]}"]
 
 
+def test_the_policy_summary_says_why_an_estimate_is_missing() -> None:
+    from cli.evaluate import summary, warnings_of
+
+    null = {"value": None, "ci_low": None, "ci_high": None, "reason": "no support: …"}
+    point = {"n": 9, "policy": {"snips": null, "dr": {**null, "value": 0.5,
+                                                      "reason": "one supported event"}},
+             "diagnostics": {}, "warnings": ["policy: no support: …"]}
+    text = summary({"decision_points": {"cart_abandoned": point}})
+    assert "—  (no support: …)" in text and "0.5000  (one supported event)" in text
+    assert warnings_of({"decision_points": {"cart_abandoned": point}}) == [
+        "cart_abandoned: policy: no support: …"
+    ]
+
+
 def _valid_file(path: Path, n: int = 2000) -> Path:
     rng = np.random.default_rng(0)
     pd.DataFrame({

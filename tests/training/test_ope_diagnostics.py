@@ -94,6 +94,10 @@ def test_huge_weights_and_terms_do_not_overflow() -> None:
     for est in out.values():
         assert all(math.isfinite(x) for x in (est.value, est.ci_low, est.ci_high, est.ess))
     assert math.isfinite(out.diagnostics.ess) and out.diagnostics.max_weight == 1e100
+    # subnormal target probabilities: the squares would vanish unless scaled up
+    tiny = evaluate([1.0, 0.0, 1.0], [0.5] * 3, [1e-310, 1e-310, 2e-310])
+    assert tiny["snips"].value == pytest.approx(0.75)
+    assert tiny["ips"].ess == pytest.approx(16 / 6) == tiny.diagnostics.ess
 
 
 def test_scaling_leaves_finite_results_bit_identical() -> None:

@@ -61,6 +61,11 @@ def diagnose(logging_probs: object, target_probs: object) -> Diagnostics:
     checked as by :func:`~training.ope.estimate.check_inputs`)."""
     mu = np.asarray(logging_probs, dtype=np.float64)
     _, mu, pi, _, _ = check_inputs(np.zeros(mu.shape[:1]), mu, target_probs)
+    return weight_diagnostics(mu, pi)
+
+
+def weight_diagnostics(mu: np.ndarray, pi: np.ndarray) -> Diagnostics:
+    """:func:`diagnose` on float arrays already checked."""
     w = pi / mu
     n = w.shape[0]
     supported = int(np.count_nonzero(w > 0.0))

@@ -34,7 +34,10 @@ NO_SUPPORT = (
     "so the logs say nothing about its value"
 )
 #: Why such an estimator gives no interval with a single supported event.
-ONE_SUPPORTED = "one supported event: its variance, hence an interval, cannot be estimated"
+ONE_SUPPORTED = (
+    "one supported event: the variance of the weighted term cannot be estimated from one "
+    "event, so there is no interval"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,27 +167,37 @@ def z_score(alpha: float) -> float:
     return NormalDist().inv_cdf(1.0 - alpha / 2.0)
 
 
-def pow2_scale(x: np.ndarray) -> float:
-    """A power of two near ``max |x|`` (1 when that is 0): dividing by it is exact, and
-    the scaled values lie within [-1, 1], so their squares and sums cannot overflow."""
+#: Magnitudes within which squares and their sums stay normal floats: no scaling needed.
+_SAFE = (math.ldexp(1.0, -400), math.ldexp(1.0, 400))
+
+
+def pow2_scale(x: np.ndarray, always: bool = False) -> float:
+    """A power of two near ``max |x|`` (``always``), or else only when that is so large
+    or so small that squares would overflow or underflow (1 otherwise): dividing by a
+    power of two is exact, so the figures computed on the scaled values are those of
+    the textbook formulas."""
     top = float(np.max(np.abs(x))) if x.shape[0] else 0.0
-    return math.ldexp(1.0, math.frexp(top)[1]) if top > 0.0 and math.isfinite(top) else 1.0
+    if top == 0.0 or not math.isfinite(top) or (not always and _SAFE[0] <= top <= _SAFE[1]):
+        return 1.0
+    return math.ldexp(1.0, math.frexp(top)[1])
 
 
 def kish(w: np.ndarray) -> float:
-    """Kish's effective sample size ``(Σ w)² / Σ w²``, computed on ``w`` scaled by a power
-    of two near its maximum (the ratio does not change; large weights do not overflow)."""
-    v = w / pow2_scale(w)
+    """Kish's effective sample size ``(Σ w)² / Σ w²``, on ``w`` scaled by
+    :func:`pow2_scale` (the ratio does not change; huge or tiny weights cannot overflow
+    or vanish in the squares)."""
+    scale = pow2_scale(w)
+    v = w / scale if scale != 1.0 else w
     s2 = float(np.sum(v * v))
     return float(np.sum(v)) ** 2 / s2 if s2 > 0 else 0.0
 
 
 def mean_ci(terms: np.ndarray, alpha: float, ess: float) -> Estimate:
-    """Mean of i.i.d. terms with a normal-approximation interval (computed on the terms
-    scaled by a power of two: exact, and no overflow in the squares)."""
+    """Mean of i.i.d. terms with a normal-approximation interval (on the terms scaled by
+    :func:`pow2_scale`: the same figures, and no overflow in the squares)."""
     n = terms.shape[0]
     scale = pow2_scale(terms)
-    t = terms / scale
+    t = terms / scale if scale != 1.0 else terms
     value = float(t.mean()) * scale
     se = float(t.std(ddof=1)) * scale / math.sqrt(n) if n > 1 else 0.0
     half = z_score(alpha) * se
@@ -255,6 +268,13 @@ class CheckedEstimator(ABC):
         r, mu, pi, ql, qt = check_inputs(
             rewards, logging_probs, target_probs, q_logged, q_target, alpha
         )
+        return self.on_checked(r, mu, pi, ql, qt, alpha)
+
+    def on_checked(
+        self, r: Arr, mu: Arr, pi: Arr, ql: Q, qt: Q, alpha: float
+    ) -> Estimate:
+        """:meth:`estimate` on arrays :func:`check_inputs` returned (checked once for
+        several estimators)."""
         if not self.weighted:
             return self._value(r, mu, pi, ql, qt, alpha)
         supported = int(np.count_nonzero(pi > 0.0))

@@ -107,7 +107,7 @@ class SNIPS(CheckedEstimator):
 
     def _value(self, r: Arr, mu: Arr, pi: Arr, _ql: Q, _qt: Q, alpha: float) -> Estimate:
         w = pi / mu
-        w = w / pow2_scale(w)
+        w = w / pow2_scale(w, always=True)  # within [0, 1]: w·r cannot overflow squared
         n = r.shape[0]
         wbar = float(w.mean())  # > 0: estimate() answers no support before calling
         value = float(np.sum(w * r) / np.sum(w))

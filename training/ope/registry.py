@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from training.errors import EstimatorInputError
-from training.ope.diagnostics import Diagnostics, diagnose
-from training.ope.estimate import Estimate
+from training.ope.diagnostics import Diagnostics, weight_diagnostics
+from training.ope.estimate import Estimate, check_inputs
 from training.ope.estimators import DM, DR, IPS, SNIPS, ClippedIPS, Estimator, SwitchDR
 
 #: The one registry: name → estimator class (built with its default parameters).
@@ -70,11 +70,11 @@ def evaluate(
         raise EstimatorInputError(
             f"unknown estimator(s) {unknown}; known: {list(ESTIMATORS)}", field="estimators"
         )
-    estimates = {
-        k: ESTIMATORS[k]().estimate(rewards, logging_probs, target_probs, q_logged, q_target, alpha)
-        for k in names
-    }
-    return Evaluation(estimates, diagnose(logging_probs, target_probs))
+    r, mu, pi, ql, qt = check_inputs(
+        rewards, logging_probs, target_probs, q_logged, q_target, alpha
+    )
+    estimates = {k: ESTIMATORS[k]().on_checked(r, mu, pi, ql, qt, alpha) for k in names}
+    return Evaluation(estimates, weight_diagnostics(mu, pi))
 
 
 def table(estimates: Mapping[str, Estimate]) -> dict[str, dict[str, Any]]:
