@@ -4,8 +4,9 @@
 arrays once; :class:`CheckedEstimator` is the base whose ``estimate`` checks the inputs
 and hands float arrays to the estimator's formula. The interval helpers (a normal
 approximation of a mean of i.i.d. terms, Kish's effective sample size) are shared by
-the estimators of :mod:`training.ope.estimators`; they scale by a power of two before
-squaring, so no finite input overflows and finite inputs give bit-identical results.
+the estimators of :mod:`training.ope.estimators`; they scale huge or tiny values by a
+power of two before squaring (an exact operation), so no accepted input overflows or
+vanishes, and every other input gives the textbook formulas' figures to the last bit.
 """
 
 from __future__ import annotations
