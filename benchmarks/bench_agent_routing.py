@@ -47,6 +47,7 @@ import numpy as np
 from benchmarks._report import machine, write_section
 from benchmarks.bench_serving import free_port, start_server, stop_server
 from benchmarks.serving_load import Result, encode, open_loop, sequential
+from core.parquet import read_frame
 
 POINTS = ("agent_routing", "default", "cart_abandoned")
 FEAST_AGENTS = "agent_routing (Feast agents)"
@@ -164,14 +165,13 @@ def roomy_roster(home: Path, every: float, stop: Any, pushes: Any) -> None:
     the lowest CPU priority): pushes every agent of the roster with room for every case
     (load 0, capacity 1,000,000, available) now and every ``every`` seconds until
     ``stop`` is set, as a platform reports load (see NOTES); counts into ``pushes``."""
-    import pandas as pd
     from feast import FeatureStore
 
     from features.agent_roster import agents_parquet, push_agents
 
     os.nice(19)
     repo = home / "feature_repo"
-    roster = pd.read_parquet(agents_parquet(repo)).drop_duplicates("agent_id", keep="last")
+    roster = read_frame(agents_parquet(repo)).drop_duplicates("agent_id", keep="last")
     rows = [
         {**r, "load": 0, "capacity": 1_000_000, "available": True}
         for r in roster.drop(columns=["event_timestamp"]).to_dict("records")

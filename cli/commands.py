@@ -154,12 +154,28 @@ def evaluate(policy_ref: str | None, logs: str | None, as_json: bool) -> None:
         raise click.UsageError("give --policy, --logs FILE.parquet, or both")
 
     if policy_ref is None:
-        result = _run(ev.evaluate_byo, Path(logs))
-        click.echo(tc.dumps(result))
-        return
-    logs_path = Path(logs) if logs else None
-    result = _run(ev.evaluate_policy_ref, _workspace(), policy_ref, logs_path)
-    click.echo(tc.dumps(result) if as_json else ev.summary(result))
+        text, warnings = _run(_evaluated, ev.evaluate_byo, True, Path(logs))
+    else:
+        logs_path = Path(logs) if logs else None
+        text, warnings = _run(
+            _evaluated, ev.evaluate_policy_ref, as_json, _workspace(), policy_ref, logs_path
+        )
+    click.echo(text)
+    for warning in warnings:
+        click.echo(f"maestro: warning: {warning}", err=True)
+
+
+def _evaluated(
+    body: Callable[..., dict[str, Any]], as_json: bool, *args: Any
+) -> tuple[str, list[str]]:
+    """An evaluation's text (its JSON, rendered here so that a value JSON cannot hold is
+    an error line, not a traceback) and its warnings, one line each."""
+    result = body(*args)
+    try:
+        text = tc.dumps(result) if as_json else ev.summary(result)
+    except ValueError as exc:  # a non-finite figure: a defect, never bad input
+        raise RuntimeError(f"evaluation produced a figure JSON cannot hold: {exc}") from exc
+    return text, ev.warnings_of(result)
 
 
 @click.command()

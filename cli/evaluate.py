@@ -22,17 +22,28 @@ from typing import Any
 
 from cli.errors import CommandError
 from cli.training import activation_reader
+from core.parquet import read_frame
 from policies.catalog import load_catalog
 from policies.registry import POLICY_KINDS, load_policy, make_policy
 from serving.settings import Settings
 from training import tracking
 from training.data import load_training_set
-from training.ope import evaluate, table
+from training.errors import EstimatorInputError
+from training.ope import check_inputs, diagnostics_of, evaluate, table
 from training.train import LoggingPolicy, TrainConfig, evaluate_all
 
 POLICY_HELP = "A policy kind, 'champion', or DECISION_POINT@VERSION (a registered version)."
 _VERSION_REF = re.compile(r"^(?P<dp>[A-Za-z0-9_.-]+)@(?P<version>[1-9][0-9]*)$")
 BYO_REQUIRED = ("reward", "probability", "target_probability")
+BYO_MODEL = ("q_logged", "q_target")
+#: the file's column for each estimator input, so that errors name the column
+BYO_LABELS = {
+    "rewards": "reward",
+    "logging_probs": "probability",
+    "target_probs": "target_probability",
+    "q_logged": "q_logged",
+    "q_target": "q_target",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,27 +73,45 @@ def parse_policy_ref(ref: str, decision_points: list[str]) -> PolicyRef:
 
 
 def evaluate_byo(path: Path) -> dict[str, Any]:
-    """The contract's "Bring your own logs": estimators on a Parquet file's columns."""
-    import pandas as pd
-
+    """The contract's "Bring your own logs": estimators on a Parquet file's columns, with
+    the support and overlap diagnostics and their warnings."""
     if not path.is_file():
         raise CommandError(f"--logs: no such file {path}")
     try:
-        frame = pd.read_parquet(path)
+        frame = read_frame(path)
     except Exception as exc:
         raise CommandError(f"--logs: cannot read {path} as Parquet: {exc}") from exc
     missing = [c for c in BYO_REQUIRED if c not in frame.columns]
     if missing:
         raise CommandError(f"--logs: missing column(s) {', '.join(missing)} in {path}")
     has_q = "q_logged" in frame.columns and "q_target" in frame.columns
-    estimates = evaluate(
-        frame["reward"].to_numpy(float),
-        frame["probability"].to_numpy(float),
-        frame["target_probability"].to_numpy(float),
-        frame["q_logged"].to_numpy(float) if has_q else None,
-        frame["q_target"].to_numpy(float) if has_q else None,
-    )
-    return {"n": len(frame), "estimators": table(estimates)}
+    columns = BYO_REQUIRED + (BYO_MODEL if has_q else ())
+    if frame.empty:
+        raise CommandError(f"--logs: no rows in {path}")
+    arrays: dict[str, Any] = {}
+    for c in columns:
+        try:
+            arrays[c] = frame[c].to_numpy(float)
+        except (TypeError, ValueError) as exc:
+            raise CommandError(f"--logs: column {c} is not numeric: {exc}") from exc
+    try:
+        checked = check_inputs(
+            arrays["reward"],
+            arrays["probability"],
+            arrays["target_probability"],
+            arrays.get("q_logged"),
+            arrays.get("q_target"),
+            labels=BYO_LABELS,
+        )
+    except EstimatorInputError as exc:
+        raise CommandError(f"--logs: column {exc}") from exc
+    evaluation = evaluate(*checked)
+    return {
+        "n": len(frame),
+        "estimators": table(evaluation),
+        "diagnostics": evaluation.diagnostics.as_dict(),
+        "warnings": list(evaluation.diagnostics.warnings),
+    }
 
 
 def evaluate_policy_ref(settings: Settings, ref: str, logs: Path | None) -> dict[str, Any]:
@@ -133,6 +162,7 @@ def evaluate_policy_ref(settings: Settings, ref: str, logs: Path | None) -> dict
         out["decision_points"][dp] = {
             "n": len(holdout),
             **{name: table(est) for name, est in estimates.items()},
+            **_diagnostics(estimates),
         }
     if not out["decision_points"]:
         raise CommandError(
@@ -140,6 +170,30 @@ def evaluate_policy_ref(settings: Settings, ref: str, logs: Path | None) -> dict
             "run `maestro init` or `maestro train --promote`"
         )
     return out
+
+
+def _diagnostics(estimates: dict[str, Any]) -> dict[str, Any]:
+    """``{"diagnostics": {policy: {...}}, "warnings": ["policy: ...", ...]}`` of the
+    compared policies' evaluations on one decision point."""
+    diags = {name: diagnostics_of(est) for name, est in estimates.items()}
+    return {
+        "diagnostics": {name: d.as_dict() for name, d in diags.items() if d is not None},
+        "warnings": [
+            f"{name}: {w}" for name, d in diags.items() if d is not None for w in d.warnings
+        ],
+    }
+
+
+def warnings_of(result: dict[str, Any]) -> list[str]:
+    """Every warning of an evaluation's result (``--logs`` or ``--policy``), one line
+    each, prefixed by its decision point when there are several."""
+    if "decision_points" not in result:
+        return list(result.get("warnings", []))
+    return [
+        f"{dp}: {w}"
+        for dp, per in sorted(result["decision_points"].items())
+        for w in per.get("warnings", [])
+    ]
 
 
 def summary(result: dict[str, Any]) -> str:
@@ -151,14 +205,20 @@ def summary(result: dict[str, Any]) -> str:
     ]
     for dp, per in sorted(result["decision_points"].items()):
         for name, estimates in per.items():
-            if name == "n":
+            if name in ("n", "diagnostics", "warnings"):
                 continue
             for est, e in estimates.items():
                 if est not in ("snips", "dr"):
                     continue
-                lines.append(
-                    f"{dp:<22} {name:<10} {per['n']:>6}  {est:<9} {e['value']:>9.4f}"
-                    f"  [{e['ci_low']:.4f}, {e['ci_high']:.4f}]"
-                )
-    lines.append("(SNIPS and DR shown; --json prints every estimator)")
+                lines.append(f"{dp:<22} {name:<10} {per['n']:>6}  {est:<9} {_figures(e)}")
+    lines.append("(SNIPS and DR shown; --json prints every estimator and the diagnostics)")
     return "\n".join(lines)
+
+
+def _figures(e: dict[str, Any]) -> str:
+    """An estimate and its interval for the summary table, or why there is none."""
+    if e["value"] is None:
+        return f"{'—':>9}  ({e['reason']})"
+    if e["ci_low"] is None:
+        return f"{e['value']:>9.4f}  ({e['reason']})"
+    return f"{e['value']:>9.4f}  [{e['ci_low']:.4f}, {e['ci_high']:.4f}]"

@@ -186,7 +186,7 @@ class AgentSource:
         ``maestro init`` writes and every push ``ONLINE_AND_OFFLINE`` appends to (Feast
         cannot list a view's entities from the online store); re-read only when the file
         changes."""
-        import pyarrow.parquet as pq
+        from core.parquet import read_table
 
         path = agents_parquet(self.repo_path)
         stat = os.stat(path)
@@ -195,7 +195,7 @@ class AgentSource:
         # timestamp granularity (a few ms) without its signature changing: read it again
         fresh = time.time_ns() - stat.st_mtime_ns < 2_000_000_000
         if fresh or signature != self._ids_signature:
-            table = pq.read_table(path, columns=[AGENT_JOIN_KEY])
+            table = read_table(path, columns=[AGENT_JOIN_KEY])
             self._ids = tuple(dict.fromkeys(table.column(AGENT_JOIN_KEY).to_pylist()))
             self._ids_signature = signature
         return self._ids

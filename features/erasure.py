@@ -88,10 +88,12 @@ def _erase_offline(source: FeastFeatureSource, customer_id: str) -> int:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
+    from core.parquet import read_table
+
     path = customers_parquet(source.repo_path)
     if not path.exists():
         return 0
-    table = pq.read_table(path)
+    table = read_table(path)
     keep = pc.not_equal(table["customer_id"], customer_id)
     kept = table.filter(keep)
     removed = table.num_rows - kept.num_rows

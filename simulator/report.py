@@ -170,7 +170,8 @@ def render_html(report: Mapping[str, Any], images: Mapping[str, Path]) -> str:
     ]
     ope = report.get("ope")
     if ope:
-        rows = [[n, k, f"{v['bias']:+.4f}", f"{v['rmse']:.4f}", f"{v['coverage']:.0%}"]
+        rows = [[n, k + (" (biased: interval ignores its bias)" if v.get("biased") else ""),
+                 f"{v['bias']:+.4f}", f"{v['rmse']:.4f}", f"{v['coverage']:.0%}"]
                 for n, by in ope["by_size"].items() for k, v in by.items()]
         parts += ["<h2>Off-policy evaluation against the truth</h2>",
                   f"<p>logging policy: {html.escape(str(ope['logging_policy']))}; targets: "

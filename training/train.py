@@ -11,7 +11,9 @@ The gate (conservative policy improvement in the spirit of Thomas, Theocharous &
 Ghavamzadeh, *High Confidence Policy Improvement*, ICML 2015): the candidate's lower
 95% confidence bound under DR (SNIPS when no reward model could be fitted) must exceed
 the champion's point estimate under the same estimator, on at least ``min_events``
-held-out events.
+held-out events. Either estimate missing (no support), or support and overlap
+diagnostics that make the interval meaningless, fail the gate; clipped IPS and
+Switch-DR, estimators of a biased quantity, are never its bounds.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from policies.types import LoggedBatch
 from training import tracking
 from training.columns import shared_features
 from training.data import Activated, TrainingSet, load_training_set
-from training.ope import evaluate_policy, table
+from training.ope import decision_problem, diagnostics_of, evaluate_policy, table
 
 COMPARED = ("candidate", "champion", "uniform", "rules")
 
@@ -63,8 +65,8 @@ class TrainConfig:
 class GateVerdict:
     passed: bool
     estimator: str
-    candidate_low: float
-    champion_value: float
+    candidate_low: float | None
+    champion_value: float | None
     n: int
     reasons: tuple[str, ...]
 
@@ -86,12 +88,14 @@ class TrainResult:
     n_holdout: int
     data_digest: str
     log_report: dict[str, object]
+    diagnostics: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def gate(
     ope: dict[str, dict[str, Any]], n: int, min_events: int, champion_is_logging: bool
 ) -> GateVerdict:
-    """Apply the promotion rule to an OPE table ``{policy: {estimator: Estimate}}``."""
+    """Apply the promotion rule to an OPE table ``{policy: {estimator: Estimate}}`` (an
+    :class:`~training.ope.Evaluation` per policy also gives its diagnostics)."""
     estimator = "dr" if "dr" in ope["candidate"] else "snips"
     cand = ope["candidate"][estimator]
     champ = ope["champion"][estimator]
@@ -102,7 +106,15 @@ def gate(
         reasons.append(f"only {n} held-out events (minimum {min_events})")
     else:
         reasons.append(f"{n} held-out events (minimum {min_events})")
-    if not (math.isfinite(cand.ci_low) and cand.ci_low > champ.value):
+    problems = [
+        f"{who}: {problem}"
+        for who in ("candidate", "champion")
+        if (problem := decision_problem(ope[who], estimator, diagnostics_of(ope[who])))
+    ]
+    if problems:
+        passed = False
+        reasons.extend(problems)
+    elif not (math.isfinite(cand.ci_low) and cand.ci_low > champ.value):
         passed = False
         reasons.append(
             f"candidate lower bound {cand.ci_low:.4f} does not beat champion {champ.value:.4f}"
@@ -300,6 +312,7 @@ def _train_point(
     estimates = evaluate_all(compared, holdout, train, cfg.alpha)
     verdict = gate(estimates, len(holdout), cfg.min_events, champion is None)
     ope = {name: table(est) for name, est in estimates.items()}
+    diagnostics = {name: _diagnostics(est) for name, est in estimates.items()}
     data_digest = digest(ts)
     promote = cfg.promote and verdict.passed
     run_id, version = tracking.register_policy(
@@ -313,7 +326,12 @@ def _train_point(
             "min_events": cfg.min_events,
             "warm_start": bool(champion is not None and cfg.warm_start),
         },
-        metrics=_run_metrics(ope, len(train), len(holdout), verdict),
+        metrics=_run_metrics(
+            {k: {**per, "diagnostics": diagnostics[k]} for k, per in ope.items()},
+            len(train),
+            len(holdout),
+            verdict,
+        ),
         tags={
             "data.digest": data_digest,
             "data.rows": str(len(ts)),
@@ -335,7 +353,14 @@ def _train_point(
         len(holdout),
         data_digest,
         full.report.as_dict(),
+        diagnostics,
     )
+
+
+def _diagnostics(estimates: dict[str, Any]) -> dict[str, Any]:
+    """The support and overlap diagnostics of one policy's evaluation, as a dict."""
+    diag = diagnostics_of(estimates)
+    return diag.as_dict() if diag is not None else {}
 
 
 def _compared(
@@ -355,13 +380,15 @@ def _run_metrics(
     ope: dict[str, dict[str, dict[str, float]]], n_train: int, n_holdout: int, verdict: GateVerdict
 ) -> dict[str, float]:
     """The MLflow metrics of a training run: ``<policy>.<estimator>.<key>`` for every finite
-    number of the OPE table, the row counts and whether the gate passed."""
+    number of the OPE table (flags aside), the row counts and whether the gate passed."""
     metrics = {
         f"{name}.{est}.{key}": value
         for name, per in ope.items()
         for est, row in per.items()
         for key, value in row.items()
-        if isinstance(value, (int, float)) and math.isfinite(value)
+        if isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
     }
     metrics.update(n_train=n_train, n_holdout=n_holdout, gate_passed=float(verdict.passed))
     return metrics

@@ -383,8 +383,8 @@ class EventLog:
         Parquet part (our spool is rolled first; a tombstone makes other replicas' spools
         drop them when rolled: :mod:`serving.eventlog.tombstones`); return counts."""
         import pyarrow.compute as pc
-        import pyarrow.parquet as pq
 
+        from core.parquet import read_table
         from serving.eventlog.roll import rewrite_without
         from serving.eventlog.tombstones import record_erasure
 
@@ -396,7 +396,7 @@ class EventLog:
         event_ids: set[str] = set()
         for path in sorted(self.decisions_dir.glob("part-*.parquet")):
             with contextlib.suppress(OSError):
-                table = pq.read_table(path, columns=[EVENT_ID, CUSTOMER_ID])
+                table = read_table(path, columns=[EVENT_ID, CUSTOMER_ID])
                 hits = table.filter(pc.equal(table[CUSTOMER_ID], customer_id))
                 event_ids.update(hits[EVENT_ID].to_pylist())
         decisions = rewrite_without(self.decisions_dir, CUSTOMER_ID, [customer_id])

@@ -14,8 +14,8 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from core.parquet import read_table
 from training.logs.dataset import write_atomic
 from training.logs.schema import (
     CUSTOMER_ID,
@@ -155,7 +155,7 @@ def rewrite_without(directory: Path, column: str, values: Iterable[str]) -> int:
         return 0
     dropped = 0
     for path in sorted(directory.glob("part-*.parquet")):
-        table = pq.read_table(path)
+        table = read_table(path)
         mask = pc.is_in(table[column], value_set=wanted)
         hits = pc.sum(mask).as_py() or 0
         if not hits:

@@ -21,6 +21,7 @@ def test_ope_error_shrinks_as_logged_data_grow(small_env: JourneyEnvironment) ->
     summary = result.summary()
     assert set(summary) == {"100", "1600"}
     assert set(summary["1600"]) == {"ips", "snips", "dm", "dr"}
+    assert all(v["biased"] == 0.0 for v in summary["1600"].values())  # none clips or switches
     # unbiased IPS: its bias over 8 runs is small next to its per-run error at n=100
     assert abs(summary["1600"]["ips"]["bias"]) < summary["100"]["ips"]["rmse"]
     # the truth is each target's exact value on the logged rounds

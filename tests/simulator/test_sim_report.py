@@ -23,7 +23,9 @@ def test_write_report_files_and_self_contained_html(small_env: JourneyEnvironmen
             for k in ("uniform", "rules")}
     ope = {"logging_policy": "uniform", "targets": ["rules"], "seeds": [1, 2],
            "by_size": {"50": {"ips": {"bias": 0.1, "rmse": 0.3, "coverage": 1.0, "runs": 2}},
-                       "300": {"ips": {"bias": 0.01, "rmse": 0.1, "coverage": 1.0, "runs": 2}}}}
+                       "300": {"ips": {"bias": 0.01, "rmse": 0.1, "coverage": 1.0, "runs": 2},
+                               "clipped_ips": {"bias": -0.08, "rmse": 0.1, "coverage": 0.03,
+                                               "runs": 2, "biased": 1.0}}}}
     report = write_report(runs, tmp_path, config={"steps": 300}, ope=ope)
     on_disk = json.loads((tmp_path / "report.json").read_text())
     assert on_disk["policies"].keys() == {"uniform", "rules"}
@@ -35,6 +37,7 @@ def test_write_report_files_and_self_contained_html(small_env: JourneyEnvironmen
     assert page.count("data:image/png;base64,") == 5
     assert not re.search(r"""(src|href)=['"](https?:|/|[^d'"])""", page)  # nothing external
     assert "cart_abandoned" in page and "ips" in page
+    assert "clipped_ips (biased: interval ignores its bias)" in page  # its 3% coverage, labelled
 
 
 def test_cli_simulate_in_process(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pytest
+from ope_table import MU, QL, QT, R
 
 from policies.base import BasePolicy
 from policies.types import Action, Context, LoggedBatch
@@ -26,11 +27,7 @@ from training.ope import (
 )
 
 # Four logged rounds. w = pi / mu = [2, 0, 1, 3].
-R = [1.0, 0.0, 1.0, 0.5]
-MU = [0.25, 0.5, 0.5, 0.2]
 PI = [0.5, 0.0, 0.5, 0.6]
-QL = [0.8, 0.1, 0.6, 0.4]
-QT = [0.7, 0.2, 0.5, 0.3]
 Z = 1.959963984540054
 
 
@@ -108,11 +105,13 @@ def test_interval_level_follows_alpha() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"rewards": [1.0, float("nan")]}, "rewards: contains NaN"),
-        ({"logging_probs": [0.0, 0.5]}, r"logging_probs must lie in \(0, 1\]"),
-        ({"logging_probs": [1.5, 0.5]}, r"logging_probs must lie in \(0, 1\]"),
-        ({"logging_probs": [-0.1, 0.5]}, r"logging_probs must lie in \(0, 1\]"),
-        ({"target_probs": [1.2, 0.5]}, r"target_probs must lie in \[0, 1\]"),
+        ({"rewards": [1.0, float("nan")]}, "rewards: NaN or infinite in 1 of 2 rows"),
+        ({"logging_probs": [0.0, 0.5]}, r"logging_probs: outside \(0, 1\] in 1 of 2 rows"),
+        ({"logging_probs": [1.5, 1.5]}, r"logging_probs: outside \(0, 1\] in 2 of 2 rows"),
+        ({"logging_probs": [-0.1, 0.5]}, r"logging_probs: outside \(0, 1\] in 1 of 2"),
+        ({"logging_probs": [1e-320, 0.5]}, r"logging_probs: below 1e-100 in 1 of 2"),
+        ({"rewards": [1e200, 0.5]}, r"rewards: magnitude above 1e\+100 in 1 of 2"),
+        ({"target_probs": [1.2, 0.5]}, r"target_probs: outside \[0, 1\] in 1 of 2"),
         ({"target_probs": [0.5]}, "target_probs: length 1 does not match"),
         ({"rewards": []}, "at least one logged round"),
         ({"q_logged": [0.1, 0.2]}, "give both q_logged and q_target"),
@@ -124,6 +123,8 @@ def test_interval_level_follows_alpha() -> None:
         "zero-prob",
         "prob>1",
         "negative-prob",
+        "subnormal-prob",
+        "huge-reward",
         "target>1",
         "length",
         "empty",

@@ -156,6 +156,12 @@ def test_training_registers_and_promotes_when_the_gate_passes(trained) -> None:
         res.ope["candidate"]["dr"]["value"]
     )
     assert "PASS" in run.data.tags["gate.verdict"]
+    # the candidate's support and overlap diagnostics are metrics of the run too
+    assert run.data.metrics["candidate.diagnostics.ess"] == pytest.approx(
+        res.diagnostics["candidate"]["ess"]
+    )
+    assert run.data.metrics["candidate.diagnostics.support"] > 0.9
+    assert "candidate.clipped_ips.biased" not in run.data.metrics
     assert run.data.params["exploration"] and run.data.tags["policy_kind"] == "vw-cb"
     client = mlflow.MlflowClient(uri)
     version = client.get_model_version("maestro-cart_abandoned", res.version)
@@ -251,8 +257,11 @@ def test_cli_evaluate_bring_your_own_logs(tmp_path) -> None:
     ).to_parquet(path)
     result = CliRunner().invoke(cli, ["evaluate", "--logs", str(path)])
     assert result.exit_code == 0, result.output
-    out = json.loads(result.output)
+    out = json.loads(result.stdout)
     assert out["n"] == 4 and "dm" not in out["estimators"]
+    # four events are too few for a normal interval: said in the JSON and on stderr
+    assert out["diagnostics"]["ess"] < 30 and len(out["warnings"]) == 1
+    assert result.stderr.startswith("maestro: warning: effective sample size")
     # IPS by hand: mean(r * pi / p) = (1*2 + 0 + 1*2 + 0) / 4 = 1.0
     assert out["estimators"]["ips"]["value"] == pytest.approx(1.0)
     pd.DataFrame({"reward": [1.0]}).to_parquet(path)
@@ -279,12 +288,18 @@ def test_cli_evaluate_accepts_exactly_the_forms_its_help_names(trained, monkeypa
         rows = [line for line in result.output.splitlines() if line.startswith("cart_abandoned")]
         assert {line.split()[1] for line in rows} >= {"policy", "logging", "uniform", "champion"}
         result = CliRunner().invoke(cli, ["evaluate", "--policy", "champion", "--json"])
-        out = json.loads(result.output)
-        assert out["decision_points"]["cart_abandoned"]["n"] == 750  # train's 25% holdout
+        out = json.loads(result.stdout)
+        point = out["decision_points"]["cart_abandoned"]
+        assert point["n"] == 750  # train's 25% holdout
+        # every compared policy's evaluation carries its support and overlap diagnostics
+        assert set(point["diagnostics"]) == {"policy", "logging", "uniform", "champion"}
+        assert point["diagnostics"]["logging"]["support"] == 1.0
+        assert point["diagnostics"]["uniform"]["ess"] == pytest.approx(750)  # uniform logs
+        assert point["warnings"] == [] and result.stderr == ""
         version = f"cart_abandoned@{res.version}"
         result = CliRunner().invoke(cli, ["evaluate", "--policy", version, "--json"])
         assert result.exit_code == 0, result.output
-        assert list(json.loads(result.output)["decision_points"]) == ["cart_abandoned"]
+        assert list(json.loads(result.stdout)["decision_points"]) == ["cart_abandoned"]
         for bad, says in [
             ("models:/maestro-cart_abandoned@champion", "is not a policy kind"),
             ("cart_abandoned@latest", "is not a policy kind"),

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from core.parquet import read_frame
 from training.logs.schema import LogRecord, records_to_table
 
 if TYPE_CHECKING:
@@ -75,30 +76,21 @@ def write_records(records: Sequence[LogRecord], record_type: type[LogRecord], pa
     write_atomic(records_to_table(records, record_type), path)
 
 
-def _cores() -> int:
-    """Cores this process may run on (its affinity, e.g. under ``taskset``)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def read_parquet_dir(
     directory: Path, report: LogReport, columns: Collection[str] | None = None
 ) -> pd.DataFrame:
     """Every readable ``*.parquet`` under ``directory`` (only those of ``columns`` that a
-    file has, when given); unreadable files are skipped."""
+    file has, when given); unreadable files are skipped. Read by
+    :func:`core.parquet.read_frame`, so that the command exits cleanly."""
     import pandas as pd
 
     frames = []
-    threads = _cores() > 1  # on one core arrow's thread pool only adds hand-offs
     for path in sorted(Path(directory).rglob("*.parquet")):
         try:
             wanted = None
             if columns is not None:
                 wanted = [c for c in pq.read_schema(path).names if c in columns]
-            table = pq.read_table(path, columns=wanted, use_threads=threads)
-            frames.append(table.to_pandas(use_threads=threads))
+            frames.append(read_frame(path, wanted))
             report.files_read += 1
         except Exception as exc:  # truncated or corrupt file: counted, never fatal
             report.files_skipped.append(f"{path.name}: {type(exc).__name__}")

@@ -4,7 +4,7 @@ Every estimator has a ``name`` and the same signature (Open Bandit Pipeline's
 convention)::
 
     estimate(rewards, logging_probs, target_probs, q_logged=None, q_target=None, alpha=0.05)
-        -> Estimate(value, ci_low, ci_high, ess, n)
+        -> Estimate(value, ci_low, ci_high, ess, n, reason, biased, note)
 
 with, for the ``n`` logged rounds ``i``,
 
@@ -21,18 +21,30 @@ Importance weights are ``w_i = π_i / μ_i``. Confidence intervals are at level
 DM, DR and Switch-DR (conditional on the reward model for DM), and the delta method
 for the self-normalised ratio in SNIPS. The effective sample size is Kish's
 ``(Σ w)² / Σ w²`` (``n`` for DM, which uses no weights). Nothing is clipped unless
-an estimator that clips is chosen.
+an estimator that clips is chosen; clipped IPS and Switch-DR are marked ``biased``.
+An estimator that cannot be computed (no logged action the target supports) has
+``value`` ``None`` and a ``reason``.
 
-:data:`ESTIMATORS` is the one registry; :func:`evaluate` runs them all;
-:func:`evaluate_policy` evaluates a :class:`policies.base.Policy` on a
+:data:`ESTIMATORS` is the one registry; :func:`evaluate` runs them all and returns an
+:class:`Evaluation` that also carries the support and overlap :class:`Diagnostics`
+(:func:`diagnose`); :func:`decision_problem` says when an estimate cannot bound a
+decision; :func:`evaluate_policy` evaluates a :class:`policies.base.Policy` on a
 :class:`policies.types.LoggedBatch`.
 """
 
 from training.errors import EstimatorInputError, MissingRewardModelError
+from training.ope.diagnostics import MIN_ESS, Diagnostics, decision_problem, diagnose
 from training.ope.estimate import Estimate, check_inputs
 from training.ope.estimators import DM, DR, IPS, SNIPS, ClippedIPS, Estimator, SwitchDR
 from training.ope.policy_eval import PolicyInputs, RewardModel, evaluate_policy, policy_inputs
-from training.ope.registry import ESTIMATORS, MODEL_BASED, evaluate, table
+from training.ope.registry import (
+    ESTIMATORS,
+    MODEL_BASED,
+    Evaluation,
+    diagnostics_of,
+    evaluate,
+    table,
+)
 from training.reward_model import RidgeRewardModel
 
 __all__ = [
@@ -40,18 +52,24 @@ __all__ = [
     "DR",
     "ESTIMATORS",
     "IPS",
+    "MIN_ESS",
     "MODEL_BASED",
     "SNIPS",
     "ClippedIPS",
+    "Diagnostics",
     "Estimate",
     "Estimator",
     "EstimatorInputError",
+    "Evaluation",
     "MissingRewardModelError",
     "PolicyInputs",
     "RewardModel",
     "RidgeRewardModel",
     "SwitchDR",
     "check_inputs",
+    "decision_problem",
+    "diagnose",
+    "diagnostics_of",
     "evaluate",
     "evaluate_policy",
     "policy_inputs",

@@ -11,8 +11,7 @@ import numpy as np
 from policies.base import Policy
 from policies.types import Action, Context, LoggedBatch
 from training.errors import EstimatorInputError
-from training.ope.estimate import Estimate
-from training.ope.registry import evaluate
+from training.ope.registry import Evaluation, evaluate
 
 #: A reward model: expected reward of each action, shape ``(n_actions,)``.
 RewardModel = Callable[[Context, Sequence[Action]], np.ndarray]
@@ -131,7 +130,7 @@ def evaluate_policy(
     names: Sequence[str] | None = None,
     pmfs: Sequence[np.ndarray] | None = None,
     q: Sequence[np.ndarray] | None = None,
-) -> dict[str, Estimate]:
+) -> Evaluation:
     """Every estimator's value of ``policy`` on the logged ``batch``.
 
     Parameters
