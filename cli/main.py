@@ -30,6 +30,11 @@ COMMANDS: Mapping[str, str] = {
     "(rollback).",
     "report": "Experiment results per decision point: variants, rewards, lift with "
     "intervals.",
+    "apply": "Check $MAESTRO_HOME/features.yaml and apply its features and sources to "
+    "Feast.",
+    "load": "Check and stage one batch of a declared source; report rejected rows.",
+    "materialize": "Move what changed in the staged sources to the online store "
+    "(incremental).",
     "erase": "Erase one customer everywhere (online store, offline data, logs, training "
     "sets).",
 }

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from policies.eligibility import Eligibility
 from policies.errors import CatalogError
 from policies.routing import RoutingReward
 from policies.rule_records import AgentRouting, Escalation, FrequencyCap, QuietHours, Suppression
@@ -26,6 +27,7 @@ RULE_KEYS = frozenset(
         "required_action_features",
         "agent_routing",
         "escalation",
+        "eligibility",
     }
 )
 
@@ -50,6 +52,7 @@ def rule_fields(config: Mapping[str, Any]) -> dict[str, Any]:
         "quiet_hours": _quiet_hours(config.get("quiet_hours")),
         "agent_routing": _agent_routing(config.get("agent_routing")),
         "escalation": _escalation(config.get("escalation")),
+        "eligibility": tuple(Eligibility.from_config(e) for e in config.get("eligibility") or []),
         "consent_channels": frozenset(config.get("consent_channels") or ()),
         "required_action_features": tuple(config.get("required_action_features") or ()),
     }

@@ -5,7 +5,7 @@ can never be drawn. Each exclusion carries a machine-readable reason:
 
 ``no_consent:<channel>`` · ``cap:<channel>:<window>`` · ``suppressed:<flag>`` ·
 ``quiet_hours`` · ``missing_feature:<name>`` · ``skill`` · ``language`` · ``capacity`` ·
-``retention_only`` · ``no_escalation_signal``.
+``retention_only`` · ``no_escalation_signal`` · ``ineligible:<feature>``.
 
 Escalation (:class:`Escalation`, opt-in per decision point): costly human channels such as
 ``call_center`` (or a priority-chat action named by id) are eligible only when the customer
@@ -22,6 +22,7 @@ from datetime import datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from policies.eligibility import Eligibility
 from policies.errors import CatalogError
 from policies.routing import RoutingCase, as_number
 from policies.rule_config import check_rule_keys, rule_fields
@@ -100,6 +101,8 @@ class RuleSet:
         Action features a candidate must carry.
     agent_routing, escalation: AgentRouting, Escalation, optional
         Contact-centre routing checks; channels gated behind an escalation signal.
+    eligibility: tuple of Eligibility
+        Tests on a customer feature (any declared one) an action needs to pass.
     """
 
     consent_channels: frozenset[str] = frozenset()
@@ -109,6 +112,7 @@ class RuleSet:
     required_action_features: tuple[str, ...] = ()
     agent_routing: AgentRouting | None = None
     escalation: Escalation | None = None
+    eligibility: tuple[Eligibility, ...] = ()
     _caps_by_channel: dict[str, tuple[FrequencyCap, ...]] = field(
         init=False, repr=False, compare=False
     )
@@ -201,6 +205,9 @@ class RuleSet:
             why = per_channel[channel] = self._channel_reason(context.customer, channel)
         if why is not None:
             return why
+        for test in self.eligibility:
+            if test.covers(action) and not test.passes(context.customer):
+                return test.reason
         if active:
             category = action.features.get("category")
             for sup in active:
