@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 SAMPLE = 5
+_WHERE = ("line", "reasons")
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f"}
 
@@ -64,7 +65,9 @@ class LoadReport:
         out += [f"  {reason}: {count}" for reason, count in sorted(self.reasons.items())]
         if self.sample:
             out.append(f"  sample of rejected rows (first {len(self.sample)}):")
-            out += [f"    {row}" for row in self.sample]
+            for row in self.sample:
+                cells = ", ".join(f"{k}={v}" for k, v in row.items() if k not in _WHERE)
+                out.append(f"    line {row['line']}: {row['reasons']} — {cells}")
         if self.reject_file:
             out.append(f"  all rejected rows: {self.reject_file}")
         return out
@@ -194,11 +197,17 @@ def _stage(
     os.replace(tmp, path)
 
 
+def _line(src: SourceDecl, i: int) -> int:
+    """Where row ``i`` is in the source: a CSV's file line (the header is line 1), a
+    Parquet file's row number from 1."""
+    return i + 2 if src.kind == "csv" else i + 1
+
+
 def _write_rejects(
-    path: Path, frame: pd.DataFrame, bad: list[int], reasons: list[list[str]]
+    path: Path, src: SourceDecl, frame: pd.DataFrame, bad: list[int], reasons: list[list[str]]
 ) -> None:
     rejects = frame.iloc[bad].copy()
-    rejects.insert(0, "line", [i + 2 for i in bad])  # header is line 1 of a CSV
+    rejects.insert(0, "line", [_line(src, i) for i in bad])
     rejects.insert(1, "reasons", [";".join(reasons[i]) for i in bad])
     if path.suffix == ".parquet":
         rejects.to_parquet(path, index=False)
@@ -229,14 +238,14 @@ def load_source(
         _stage(feature_repo_path(home), decl, src, good, now)
     sample = [
         {
-            "line": i + 2,
+            "line": _line(src, i),
             "reasons": ";".join(reasons[i]),
             **{k: str(v) for k, v in frame.iloc[i].to_dict().items()},
         }
         for i in bad[:SAMPLE]
     ]
     if reject_file is not None and bad:
-        _write_rejects(Path(reject_file), frame, bad, reasons)
+        _write_rejects(Path(reject_file), src, frame, bad, reasons)
     return LoadReport(
         name,
         len(frame),

@@ -8,7 +8,7 @@ view but the profile has a :class:`~feast.PushSource` wrapping its batch source,
 ``POST /events`` can update it; the session view is a :class:`~feast.StreamFeatureView`.
 Each field carries its unknown-customer default as a tag, so the online reads take types
 and defaults from the registry. Feature services: ``policy_inputs_v1`` (every customer
-view) and ``rules_inputs_v1``; plus the contact-centre agents (entity, view, service).
+view), ``rules_inputs_v1`` and ``<source>_features`` per declared source; plus the contact-centre agents (entity, view, service).
 """
 
 from __future__ import annotations
@@ -134,6 +134,12 @@ def feast_objects(decl: Declaration) -> dict[str, Any]:
         features=builtin + [views[v.name] for v in decl.views if not v.builtin],
         description="All customer features; the inputs of every v1 policy.",
     )
+    for src in decl.sources:  # what one system of record gives (training reads, checks)
+        out[f"{src.name}_features"] = FeatureService(
+            name=f"{src.name}_features",
+            features=[views[v.name] for v in decl.views if v.source == src.name],
+            description=f"The features fed by the source {src.name}.",
+        )
     out["rules_inputs_v1"] = FeatureService(
         name="rules_inputs_v1", features=rules, description="What the business rules read."
     )

@@ -27,8 +27,12 @@ def _exports(home: Path) -> None:
         "crm_id,modified,fico,mtg\nc-000001,2026-01-01T00:00:00Z,700,Y\n"
     )
     pd.DataFrame(
-        {"account_owner": ["c-000001"], "as_of": [pd.Timestamp("2026-01-01", tz="UTC")],
-         "n_products": [2], "tier": ["gold"]}
+        {
+            "account_owner": ["c-000001"],
+            "as_of": [pd.Timestamp("2026-01-01", tz="UTC")],
+            "n_products": [2],
+            "tier": ["gold"],
+        }
     ).to_parquet(home / "exports" / "billing.parquet")
 
 
@@ -61,46 +65,81 @@ def test_generated_feast_objects_match_the_built_in_views() -> None:
         }
         assert fv.ttl.total_seconds() == schema.TTL_SECONDS[view]
     assert type(objs["customer_session"]).__name__ == "StreamFeatureView"
-    assert {p.name for p in objs["policy_inputs_v1"].feature_view_projections} == set(
-        schema.GROUPS
-    )
+    assert {p.name for p in objs["policy_inputs_v1"].feature_view_projections} == set(schema.GROUPS)
     assert objs["customer_profile"].stream_source is None  # the profile takes no pushes
 
 
 @pytest.mark.parametrize(
     "mutate, needle, problem",
     [
-        ("name: credit_score, type: int|name: credit_score, type: integer",
-         "type: integer", "feature credit_score: unknown type 'integer' "
-         "(use string, int, float, bool)"),
-        ("{column: fico, min: 300|{column: fica, min: 300",
-         "column: fica,", "source crm: column 'fica' is not in crm.csv"),
-        ("name: products_held, type: int, default: 0|name: churn_risk, type: float, default: 0",
-         "name: churn_risk, type: float, default: 0, view: customer_products",
-         "feature churn_risk: clashes with the built-in "
-         "feature churn_risk"),
-        ("view: customer_products}\n  - {name: product_tier|view: customer_products}\n  - "
-         "{name: credit_score, type: int, default: 0, view: customer_credit}\n  - {name: "
-         "product_tier", "{name: credit_score, type: int, default: 0, view: customer_credit}\n",
-         "feature credit_score: declared twice"),
-        ("name: credit_score, type: int, default: 0|name: credit_score, type: int, "
-         "default: low", "default: low", "feature credit_score: default 'low' is not a int"),
-        ("view: customer_credit}|view: customer_credit_v2}", "view: customer_credit_v2}",
-         "feature credit_score: unknown view 'customer_credit_v2'"),
-        ("name: products_held, type: int, default: 0, view: customer_products|name: "
-         "products_held, type: int, default: 0, view: customer_profile",
-         "view: customer_profile}", "feature products_held: view customer_profile is "
-         "built-in; give custom features a view of their own"),
-        ("kind: parquet|kind: oracle", "kind: oracle",
-         "source billing: unknown kind 'oracle' (use csv, parquet)"),
-        ("  customer_credit: {ttl: 30d, source: crm}|  customer_credit: {ttl: soon, "
-         "source: crm}", "ttl: soon", "view customer_credit: ttl 'soon' is not a duration "
-         "(e.g. 30d, 2h, 0)"),
-        ("    entity_key: crm_id\n|    entity_key: [crm_id\n", "event_time: modified",
-         "invalid YAML: expected ',' or ']', but got ':'"),
+        (
+            "name: credit_score, type: int|name: credit_score, type: integer",
+            "type: integer",
+            "feature credit_score: unknown type 'integer' (use string, int, float, bool)",
+        ),
+        (
+            "{column: fico, min: 300|{column: fica, min: 300",
+            "column: fica,",
+            "source crm: column 'fica' is not in crm.csv",
+        ),
+        (
+            "name: products_held, type: int, default: 0|name: churn_risk, type: float, default: 0",
+            "name: churn_risk, type: float, default: 0, view: customer_products",
+            "feature churn_risk: clashes with the built-in feature churn_risk",
+        ),
+        (
+            "view: customer_products}\n  - {name: product_tier|view: customer_products}\n  - "
+            "{name: credit_score, type: int, default: 0, view: customer_credit}\n  - {name: "
+            "product_tier",
+            "{name: credit_score, type: int, default: 0, view: customer_credit}\n",
+            "feature credit_score: declared twice",
+        ),
+        (
+            "name: credit_score, type: int, default: 0|name: credit_score, type: int, default: low",
+            "default: low",
+            "feature credit_score: default 'low' is not a int",
+        ),
+        (
+            "view: customer_credit}|view: customer_credit_v2}",
+            "view: customer_credit_v2}",
+            "feature credit_score: unknown view 'customer_credit_v2'",
+        ),
+        (
+            "name: products_held, type: int, default: 0, view: customer_products|name: "
+            "products_held, type: int, default: 0, view: customer_profile",
+            "view: customer_profile}",
+            "feature products_held: view customer_profile is "
+            "built-in; give custom features a view of their own",
+        ),
+        (
+            "kind: parquet|kind: oracle",
+            "kind: oracle",
+            "source billing: unknown kind 'oracle' (use csv, parquet)",
+        ),
+        (
+            "  customer_credit: {ttl: 30d, source: crm}|  customer_credit: {ttl: soon, "
+            "source: crm}",
+            "ttl: soon",
+            "view customer_credit: ttl 'soon' is not a duration (e.g. 30d, 2h, 0)",
+        ),
+        (
+            "    entity_key: crm_id\n|    entity_key: [crm_id\n",
+            "event_time: modified",
+            "invalid YAML: expected ',' or ']', but got ':'",
+        ),
     ],
-    ids=["unknown-type", "missing-column", "builtin-clash", "duplicate", "bad-default",
-         "unknown-view", "custom-in-builtin-view", "unknown-kind", "bad-ttl", "yaml-syntax"],
+    ids=[
+        "unknown-type",
+        "missing-column",
+        "builtin-clash",
+        "duplicate",
+        "bad-default",
+        "unknown-view",
+        "custom-in-builtin-view",
+        "unknown-kind",
+        "bad-ttl",
+        "yaml-syntax",
+    ],
 )
 def test_a_bad_declaration_names_file_line_and_problem(
     tmp_path: Path, mutate: str, needle: str, problem: str
@@ -112,8 +151,9 @@ def test_a_bad_declaration_names_file_line_and_problem(
     text = text.replace(old, new, 1)
     path = write_declaration(tmp_path, text)
     if "\n" in needle:  # the duplicate: its second declaration
-        line = [i for i, x in enumerate(text.splitlines(), 1) if x.strip("- \n") == needle.strip(
-            "- \n")][-1]
+        line = [
+            i for i, x in enumerate(text.splitlines(), 1) if x.strip("- \n") == needle.strip("- \n")
+        ][-1]
     else:
         line = line_of(text, needle)
     with pytest.raises(DeclarationError) as err:
@@ -132,21 +172,35 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _maestro(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MAESTRO_HOME": str(home), "PYTHONPATH": str(ROOT),
-           "FEAST_USAGE": "False"}
-    return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True,
-                          text=True, env=env, timeout=300, check=False)
+    env = {**os.environ, "MAESTRO_HOME": str(home), "PYTHONPATH": str(ROOT), "FEAST_USAGE": "False"}
+    return subprocess.run(
+        [sys.executable, "-m", "cli.main", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
 
 
 @pytest.mark.parametrize(
     "old, new, problem",
     [
-        ("name: credit_score, type: int", "name: credit_score, type: integer",
-         "feature credit_score: unknown type 'integer' (use string, int, float, bool)"),
-        ("{column: fico, min: 300", "{column: fica, min: 300",
-         "source crm: column 'fica' is not in crm.csv"),
-        ("name: products_held, type: int", "name: churn_risk, type: float",
-         "feature churn_risk: clashes with the built-in feature churn_risk"),
+        (
+            "name: credit_score, type: int",
+            "name: credit_score, type: integer",
+            "feature credit_score: unknown type 'integer' (use string, int, float, bool)",
+        ),
+        (
+            "{column: fico, min: 300",
+            "{column: fica, min: 300",
+            "source crm: column 'fica' is not in crm.csv",
+        ),
+        (
+            "name: products_held, type: int",
+            "name: churn_risk, type: float",
+            "feature churn_risk: clashes with the built-in feature churn_risk",
+        ),
     ],
     ids=["unknown-type", "missing-column", "builtin-clash"],
 )

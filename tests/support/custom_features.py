@@ -41,8 +41,9 @@ sources:
 """
 
 
-def custom_declaration(views: str = CUSTOM_VIEWS, features: str = CUSTOM_FEATURES,
-                       sources: str = SOURCES) -> str:
+def custom_declaration(
+    views: str = CUSTOM_VIEWS, features: str = CUSTOM_FEATURES, sources: str = SOURCES
+) -> str:
     """The packaged default with the custom views, features and sources added."""
     text = DEFAULT_FILE.read_text()
     text = text.replace("features:\n", views + "features:\n", 1)
