@@ -8,7 +8,8 @@ view but the profile has a :class:`~feast.PushSource` wrapping its batch source,
 ``POST /events`` can update it; the session view is a :class:`~feast.StreamFeatureView`.
 Each field carries its unknown-customer default as a tag, so the online reads take types
 and defaults from the registry. Feature services: ``policy_inputs_v1`` (every customer
-view), ``rules_inputs_v1`` and ``<source>_features`` per declared source; plus the contact-centre agents (entity, view, service).
+view), ``rules_inputs_v1`` and ``<source>_features`` per declared source; plus the
+contact-centre agents (entity, view, service).
 """
 
 from __future__ import annotations

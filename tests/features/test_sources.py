@@ -6,10 +6,10 @@ point-in-time correct; erasure removes staged rows."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
-import os
 from pathlib import Path
 
 import pandas as pd
