@@ -5,35 +5,27 @@ that the online reads serve (declared defaults for an unknown customer)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-import pandas as pd
 import pytest
-from custom_features import custom_declaration, line_of, write_declaration
+from custom_features import (
+    billing,
+    custom_declaration,
+    line_of,
+    maestro,
+    write_billing,
+    write_crm,
+    write_declaration,
+)
 
 from features import schema
 from features.declared import DEFAULT_FILE, load_declaration
 from features.yaml_lines import DeclarationError
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def _exports(home: Path) -> None:
-    (home / "exports").mkdir(exist_ok=True)
-    (home / "exports" / "crm.csv").write_text(
-        "crm_id,modified,fico,mtg\nc-000001,2026-01-01T00:00:00Z,700,Y\n"
-    )
-    pd.DataFrame(
-        {
-            "account_owner": ["c-000001"],
-            "as_of": [pd.Timestamp("2026-01-01", tz="UTC")],
-            "n_products": [2],
-            "tier": ["gold"],
-        }
-    ).to_parquet(home / "exports" / "billing.parquet")
+    write_crm(home, ["c-000001,2026-01-01T00:00:00Z,700,Y"])
+    write_billing(home, billing(["c-000001"], [2], ["gold"]))
 
 
 def test_packaged_default_reproduces_the_built_in_schema() -> None:
@@ -171,18 +163,6 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return home
 
 
-def _maestro(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MAESTRO_HOME": str(home), "PYTHONPATH": str(ROOT), "FEAST_USAGE": "False"}
-    return subprocess.run(
-        [sys.executable, "-m", "cli.main", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-    )
-
-
 @pytest.mark.parametrize(
     "old, new, problem",
     [
@@ -211,7 +191,7 @@ def test_maestro_apply_refuses_bad_yaml_in_one_line_and_applies_nothing(
     write_declaration(home, text)
     registry = home / "feature_repo" / "data" / "registry.db"
     before = registry.read_bytes()
-    done = _maestro(home, "apply")
+    done = maestro(home, "apply")
     line = max(i for i, x in enumerate(text.splitlines(), 1) if new in x)  # the custom entry
     assert done.returncode == 2, done.stderr
     assert done.stderr.splitlines() == [f"maestro: error: features.yaml:{line}: {problem}"]
@@ -225,7 +205,7 @@ def test_maestro_apply_adds_the_custom_views_to_the_served_features(home: Path) 
     from features.feast.source import FeastFeatureSource
 
     write_declaration(home, custom_declaration())
-    done = _maestro(home, "apply")
+    done = maestro(home, "apply")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().endswith("8 views, 70 features (4 custom), 2 sources")
     store = FeatureStore(repo_path=str(home / "feature_repo"))

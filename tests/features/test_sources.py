@@ -6,17 +6,20 @@ point-in-time correct; erasure removes staged rows."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from custom_features import custom_declaration, write_declaration
+from custom_features import (
+    billing,
+    custom_declaration,
+    maestro,
+    write_billing,
+    write_crm,
+    write_declaration,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
 NOW = pd.Timestamp("2026-06-01T00:00:00Z").timestamp()  # the loads' clock
 
 #: (CSV row, the reasons it must be rejected for; "" = staged)
@@ -57,29 +60,6 @@ REPORT = [
     "    line 8: unmapped_value:has_mortgage — crm_id=c-000006, modified=2026-01-01T00:00:00Z, "
     "fico=700, mtg=maybe",
 ]
-
-
-def write_crm(home: Path, rows: list[str]) -> None:
-    (home / "exports").mkdir(exist_ok=True)
-    (home / "exports" / "crm.csv").write_text("crm_id,modified,fico,mtg\n" + "\n".join(rows) + "\n")
-
-
-def write_billing(home: Path, frame: pd.DataFrame) -> None:
-    (home / "exports").mkdir(exist_ok=True)
-    frame.to_parquet(home / "exports" / "billing.parquet", index=False)
-
-
-def billing(
-    owners: list[str], products: list[object], tiers: list[str], as_of: str = "2026-01-01"
-) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "account_owner": owners,
-            "as_of": [pd.Timestamp(as_of, tz="UTC")] * len(owners),
-            "n_products": pd.Series(products, dtype="object"),
-            "tier": tiers,
-        }
-    )
 
 
 def _make_home(home: Path, online_store: str | None = None) -> Path:
@@ -170,30 +150,17 @@ def test_a_parquet_source_loads_and_reports_its_bad_rows(home: Path) -> None:
 
 def test_maestro_load_and_materialize_on_the_command_line(home: Path, tmp_path: Path) -> None:
     write_crm(home, [row for row, _ in SEEDED[:4]])
-    env = {**os.environ, "MAESTRO_HOME": str(home), "PYTHONPATH": str(ROOT), "FEAST_USAGE": "False"}
-    run = [sys.executable, "-m", "cli.main"]
-    load = subprocess.run(
-        [*run, "load", "crm", "--reject-file", str(tmp_path / "r.csv")],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-    )
+    load = maestro(home, "load", "crm", "--reject-file", str(tmp_path / "r.csv"))
     assert load.returncode == 0, load.stderr
     assert load.stdout.splitlines()[0] == "source crm: 4 rows read, 2 staged, 2 rejected"
     assert len(pd.read_csv(tmp_path / "r.csv")) == 2
-    done = subprocess.run(
-        [*run, "materialize"], capture_output=True, text=True, env=env, timeout=300, check=False
-    )
+    done = maestro(home, "materialize")
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [
         "source crm: 2 new staged rows, 2 customers written to the online store",
         "source billing: 0 new staged rows, 0 customers written to the online store",
     ]
-    unknown = subprocess.run(
-        [*run, "load", "erp"], capture_output=True, text=True, env=env, timeout=300, check=False
-    )
+    unknown = maestro(home, "load", "erp")
     assert unknown.returncode == 2
     assert unknown.stderr.splitlines() == [
         "maestro: error: features.yaml: no source 'erp' (sources: crm, billing)"

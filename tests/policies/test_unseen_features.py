@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from policies.draw import floored_pmf, seen_only
-from policies.eligibility import Eligibility
 from policies.errors import CatalogError
 from policies.registry import load_policy, make_policy
 from policies.rules import RuleSet

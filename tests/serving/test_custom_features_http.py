@@ -6,17 +6,21 @@ workspace's catalog excludes an action for a customer below the bar (and only th
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pandas as pd
 import pytest
-from custom_features import custom_declaration, write_declaration
+from custom_features import (
+    billing,
+    custom_declaration,
+    maestro,
+    write_billing,
+    write_crm,
+    write_declaration,
+)
+from live_servers import serve_in_thread
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,15 +28,7 @@ RULE = "      eligibility: [{feature: credit_score, min: 700, actions: [in_app_b
 
 
 def _maestro(home: Path, *args: str) -> str:
-    env = {**os.environ, "MAESTRO_HOME": str(home), "PYTHONPATH": str(ROOT), "FEAST_USAGE": "False"}
-    done = subprocess.run(
-        [sys.executable, "-m", "cli.main", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-    )
+    done = maestro(home, *args)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -49,32 +45,15 @@ def _catalog(home: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def custom_server(
-    tmp_path_factory: pytest.TempPathFactory, mlflow_uri: str, helpers
-) -> Iterator[dict]:
-    import uvicorn
-
+def custom_server(tmp_path_factory: pytest.TempPathFactory, mlflow_uri: str) -> Iterator[dict]:
     from features.workspace import init_feature_workspace
-    from serving.engines.runner import uvicorn_config
     from serving.factory import build_app
     from serving.settings import Settings
 
     home = tmp_path_factory.mktemp("custom-home")
     init_feature_workspace(home, customers=20, seed=4)
-    (home / "exports").mkdir()
-    (home / "exports" / "crm.csv").write_text(
-        "crm_id,modified,fico,mtg\n"
-        "c-000001,2026-01-01T00:00:00Z,720,Y\n"
-        "c-000002,2026-01-01T00:00:00Z,650,N\n"
-    )
-    pd.DataFrame(
-        {
-            "account_owner": ["c-000001"],
-            "as_of": [pd.Timestamp("2026-01-01", tz="UTC")],
-            "n_products": [1],
-            "tier": ["basic"],
-        }
-    ).to_parquet(home / "exports" / "billing.parquet")
+    write_crm(home, ["c-000001,2026-01-01T00:00:00Z,720,Y", "c-000002,2026-01-01T00:00:00Z,650,N"])
+    write_billing(home, billing(["c-000001"], [1], ["basic"]))
     write_declaration(home, custom_declaration())
     _maestro(home, "apply")
     assert _maestro(home, "load", "crm").startswith("source crm: 2 rows read, 2 staged")
@@ -88,16 +67,8 @@ def custom_server(
         admission_queue_ms=10_000.0,
     )
     app = build_app(settings)
-    port = helpers.free_port()
-    server = uvicorn.Server(uvicorn_config(app, "127.0.0.1", port))  # type: ignore[arg-type]
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    helpers.wait_http(f"{base}/healthz", timeout=120)
-    with httpx.Client(base_url=base, timeout=10) as client:
+    with serve_in_thread(app) as base, httpx.Client(base_url=base, timeout=10) as client:
         yield {"client": client, "home": home, "service": app.state.service}
-    server.should_exit = True
-    thread.join(timeout=30)
 
 
 def _logged(server: dict, event_id: str) -> dict:

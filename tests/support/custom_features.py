@@ -5,9 +5,16 @@ fed by the CSV source ``crm``, and ``customer_products`` (``products_held`` int,
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
+import pandas as pd
+
 from features.declared import DEFAULT_FILE
+
+ROOT = Path(__file__).resolve().parents[2]
 
 CUSTOM_VIEWS = """\
   customer_credit: {ttl: 30d, source: crm}
@@ -62,3 +69,42 @@ def line_of(text: str, needle: str) -> int:
         if needle in line:
             return number
     raise AssertionError(f"{needle!r} not in the text")
+
+
+def write_crm(home: Path, rows: list[str]) -> None:
+    """``exports/crm.csv`` with ``rows`` (``crm_id,modified,fico,mtg``) under the header."""
+    (home / "exports").mkdir(exist_ok=True)
+    text = "crm_id,modified,fico,mtg\n" + "\n".join(rows) + "\n"
+    (home / "exports" / "crm.csv").write_text(text)
+
+
+def billing(
+    owners: list[str], products: list[object], tiers: list[str], as_of: str = "2026-01-01"
+) -> pd.DataFrame:
+    """Rows of the billing feed (``account_owner, as_of, n_products, tier``)."""
+    return pd.DataFrame(
+        {
+            "account_owner": owners,
+            "as_of": [pd.Timestamp(as_of, tz="UTC")] * len(owners),
+            "n_products": pd.Series(products, dtype="object"),
+            "tier": tiers,
+        }
+    )
+
+
+def write_billing(home: Path, frame: pd.DataFrame) -> None:
+    (home / "exports").mkdir(exist_ok=True)
+    frame.to_parquet(home / "exports" / "billing.parquet", index=False)
+
+
+def maestro(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``maestro ARGS`` in a subprocess with ``MAESTRO_HOME=home`` (this tree's code)."""
+    env = {**os.environ, "MAESTRO_HOME": str(home), "PYTHONPATH": str(ROOT), "FEAST_USAGE": "False"}
+    return subprocess.run(
+        [sys.executable, "-m", "cli.main", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
