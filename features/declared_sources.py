@@ -1,6 +1,7 @@
 """The ``sources`` section of ``features.yaml``: one entry per system of record.
 
-A source is a CSV or Parquet file (relative to the workspace) with an entity key
+A source is a CSV or Parquet file (relative to the workspace) or a PostgreSQL table
+(``dsn``, ``table``: :mod:`features.sql_source`) with an entity key
 column, an event-time column and a mapping feature → ``{column, values, min, max}``:
 ``column`` renames (default: the feature's own name), values are cast to the feature's
 declared type, ``values`` maps raw values (``"Y"``/``"N"`` → true/false), ``min``/``max``
@@ -15,13 +16,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from features.sql_source import table_columns
 from features.yaml_lines import DeclarationError, LineDict
 
 if TYPE_CHECKING:
     from features.declared import FeatureDecl, ViewDecl
 
-KINDS = ("csv", "parquet")
-_SOURCE_KEYS = {"kind", "path", "entity_key", "event_time", "defines_customers", "columns"}
+KINDS = ("csv", "parquet", "postgres")
+_SOURCE_KEYS = {
+    "kind",
+    "path",
+    "dsn",
+    "table",
+    "entity_key",
+    "event_time",
+    "defines_customers",
+    "columns",
+}
+#: what each kind needs, beside entity_key, event_time and columns
+_WHERE = {"csv": ("path",), "parquet": ("path",), "postgres": ("dsn", "table")}
 _MAP_KEYS = {"column", "values", "min", "max"}
 
 Fail = Callable[[int, str], DeclarationError]
@@ -45,15 +58,19 @@ class SourceDecl:
 
     name: str
     kind: str
-    path: Path
+    path: Path  # files; for postgres, the table's name (for messages)
     entity_key: str
     event_time: str
     defines_customers: bool
     columns: tuple[ColumnMap, ...]
+    dsn: str = ""
+    table: str = ""
 
 
-def file_columns(path: Path, kind: str) -> list[str] | None:
-    """The column names of a source file (None when the file does not exist yet)."""
+def file_columns(path: Path, kind: str, dsn: str = "", table: str = "") -> list[str] | None:
+    """The column names of a source file or table (None when the file does not exist yet)."""
+    if kind == "postgres":
+        return table_columns(dsn, table)
     if not path.exists():
         return None
     if kind == "parquet":
@@ -115,15 +132,16 @@ def _one_source(
             entry.lines.get("kind", line),
             f"source {name}: unknown kind {kind!r} (use {', '.join(KINDS)})",
         )
-    for key in ("path", "entity_key", "event_time"):
+    for key in (*_WHERE[kind], "entity_key", "event_time"):
         if not isinstance(entry.get(key), str) or not entry[key]:
             raise fail(entry.lines.get(key, line), f"source {name}: needs {key}")
     cols = entry.get("columns")
     if not isinstance(cols, LineDict) or not cols:
         raise fail(entry.lines.get("columns", line), f"source {name}: needs columns")
-    path = Path(entry["path"])
-    path = path if path.is_absolute() else base / path
-    present = file_columns(path, kind)
+    path = Path(entry.get("path") or entry.get("table"))
+    path = path if path.is_absolute() or kind == "postgres" else base / path
+    dsn, table = str(entry.get("dsn", "")), str(entry.get("table", ""))
+    present = file_columns(path, kind, dsn, table)
     maps = []
     for feature, spec in cols.items():
         at = cols.lines[feature]
@@ -154,6 +172,8 @@ def _one_source(
         entry["event_time"],
         bool(entry.get("defines_customers", False)),
         tuple(maps),
+        dsn,
+        table,
     )
 
 

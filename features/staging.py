@@ -24,6 +24,7 @@ from features.declared import Declaration
 from features.declared_sources import ColumnMap, SourceDecl, file_columns
 from features.errors import FeatureStoreError
 from features.feast.definitions import LOADED_AT, staged_path
+from features.sql_source import read_table
 from features.staged_files import staged_frame
 from features.workspace import customers_parquet, feature_repo_path
 
@@ -77,13 +78,15 @@ def read_source(src: SourceDecl) -> pd.DataFrame:
     """The source's rows as read (CSV: every cell a string, nothing guessed)."""
     import pandas as pd
 
-    present = file_columns(src.path, src.kind)
+    present = file_columns(src.path, src.kind, src.dsn, src.table)
     if present is None:
         raise SourceLoadError(f"source {src.name}: {src.path} does not exist")
     needed = [src.entity_key, src.event_time] + [m.column for m in src.columns]
     for column in needed:
         if column not in present:
             raise SourceLoadError(f"source {src.name}: column {column!r} is not in {src.path.name}")
+    if src.kind == "postgres":
+        return read_table(src.dsn, src.table, list(dict.fromkeys(needed)))
     if src.kind == "csv":
         return pd.read_csv(src.path, dtype=str, keep_default_na=False)
     return pd.read_parquet(src.path)

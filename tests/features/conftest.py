@@ -8,6 +8,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -105,3 +106,49 @@ def redis_workspace(tmp_path_factory: pytest.TempPathFactory, redis_server: int)
     init_feature_workspace(home, customers=CUSTOMERS, seed=SEED,
                            online_store=f"redis://127.0.0.1:{redis_server}")
     return home
+
+
+def _as_unprivileged(cmd: list[str]) -> list[str]:
+    """PostgreSQL refuses to run as root: drop to ``nobody`` when the tests run as root."""
+    if os.geteuid() != 0:
+        return cmd
+    return ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *cmd]
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real PostgreSQL 15 (``initdb`` into a temp dir, ``pg_ctl start`` on a free
+    127.0.0.1 port, trust auth); yields its DSN. Fails (does not skip) without the binaries."""
+    bindir = Path(shutil.which("initdb") or "/usr/local/bin/initdb").parent
+    if not (bindir / "initdb").exists() or not (bindir / "pg_ctl").exists():
+        pytest.fail("PostgreSQL's initdb and pg_ctl are not installed")
+    # a `mktemp -d` of its own: the unprivileged server cannot enter pytest's 0700 tree
+    root = Path(tempfile.mkdtemp(prefix="maestro-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(root, user="nobody")
+    data, port = root / "data", _free_port()
+    subprocess.run(
+        _as_unprivileged(
+            [str(bindir / "initdb"), "-D", str(data), "-U", "maestro", "--auth=trust", "-E", "UTF8"]
+        ),
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1"
+    ctl = [str(bindir / "pg_ctl"), "-D", str(data)]
+    subprocess.run(
+        _as_unprivileged([*ctl, "-o", options, "-l", str(root / "log"), "-w", "start"]),
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        yield f"host=127.0.0.1 port={port} user=maestro dbname=postgres"
+    finally:
+        subprocess.run(
+            _as_unprivileged([*ctl, "-m", "fast", "-w", "stop"]),
+            check=False,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        shutil.rmtree(root, ignore_errors=True)

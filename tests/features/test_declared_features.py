@@ -106,7 +106,7 @@ def test_generated_feast_objects_match_the_built_in_views() -> None:
         (
             "kind: parquet|kind: oracle",
             "kind: oracle",
-            "source billing: unknown kind 'oracle' (use csv, parquet)",
+            "source billing: unknown kind 'oracle' (use csv, parquet, postgres)",
         ),
         (
             "  customer_credit: {ttl: 30d, source: crm}|  customer_credit: {ttl: soon, "

@@ -12,6 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from custom_features import (
+    CUSTOM_FEATURES,
+    SOURCES,
     billing,
     custom_declaration,
     maestro,
@@ -263,3 +265,66 @@ def test_sources_load_and_materialize_into_redis(redis_server: int, tmp_path: Pa
     assert (one["credit_score"], one["has_mortgage"], one["products_held"]) == (710, True, 2)
     assert (two["credit_score"], two["product_tier"], two["products_held"]) == (0, "basic", 5)
     assert [c.new_rows for c in materialize_sources(home, _decl(home))] == [0, 0]
+
+
+POSTGRES_SOURCE = """\
+  ledger:
+    kind: postgres
+    dsn: env:MAESTRO_TEST_LEDGER_DSN
+    table: finance.ledger
+    entity_key: customer_ref
+    event_time: booked_at
+    columns:
+      balance: {min: 0}
+      in_arrears: {column: arrears_flag, values: {"Y": true, "N": false}}
+"""
+
+
+def test_a_postgres_table_loads_through_the_same_checks(
+    postgres_dsn: str, base_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import psycopg
+
+    from features.apply import apply_workspace
+    from features.materialize import materialize_sources
+
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA IF NOT EXISTS finance")
+        conn.execute("DROP TABLE IF EXISTS finance.ledger")
+        conn.execute(
+            "CREATE TABLE finance.ledger (customer_ref text, booked_at timestamptz, "
+            "balance numeric, arrears_flag text)"
+        )
+        conn.execute(
+            "INSERT INTO finance.ledger VALUES "
+            "('c-000001', '2026-01-01 00:00+00', 120.50, 'N'), "
+            "('c-000002', '2026-01-01 00:00+00', -5, 'N'), "
+            "('c-000003', '2099-01-01 00:00+00', 10, 'Y'), "
+            "('c-777777', '2026-01-01 00:00+00', 10, 'Y'), "
+            "('c-000004', '2026-01-01 00:00+00', 80, 'Y')"
+        )
+    monkeypatch.setenv("MAESTRO_TEST_LEDGER_DSN", postgres_dsn)
+    home = Path(shutil.copytree(base_home, tmp_path / "home"))
+    text = custom_declaration(
+        views="  customer_credit: {ttl: 30d, source: crm}\n"
+        "  customer_products: {ttl: 30d, source: billing}\n"
+        "  customer_ledger: {ttl: 30d, source: ledger}\n",
+        features=CUSTOM_FEATURES + "  - {name: balance, type: float, default: 0.0, view: "
+        "customer_ledger}\n  - {name: in_arrears, type: bool, default: false, view: "
+        "customer_ledger}\n",
+        sources=SOURCES + POSTGRES_SOURCE,
+    )
+    write_declaration(home, text)
+    apply_workspace(home)
+    report = _load(home, "ledger")
+    assert (report.rows, report.staged, report.rejected) == (5, 2, 3)
+    assert report.reasons == {
+        "out_of_range:balance": 1,
+        "future_timestamp": 1,
+        "unknown_customer": 1,
+    }
+    counts = {c.source: c.customers for c in materialize_sources(home, _decl(home))}
+    assert counts["ledger"] == 2
+    one, four = _values(home, "c-000001"), _values(home, "c-000004")
+    assert one["balance"] == pytest.approx(120.5, abs=1e-9) and one["in_arrears"] is False
+    assert four["balance"] == pytest.approx(80.0, abs=1e-9) and four["in_arrears"] is True
