@@ -6,7 +6,10 @@ point-in-time correct; erasure removes staged rows."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -328,3 +331,34 @@ def test_a_postgres_table_loads_through_the_same_checks(
     one, four = _values(home, "c-000001"), _values(home, "c-000004")
     assert one["balance"] == pytest.approx(120.5, abs=1e-9) and one["in_arrears"] is False
     assert four["balance"] == pytest.approx(80.0, abs=1e-9) and four["in_arrears"] is True
+
+
+def test_materialize_every_runs_on_a_schedule_until_stopped(home: Path) -> None:
+    import signal
+    import time
+
+    from custom_features import ROOT
+
+    write_crm(home, ["c-000001,2026-01-01T00:00:00Z,700,Y"])
+    env = {**os.environ, "MAESTRO_HOME": str(home), "PYTHONPATH": str(ROOT), "FEAST_USAGE": "False"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "materialize", "--every", "1s"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith("source crm: 0 new staged rows")
+        assert _load(home, "crm").staged == 1  # staged while the schedule runs
+        deadline = time.monotonic() + 120
+        moved = ""
+        while time.monotonic() < deadline and not moved.startswith("source crm: 1 new"):
+            moved = proc.stdout.readline()
+        assert moved == "source crm: 1 new staged rows, 1 customers written to the online store\n"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert _values(home, "c-000001")["credit_score"] == 700
