@@ -148,24 +148,26 @@ def _check_rows(
     times = pd.to_datetime(
         frame[src.event_time], utc=True, errors="coerce", format="mixed"
     ).dt.floor("us")
-    keys = frame[src.entity_key].astype(str).str.strip()
+    keys = frame[src.entity_key].astype(str).str.strip().tolist()
+    stamps = times.tolist()  # Timestamps, NaT for unparseable
+    late = (times > pd.Timestamp(now, unit="s", tz="UTC")).tolist()
+    cells = [(m, frame[m.column].tolist()) for m in src.columns]
     values: list[dict[str, Any]] = []
     reasons: list[list[str]] = []
-    for i in range(len(frame)):
+    for i, key in enumerate(keys):
         why: list[str] = []
-        key = keys.iat[i]
         if not key or key in ("nan", "None"):
             why.append("missing_key")
         elif known is not None and key not in known:
             why.append("unknown_customer")
-        ts = times.iat[i]
-        if pd.isna(ts):
+        ts = stamps[i]
+        if ts is pd.NaT:
             why.append("bad_timestamp")
-        elif ts.timestamp() > now:
+        elif late[i]:
             why.append("future_timestamp")
         row: dict[str, Any] = {"customer_id": key, "event_timestamp": ts}
-        for m in src.columns:
-            row[m.feature], problem = _cast(frame[m.column].iat[i], m)
+        for m, column in cells:
+            row[m.feature], problem = _cast(column[i], m)
             if problem:
                 why.append(problem)
         values.append(row)
