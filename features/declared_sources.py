@@ -116,6 +116,21 @@ def _mapping(fail: Fail, name: str, feature: str, entry: Any, line: int, typ: ty
     )
 
 
+def _check_columns(
+    fail: Fail, name: str, entry: LineDict, maps: list[ColumnMap], present: list[str], where: str
+) -> None:
+    """Every column the source names (key, event time, mapped) is in its file or table."""
+    cols = entry["columns"]
+    wanted = [
+        (entry["entity_key"], entry.lines["entity_key"]),
+        (entry["event_time"], entry.lines["event_time"]),
+    ]
+    wanted += [(m.column, cols.lines[m.feature]) for m in maps]
+    for column, at in wanted:
+        if column not in present:
+            raise fail(at, f"source {name}: column {column!r} is not in {where}")
+
+
 def _one_source(
     fail: Fail,
     name: str,
@@ -156,14 +171,7 @@ def _one_source(
             )
         maps.append(_mapping(fail, name, feature, spec, at, decl.type))
     if present is not None:
-        wanted = [
-            (entry["entity_key"], entry.lines["entity_key"]),
-            (entry["event_time"], entry.lines["event_time"]),
-        ]
-        wanted += [(m.column, cols.lines[m.feature]) for m in maps]
-        for column, at in wanted:
-            if column not in present:
-                raise fail(at, f"source {name}: column {column!r} is not in {path.name}")
+        _check_columns(fail, name, entry, maps, present, path.name)
     return SourceDecl(
         name,
         kind,
