@@ -284,7 +284,7 @@ POSTGRES_SOURCE = """\
 
 
 def test_a_postgres_table_loads_through_the_same_checks(
-    postgres_dsn: str, base_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    postgres_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import psycopg
 
@@ -307,7 +307,9 @@ def test_a_postgres_table_loads_through_the_same_checks(
             "('c-000004', '2026-01-01 00:00+00', 80, 'Y')"
         )
     monkeypatch.setenv("MAESTRO_TEST_LEDGER_DSN", postgres_dsn)
-    home = Path(shutil.copytree(base_home, tmp_path / "home"))
+    # a workspace of its own: Feast's registry records the online tables' absolute path,
+    # so re-applying in a copy of the shared base would drop the base's tables
+    home = _make_home(tmp_path / "home")
     text = custom_declaration(
         views="  customer_credit: {ttl: 30d, source: crm}\n"
         "  customer_products: {ttl: 30d, source: billing}\n"
@@ -356,6 +358,8 @@ def test_materialize_every_runs_on_a_schedule_until_stopped(home: Path) -> None:
         moved = ""
         while time.monotonic() < deadline and not moved.startswith("source crm: 1 new"):
             moved = proc.stdout.readline()
+            if not moved:  # the schedule ended: say why
+                pytest.fail(f"materialize --every exited: {proc.communicate(timeout=60)[1]}")
         assert moved == "source crm: 1 new staged rows, 1 customers written to the online store\n"
     finally:
         proc.send_signal(signal.SIGINT)
