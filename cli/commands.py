@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from cli import evaluate as ev
 from cli import training as tc
+from cli.features import apply_command, load_command, materialize_command
 from cli.simulate import simulate_command
 from cli.training import promote_command, train_command
 from cli.workspace import init_command
@@ -98,6 +99,37 @@ def init(customers: int, seed: int) -> None:
     """Build the workspace under $MAESTRO_HOME: Feast repo, data, MLflow store, champions."""
 
     _run(init_command, get_settings(), customers, seed)
+
+
+@click.command()
+def apply() -> None:
+    """Check $MAESTRO_HOME/features.yaml and apply its features and sources to Feast.
+
+    Nothing is applied when the file has a problem: one line names the file, the line
+    and the problem (exit 2)."""
+
+    _run(apply_command, _workspace())
+
+
+@click.command()
+@click.argument("source")
+@click.option("--reject-file", type=click.Path(dir_okay=False), default=None,
+              help="Write every rejected row (with its reasons) here (.csv or .parquet).")
+def load(source: str, reject_file: str | None) -> None:
+    """Check and stage one batch of a declared source; report rejected rows.
+
+    Wrong types, out-of-range values, duplicate keys, unknown customers and future
+    timestamps are counted per reason with a sample of the rows, never dropped silently."""
+
+    _run(load_command, _workspace(), source, reject_file)
+
+
+@click.command()
+@click.option("--every", default=None, help="Run on a schedule, e.g. 10m or 1h.")
+def materialize(every: str | None) -> None:
+    """Move what changed in the staged sources to the online store (incremental)."""
+
+    _run(materialize_command, _workspace(), every)
 
 
 @click.command()

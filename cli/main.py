@@ -32,6 +32,11 @@ COMMANDS: Mapping[str, str] = {
     "intervals.",
     "recover": "Roll a dead node's spool (SPOOL_DIR) into the workspace's logs, from any "
     "machine.",
+    "apply": "Check $MAESTRO_HOME/features.yaml and apply its features and sources to "
+    "Feast.",
+    "load": "Check and stage one batch of a declared source; report rejected rows.",
+    "materialize": "Move what changed in the staged sources to the online store "
+    "(incremental).",
     "erase": "Erase one customer everywhere (online store, offline data, logs, training "
     "sets).",
     "doctor": "Check the workspace: one line per check, ok or what is wrong and how to fix it.",

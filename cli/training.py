@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -89,7 +90,14 @@ def train_command(
     if every is None:
         train_once(settings, kind, decision_point, promote)
         return
-    interval = parse_every(every)
+    repeat_every(parse_every(every), "train", lambda: train_once(
+        settings, kind, decision_point, promote))
+
+
+def repeat_every(interval: float, name: str, once: Callable[[], object]) -> None:
+    """Run ``once`` every ``interval`` seconds until SIGINT/SIGTERM (continuous mode of
+    ``train`` and ``materialize``); a run's bad input or lack of data is said on stderr
+    and the next run is tried."""
     stop = threading.Event()
 
     def request_stop(_signum: int, _frame: object) -> None:
@@ -99,17 +107,18 @@ def train_command(
             raise KeyboardInterrupt  # a second Ctrl-C: abort the run in progress
         stop.set()
         click.echo(
-            "maestro: train: stopping after the current run (Ctrl-C again aborts it)", err=True
+            f"maestro: {name}: stopping after the current run (Ctrl-C again aborts it)",
+            err=True,
         )
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        while not stop.is_set():  # continuous mode: retrain on a schedule until stopped
+        while not stop.is_set():
             started = time.monotonic()
             try:
-                train_once(settings, kind, decision_point, promote)
+                once()
             except ValueError as exc:  # bad input or too little data: say so, retry next run
-                click.echo(f"maestro: train: {exc}", err=True)
+                click.echo(f"maestro: {name}: {exc}", err=True)
             stop.wait(max(0.0, interval - (time.monotonic() - started)))
     finally:
         for sig, handler in previous.items():

@@ -1,4 +1,5 @@
-"""Erasure of one customer from the feature store: online rows and offline Parquet.
+"""Erasure of one customer from the feature store: online rows and offline Parquet
+(the synthetic customers and every declared source's staged rows).
 
 The online store is cleared through the same tables/hash Feast reads (SQLite: every
 view table's rows under the customer's entity key; Redis: the customer's hash); the
@@ -85,22 +86,25 @@ def _erase_redis(backend: RedisBackend, key: bytes) -> int:
 
 
 def _erase_offline(source: FeastFeatureSource, customer_id: str) -> int:
+    """The customer's rows out of the synthetic Parquet and every declared source's
+    staged Parquet (the offline data Feast materialises and trains from)."""
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     from core.parquet import read_table
 
-    path = customers_parquet(source.repo_path)
-    if not path.exists():
-        return 0
-    table = read_table(path)
-    keep = pc.not_equal(table["customer_id"], customer_id)
-    kept = table.filter(keep)
-    removed = table.num_rows - kept.num_rows
-    if removed:
-        tmp = path.with_suffix(".parquet.erasing")
-        pq.write_table(kept, tmp)
-        os.replace(tmp, path)
+    staged = sorted((Path(source.repo_path) / "data" / "staged").glob("*.parquet"))
+    removed = 0
+    for path in [customers_parquet(source.repo_path), *staged]:
+        if not path.exists():
+            continue
+        table = read_table(path)
+        kept = table.filter(pc.not_equal(table["customer_id"], customer_id))
+        if table.num_rows != kept.num_rows:
+            removed += table.num_rows - kept.num_rows
+            tmp = path.with_suffix(".parquet.erasing")
+            pq.write_table(kept, tmp)
+            os.replace(tmp, path)
     return removed
 
 
@@ -129,6 +133,7 @@ class WorkspaceFeatureEraser:
     holds: ClassVar[tuple[str, ...]] = (
         "feature_repo/data/online_store.db",
         "feature_repo/data/customers.parquet",
+        "feature_repo/data/staged/",
     )
 
     def __init__(self, repo: Path) -> None:

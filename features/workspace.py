@@ -33,9 +33,11 @@ from features.agent_roster import (
     clear_agent_rows,
     write_agents_parquet,
 )
+from features.declared import workspace_declaration
 from features.errors import WorkspaceError
 from features.feast.internals import clear_online_views, enable_wal
 from features.feast.views import all_views
+from features.staged_files import ensure_declaration, ensure_staged
 from features.synthetic import generate_customers
 
 if TYPE_CHECKING:
@@ -126,7 +128,7 @@ def _write_yaml(
     return config
 
 
-def _copy_definitions(repo: Path) -> None:
+def copy_definitions(repo: Path) -> None:
     src = _TEMPLATE_DIR / "definitions.py"
     dst = repo / "definitions.py"
     if not dst.exists() or dst.read_bytes() != src.read_bytes():
@@ -258,7 +260,8 @@ def init_feature_workspace(
     bar = tqdm(total=4, desc="feature store", unit="step", disable=not progress, file=sys.stderr)
     try:
         config = _write_yaml(repo, online_store, registry_env)
-        _copy_definitions(repo)
+        ensure_staged(repo, workspace_declaration(ensure_declaration(home).parent))
+        copy_definitions(repo)
         bar.set_postfix_str("generating customers")
         manifest, generated = _ensure_customers(repo, customers, seed, agents)
         bar.update(1)
@@ -266,7 +269,7 @@ def init_feature_workspace(
         # an online store deleted since the last run is materialised again
         online_lost = _online_store_lost(repo, config)
         bar.set_postfix_str("feast apply")
-        store = _apply_repo(repo)
+        store = apply_repo(repo)
         bar.update(1)
 
         bar.set_postfix_str("materializing")
@@ -319,7 +322,7 @@ def _online_store_lost(repo: Path, config: dict[str, Any]) -> bool:
     return config["online_store"].get("type") == "sqlite" and not sqlite_db.exists()
 
 
-def _apply_repo(repo: Path) -> FeatureStore:
+def apply_repo(repo: Path) -> FeatureStore:
     """``feast apply`` of the repo, then WAL in its SQLite online store; any failure of
     Feast's is a :class:`~features.errors.WorkspaceError` naming the repo."""
     try:

@@ -71,6 +71,16 @@ class BasePolicy:
     #: a candidate of the same kind may start from this policy's learnt state
     warm_starts: ClassVar[bool] = False
     version: str = "0"
+    #: the customer features the policy was trained on (``()``: not recorded, all are
+    #: read); a feature outside them is dropped before the policy sees a context
+    input_features: tuple[str, ...] = ()
+    #: ``input_features`` as a set, or None when not recorded (read by the draw)
+    known_features: ClassVar[frozenset[str] | None] = None
+
+    def record_inputs(self, names: Sequence[str]) -> None:
+        """Record the customer features the policy learns from (kept in its saved bytes)."""
+        self.input_features = tuple(sorted(names))
+        self.known_features = frozenset(self.input_features) if self.input_features else None  # type: ignore[misc]
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.exploration_floor <= 1.0:
@@ -130,7 +140,9 @@ class BasePolicy:
         if kind != cls.kind:
             raise ModelLoadError(f"saved policy is {kind!r}, not {cls.kind!r}")
         try:
+            inputs = params.pop("input_features", ())
             policy = cls(**params)
+            policy.record_inputs(inputs or ())
             policy._restore(payload)
         except ModelLoadError:
             raise

@@ -125,9 +125,23 @@ def finish_py(
 finish = compiled_or("policies._decide", "finish", finish_py)
 
 
+def seen_only(policy: PmfPolicy, context: Context) -> Context:
+    """``context`` with only the customer features ``policy`` was trained on, when it
+    records them (``known_features``) and the context carries others: a feature declared
+    after training is ignored, not hashed into the policy's inputs. Unchanged otherwise."""
+    known = getattr(policy, "known_features", None)
+    if known is None or known.issuperset(context.customer):
+        return context
+    customer = {k: v for k, v in context.customer.items() if k in known}
+    return Context.trusted(
+        context.customer_id, customer, context.request, context.decision_point, context.timestamp
+    )
+
+
 def floored_pmf(policy: PmfPolicy, context: Context, actions: Sequence[Action]) -> list[float]:
     """``policy``'s pmf over ``actions`` with its exploration floor, shape ``(n_actions,)``
     (empty when it abstains)."""
+    context = seen_only(policy, context)
     return apply_floor(policy.raw_pmf(context, actions), policy.exploration_floor)
 
 
@@ -159,6 +173,8 @@ def decide(
     """
     validate_actions(actions)
     # floored_pmf's body, inline: one call less on every decision
+    if getattr(policy, "known_features", None) is not None:
+        context = seen_only(policy, context)
     probs = apply_floor(policy.raw_pmf(context, actions), policy.exploration_floor)
     if not probs:
         return no_action(policy, event_id, excluded)

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from policies.contact_rules import ContactRules
+from policies.eligibility import Eligibility
 from policies.errors import CatalogError
 from policies.routing import RoutingReward
 from policies.rule_records import AgentRouting, Escalation, QuietHours, Suppression
@@ -29,6 +30,7 @@ RULE_KEYS = frozenset(
         "required_action_features",
         "agent_routing",
         "escalation",
+        "eligibility",
     }
 )
 
@@ -55,6 +57,7 @@ def rule_fields(config: Mapping[str, Any]) -> dict[str, Any]:
         "quiet_hours": _quiet_hours(config.get("quiet_hours")),
         "agent_routing": _agent_routing(config.get("agent_routing")),
         "escalation": _escalation(config.get("escalation")),
+        "eligibility": tuple(Eligibility.from_config(e) for e in config.get("eligibility") or []),
         "consent_channels": frozenset(config.get("consent_channels") or ()),
         "required_action_features": tuple(config.get("required_action_features") or ()),
     }

@@ -7,7 +7,8 @@ can never be drawn. Each exclusion carries a machine-readable reason:
 ``missing_feature:<name>`` · ``skill`` · ``language`` · ``capacity`` · ``retention_only`` ·
 ``no_escalation_signal``; from the contact history (:mod:`policies.contact_rules`, applied by
 the caller that holds it) ``cap:<channel|any>:<window>`` · ``cooldown:<window>`` ·
-``repeat:<offer>:<window>`` · ``budget:<action_id>:<period>``.
+``repeat:<offer>:<window>`` · ``budget:<action_id>:<period>``;
+from a declared feature ``ineligible:<feature>``.
 
 Escalation (:class:`Escalation`, opt-in per decision point): costly human channels such as
 ``call_center`` (or a priority-chat action named by id) are eligible only when the customer
@@ -25,6 +26,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from policies.contact_rules import ContactRules, FrequencyCap
+from policies.eligibility import Eligibility
 from policies.errors import CatalogError
 from policies.routing import RoutingCase
 from policies.rule_config import check_rule_keys, rule_fields
@@ -107,6 +109,8 @@ class RuleSet:
         Action features a candidate must carry.
     agent_routing, escalation: AgentRouting, Escalation, optional
         Contact-centre routing checks; channels gated behind an escalation signal.
+    eligibility: tuple of Eligibility
+        Tests on a customer feature (any declared one) an action needs to pass.
     """
 
     consent_channels: frozenset[str] = frozenset()
@@ -116,6 +120,7 @@ class RuleSet:
     required_action_features: tuple[str, ...] = ()
     agent_routing: AgentRouting | None = None
     escalation: Escalation | None = None
+    eligibility: tuple[Eligibility, ...] = ()
     _routing_memo: list[tuple[Context, RoutingCase] | None] = field(
         init=False, repr=False, compare=False, default_factory=lambda: [None]
     )
@@ -199,6 +204,9 @@ class RuleSet:
             why = per_channel[channel] = self._channel_reason(context.customer, channel)
         if why is not None:
             return why
+        for test in self.eligibility:
+            if test.covers(action) and not test.passes(context.customer):
+                return test.reason
         if active:
             category = action.features.get("category")
             for sup in active:

@@ -165,6 +165,8 @@ def train_candidate(
         candidate = load_policy(champion.save())
     else:
         candidate = make_policy(kind, seed=cfg.seed, **cfg.params)
+    # the features it learns from: a feature declared later is ignored when it serves
+    candidate.record_inputs(sorted(set().union(*(c.customer for c in train_batch.contexts))))
     if bulk and isinstance(candidate, BulkLearner):
         features = shared_features(train_batch.contexts)
         candidate.learn_logged(train_batch, features, progress, chunk)

@@ -64,7 +64,7 @@ class RedisBackend:
             every[0].extend(fields)
             every[1].extend(slots)
         self._fields[None] = every
-        self._proto = proto_decoder()
+        self._proto = proto_decoder({f: t for v in views for f, t in v.types.items()})
 
     def redis_key(self, key: bytes) -> bytes:
         return key + self.project

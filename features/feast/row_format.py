@@ -13,7 +13,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from features.schema import ALL_FEATURES
 from features.source import FeatureValue
 
 _ONEOF = {str: "string_val", int: "int64_val", float: "double_val", bool: "bool_val"}
@@ -41,14 +40,15 @@ FROM_TEXT: dict[type, Callable[[str], FeatureValue]] = {
 }
 
 
-def proto_decoder() -> Callable[[str, bytes], FeatureValue]:
-    """Decode Feast's ``ValueProto`` bytes of a named feature (None if null or mistyped)."""
+def proto_decoder(types: dict[str, type]) -> Callable[[str, bytes], FeatureValue]:
+    """Decode Feast's ``ValueProto`` bytes of a named feature of ``types`` (None if null or
+    mistyped)."""
     from feast.protos.feast.types.Value_pb2 import Value
 
     def decode(name: str, blob: bytes) -> FeatureValue:
         proto = Value()
         proto.ParseFromString(blob)
-        oneof = _ONEOF[ALL_FEATURES[name]]
+        oneof = _ONEOF[types[name]]
         return getattr(proto, oneof) if proto.WhichOneof("val") == oneof else None
 
     return decode

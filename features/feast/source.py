@@ -51,7 +51,7 @@ __all__ = ["FeastFeatureSource", "open_feature_source"]
 class FeastFeatureSource:
     """All features of one customer from Feast's online store, as a typed record.
 
-    Unknown customer (no row in any view): :data:`features.schema.DEFAULTS`, ``known=False``.
+    Unknown customer (no row in any view): the declared defaults, ``known=False``.
     A view with no row for a known customer also falls back to its defaults. Values
     older than their view's TTL are served and named in ``stale``.
     """
@@ -74,6 +74,10 @@ class FeastFeatureSource:
             raise WorkspaceError(f"no Feast repo at {self.repo_path}: run `maestro init`")
         self.store = FeatureStore(repo_path=str(self.repo_path))
         self.views = resolve_views(self.store, service)
+        #: what an unknown customer is served: the declared defaults of every view read
+        self.defaults = MappingProxyType(
+            {**DEFAULTS, **{f: d for v in self.views for f, d in v.defaults.items()}}
+        )
         self.clock = clock
         self.overlay = Overlay()
         #: customer id -> (the rows a record was built from, the record, when it turns stale)
@@ -113,12 +117,12 @@ class FeastFeatureSource:
         rows = self.rows(customer_id)
         if not rows:
             self._records.pop(customer_id, None)  # erased: keep nothing of theirs
-            return CustomerFeatures(customer_id, DEFAULTS, known=False)
+            return CustomerFeatures(customer_id, self.defaults, known=False)
         now = self.clock()
         memo = self._records.get(customer_id)
         if memo is not None and memo[0] is rows and now < memo[2]:
             return memo[1]
-        merged: dict[str, FeatureValue] = dict(DEFAULTS)
+        merged: dict[str, FeatureValue] = dict(self.defaults)
         stale: list[str] = []
         turns_stale = float("inf")
         for spec in self.views:

@@ -20,7 +20,6 @@ from features.cache import RowCache, WalWatch, create_journal
 from features.errors import FeatureStoreUnavailable
 from features.feast.row_format import FROM_TEXT, Rows, proto_decoder, sqlite_ts
 from features.feast.views import ViewSpec
-from features.schema import ALL_FEATURES
 from features.source import FeatureValue
 
 
@@ -47,8 +46,9 @@ class SqliteBackend:
         self._sql = " UNION ALL ".join(selects)
         self._sql_view = {v.name: sql for v, sql in zip(views, selects, strict=True)}
         self._local = threading.local()
-        self._text = {f: FROM_TEXT[t] for f, t in ALL_FEATURES.items()}
-        self._proto = proto_decoder()
+        types = {f: t for v in views for f, t in v.types.items()}
+        self._text = {f: FROM_TEXT[t] for f, t in types.items()}
+        self._proto = proto_decoder(types)
 
     def _conn(self) -> sqlite3.Connection:
         try:

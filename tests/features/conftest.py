@@ -57,3 +57,9 @@ def redis_workspace(tmp_path_factory: pytest.TempPathFactory, redis_server: int)
     init_feature_workspace(home, customers=CUSTOMERS, seed=SEED,
                            online_store=f"redis://127.0.0.1:{redis_server}")
     return home
+
+
+@pytest.fixture()
+def postgres_dsn(postgres) -> str:
+    """A fresh database on the session's one PostgreSQL server (``tests/conftest.py``)."""
+    return postgres.database()

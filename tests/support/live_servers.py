@@ -10,9 +10,11 @@ server of their own (a subprocess, a Ray cluster).
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,27 @@ def wait_http(url: str, timeout: float = 60.0, headers: dict[str, str] | None = 
             pass
         time.sleep(0.1)
     raise TimeoutError(f"{url} did not come up in {timeout} s")
+
+
+@contextlib.contextmanager
+def serve_in_thread(app: Any) -> Iterator[str]:
+    """``app`` on a real uvicorn server at a free 127.0.0.1 port, in a thread of the test
+    process; yields its base URL once ``/healthz`` answers, stops it on exit."""
+    import uvicorn
+
+    from serving.engines.runner import uvicorn_config
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn_config(app, "127.0.0.1", port))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{base}/healthz", timeout=120)
+        yield base
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
 
 
 def live_settings(home: Path, **overrides: Any) -> Any:
