@@ -49,6 +49,8 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     except FileNotFoundError as exc:
         pytest.fail(str(exc))
 
+
+@pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
     """A real PostgreSQL server on 127.0.0.1 for the session (``initdb`` into a temporary
     directory); each test takes a fresh database with ``postgres.database()``. Missing
