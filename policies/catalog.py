@@ -7,7 +7,7 @@ keeps its own copy). Validated once, at load.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -45,11 +45,11 @@ class DecisionPoint:
     reward_window_hours: float = 72.0
     default_reward: float = 0.0
     journey_priority: tuple[str, ...] = ()
+    #: ``reward_window_hours`` in seconds (set from it: every decision reads it)
+    reward_window_seconds: float = field(init=False, repr=False, compare=False)
 
-    @property
-    def reward_window_seconds(self) -> float:
-        """``reward_window_hours`` in seconds."""
-        return self.reward_window_hours * 3600.0
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reward_window_seconds", self.reward_window_hours * 3600.0)
 
 
 @dataclass(frozen=True)
