@@ -181,8 +181,8 @@ def _degraded(service: Any) -> dict[str, float]:
 
 def run_callgrind(args: argparse.Namespace, work: Path) -> dict[str, float]:
     """Instructions per decide: this script again under callgrind, counting one pass."""
-    out_dir = work / "callgrind"
-    out_dir.mkdir()
+    out_dir = Path(args.keep) if args.keep else work / "callgrind"
+    out_dir.mkdir(parents=True)  # a new directory: every dump in it is this run's
     cmd = [
         "valgrind", "--tool=callgrind", "--instr-atstart=no", "--separate-threads=yes",
         f"--callgrind-out-file={out_dir}/cg.%p", sys.executable, str(Path(__file__).resolve()),
@@ -210,6 +210,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2000, help="bench requests per pass")
     parser.add_argument("--passes", type=int, default=8, help="cpu: best of this many")
     parser.add_argument("--mode", default="calls,cpu", help="calls, cpu and/or instr")
+    parser.add_argument("--keep", default=None, help="instr: keep callgrind's files here")
     args = parser.parse_args()
     modes = set(args.mode.split(","))
     for key in ("FEAST_USAGE", "RAY_USAGE_STATS_ENABLED"):
