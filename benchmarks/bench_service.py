@@ -7,11 +7,13 @@ directory (a fresh event log; the log roll and registry polling made rare), star
 service, parses ``--n`` bench requests once and decides them all once to warm up. Then:
 
 - ``calls``: Python calls (and C calls) per decide, counted with ``sys.setprofile`` over
-  one pass: deterministic;
-- ``instr``: instructions per decide, counted by ``valgrind --tool=callgrind`` over one
-  pass (the script runs itself under valgrind; a tiny marker library built with ``cc``
-  switches the counting on and off around the pass): independent of machine load; the
-  decide thread's and all threads' (group commit included) counts;
+  one pass: independent of machine load (the rules read the clock, so the count moves
+  a little with the hour: compare trees run one after the other);
+- ``instr``: instructions of the deciding thread per decide, counted by
+  ``valgrind --tool=callgrind`` over one pass (the script runs itself under valgrind; a
+  tiny marker library built with ``cc`` switches the counting on and off around the
+  pass; ``--keep DIR`` keeps callgrind's files for ``callgrind_annotate``): independent
+  of machine load; the group commit thread's work is not counted;
 - ``cpu``: the decide thread's CPU µs per decide, best of ``--passes`` passes (run it
   pinned, e.g. under ``taskset -c 1``): depends on what else the machine runs.
 
