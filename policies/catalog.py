@@ -56,15 +56,13 @@ class DecisionPoint:
     journey_priority: tuple[str, ...] = ()
     activation: str = "decide"
     budgets: Mapping[str, Budget] = field(default_factory=dict)
+    #: ``reward_window_hours`` in seconds (set from it: every decision reads it)
+    reward_window_seconds: float = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.activation not in ACTIVATIONS:
             raise CatalogError(f"activation must be one of {', '.join(ACTIVATIONS)}")
-
-    @property
-    def reward_window_seconds(self) -> float:
-        """``reward_window_hours`` in seconds."""
-        return self.reward_window_hours * 3600.0
+        object.__setattr__(self, "reward_window_seconds", self.reward_window_hours * 3600.0)
 
 
 @dataclass(frozen=True)

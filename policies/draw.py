@@ -64,7 +64,7 @@ def apply_floor(pmf: np.ndarray | Sequence[float], floor: float) -> list[float]:
     stays empty. Pure Python on purpose: for the handful of actions of one decision it
     is several times faster than NumPy's per-call overhead.
     """
-    probs = [float(p) for p in pmf]
+    probs = list(map(float, pmf))
     n = len(probs)
     if n == 0:
         return probs
@@ -74,6 +74,8 @@ def apply_floor(pmf: np.ndarray | Sequence[float], floor: float) -> list[float]:
     total = math.fsum(probs)
     if not math.isfinite(total) or total <= 0.0 or min(probs) < 0.0:
         return [1.0 / n] * n
+    if total == 1.0:  # p / 1.0 is p: skip the division
+        return probs
     return [p / total for p in probs]
 
 
@@ -171,14 +173,9 @@ def decide(
     Same context, actions, model and seed give the same draw; ``excluded`` (the rules'
     exclusions) is recorded in the decision.
     """
-    validate_actions(actions)
-    # floored_pmf's body, inline: one call less on every decision
-    if getattr(policy, "known_features", None) is not None:
-        context = seen_only(policy, context)
-    probs = apply_floor(policy.raw_pmf(context, actions), policy.exploration_floor)
-    if not probs:
-        return no_action(policy, event_id, excluded)
-    return finish(probs, actions, seed, event_id, excluded, policy.kind, policy.version)
+    if not actions:
+        validate_actions(actions)  # raises: at least one action is required
+    return decide_among(policy, context, actions, excluded, seed, event_id)
 
 
 def decide_among(
@@ -192,6 +189,14 @@ def decide_among(
     """Let ``policy`` draw among already-filtered ``eligible`` actions, recording the rules'
     ``excluded`` ones. When nothing is eligible the decision has ``action=None``,
     probability 0 and an empty ranking."""
+    excluded = tuple(excluded)
     if not eligible:
-        return no_action(policy, event_id, tuple(excluded))
-    return decide(policy, context, eligible, seed, event_id, tuple(excluded))
+        return no_action(policy, event_id, excluded)
+    validate_actions(eligible)
+    # floored_pmf's body, inline: the draw of every decision, one call less
+    if getattr(policy, "known_features", None) is not None:
+        context = seen_only(policy, context)
+    probs = apply_floor(policy.raw_pmf(context, eligible), policy.exploration_floor)
+    if not probs:
+        return no_action(policy, event_id, excluded)
+    return finish(probs, eligible, seed, event_id, excluded, policy.kind, policy.version)

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from policies.catalog import Catalog
-from policies.types import Action, Decision, Exclusion
+from policies.types import Action, Exclusion
 from serving.api.schemas import DecideRequest, EventRequest, RewardRequest
 from serving.dashboard.live import LiveStats
 from serving.erasure import erase_with, live_erasers
@@ -173,21 +173,25 @@ class DecisionService:
             previous = self._recorder.replay(req)
             if previous is not None:
                 return previous
-        point = self.catalog[req.decision_point]
-        offered = self._candidates.offered(req, point)
+        point = self.catalog.decision_points.get(req.decision_point)
+        if point is None:
+            point = self.catalog[req.decision_point]  # raises: unknown decision point
+        name = point.name
+        # the catalog's actions unless the request brings its own
+        offered = point.actions if req.actions is None else self._candidates.offered(req, point)
         now = time.time()
         customer, known, degraded_reason = self._features.read(req.customer_id)
         context, customer_json, degraded_reason = self._contexts.build(
-            req, customer, point.name, now, degraded_reason
+            req, customer, name, now, degraded_reason
         )
         eligible, excluded, from_catalog = self._candidates.split(req, point, context, offered)
         event_id = self.signer.issue(now + point.reward_window_seconds)
         experiments = self.experiments
-        arm = None if experiments is None else experiments.assign(req.customer_id, point.name)
+        arm = None if experiments is None else experiments.assign(req.customer_id, name)
 
         def choose(elig: list[Action], excl: list[Exclusion]) -> Choice:
             return self._policy.choose(
-                arm, point.name, context, elig, excl, event_id, degraded_reason,
+                arm, name, context, elig, excl, event_id, degraded_reason,
                 self.options, start + self._budget,
             )
 
@@ -199,16 +203,30 @@ class DecisionService:
             )
         decision, _, variant, _, degraded_reason = choice
         if degraded_reason is not None:
-            self.metrics.degraded.labels(point.name, degraded_reason).inc()
+            self.metrics.degraded.labels(name, degraded_reason).inc()
         if known is False:
-            self._count_unknown(point.name)
+            self._count_unknown(name)
         body = self._recorder.record(
             req, point, now, event_id, customer_json, known, eligible, excluded, from_catalog,
             choice,
         )
-        if self.agents is not None:  # routed() counts only roster assignments
-            self._candidates.routed(req, point, decision.action)
-        self._observe(point.name, decision, variant, degraded_reason is not None, start, now)
+        action = decision.action
+        if action is not None and req.actions is None and point.rules.agent_routing is not None:
+            self._candidates.routed(action)  # a case routed to a roster agent
+        # observe: decision count, latency and the dashboard's live stats
+        channel = action.channel if action else None
+        labels = (name, action.id if action else "none", action.channel if action else "none",
+                  decision.policy, decision.policy_version)  # fmt: skip
+        counter = self._counters.get(labels)
+        if counter is None:  # prometheus' labels() costs ~5 µs; the children are fixed
+            counter = self._counters[labels] = self.metrics.decisions.labels(*labels)
+        counter.inc()
+        elapsed = time.perf_counter() - start
+        timer = self._timers.get(name)
+        if timer is None:
+            timer = self._timers[name] = self.metrics.latency.labels(name)
+        timer.observe(elapsed)
+        self.live.record(now, variant, channel, degraded_reason is not None, elapsed)
         return body
 
     def _count_unknown(self, point: str) -> None:
@@ -217,36 +235,6 @@ class DecisionService:
         if counter is None:
             counter = self._unknown[point] = self.metrics.unknown_customers.labels(point)
         counter.inc()
-
-    def _observe(
-        self,
-        point: str,
-        decision: Decision,
-        variant: str,
-        degraded: bool,
-        start: float,
-        now: float,
-    ) -> None:
-        """Decision count, latency and the dashboard's live stats of one answered decision."""
-        metrics = self.metrics
-        action = decision.action
-        labels = (
-            point,
-            action.id if action else "none",
-            action.channel if action else "none",
-            decision.policy,
-            decision.policy_version,
-        )
-        counter = self._counters.get(labels)
-        if counter is None:  # prometheus' labels() costs ~5 µs; the children are fixed
-            counter = self._counters[labels] = metrics.decisions.labels(*labels)
-        counter.inc()
-        elapsed = time.perf_counter() - start
-        timer = self._timers.get(point)
-        if timer is None:
-            timer = self._timers[point] = metrics.latency.labels(point)
-        timer.observe(elapsed)
-        self.live.record(now, variant, action.channel if action else None, degraded, elapsed)
 
     # ------------------------------------------------------------------ rewards, events
     def reward(self, req: RewardRequest) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from policies.catalog import DecisionPoint
-from policies.types import Action, Decision, Exclusion
+from policies.types import Action, Exclusion
 from serving.eventlog.log import dumps
 from serving.service.ports import DecisionLog
 from serving.service.stages import RECORD_MEMO, Choice
@@ -31,35 +31,6 @@ def _actions_json(actions: list[Action]) -> list[dict[str, Any]]:
 
 #: the answer's ``customer_known`` key, as a replay looks for it
 _KNOWN_KEY = b'"customer_known":'
-
-
-def _answer(
-    event_id: str,
-    decision: Decision,
-    version: str,
-    excluded: list[Exclusion],
-    degraded: bool,
-    known: bool | None,
-) -> bytes:
-    """The contract's ``/decide`` answer as JSON bytes."""
-    action = decision.action
-    return orjson.dumps(
-        {
-            "event_id": event_id,
-            "action_id": action.id if action else None,
-            "channel": action.channel if action else None,
-            "probability": decision.probability,
-            "ranking": [
-                {"action_id": r.action_id, "probability": r.probability}
-                for r in decision.ranking
-            ],
-            "excluded": [{"action_id": e.action_id, "reason": e.reason} for e in excluded],
-            "policy": decision.policy,
-            "policy_version": version,
-            "degraded": degraded,
-            "customer_known": known,
-        }
-    )
 
 
 def request_key(req: DecideRequest | DecideBody) -> str:
@@ -105,7 +76,10 @@ class DecisionRecorder:
         customer (None: it could not be read)."""
         decision, version, variant, shadow, degraded_reason = choice
         action = decision.action
+        action_id, channel = (action.id, action.channel) if action else (None, None)
+        degraded = degraded_reason is not None
         probs = {r.action_id: r.probability for r in decision.ranking}
+        excluded_json = [{"action_id": e.action_id, "reason": e.reason} for e in excluded]
         self.log.append_decision(
             DecisionRecord(
                 event_id=event_id,
@@ -117,17 +91,15 @@ class DecisionRecorder:
                 context=dumps(req.context),
                 actions=self._logged_actions(point.name, eligible, from_catalog),
                 probabilities=dumps([probs.get(a.id, 0.0) for a in eligible]),
-                excluded=dumps(
-                    [{"action_id": e.action_id, "reason": e.reason} for e in excluded]
-                ),
-                action_id=action.id if action else None,
-                channel=action.channel if action else None,
+                excluded=dumps(excluded_json),
+                action_id=action_id,
+                channel=channel,
                 probability=decision.probability,
                 policy=decision.policy,
                 policy_version=version,
                 variant=variant,
                 explored=decision.explored,
-                degraded=degraded_reason is not None,
+                degraded=degraded,
                 customer_known=known,
                 reward_deadline=now + point.reward_window_seconds,
                 shadow_policy=shadow.policy if shadow else None,
@@ -136,7 +108,14 @@ class DecisionRecorder:
                 shadow_probability=shadow.probability if shadow else None,
             )
         )
-        body = _answer(event_id, decision, version, excluded, degraded_reason is not None, known)
+        body = orjson.dumps({  # the contract's answer
+            "event_id": event_id, "action_id": action_id, "channel": channel,
+            "probability": decision.probability,
+            "ranking": [{"action_id": r.action_id, "probability": r.probability}
+                        for r in decision.ranking],
+            "excluded": excluded_json, "policy": decision.policy,
+            "policy_version": version, "degraded": degraded, "customer_known": known,
+        })  # fmt: skip
         if req.request_id is not None:
             self.log.remember_request(request_key(req), body.decode())
         return body
@@ -146,7 +125,7 @@ class DecisionRecorder:
         subset."""
         if not from_catalog:
             return dumps(_actions_json(eligible))
-        key = (point, *(a.id for a in eligible))
+        key = (point, *[a.id for a in eligible])
         encoded = self.action_lists.get(key)
         if encoded is None:
             encoded = dumps(_actions_json(eligible))

@@ -139,16 +139,10 @@ class CandidateStage:
             return (*point.rules.split(context, candidates), True)
         return (*eligible_actions(point.rules, context, candidates), False)
 
-    def routed(
-        self, req: DecideRequest | DecideBody, point: DecisionPoint, action: Action | None
-    ) -> None:
-        """Count a case routed to a roster agent (one more until the roster is re-read)."""
-        if (
-            action is not None
-            and req.actions is None
-            and self.agents is not None
-            and point.rules.agent_routing is not None
-        ):
+    def routed(self, action: Action) -> None:
+        """Count a case routed to a roster agent (one more until the roster is re-read);
+        the caller checks it is one (a routing point's roster assignment)."""
+        if self.agents is not None:
             self.agents.assigned(action.id)
 
 
