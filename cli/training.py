@@ -47,7 +47,9 @@ def _progress(total: int, desc: str) -> Any:
     return tqdm(total=total, desc=desc, unit="ev", disable=not sys.stderr.isatty(), leave=False)
 
 
-def train_once(settings: Settings, kind: str, decision_point: str | None, promote: bool) -> int:
+def train_once(
+    settings: Settings, kind: str, decision_point: str | None, promote: bool, min_lift: float = 0.0
+) -> int:
     catalog = load_catalog(settings.catalog_file)
     if decision_point is not None:
         catalog[decision_point]  # raises UnknownDecisionPointError with the known names
@@ -55,7 +57,9 @@ def train_once(settings: Settings, kind: str, decision_point: str | None, promot
         settings.logs_dir,
         catalog,
         settings.tracking_uri,
-        TrainConfig(kind=kind, promote=promote, reward_mode=settings.reward_mode),
+        TrainConfig(
+            kind=kind, promote=promote, reward_mode=settings.reward_mode, min_lift=min_lift
+        ),
         decision_point=decision_point,
         progress_factory=_progress,
     )
@@ -73,10 +77,15 @@ def train_once(settings: Settings, kind: str, decision_point: str | None, promot
 
 
 def train_command(
-    settings: Settings, kind: str, decision_point: str | None, promote: bool, every: str | None
+    settings: Settings,
+    kind: str,
+    decision_point: str | None,
+    promote: bool,
+    every: str | None,
+    min_lift: float = 0.0,
 ) -> None:
     if every is None:
-        train_once(settings, kind, decision_point, promote)
+        train_once(settings, kind, decision_point, promote, min_lift)
         return
     interval = parse_every(every)
     stop = threading.Event()
@@ -96,7 +105,7 @@ def train_command(
         while not stop.is_set():  # continuous mode: retrain on a schedule until stopped
             started = time.monotonic()
             try:
-                train_once(settings, kind, decision_point, promote)
+                train_once(settings, kind, decision_point, promote, min_lift)
             except ValueError as exc:  # bad input or too little data: say so, retry next run
                 click.echo(f"maestro: train: {exc}", err=True)
             stop.wait(max(0.0, interval - (time.monotonic() - started)))

@@ -16,6 +16,9 @@ from policies.rules import RuleSet
 from policies.types import Action, validate_actions
 
 DEFAULT_CATALOG = "catalog.yaml"
+#: The exploration budget of a decision point whose catalog entry does not set one
+#: (the value chosen with the simulator: README, "Exploration budget").
+DEFAULT_EXPLORATION_FLOOR = 0.3
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,11 @@ class DecisionPoint:
         The reward of a decision that received none within the window.
     journey_priority: tuple of str
         Action ids best first: the ``rules`` policy's static journey order.
+    exploration_floor: float, default :data:`DEFAULT_EXPLORATION_FLOOR`
+        The exploration budget of every policy serving here (cold start and champions):
+        the share of decisions drawn uniformly among the eligible actions, in ``[0, 1]``.
+        It keeps every action's logged probability at least ``floor / n_actions``, so the
+        logs can evaluate other policies off-policy.
     """
 
     name: str
@@ -45,6 +53,7 @@ class DecisionPoint:
     reward_window_hours: float = 72.0
     default_reward: float = 0.0
     journey_priority: tuple[str, ...] = ()
+    exploration_floor: float = DEFAULT_EXPLORATION_FLOOR
 
     @property
     def reward_window_seconds(self) -> float:
@@ -92,6 +101,15 @@ def _merge(base: Mapping[str, object], override: Mapping[str, object]) -> dict[s
     return merged
 
 
+def _floor(name: str, value: object) -> float:
+    """A decision point's ``exploration_floor``, checked: a number in ``[0, 1]``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise CatalogError(
+            f"decision point {name!r}: exploration_floor must be a number in [0, 1], got {value!r}"
+        )
+    return float(value)
+
+
 def parse_catalog(data: Mapping[str, object]) -> Catalog:
     """Build a :class:`Catalog` from the parsed YAML mapping.
 
@@ -128,6 +146,7 @@ def parse_catalog(data: Mapping[str, object]) -> Catalog:
         unknown = set(priority) - {a.id for a in actions}
         if unknown:
             raise CatalogError(f"decision point {name!r}: journey_priority names {sorted(unknown)}")
+        floor = _floor(name, cfg.get("exploration_floor", DEFAULT_EXPLORATION_FLOOR))
         try:
             points[name] = DecisionPoint(
                 name=name,
@@ -136,6 +155,7 @@ def parse_catalog(data: Mapping[str, object]) -> Catalog:
                 reward_window_hours=float(cfg.get("reward_window_hours", 72.0)),
                 default_reward=float(cfg.get("default_reward", 0.0)),
                 journey_priority=priority,
+                exploration_floor=floor,
             )
         except CatalogError as exc:
             raise CatalogError(f"decision point {name!r}: {exc}") from exc

@@ -7,11 +7,12 @@ estimator of :mod:`training.ope` run on the held-out rows for the candidate, the
 champion, ``uniform`` and ``rules``. The candidate is registered in MLflow either way;
 with ``promote`` the ``champion`` alias moves only when the gate passes.
 
-The gate (conservative policy improvement in the spirit of Thomas, Theocharous &
-Ghavamzadeh, *High Confidence Policy Improvement*, ICML 2015): the candidate's lower
-95% confidence bound under DR (SNIPS when no reward model could be fitted) must exceed
-the champion's point estimate under the same estimator, on at least ``min_events``
-held-out events.
+The gate (:mod:`training.gate`): the 95% interval of the paired difference candidate −
+champion on the same held-out events (:mod:`training.paired`: DR per-event terms, SNIPS
+with the delta method when no reward model could be fitted) must lie above ``min_lift``,
+on at least ``min_events`` held-out events. The candidate carries its decision point's
+exploration floor from the catalog (raised to it, never lowered), so it is evaluated,
+registered and served with the exploration budget that keeps the next evaluation possible.
 """
 
 from __future__ import annotations
@@ -30,12 +31,15 @@ import numpy as np
 from policies.base import BasePolicy
 from policies.bulk import BulkLearner
 from policies.catalog import Catalog
+from policies.draw import raise_floor
 from policies.registry import load_policy, make_policy
 from policies.types import LoggedBatch
 from training import tracking
 from training.columns import shared_features
 from training.data import TrainingSet, load_training_set
-from training.ope import evaluate_policy, table
+from training.gate import GateVerdict, gate
+from training.ope import PolicyInputs, evaluate, policy_inputs, table
+from training.paired import paired_difference
 
 COMPARED = ("candidate", "champion", "uniform", "rules")
 
@@ -45,6 +49,7 @@ class TrainConfig:
     kind: str = "vw-cb"
     holdout: float = 0.25
     min_events: int = 200
+    min_lift: float = 0.0
     alpha: float = 0.05
     warm_start: bool = True
     promote: bool = False
@@ -57,20 +62,8 @@ class TrainConfig:
             raise ValueError("holdout must lie in [0.05, 0.9]")
         if self.min_events < 1:
             raise ValueError("min_events must be >= 1")
-
-
-@dataclass(frozen=True)
-class GateVerdict:
-    passed: bool
-    estimator: str
-    candidate_low: float
-    champion_value: float
-    n: int
-    reasons: tuple[str, ...]
-
-    def summary(self) -> str:
-        verdict = "PASS" if self.passed else "FAIL"
-        return f"{verdict} ({self.estimator}): " + "; ".join(self.reasons)
+        if not (math.isfinite(self.min_lift) and self.min_lift >= 0.0):
+            raise ValueError("min_lift must be a finite number >= 0")
 
 
 @dataclass(frozen=True)
@@ -86,32 +79,6 @@ class TrainResult:
     n_holdout: int
     data_digest: str
     log_report: dict[str, object]
-
-
-def gate(
-    ope: dict[str, dict[str, Any]], n: int, min_events: int, champion_is_logging: bool
-) -> GateVerdict:
-    """Apply the promotion rule to an OPE table ``{policy: {estimator: Estimate}}``."""
-    estimator = "dr" if "dr" in ope["candidate"] else "snips"
-    cand = ope["candidate"][estimator]
-    champ = ope["champion"][estimator]
-    reasons = []
-    passed = True
-    if n < min_events:
-        passed = False
-        reasons.append(f"only {n} held-out events (minimum {min_events})")
-    else:
-        reasons.append(f"{n} held-out events (minimum {min_events})")
-    if not (math.isfinite(cand.ci_low) and cand.ci_low > champ.value):
-        passed = False
-        reasons.append(
-            f"candidate lower bound {cand.ci_low:.4f} does not beat champion {champ.value:.4f}"
-        )
-    else:
-        reasons.append(f"candidate lower bound {cand.ci_low:.4f} > champion {champ.value:.4f}")
-    if champion_is_logging:
-        reasons.append("no registered champion: compared with the logging policy")
-    return GateVerdict(passed, estimator, cand.ci_low, champ.value, n, tuple(reasons))
 
 
 class LoggingPolicy:
@@ -183,20 +150,36 @@ def evaluate_all(
 ) -> dict[str, dict[str, Any]]:
     """Every estimator for every compared policy on the same held-out rows (``bulk``:
     featurise and score the rows in bulk, same numbers as row by row)."""
+    return evaluate_batches(policies, holdout.batch, train.batch, alpha, bulk)[0]
+
+
+def evaluate_batches(
+    policies: dict[str, Any],
+    holdout: LoggedBatch,
+    train: LoggedBatch,
+    alpha: float,
+    bulk: bool = True,
+) -> tuple[dict[str, dict[str, Any]], dict[str, PolicyInputs]]:
+    """:func:`evaluate_all` on logged batches, with each policy's per-event inputs (what
+    the paired difference of the gate needs). The reward model is fitted on ``train``."""
     from training.reward_model import RidgeRewardModel
 
-    model = RidgeRewardModel().fit(train.batch) if len(train) >= 20 else None
-    batch = holdout.batch
+    model = RidgeRewardModel().fit(train) if len(train) >= 20 else None
     q = None
     if model is not None and bulk:
-        q = model.predict_rows(batch.contexts, batch.actions)
-    out = {}
+        q = model.predict_rows(holdout.contexts, holdout.actions)
+    out, inputs = {}, {}
     for name, policy in policies.items():
-        pmfs = batch_pmfs(policy, batch) if bulk else None
+        pmfs = batch_pmfs(policy, holdout) if bulk else None
         if pmfs is None and bulk:
-            pmfs = [policy.pmf(c, a) for c, a in zip(batch.contexts, batch.actions, strict=True)]
-        out[name] = evaluate_policy(policy, batch, model, alpha=alpha, pmfs=pmfs, q=q)
-    return out
+            pmfs = [
+                policy.pmf(c, a) for c, a in zip(holdout.contexts, holdout.actions, strict=True)
+            ]
+        inp = inputs[name] = policy_inputs(policy, holdout, model, pmfs, q)
+        out[name] = evaluate(
+            inp.rewards, inp.logging_probs, inp.target_probs, inp.q_logged, inp.q_target, alpha
+        )
+    return out, inputs
 
 
 def batch_pmfs(policy: Any, batch: LoggedBatch) -> list[np.ndarray] | None:
@@ -292,9 +275,13 @@ def _train_point(
     candidate = train_candidate(cfg.kind, train.batch, champion, cfg, bar.update if bar else None)
     if bar is not None:
         bar.close()
+    for policy in (candidate, champion):  # evaluated as served: with the budget
+        if policy is not None:
+            raise_floor(policy, catalog[dp].exploration_floor)
     compared = _compared(candidate, champion, holdout, catalog)
-    estimates = evaluate_all(compared, holdout, train, cfg.alpha)
-    verdict = gate(estimates, len(holdout), cfg.min_events, champion is None)
+    estimates, inputs = evaluate_batches(compared, holdout.batch, train.batch, cfg.alpha)
+    paired = paired_difference(inputs["candidate"], inputs["champion"], cfg.alpha, cfg.min_lift)
+    verdict = gate(paired, len(holdout), cfg.min_events, champion is None, cfg.min_lift)
     ope = {name: table(est) for name, est in estimates.items()}
     data_digest = digest(ts)
     promote = cfg.promote and verdict.passed
@@ -307,6 +294,7 @@ def _train_point(
             **candidate.params,
             "holdout": cfg.holdout,
             "min_events": cfg.min_events,
+            "min_lift": cfg.min_lift,
             "warm_start": bool(champion is not None and cfg.warm_start),
         },
         metrics=_run_metrics(ope, len(train), len(holdout), verdict),
@@ -314,6 +302,7 @@ def _train_point(
             "data.digest": data_digest,
             "data.rows": str(len(ts)),
             "gate.verdict": verdict.summary()[:4000],
+            "gate.estimator": verdict.estimator,
             "champion.version": champ_bytes[1].version if champ_bytes else "none",
         },
         run_name=f"train-{dp}-{cfg.kind}",
@@ -360,4 +349,5 @@ def _run_metrics(
         if isinstance(value, (int, float)) and math.isfinite(value)
     }
     metrics.update(n_train=n_train, n_holdout=n_holdout, gate_passed=float(verdict.passed))
+    metrics.update(verdict.metrics())
     return metrics
