@@ -9,9 +9,10 @@ every held-out row, the candidate's true lift over the champion on those very ro
 exact (``V(π) = (1/n) Σ_i Σ_a π(a | x_i) q*(x_i, a)``, as in :mod:`simulator.ope_check`),
 so a promotion is known to be right or wrong.
 
-Candidates: ``vw-cb`` (learned from the training rows), ``aa`` (the champion itself: an
-A/A comparison) and ``worse`` (the journeys reversed: ``rules`` taking the last-ranked
-actions first, with the same floor).
+Candidates: ``vw-cb`` (learned from the training rows), ``better`` (``rules`` with the
+journey the truth ranks best: actions ordered by their mean true expected reward on the
+training rows, a known improvement), ``aa`` (the champion itself: an A/A comparison) and
+``worse`` (the journeys reversed: ``rules`` taking the catalog's last actions first).
 
 The floor's cost (:func:`floor_cost`): on the logged rows, the champion with floor ``f``
 is worth exactly ``(1 − f)·V(greedy) + f·V(uniform)``, so each decision gives up
@@ -31,11 +32,10 @@ from policies.registry import make_policy
 from policies.types import LoggedBatch
 from simulator.environment import EnvConfig, JourneyEnvironment
 from simulator.run import RunLog, run_policy
-from training.gate import GateVerdict, gate
-from training.paired import paired_difference
-from training.train import TrainConfig, batch_pmfs, evaluate_batches, train_candidate
+from training.gate import GateVerdict
+from training.train import TrainConfig, batch_pmfs, paired_gate, train_candidate
 
-CANDIDATES = ("vw-cb", "aa", "worse")
+CANDIDATES = ("vw-cb", "better", "aa", "worse")
 
 
 @dataclass(frozen=True)
@@ -128,6 +128,8 @@ def gate_trial(
     champion = champion_policy(catalog, floor)
     if candidate == "vw-cb":
         policy = train_candidate("vw-cb", train, None, cfg)
+    elif candidate == "better":
+        policy = _truth_journey(catalog, train, truths[:cut], point)
     elif candidate == "aa":
         policy = champion_policy(catalog, floor)
     elif candidate == "worse":
@@ -135,12 +137,25 @@ def gate_trial(
     else:
         raise ValueError(f"candidate must be one of {CANDIDATES}, got {candidate!r}")
     raise_floor(policy, floor)
-    _, inputs = evaluate_batches({"candidate": policy, "champion": champion}, holdout, train, 0.05)
-    paired = paired_difference(inputs["candidate"], inputs["champion"], cfg.alpha, cfg.min_lift)
-    verdict = gate(paired, len(holdout), cfg.min_events, False, cfg.min_lift)
+    verdict = paired_gate(policy, champion, holdout, train, cfg, False)
     held_truths = truths[cut:]
     lift = true_value(policy, holdout, held_truths) - true_value(champion, holdout, held_truths)
     return TrialResult(seed, floor, candidate, verdict, lift, len(train))
+
+
+def _truth_journey(
+    catalog: Catalog, train: LoggedBatch, truths: list[np.ndarray], point: str
+) -> BasePolicy:
+    """``rules`` whose journey at ``point`` lists the actions by their mean true expected
+    reward over the training rows where they were eligible, best first."""
+    sums: dict[str, list[float]] = {}
+    for actions, truth in zip(train.actions, truths, strict=True):
+        for action, value in zip(actions, truth, strict=True):
+            sums.setdefault(action.id, []).append(float(value))
+    order = sorted(sums, key=lambda a: -float(np.mean(sums[a])))
+    policy = make_policy("rules", priorities={**catalog.journey_priorities(), point: order})
+    policy.exploration_floor = 0.0
+    return policy
 
 
 def floor_cost(log: RunLog, catalog: Catalog, floor: float) -> float:

@@ -42,7 +42,9 @@ class PairedEstimate:
 
     ``events_needed``: more held-out events for the interval to clear ``min_lift`` if the
     point estimate holds (0 when it already does, ``None`` when the point estimate itself
-    does not exceed ``min_lift``: no number of events would do)."""
+    does not exceed ``min_lift``: no number of events would do). ``ess``: the smaller of
+    the two policies' Kish effective sample sizes ``(Σ w)² / Σ w²`` (Kish, *Survey
+    Sampling*, 1965): how many events the importance-weighted terms are really worth."""
 
     estimator: str
     diff: float
@@ -52,6 +54,7 @@ class PairedEstimate:
     n: int
     alpha: float
     events_needed: int | None
+    ess: float = math.nan
 
     def as_dict(self) -> dict[str, float | int | str | None]:
         return {
@@ -63,6 +66,7 @@ class PairedEstimate:
             "n": self.n,
             "alpha": self.alpha,
             "events_needed": self.events_needed,
+            "ess": self.ess,
         }
 
 
@@ -87,11 +91,21 @@ def events_needed(
 
 
 def _interval(
-    name: str, diff: float, se: float, n: int, alpha: float, min_lift: float
+    name: str, diff: float, se: float, n: int, alpha: float, min_lift: float, ess: float
 ) -> PairedEstimate:
     half = z_score(alpha) * se
     needed = events_needed(diff, se, n, alpha, min_lift)
-    return PairedEstimate(name, diff, diff - half, diff + half, se, n, alpha, needed)
+    return PairedEstimate(name, diff, diff - half, diff + half, se, n, alpha, needed, ess)
+
+
+def kish(*inputs: PolicyInputs) -> float:
+    """The smallest Kish effective sample size of the policies' importance weights."""
+    out = math.inf
+    for inp in inputs:
+        w = _weights(inp)
+        s2 = float(np.sum(w * w))
+        out = min(out, float(np.sum(w)) ** 2 / s2 if s2 > 0 else 0.0)
+    return out
 
 
 def _weights(inp: PolicyInputs) -> np.ndarray:
@@ -114,7 +128,7 @@ def paired_dr(
     ) * residual
     n = d.shape[0]
     se = float(d.std(ddof=1)) / math.sqrt(n) if n > 1 else math.inf
-    return _interval("dr", float(d.mean()), se, n, alpha, min_lift)
+    return _interval("dr", float(d.mean()), se, n, alpha, min_lift, kish(candidate, champion))
 
 
 def paired_snips(
@@ -131,12 +145,14 @@ def paired_snips(
         w = _weights(inp)
         wbar = float(w.mean())
         if wbar <= 0.0:
-            return PairedEstimate("snips", math.nan, math.nan, math.nan, math.inf, n, alpha, None)
+            return PairedEstimate(
+                "snips", math.nan, math.nan, math.nan, math.inf, n, alpha, None, 0.0
+            )
         value = float(np.sum(w * r) / np.sum(w))
         diff += sign * value
         influence += sign * w * (r - value) / wbar
     se = math.sqrt(float(np.mean(influence**2)) / n) if n > 1 else math.inf
-    return _interval("snips", diff, se, n, alpha, min_lift)
+    return _interval("snips", diff, se, n, alpha, min_lift, kish(candidate, champion))
 
 
 def paired_difference(

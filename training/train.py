@@ -38,7 +38,7 @@ from training import tracking
 from training.columns import shared_features
 from training.data import TrainingSet, load_training_set
 from training.gate import GateVerdict, gate
-from training.ope import PolicyInputs, evaluate, policy_inputs, table
+from training.ope import evaluate_policy, policy_inputs, table
 from training.paired import paired_difference
 
 COMPARED = ("candidate", "champion", "uniform", "rules")
@@ -150,36 +150,52 @@ def evaluate_all(
 ) -> dict[str, dict[str, Any]]:
     """Every estimator for every compared policy on the same held-out rows (``bulk``:
     featurise and score the rows in bulk, same numbers as row by row)."""
-    return evaluate_batches(policies, holdout.batch, train.batch, alpha, bulk)[0]
+    from training.reward_model import RidgeRewardModel
+
+    model = RidgeRewardModel().fit(train.batch) if len(train) >= 20 else None
+    batch = holdout.batch
+    q = None
+    if model is not None and bulk:
+        q = model.predict_rows(batch.contexts, batch.actions)
+    out = {}
+    for name, policy in policies.items():
+        pmfs = batch_pmfs(policy, batch) if bulk else None
+        if pmfs is None and bulk:
+            pmfs = [policy.pmf(c, a) for c, a in zip(batch.contexts, batch.actions, strict=True)]
+        out[name] = evaluate_policy(policy, batch, model, alpha=alpha, pmfs=pmfs, q=q)
+    return out
 
 
-def evaluate_batches(
-    policies: dict[str, Any],
+def all_pmfs(policy: Any, batch: LoggedBatch) -> list[np.ndarray]:
+    """``policy.pmf`` of every row of ``batch``: in bulk when the policy can
+    (:func:`batch_pmfs`), row by row otherwise."""
+    pmfs = batch_pmfs(policy, batch)
+    if pmfs is None:
+        pmfs = [policy.pmf(c, a) for c, a in zip(batch.contexts, batch.actions, strict=True)]
+    return pmfs
+
+
+def paired_gate(
+    candidate: Any,
+    champion: Any,
     holdout: LoggedBatch,
     train: LoggedBatch,
-    alpha: float,
-    bulk: bool = True,
-) -> tuple[dict[str, dict[str, Any]], dict[str, PolicyInputs]]:
-    """:func:`evaluate_all` on logged batches, with each policy's per-event inputs (what
-    the paired difference of the gate needs). The reward model is fitted on ``train``."""
+    cfg: TrainConfig,
+    champion_is_logging: bool,
+) -> GateVerdict:
+    """The gate's verdict on ``holdout``: the paired difference of :mod:`training.paired`,
+    DR with the reward model fitted on ``train`` (independent of the held-out rewards, so
+    each held-out event's DR term is unbiased), SNIPS when ``train`` is too small for one."""
     from training.reward_model import RidgeRewardModel
 
     model = RidgeRewardModel().fit(train) if len(train) >= 20 else None
-    q = None
-    if model is not None and bulk:
-        q = model.predict_rows(holdout.contexts, holdout.actions)
-    out, inputs = {}, {}
-    for name, policy in policies.items():
-        pmfs = batch_pmfs(policy, holdout) if bulk else None
-        if pmfs is None and bulk:
-            pmfs = [
-                policy.pmf(c, a) for c, a in zip(holdout.contexts, holdout.actions, strict=True)
-            ]
-        inp = inputs[name] = policy_inputs(policy, holdout, model, pmfs, q)
-        out[name] = evaluate(
-            inp.rewards, inp.logging_probs, inp.target_probs, inp.q_logged, inp.q_target, alpha
-        )
-    return out, inputs
+    q = model.predict_rows(holdout.contexts, holdout.actions) if model is not None else None
+    inputs = {
+        name: policy_inputs(policy, holdout, model, all_pmfs(policy, holdout), q)
+        for name, policy in (("candidate", candidate), ("champion", champion))
+    }
+    paired = paired_difference(inputs["candidate"], inputs["champion"], cfg.alpha, cfg.min_lift)
+    return gate(paired, len(holdout), cfg.min_events, champion_is_logging, cfg.min_lift)
 
 
 def batch_pmfs(policy: Any, batch: LoggedBatch) -> list[np.ndarray] | None:
@@ -279,9 +295,15 @@ def _train_point(
         if policy is not None:
             raise_floor(policy, catalog[dp].exploration_floor)
     compared = _compared(candidate, champion, holdout, catalog)
-    estimates, inputs = evaluate_batches(compared, holdout.batch, train.batch, cfg.alpha)
-    paired = paired_difference(inputs["candidate"], inputs["champion"], cfg.alpha, cfg.min_lift)
-    verdict = gate(paired, len(holdout), cfg.min_events, champion is None, cfg.min_lift)
+    estimates = evaluate_all(compared, holdout, train, cfg.alpha)
+    verdict = paired_gate(
+        compared["candidate"],
+        compared["champion"],
+        holdout.batch,
+        train.batch,
+        cfg,
+        champion is None,
+    )
     ope = {name: table(est) for name, est in estimates.items()}
     data_digest = digest(ts)
     promote = cfg.promote and verdict.passed

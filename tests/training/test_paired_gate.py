@@ -143,3 +143,21 @@ def test_gate_promotes_better_and_refuses_worse_candidates(problem) -> None:
         verdict = gate(paired_snips(_inputs(r, logging, pi), champion), n, 500, True)
         outcomes.append((good, verdict.passed))
     assert all(passed == good for good, passed in outcomes), outcomes
+
+
+def test_few_effective_events_block_the_gate_and_say_how_many_more() -> None:
+    """500 events, the candidate puts its mass where the logging policy explored 2% of the
+    time: a big estimated lift, but only ~25 effective events."""
+    rng = np.random.default_rng(5)
+    n = 500
+    rare = rng.random(n) < 0.02
+    mu = np.where(rare, 0.02, 0.98)
+    r = np.where(rare, 1.0, 0.1) + rng.normal(0, 0.01, n)
+    pi_c = np.where(rare, 1.0, 0.0)
+    p = paired_snips(_inputs(r, mu, pi_c), _inputs(r, mu, mu))
+    assert p.ci_low > 0 and p.ess < 30
+    v = gate(p, n, 200, False)
+    more = math.ceil(n * 200 / p.ess) - n
+    assert not v.passed and f"worth {p.ess:.0f} effective" in v.summary()
+    assert f"≈{more} more held-out events for 200 effective" in v.summary()
+    assert gate(p, n, 10, False).passed  # with a minimum it meets, the interval decides
