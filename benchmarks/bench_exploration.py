@@ -13,6 +13,7 @@ says whether each promotion was right. Reported per floor:
 - the per-event spread ``sd`` of the paired difference (``se·√n``) for ``better``, and the
   held-out events the gate needs to clear zero on its true lift ``Δ``, ``(z·sd/Δ)²``,
   converted to simulated steps (held-out ``cart_abandoned`` rows per step);
+- the effective (Kish) events among the held-out ones, which the gate also counts;
 - promotions at ``steps`` steps, and false promotions (true lift ≤ 0).
 
     .venv/bin/python -m benchmarks.bench_exploration [--seeds 6] [--steps 6000] [--write]
@@ -36,7 +37,7 @@ Z = 1.959963984540054
 def study(floor: float, seeds: int, steps: int, customers: int) -> dict[str, object]:
     """Every candidate's gate decision for ``seeds`` seeds at ``floor`` (module docstring)."""
     catalog = load_catalog()
-    costs, shares, spreads, needed, rows_per_step = [], [], [], [], []
+    costs, shares, spreads, needed, rows_per_step, ess = [], [], [], [], [], []
     outcome = {c: [0, 0, 0] for c in CANDIDATES}  # promoted, false promotions, truly better
     for seed in range(seeds):
         log = log_traffic(catalog, floor, steps, customers, 1000 + seed)
@@ -54,6 +55,7 @@ def study(floor: float, seeds: int, steps: int, customers: int) -> dict[str, obj
                 p = trial.verdict.paired
                 sd = p.se * math.sqrt(p.n)
                 spreads.append(sd)
+                ess.append(p.ess)
                 needed.append((Z * sd / trial.true_lift) ** 2)
                 rows_per_step.append(p.n / steps)
     n_needed = statistics.median(needed) if needed else math.inf
@@ -62,9 +64,11 @@ def study(floor: float, seeds: int, steps: int, customers: int) -> dict[str, obj
         "cost": statistics.mean(costs),
         "share": statistics.mean(shares),
         "sd": statistics.median(spreads) if spreads else math.nan,
+        "ess": statistics.median(ess) if ess else math.nan,
         "needed": n_needed,
         "steps_needed": n_needed / statistics.mean(rows_per_step) if rows_per_step else math.inf,
         "outcome": outcome,
+        "held_out": statistics.mean(rows_per_step) * steps if rows_per_step else math.nan,
     }
 
 
@@ -75,9 +79,9 @@ def table(rows: list[dict[str, object]], seeds: int, steps: int, customers: int)
         f"Machine: {machine()}.",
         "",
         "| floor | reward cost / decision | share of greedy value | per-event sd (better) "
-        "| held-out events to clear 0 | ≈ steps | promoted vw-cb / better / aa / worse "
-        "| false promotions |",
-        "|---|---|---|---|---|---|---|---|",
+        "| effective / held-out events | held-out events to clear 0 | ≈ steps "
+        "| promoted vw-cb / better / aa / worse | false promotions |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         out = r["outcome"]
@@ -86,7 +90,7 @@ def table(rows: list[dict[str, object]], seeds: int, steps: int, customers: int)
         false = sum(v[1] for v in out.values())
         lines.append(
             f"| {r['floor']:.2f} | {r['cost']:.4f} | {100 * r['share']:.1f}% | {r['sd']:.1f} "
-            f"| {r['needed']:,.0f} | {r['steps_needed']:,.0f} | {promoted} | {false} |"
+            f"| {r['ess']:.0f} / {r['held_out']:.0f} | {r['needed']:,.0f} | {r['steps_needed']:,.0f} | {promoted} | {false} |"
         )
     lines.append("")
     lines.append(
