@@ -10,9 +10,10 @@ with ``promote`` the ``champion`` alias moves only when the gate passes.
 The gate (:mod:`training.gate`): the 95% interval of the paired difference candidate −
 champion on the same held-out events (:mod:`training.paired`: DR per-event terms, SNIPS
 with the delta method when no reward model could be fitted) must lie above ``min_lift``,
-on at least ``min_events`` held-out events worth as many effective ones. The candidate carries its decision point's
-exploration floor from the catalog (raised to it, never lowered), so it is evaluated,
-registered and served with the exploration budget that keeps the next evaluation possible.
+on at least ``min_events`` held-out events worth as many effective ones. The candidate
+carries its decision point's exploration floor from the catalog (raised to it, never
+lowered), so it is evaluated, registered and served with the exploration budget that
+keeps the next evaluation possible.
 """
 
 from __future__ import annotations
