@@ -170,10 +170,19 @@ def serve(
 )
 @click.option("--promote", is_flag=True, help="Move the champion alias when the gate passes.")
 @click.option("--every", default=None, help="Retrain on a schedule, e.g. 10m or 1h.")
-def train(policy_kind: str, decision_point: str | None, promote: bool, every: str | None) -> None:
+@click.option(
+    "--min-lift",
+    type=click.FloatRange(min=0.0),
+    default=0.0,
+    show_default=True,
+    help="Promote only when the 95% lower end of candidate − champion exceeds this.",
+)
+def train(
+    policy_kind: str, decision_point: str | None, promote: bool, every: str | None, min_lift: float
+) -> None:
     """Train a candidate from logged decisions and rewards, evaluate it off-policy, register it."""
 
-    _run(train_command, _workspace(), policy_kind, decision_point, promote, every)
+    _run(train_command, _workspace(), policy_kind, decision_point, promote, every, min_lift)
 
 
 @click.command()

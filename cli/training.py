@@ -58,7 +58,9 @@ def activation_reader(settings: Settings, catalog: Catalog) -> Any:
     return contact_store(settings, catalog).activated
 
 
-def train_once(settings: Settings, kind: str, decision_point: str | None, promote: bool) -> int:
+def train_once(
+    settings: Settings, kind: str, decision_point: str | None, promote: bool, min_lift: float = 0.0
+) -> int:
     catalog = load_catalog(settings.catalog_file)
     if decision_point is not None:
         catalog[decision_point]  # raises UnknownDecisionPointError with the known names
@@ -66,7 +68,9 @@ def train_once(settings: Settings, kind: str, decision_point: str | None, promot
         settings.logs_dir,
         catalog,
         settings.tracking_uri,
-        TrainConfig(kind=kind, promote=promote, reward_mode=settings.reward_mode),
+        TrainConfig(
+            kind=kind, promote=promote, reward_mode=settings.reward_mode, min_lift=min_lift
+        ),
         decision_point=decision_point,
         progress_factory=_progress,
         activated=activation_reader(settings, catalog),
@@ -85,13 +89,18 @@ def train_once(settings: Settings, kind: str, decision_point: str | None, promot
 
 
 def train_command(
-    settings: Settings, kind: str, decision_point: str | None, promote: bool, every: str | None
+    settings: Settings,
+    kind: str,
+    decision_point: str | None,
+    promote: bool,
+    every: str | None,
+    min_lift: float = 0.0,
 ) -> None:
     if every is None:
-        train_once(settings, kind, decision_point, promote)
+        train_once(settings, kind, decision_point, promote, min_lift)
         return
     repeat_every(parse_every(every), "train", lambda: train_once(
-        settings, kind, decision_point, promote))
+        settings, kind, decision_point, promote, min_lift))
 
 
 def repeat_every(interval: float, name: str, once: Callable[[], object]) -> None:

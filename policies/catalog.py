@@ -18,6 +18,9 @@ from policies.types import Action, validate_actions
 
 DEFAULT_CATALOG = "catalog.yaml"
 ACTIVATIONS = ("decide", "required")
+#: The exploration budget of a decision point whose catalog entry does not set one
+#: (the value chosen with the simulator: README, "Exploration budget").
+DEFAULT_EXPLORATION_FLOOR = 0.3
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,11 @@ class DecisionPoint:
         decision's budget reservation is released after the reward window.
     budgets: mapping of str to Budget
         Action id → its volume budget (``budget: {max: 1000, per: day}`` on the action).
+    exploration_floor: float, default :data:`DEFAULT_EXPLORATION_FLOOR`
+        The exploration budget of every policy serving here (cold start and champions):
+        the share of decisions drawn uniformly among the eligible actions, in ``[0, 1]``.
+        It keeps every action's logged probability at least ``floor / n_actions``, so the
+        logs can evaluate other policies off-policy.
     """
 
     name: str
@@ -58,6 +66,7 @@ class DecisionPoint:
     budgets: Mapping[str, Budget] = field(default_factory=dict)
     #: ``reward_window_hours`` in seconds (set from it: every decision reads it)
     reward_window_seconds: float = field(init=False, repr=False, compare=False)
+    exploration_floor: float = DEFAULT_EXPLORATION_FLOOR
 
     def __post_init__(self) -> None:
         if self.activation not in ACTIVATIONS:
@@ -105,6 +114,15 @@ def _merge(base: Mapping[str, object], override: Mapping[str, object]) -> dict[s
     return merged
 
 
+def _floor(name: str, value: object) -> float:
+    """A decision point's ``exploration_floor``, checked: a number in ``[0, 1]``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise CatalogError(
+            f"decision point {name!r}: exploration_floor must be a number in [0, 1], got {value!r}"
+        )
+    return float(value)
+
+
 def parse_catalog(data: Mapping[str, object]) -> Catalog:
     """Build a :class:`Catalog` from the parsed YAML mapping.
 
@@ -144,6 +162,7 @@ def parse_catalog(data: Mapping[str, object]) -> Catalog:
         unknown = set(priority) - {a.id for a in actions}
         if unknown:
             raise CatalogError(f"decision point {name!r}: journey_priority names {sorted(unknown)}")
+        floor = _floor(name, cfg.get("exploration_floor", DEFAULT_EXPLORATION_FLOOR))
         try:
             points[name] = DecisionPoint(
                 name=name,
@@ -154,6 +173,7 @@ def parse_catalog(data: Mapping[str, object]) -> Catalog:
                 journey_priority=priority,
                 activation=str(cfg.get("activation", "decide")),
                 budgets=budgets,
+                exploration_floor=floor,
             )
         except CatalogError as exc:
             raise CatalogError(f"decision point {name!r}: {exc}") from exc

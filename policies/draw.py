@@ -140,6 +140,16 @@ def seen_only(policy: PmfPolicy, context: Context) -> Context:
     )
 
 
+def raise_floor(policy: PmfPolicy, floor: float) -> None:
+    """Raise ``policy``'s exploration floor to at least ``floor`` (its decision point's
+    exploration budget), never lower it. The floor is part of the pmf every draw uses, so
+    the logged probability stays the one the action was drawn with."""
+    if not 0.0 <= floor <= 1.0:
+        raise ValueError(f"exploration floor must lie in [0, 1], got {floor}")
+    if policy.exploration_floor < floor:
+        policy.exploration_floor = floor
+
+
 def floored_pmf(policy: PmfPolicy, context: Context, actions: Sequence[Action]) -> list[float]:
     """``policy``'s pmf over ``actions`` with its exploration floor, shape ``(n_actions,)``
     (empty when it abstains)."""

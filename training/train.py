@@ -7,13 +7,14 @@ estimator of :mod:`training.ope` run on the held-out rows for the candidate, the
 champion, ``uniform`` and ``rules``. The candidate is registered in MLflow either way;
 with ``promote`` the ``champion`` alias moves only when the gate passes.
 
-The gate (conservative policy improvement in the spirit of Thomas, Theocharous &
-Ghavamzadeh, *High Confidence Policy Improvement*, ICML 2015): the candidate's lower
-95% confidence bound under DR (SNIPS when no reward model could be fitted) must exceed
-the champion's point estimate under the same estimator, on at least ``min_events``
-held-out events. Either estimate missing (no support), or support and overlap
-diagnostics that make the interval meaningless, fail the gate; clipped IPS and
-Switch-DR, estimators of a biased quantity, are never its bounds.
+The gate (:mod:`training.gate`): the 95% interval of the paired difference candidate −
+champion on the same held-out events (:mod:`training.paired`: DR per-event terms, SNIPS
+with the delta method when no reward model could be fitted) must lie above ``min_lift``,
+on at least ``min_events`` held-out events worth as many effective ones. The candidate
+carries its decision point's exploration floor from the catalog (raised to it, never
+lowered), so it is evaluated, registered and served with the exploration budget that
+keeps the next evaluation possible. Every evaluation also carries support and overlap
+diagnostics; clipped IPS and Switch-DR, estimators of a biased quantity, are never bounds.
 """
 
 from __future__ import annotations
@@ -32,12 +33,15 @@ import numpy as np
 from policies.base import BasePolicy
 from policies.bulk import BulkLearner
 from policies.catalog import Catalog
+from policies.draw import raise_floor
 from policies.registry import load_policy, make_policy
 from policies.types import LoggedBatch
 from training import tracking
 from training.columns import shared_features
 from training.data import Activated, TrainingSet, load_training_set
-from training.ope import decision_problem, diagnostics_of, evaluate_policy, table
+from training.gate import GateVerdict, gate
+from training.ope import diagnostics_of, evaluate_policy, policy_inputs, table
+from training.paired import paired_difference
 
 COMPARED = ("candidate", "champion", "uniform", "rules")
 
@@ -47,6 +51,7 @@ class TrainConfig:
     kind: str = "vw-cb"
     holdout: float = 0.25
     min_events: int = 200
+    min_lift: float = 0.0
     alpha: float = 0.05
     warm_start: bool = True
     promote: bool = False
@@ -59,20 +64,8 @@ class TrainConfig:
             raise ValueError("holdout must lie in [0.05, 0.9]")
         if self.min_events < 1:
             raise ValueError("min_events must be >= 1")
-
-
-@dataclass(frozen=True)
-class GateVerdict:
-    passed: bool
-    estimator: str
-    candidate_low: float | None
-    champion_value: float | None
-    n: int
-    reasons: tuple[str, ...]
-
-    def summary(self) -> str:
-        verdict = "PASS" if self.passed else "FAIL"
-        return f"{verdict} ({self.estimator}): " + "; ".join(self.reasons)
+        if not (math.isfinite(self.min_lift) and self.min_lift >= 0.0):
+            raise ValueError("min_lift must be a finite number >= 0")
 
 
 @dataclass(frozen=True)
@@ -89,41 +82,6 @@ class TrainResult:
     data_digest: str
     log_report: dict[str, object]
     diagnostics: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-
-def gate(
-    ope: dict[str, dict[str, Any]], n: int, min_events: int, champion_is_logging: bool
-) -> GateVerdict:
-    """Apply the promotion rule to an OPE table ``{policy: {estimator: Estimate}}`` (an
-    :class:`~training.ope.Evaluation` per policy also gives its diagnostics)."""
-    estimator = "dr" if "dr" in ope["candidate"] else "snips"
-    cand = ope["candidate"][estimator]
-    champ = ope["champion"][estimator]
-    reasons = []
-    passed = True
-    if n < min_events:
-        passed = False
-        reasons.append(f"only {n} held-out events (minimum {min_events})")
-    else:
-        reasons.append(f"{n} held-out events (minimum {min_events})")
-    problems = [
-        f"{who}: {problem}"
-        for who in ("candidate", "champion")
-        if (problem := decision_problem(ope[who], estimator, diagnostics_of(ope[who])))
-    ]
-    if problems:
-        passed = False
-        reasons.extend(problems)
-    elif not (math.isfinite(cand.ci_low) and cand.ci_low > champ.value):
-        passed = False
-        reasons.append(
-            f"candidate lower bound {cand.ci_low:.4f} does not beat champion {champ.value:.4f}"
-        )
-    else:
-        reasons.append(f"candidate lower bound {cand.ci_low:.4f} > champion {champ.value:.4f}")
-    if champion_is_logging:
-        reasons.append("no registered champion: compared with the logging policy")
-    return GateVerdict(passed, estimator, cand.ci_low, champ.value, n, tuple(reasons))
 
 
 class LoggingPolicy:
@@ -211,6 +169,38 @@ def evaluate_all(
             pmfs = [policy.pmf(c, a) for c, a in zip(batch.contexts, batch.actions, strict=True)]
         out[name] = evaluate_policy(policy, batch, model, alpha=alpha, pmfs=pmfs, q=q)
     return out
+
+
+def all_pmfs(policy: Any, batch: LoggedBatch) -> list[np.ndarray]:
+    """``policy.pmf`` of every row of ``batch``: in bulk when the policy can
+    (:func:`batch_pmfs`), row by row otherwise."""
+    pmfs = batch_pmfs(policy, batch)
+    if pmfs is None:
+        pmfs = [policy.pmf(c, a) for c, a in zip(batch.contexts, batch.actions, strict=True)]
+    return pmfs
+
+
+def paired_gate(
+    candidate: Any,
+    champion: Any,
+    holdout: LoggedBatch,
+    train: LoggedBatch,
+    cfg: TrainConfig,
+    champion_is_logging: bool,
+) -> GateVerdict:
+    """The gate's verdict on ``holdout``: the paired difference of :mod:`training.paired`,
+    DR with the reward model fitted on ``train`` (independent of the held-out rewards, so
+    each held-out event's DR term is unbiased), SNIPS when ``train`` is too small for one."""
+    from training.reward_model import RidgeRewardModel
+
+    model = RidgeRewardModel().fit(train) if len(train) >= 20 else None
+    q = model.predict_rows(holdout.contexts, holdout.actions) if model is not None else None
+    inputs = {
+        name: policy_inputs(policy, holdout, model, all_pmfs(policy, holdout), q)
+        for name, policy in (("candidate", candidate), ("champion", champion))
+    }
+    paired = paired_difference(inputs["candidate"], inputs["champion"], cfg.alpha, cfg.min_lift)
+    return gate(paired, len(holdout), cfg.min_events, champion_is_logging, cfg.min_lift)
 
 
 def batch_pmfs(policy: Any, batch: LoggedBatch) -> list[np.ndarray] | None:
@@ -310,9 +300,19 @@ def _train_point(
     candidate = train_candidate(cfg.kind, train.batch, champion, cfg, bar.update if bar else None)
     if bar is not None:
         bar.close()
+    for policy in (candidate, champion):  # evaluated as served: with the budget
+        if policy is not None:
+            raise_floor(policy, catalog[dp].exploration_floor)
     compared = _compared(candidate, champion, holdout, catalog)
     estimates = evaluate_all(compared, holdout, train, cfg.alpha)
-    verdict = gate(estimates, len(holdout), cfg.min_events, champion is None)
+    verdict = paired_gate(
+        compared["candidate"],
+        compared["champion"],
+        holdout.batch,
+        train.batch,
+        cfg,
+        champion is None,
+    )
     ope = {name: table(est) for name, est in estimates.items()}
     diagnostics = {name: _diagnostics(est) for name, est in estimates.items()}
     data_digest = digest(ts)
@@ -326,6 +326,7 @@ def _train_point(
             **candidate.params,
             "holdout": cfg.holdout,
             "min_events": cfg.min_events,
+            "min_lift": cfg.min_lift,
             "warm_start": bool(champion is not None and cfg.warm_start),
         },
         metrics=_run_metrics(
@@ -338,6 +339,7 @@ def _train_point(
             "data.digest": data_digest,
             "data.rows": str(len(ts)),
             "gate.verdict": verdict.summary()[:4000],
+            "gate.estimator": verdict.estimator,
             "champion.version": champ_bytes[1].version if champ_bytes else "none",
         },
         run_name=f"train-{dp}-{cfg.kind}",
@@ -393,4 +395,5 @@ def _run_metrics(
         and math.isfinite(value)
     }
     metrics.update(n_train=n_train, n_holdout=n_holdout, gate_passed=float(verdict.passed))
+    metrics.update(verdict.metrics())
     return metrics

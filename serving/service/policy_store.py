@@ -4,6 +4,9 @@ alias, polled and swapped atomically.
 - at start each decision point loads ``models:/maestro-<dp>@champion`` (the policy's
   saved bytes, see :mod:`training.tracking`); with no champion registered it serves a
   cold-start policy (``MAESTRO_COLD_START_KIND``, ``rules`` by default);
+- every policy serves with at least its decision point's exploration floor from the
+  catalog (``exploration_floor``): a champion registered with less is raised to it at
+  load, so the logs keep the exploration that off-policy evaluation needs;
 - a background thread polls the registry every ``poll_seconds`` (≤ 10 s); a new version
   is loaded and smoke-tested (it must decide over the decision point's catalog) *before*
   one dict assignment swaps it in, so no request sees a half-loaded policy, and an
@@ -20,6 +23,7 @@ from dataclasses import dataclass
 
 from policies.base import BasePolicy
 from policies.catalog import Catalog
+from policies.draw import raise_floor
 from policies.registry import load_policy, make_policy
 from policies.types import Action, Context
 from training.tracking import champion_version, load_version_bytes, register_policy
@@ -45,11 +49,16 @@ def fallback_policy(catalog: Catalog) -> BasePolicy:
     return policy
 
 
-def cold_start_policy(kind: str, catalog: Catalog) -> BasePolicy:
-    """An untrained policy of ``kind`` (``rules`` gets the catalog's journey priorities)."""
+def cold_start_policy(kind: str, catalog: Catalog, decision_point: str | None = None) -> BasePolicy:
+    """An untrained policy of ``kind`` (``rules`` gets the catalog's journey priorities);
+    for a ``decision_point``, with at least its exploration floor from the catalog."""
     if kind == "rules":
-        return make_policy("rules", priorities=journey_priorities(catalog))
-    return make_policy(kind)
+        policy = make_policy("rules", priorities=journey_priorities(catalog))
+    else:
+        policy = make_policy(kind)
+    if decision_point is not None:
+        raise_floor(policy, catalog[decision_point].exploration_floor)
+    return policy
 
 
 def smoke_test(policy: BasePolicy, catalog: Catalog, decision_point: str) -> None:
@@ -96,7 +105,7 @@ class PolicyStore:
         for name in self.catalog.names():
             loaded = self.tracking_uri is not None and self.refresh_one(name, initial=True)
             if not loaded and name not in self._policies:
-                policy = cold_start_policy(self.cold_start_kind, self.catalog)
+                policy = cold_start_policy(self.cold_start_kind, self.catalog, name)
                 self._policies[name] = LoadedPolicy(policy, policy.version, "cold_start")
         self.loaded = True
         if self.tracking_uri is not None:
@@ -126,6 +135,7 @@ class PolicyStore:
             data = load_version_bytes(decision_point, ref.version, self.tracking_uri)
             policy = load_policy(data)
             policy.version = ref.version
+            raise_floor(policy, self.catalog[decision_point].exploration_floor)
             smoke_test(policy, self.catalog, decision_point)
         except Exception as exc:  # a broken artefact never replaces the running policy
             logger.error(
@@ -163,7 +173,7 @@ def ensure_cold_start_champions(
     for name in catalog.names():
         if champion_version(name, tracking_uri) is not None:
             continue
-        policy = cold_start_policy(kind, catalog)
+        policy = cold_start_policy(kind, catalog, name)
         _, version = register_policy(
             policy.save(),
             name,

@@ -8,7 +8,9 @@ import pandas as pd
 import pytest
 
 from policies.catalog import load_catalog, parse_catalog
-from policies.registry import make_policy
+from policies.draw import decide
+from policies.registry import load_policy, make_policy
+from policies.types import Context
 from serving.service.policy_store import PolicyStore, ensure_cold_start_champions
 from training.tracking import champion_version, load_champion_bytes, register_policy, set_champion
 
@@ -123,3 +125,37 @@ def test_no_registry_champion_means_cold_start(tmp_path) -> None:
     assert {store.get(n).source for n in catalog.names()} == {"cold_start"}
     assert store.get("default").policy.kind == "uniform"
     assert store.get("unknown-dp").source == "fallback"
+
+
+def test_every_policy_serves_with_the_catalogs_exploration_budget(tmp_path) -> None:
+    """The cold start is registered with the decision point's floor; a champion registered
+    with less is raised to it when the service loads it; the served pmf is the floored one."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    actions = [
+        {"id": "email_newsletter", "channel": "email", "features": {"category": "marketing"}},
+        {"id": "no_contact", "channel": "none", "features": {"category": "none"}},
+    ]
+    catalog = parse_catalog(
+        {
+            "decision_points": {
+                "default": {"actions": actions, "exploration_floor": 0.4},
+                "other": {"actions": actions, "exploration_floor": 0.1},
+            }
+        }
+    )
+    ensure_cold_start_champions(catalog, uri, kind="rules")
+    cold = load_policy(load_champion_bytes("default", uri)[0])
+    assert cold.exploration_floor == 0.4
+    assert load_policy(load_champion_bytes("other", uri)[0]).exploration_floor == 0.1
+    low = make_policy("rules", priorities=catalog.journey_priorities(), exploration_floor=0.05)
+    register_policy(low.save(), "default", uri, kind="rules", params=low.params, champion=True)
+    store = PolicyStore(catalog, uri, poll_seconds=10).start()
+    try:
+        served = store.get("default")
+        assert served.version == "2" and served.policy.exploration_floor == 0.4
+        ctx_actions = list(catalog["default"].actions)
+        d = decide(served.policy, Context("c-1", decision_point="default"), ctx_actions, 3)
+        assert [r.probability for r in d.ranking] == pytest.approx([0.8, 0.2], abs=1e-12)
+        assert d.probability in (pytest.approx(0.8), pytest.approx(0.2))
+    finally:
+        store.stop()
