@@ -127,3 +127,26 @@ def test_materialized_custom_feature_reaches_a_decision(bank: dict) -> None:
     assert logged["products_held"] == int(first["ProductsHeld"])
     assert logged["crm_language"] == first["PreferredLanguage"].lower()
     assert logged["tenure_months"] == int(first["TenureMonths"])
+
+
+def test_the_documented_counts_are_the_generators(tmp_path: Path) -> None:
+    from features.examples.retail_bank import SEEDED_REJECTS
+
+    assert SEEDED_REJECTS == EXPECTED
+
+
+def test_init_again_is_idempotent_and_a_foreign_declaration_is_kept(tmp_path: Path) -> None:
+    from features.errors import WorkspaceError
+    from features.examples import write_example
+
+    first = write_example("retail-bank", tmp_path / "a", 12, 1)
+    before = {p: Path(p).read_bytes() for p in first}
+    assert write_example("retail-bank", tmp_path / "a", 12, 1) == first
+    assert {p: Path(p).read_bytes() for p in first} == before
+    own = tmp_path / "b" / "features.yaml"
+    own.parent.mkdir()
+    own.write_text("version: 1\n")
+    with pytest.raises(WorkspaceError, match="exists and is not the example's"):
+        write_example("retail-bank", tmp_path / "b", 12, 1)
+    assert own.read_text() == "version: 1\n"
+    assert not (tmp_path / "b" / "exports").exists()
