@@ -95,10 +95,12 @@ def _run(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 @click.command()
 @click.option("--customers", type=click.IntRange(1, 10_000_000), default=10_000, show_default=True)
 @click.option("--seed", type=int, default=7, show_default=True)
-def init(customers: int, seed: int) -> None:
+@click.option("--example", default=None,
+              help="Also write an example's source exports and features.yaml (retail-bank).")
+def init(customers: int, seed: int, example: str | None) -> None:
     """Build the workspace under $MAESTRO_HOME: Feast repo, data, MLflow store, champions."""
 
-    _run(init_command, get_settings(), customers, seed)
+    _run(init_command, get_settings(), customers, seed, example)
 
 
 @click.command()
