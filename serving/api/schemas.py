@@ -19,6 +19,7 @@ from pydantic import (
     StrictStr,
     StringConstraints,
     WithJsonSchema,
+    model_validator,
 )
 
 MAX_ACTIONS = 100
@@ -88,12 +89,28 @@ class ActionIn(_Strict):
     features: dict[Key, Scalar] = Field(default_factory=dict, max_length=MAX_KEYS)
 
 
+def _one_identity(customer_id: str | None, anonymous_id: str | None) -> None:
+    """A request names a customer, an anonymous visitor, or both (a decide)."""
+    if customer_id is None and anonymous_id is None:
+        raise ValueError("customer_id or anonymous_id is required")
+
+
 class DecideRequest(_Strict):
-    customer_id: Id
+    """``customer_id``, ``anonymous_id`` (a device or cookie id, linked to a customer by an
+    ``identify`` event), or both: the decision is for the customer the anonymous id is
+    linked to, else for the anonymous visitor's own profile; both ids are logged."""
+
+    customer_id: Id | None = None
+    anonymous_id: Id | None = None
     decision_point: Annotated[StrictStr, StringConstraints(min_length=1, max_length=64)] = "default"
     request_id: Id | None = None
     context: dict[Key, Scalar] = Field(default_factory=dict, max_length=MAX_KEYS)
     actions: list[ActionIn] | None = Field(default=None, min_length=1, max_length=MAX_ACTIONS)
+
+    @model_validator(mode="after")
+    def _identified(self) -> DecideRequest:
+        _one_identity(self.customer_id, self.anonymous_id)
+        return self
 
 
 class RankedOut(BaseModel):
@@ -155,15 +172,30 @@ class BudgetsResponse(BaseModel):
 
 
 class EventRequest(_Strict):
-    customer_id: Id
+    """An event of a customer (``customer_id``) or of an anonymous visitor
+    (``anonymous_id``), not both; ``identify`` links ``properties.anonymous_id`` to
+    ``customer_id``."""
+
+    customer_id: Id | None = None
+    anonymous_id: Id | None = None
     type: Annotated[StrictStr, StringConstraints(min_length=1, max_length=64)]
     properties: dict[Key, Scalar | None] = Field(default_factory=dict, max_length=MAX_KEYS)
     timestamp: Timestamp | None = None
 
+    @model_validator(mode="after")
+    def _identified(self) -> EventRequest:
+        _one_identity(self.customer_id, self.anonymous_id)
+        if self.customer_id is not None and self.anonymous_id is not None:
+            raise ValueError("give customer_id or anonymous_id, not both")
+        if self.type == "identify" and self.customer_id is None:
+            raise ValueError("identify needs customer_id")
+        return self
+
 
 class EventAccepted(BaseModel):
     accepted: bool = True
-    customer_id: str
+    customer_id: str | None
+    anonymous_id: str | None = None
     type: str
 
 

@@ -19,9 +19,12 @@ from __future__ import annotations
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from serving.errors import IdentityStoreError
+
+if TYPE_CHECKING:
+    from serving.settings import Settings
 
 #: Events journaled per anonymous id; older ones are dropped (a bot's endless session).
 JOURNAL_LIMIT = 1000
@@ -190,3 +193,14 @@ class SQLiteIdentityStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def identity_store(settings: Settings) -> IdentityStore:
+    """The identity store beside the contact store: ``$MAESTRO_HOME/identity.db`` with the
+    embedded contact store, the contact store's Redis with ``contact_store = redis``."""
+    if settings.contact_store == "redis":
+        from serving.state.identity_redis import RedisIdentityStore
+
+        assert settings.contact_redis_url is not None  # checked by the settings
+        return RedisIdentityStore(settings.contact_redis_url)
+    return SQLiteIdentityStore(settings.home / "identity.db")

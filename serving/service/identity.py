@@ -1,0 +1,94 @@
+"""Identity stitching: anonymous visitors' events and decisions, and ``identify``.
+
+An event or decision may name an ``anonymous_id`` (device, cookie) instead of a
+``customer_id``. :meth:`IdentityStage.profile` picks the profile it acts on: the customer the
+anonymous id is linked to, else the anonymous id's own profile (its session features,
+contacts and consent are stored under it, so a first ``/decide`` works on the defaults and
+that session's features). Anonymous events are journaled in the shared
+:class:`~serving.state.identity.IdentityStore`.
+
+``identify`` (``customer_id`` + ``properties.anonymous_id``) links the two once, then
+merges: the journaled events are replayed onto the customer's profile with their own
+timestamps (so counters add up and a consent given or withdrawn while anonymous holds),
+and the anonymous contact history is moved to the customer's. From then on events and
+decisions naming the anonymous id act on the customer. Requests without an anonymous id
+never reach this module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from features.errors import InvalidEventError
+from serving.service.feature_layer import FeatureEvent, FeatureWriter
+from serving.state.contacts import ContactStore
+from serving.state.identity import IdentityStore
+
+
+def _anonymous_id(properties: Mapping[str, Any]) -> str:
+    anon = properties.get("anonymous_id")
+    if not isinstance(anon, str) or not anon or len(anon) > 128 or not anon.isprintable():
+        raise InvalidEventError(
+            "properties.anonymous_id must be a printable string of 1 to 128 characters",
+            field="properties.anonymous_id",
+        )
+    return anon
+
+
+class IdentityStage:
+    """Resolves anonymous ids, journals anonymous events and merges on ``identify``."""
+
+    def __init__(
+        self, store: IdentityStore, writer: FeatureWriter, contacts: ContactStore | None
+    ) -> None:
+        self.store = store
+        self.writer = writer
+        self.contacts = contacts
+
+    def profile(self, anonymous_id: str) -> tuple[str, bool]:
+        """The profile id an anonymous id acts on, and whether it is a linked customer's."""
+        owner = self.store.resolve(anonymous_id)
+        return (anonymous_id, False) if owner is None else (owner, True)
+
+    def journal(self, anonymous_id: str, event: FeatureEvent) -> None:
+        """Keep an event written under the anonymous profile for a later ``identify``."""
+        self.store.journal(anonymous_id, orjson.dumps({
+            "type": event.type, "properties": dict(event.properties), "ts": event.timestamp,
+        }))
+
+    def identify(self, customer_id: str, properties: Mapping[str, Any]) -> dict[str, Any]:
+        """Link ``properties.anonymous_id`` to ``customer_id`` and merge its history; an id
+        already linked to another customer stays linked there (``linked_to`` says so)."""
+        anon = _anonymous_id(properties)
+        if anon == customer_id:
+            raise InvalidEventError(
+                "properties.anonymous_id must differ from customer_id",
+                field="properties.anonymous_id",
+            )
+        owner = self.store.link(anon, customer_id)
+        replayed = moved = 0
+        if owner == customer_id:
+            for raw in self.store.take_journal(anon):
+                e = orjson.loads(raw)
+                self.writer.ingest(FeatureEvent(customer_id, e["type"], e["properties"], e["ts"]))
+                replayed += 1
+            moved = self._move_contacts(anon, customer_id)
+        return {"linked_to": owner, "replayed_events": replayed, "moved_contacts": moved}
+
+    def _move_contacts(self, anon: str, customer_id: str) -> int:
+        """Copy the anonymous contact history to the customer's, then forget it."""
+        store = self.contacts
+        if store is None:
+            return 0
+        history = store.read(anon, 0.0, (), time.time()).history
+        for contact in history:
+            digest = hashlib.sha256(f"{anon}\x1f{contact!r}".encode()).hexdigest()[:24]
+            store.record(customer_id, f"m-{digest}", contact)
+        if history:
+            store.erase_customer(anon)
+        return len(history)
