@@ -63,28 +63,45 @@ def test_erasure_of_customer_and_of_anonymous_id(store: IdentityStore) -> None:
 
 _RACER = """
 import sys
+from pathlib import Path
 from serving.state.identity import SQLiteIdentityStore
-s = SQLiteIdentityStore(sys.argv[1])
+from serving.state.identity_redis import RedisIdentityStore
+where = sys.argv[1]
+s = RedisIdentityStore(where) if where.startswith("redis://") else SQLiteIdentityStore(Path(where))
 won = [s.link(f"a{i}", sys.argv[2]) for i in range(200)]
 s.journal("shared", sys.argv[2].encode())
 print(",".join(won))
 """
 
 
-def test_two_processes_share_links_and_agree_on_the_winner(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+def test_two_processes_share_links_and_agree_on_the_winner(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     """Two processes link the same 200 anonymous ids to different customers at once: each
     id ends linked to exactly one, and both processes were told that one."""
-    db = tmp_path / "identity.db"
+    if kind == "redis":
+        port = request.getfixturevalue("redis_server")
+        db = f"redis://127.0.0.1:{port}/13"
+        cleaner = RedisIdentityStore(db)
+        keys = cleaner._r.keys("mi:*")  # type: ignore[attr-defined]
+        if keys:
+            cleaner._r.delete(*keys)  # type: ignore[attr-defined]
+        cleaner.close()
+    else:
+        db = str(tmp_path / "identity.db")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     procs = [
-        subprocess.Popen([sys.executable, "-c", _RACER, str(db), cid], env=env,
+        subprocess.Popen([sys.executable, "-c", _RACER, db, cid], env=env,
                          stdout=subprocess.PIPE, text=True)
         for cid in ("cx", "cy")
     ]
     answers = [p.communicate(timeout=60)[0].strip().split(",") for p in procs]
     assert all(p.returncode == 0 for p in procs)
     assert answers[0] == answers[1]
-    store = SQLiteIdentityStore(db)
+    store: IdentityStore = (
+        RedisIdentityStore(db) if kind == "redis" else SQLiteIdentityStore(Path(db))
+    )
     try:
         assert [store.resolve(f"a{i}") for i in range(200)] == answers[0]
         assert sorted(store.take_journal("shared")) == [b"cx", b"cy"]

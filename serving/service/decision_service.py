@@ -162,6 +162,8 @@ class DecisionService:
             self.experiments.close()
         if self.contacts is not None:
             self.contacts.store.close()
+        if self.identity is not None:
+            self.identity.store.close()
         close = getattr(self.features, "close", None)
         if callable(close):
             close()
