@@ -56,10 +56,16 @@ class IdentityStage:
         return (anonymous_id, False) if owner is None else (owner, True)
 
     def journal(self, anonymous_id: str, event: FeatureEvent) -> None:
-        """Keep an event written under the anonymous profile for a later ``identify``."""
+        """Keep an event written under the anonymous profile for a later ``identify``. An
+        ``identify`` (in any process) that took the journal between this event's
+        :meth:`profile` and now would miss it: the link is read again, and if it is there
+        now, what is journaled is replayed onto the customer at once."""
         self.store.journal(anonymous_id, orjson.dumps({
             "type": event.type, "properties": dict(event.properties), "ts": event.timestamp,
         }))
+        owner = self.store.resolve(anonymous_id)
+        if owner is not None:
+            self._replay(anonymous_id, owner)
 
     def identify(self, customer_id: str, properties: Mapping[str, Any]) -> dict[str, Any]:
         """Link ``properties.anonymous_id`` to ``customer_id`` and merge its history; an id
@@ -73,12 +79,17 @@ class IdentityStage:
         owner = self.store.link(anon, customer_id)
         replayed = moved = 0
         if owner == customer_id:
-            for raw in self.store.take_journal(anon):
-                e = orjson.loads(raw)
-                self.writer.ingest(FeatureEvent(customer_id, e["type"], e["properties"], e["ts"]))
-                replayed += 1
+            replayed = self._replay(anon, customer_id)
             moved = self._move_contacts(anon, customer_id)
         return {"linked_to": owner, "replayed_events": replayed, "moved_contacts": moved}
+
+    def _replay(self, anon: str, customer_id: str) -> int:
+        """Apply the anonymous id's journaled events to the customer, at their own times."""
+        events = self.store.take_journal(anon)
+        for raw in events:
+            e = orjson.loads(raw)
+            self.writer.ingest(FeatureEvent(customer_id, e["type"], e["properties"], e["ts"]))
+        return len(events)
 
     def _move_contacts(self, anon: str, customer_id: str) -> int:
         """Copy the anonymous contact history to the customer's, then forget it."""

@@ -87,3 +87,29 @@ def test_decide_bodies_name_a_customer_an_anonymous_id_or_both() -> None:
     assert type(anon) is DecideRequest and anon.customer_id is None
     with pytest.raises(ValidationError, match="customer_id or anonymous_id"):
         decode_decide(b'{"decision_point":"x"}')
+
+
+def test_an_event_journaled_after_a_concurrent_identify_reaches_the_customer(
+    tmp_path: Path,
+) -> None:
+    """Another process links the anonymous id between an event's profile lookup and its
+    journal entry: the event is replayed onto the customer at once, not left orphaned."""
+    from features.source import InMemoryFeatureSource
+    from serving.service.feature_layer import FeatureEvent, InMemoryFeatureLayer
+    from serving.service.identity import IdentityStage
+
+    links = SQLiteIdentityStore(tmp_path / "identity.db")
+    layer = InMemoryFeatureLayer(InMemoryFeatureSource())
+    stage = IdentityStage(links, layer, None)
+    try:
+        assert stage.profile("anon-5") == ("anon-5", False)
+        event = FeatureEvent("anon-5", "cart_updated", {"cart_value": 42.0}, 1_000.0)
+        layer.ingest(event)
+        other = SQLiteIdentityStore(tmp_path / "identity.db")  # another process's link
+        other.link("anon-5", "c5")
+        other.close()
+        stage.journal("anon-5", event)
+        assert layer.get("c5").values["cart_value"] == pytest.approx(42.0, abs=1e-9)
+        assert links.take_journal("anon-5") == []
+    finally:
+        links.close()
