@@ -18,8 +18,9 @@ from pydantic import (
     PlainValidator,
     StrictStr,
     StringConstraints,
+    ValidationInfo,
     WithJsonSchema,
-    model_validator,
+    field_validator,
 )
 
 MAX_ACTIONS = 100
@@ -89,10 +90,12 @@ class ActionIn(_Strict):
     features: dict[Key, Scalar] = Field(default_factory=dict, max_length=MAX_KEYS)
 
 
-def _one_identity(customer_id: str | None, anonymous_id: str | None) -> None:
-    """A request names a customer, an anonymous visitor, or both (a decide)."""
-    if customer_id is None and anonymous_id is None:
+def _one_identity(customer_id: str | None, info: ValidationInfo) -> str | None:
+    """A request names a customer, an anonymous visitor, or both (a decide): checked on
+    ``customer_id`` (declared after ``anonymous_id``) so that the 422 names that field."""
+    if customer_id is None and info.data.get("anonymous_id") is None:
         raise ValueError("customer_id or anonymous_id is required")
+    return customer_id
 
 
 class DecideRequest(_Strict):
@@ -100,17 +103,17 @@ class DecideRequest(_Strict):
     ``identify`` event), or both: the decision is for the customer the anonymous id is
     linked to, else for the anonymous visitor's own profile; both ids are logged."""
 
-    customer_id: Id | None = None
     anonymous_id: Id | None = None
+    customer_id: Id | None = Field(default=None, validate_default=True)
     decision_point: Annotated[StrictStr, StringConstraints(min_length=1, max_length=64)] = "default"
     request_id: Id | None = None
     context: dict[Key, Scalar] = Field(default_factory=dict, max_length=MAX_KEYS)
     actions: list[ActionIn] | None = Field(default=None, min_length=1, max_length=MAX_ACTIONS)
 
-    @model_validator(mode="after")
-    def _identified(self) -> DecideRequest:
-        _one_identity(self.customer_id, self.anonymous_id)
-        return self
+    @field_validator("customer_id", mode="after")
+    @classmethod
+    def _identified(cls, customer_id: str | None, info: ValidationInfo) -> str | None:
+        return _one_identity(customer_id, info)
 
 
 class RankedOut(BaseModel):
@@ -176,20 +179,21 @@ class EventRequest(_Strict):
     (``anonymous_id``), not both; ``identify`` links ``properties.anonymous_id`` to
     ``customer_id``."""
 
-    customer_id: Id | None = None
     anonymous_id: Id | None = None
     type: Annotated[StrictStr, StringConstraints(min_length=1, max_length=64)]
     properties: dict[Key, Scalar | None] = Field(default_factory=dict, max_length=MAX_KEYS)
     timestamp: Timestamp | None = None
+    customer_id: Id | None = Field(default=None, validate_default=True)
 
-    @model_validator(mode="after")
-    def _identified(self) -> EventRequest:
-        _one_identity(self.customer_id, self.anonymous_id)
-        if self.customer_id is not None and self.anonymous_id is not None:
+    @field_validator("customer_id", mode="after")
+    @classmethod
+    def _identified(cls, customer_id: str | None, info: ValidationInfo) -> str | None:
+        _one_identity(customer_id, info)
+        if customer_id is not None and info.data.get("anonymous_id") is not None:
             raise ValueError("give customer_id or anonymous_id, not both")
-        if self.type == "identify" and self.customer_id is None:
+        if customer_id is None and info.data.get("type") == "identify":
             raise ValueError("identify needs customer_id")
-        return self
+        return customer_id
 
 
 class EventAccepted(BaseModel):

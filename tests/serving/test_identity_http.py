@@ -126,9 +126,14 @@ def test_identity_requests_are_checked(srv: LiveServer) -> None:
     c = srv.client
     r = c.post("/decide", json={"decision_point": CART})
     assert r.status_code == 422 and "anonymous_id" in r.text
+    assert [d["field"] for d in r.json()["detail"]] == ["customer_id"]
     r = c.post("/events", json={"anonymous_id": "a", "customer_id": "b", "type": "page_view",
                                 "properties": {"page": "x"}})
     assert r.status_code == 422 and "not both" in r.text
+    r = c.post("/events", json={"anonymous_id": "a", "type": "identify",
+                                "properties": {"anonymous_id": "b"}})
+    assert r.status_code == 422 and "identify needs customer_id" in r.text
+    assert [d["field"] for d in r.json()["detail"]] == ["customer_id"]
     r = c.post("/events", json={"customer_id": "c-000001", "type": "identify",
                                 "properties": {"anonymous_id": ""}})
     assert r.status_code == 422 and "properties.anonymous_id" in r.text
