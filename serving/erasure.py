@@ -43,7 +43,12 @@ from serving.service.feature_layer import FeatureWriter
 from serving.settings import Settings
 from serving.state.contacts import ContactStore
 from serving.state.contacts_sqlite import SQLiteContactStore
-from serving.state.identity import IdentityStore, identity_store
+from serving.state.identity import (
+    ANONYMOUS_PREFIX,
+    IdentityStore,
+    anonymous_profile,
+    identity_store,
+)
 from serving.state.ports import AssignmentStore, LogIndexOpener
 from serving.state.select import assignment_store, log_index_opener
 
@@ -60,7 +65,8 @@ def erase_with(erasers: Sequence[CustomerEraser], customer_id: str) -> dict[str,
     With an :class:`IdentityEraser` among them, the anonymous ids linked to the customer are
     erased from every store too (their rows are the customer's), then the links."""
     linkers = [e for e in erasers if isinstance(e, IdentityEraser)]
-    ids = [customer_id, *sorted({a for e in linkers for a in e.linked(customer_id)})]
+    linked = {anonymous_profile(a) for e in linkers for a in e.linked(customer_id)}
+    ids = [customer_id, *sorted(linked)]
     counts: dict[str, int] = {}
     for eraser in erasers:
         if isinstance(eraser, IdentityEraser):
@@ -75,7 +81,8 @@ def erase_with(erasers: Sequence[CustomerEraser], customer_id: str) -> dict[str,
 
 class IdentityEraser:
     """The identity links (:class:`serving.state.identity.IdentityStore`): the customer's
-    links and anonymous journals, or one anonymous id's when the id erased is one."""
+    links and anonymous journals, or one anonymous id's link and journal when the id
+    erased is its profile (``anon:<id>``)."""
 
     name = "identity_links"
 
@@ -86,9 +93,9 @@ class IdentityEraser:
         return self.store.anonymous_ids(customer_id)
 
     def erase(self, customer_id: str) -> dict[str, int]:
-        mine = self.store.erase_customer(customer_id)
-        theirs = self.store.erase_anonymous(customer_id)
-        return {k: mine[k] + theirs.get(k, 0) for k in mine}
+        if customer_id.startswith(ANONYMOUS_PREFIX):
+            return self.store.erase_anonymous(customer_id.removeprefix(ANONYMOUS_PREFIX))
+        return self.store.erase_customer(customer_id)
 
 
 class WorkspaceIdentityEraser(IdentityEraser):

@@ -77,6 +77,11 @@ Scalar = Annotated[
 ]
 Id = Annotated[StrictStr, StringConstraints(min_length=1, max_length=128, pattern=PRINTABLE)]
 
+#: an anonymous id: its profile id, ``anon:<id>``, stays within an id's 128 characters
+AnonymousId = Annotated[
+    StrictStr, StringConstraints(min_length=1, max_length=123, pattern=PRINTABLE)
+]
+
 Channel = Literal["email", "push", "sms", "in_app", "whatsapp", "call_center", "agent", "none"]
 
 
@@ -103,7 +108,7 @@ class DecideRequest(_Strict):
     ``identify`` event), or both: the decision is for the customer the anonymous id is
     linked to, else for the anonymous visitor's own profile; both ids are logged."""
 
-    anonymous_id: Id | None = None
+    anonymous_id: AnonymousId | None = None
     customer_id: Id | None = Field(default=None, validate_default=True)
     decision_point: Annotated[StrictStr, StringConstraints(min_length=1, max_length=64)] = "default"
     request_id: Id | None = None
@@ -179,7 +184,7 @@ class EventRequest(_Strict):
     (``anonymous_id``), not both; ``identify`` links ``properties.anonymous_id`` to
     ``customer_id``."""
 
-    anonymous_id: Id | None = None
+    anonymous_id: AnonymousId | None = None
     type: Annotated[StrictStr, StringConstraints(min_length=1, max_length=64)]
     properties: dict[Key, Scalar | None] = Field(default_factory=dict, max_length=MAX_KEYS)
     timestamp: Timestamp | None = None

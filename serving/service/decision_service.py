@@ -66,7 +66,7 @@ from serving.service.stages import (
     FeatureStage,
     PolicyStage,
 )
-from serving.state.identity import IdentityStore
+from serving.state.identity import IdentityStore, anonymous_profile
 
 if TYPE_CHECKING:
     from serving.api.fast_decode import DecideBody
@@ -244,7 +244,10 @@ class DecisionService:
     def _anonymous(self, req: DecideRequest) -> DecideRequest:
         """A decide naming only an anonymous id, for the profile it acts on."""
         anon = str(req.anonymous_id)
-        profile = anon if self.identity is None else self.identity.profile(anon)[0]
+        if self.identity is None:
+            profile = anonymous_profile(anon)
+        else:
+            profile = self.identity.profile(anon)[0]
         return req.model_copy(update={"customer_id": profile})
 
     def _count_unknown(self, point: str) -> None:
@@ -286,7 +289,10 @@ class DecisionService:
         if cid is None:  # an anonymous visitor's: the linked customer's, or its own profile
             anon = str(req.anonymous_id)
             answer["anonymous_id"] = anon
-            cid, linked = (anon, False) if self.identity is None else self.identity.profile(anon)
+            if self.identity is None:
+                cid, linked = anonymous_profile(anon), False
+            else:
+                cid, linked = self.identity.profile(anon)
             journal = not linked and self.identity is not None
         if req.type in CONTACT_EVENTS and self.contacts is not None:
             if req.type == "message_sent":
@@ -299,7 +305,7 @@ class DecisionService:
         self.writer.ingest(event)
         if journal:
             assert self.identity is not None
-            self.identity.journal(cid, event)
+            self.identity.journal(str(req.anonymous_id), event)
         self.metrics.events.labels(req.type).inc()
         return answer
 

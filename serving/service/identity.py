@@ -27,14 +27,17 @@ import orjson
 from features.errors import InvalidEventError
 from serving.service.feature_layer import FeatureEvent, FeatureWriter
 from serving.state.contacts import ContactStore
-from serving.state.identity import IdentityStore
+from serving.state.identity import MAX_ANONYMOUS_ID, IdentityStore, anonymous_profile
 
 
 def _anonymous_id(properties: Mapping[str, Any]) -> str:
     anon = properties.get("anonymous_id")
-    if not isinstance(anon, str) or not anon or len(anon) > 128 or not anon.isprintable():
+    if not isinstance(anon, str) or not anon or len(anon) > MAX_ANONYMOUS_ID or not (
+        anon.isprintable()
+    ):
         raise InvalidEventError(
-            "properties.anonymous_id must be a printable string of 1 to 128 characters",
+            f"properties.anonymous_id must be a printable string of 1 to {MAX_ANONYMOUS_ID} "
+            "characters",
             field="properties.anonymous_id",
         )
     return anon
@@ -51,9 +54,10 @@ class IdentityStage:
         self.contacts = contacts
 
     def profile(self, anonymous_id: str) -> tuple[str, bool]:
-        """The profile id an anonymous id acts on, and whether it is a linked customer's."""
+        """The profile id an anonymous id acts on (its linked customer, else its own
+        ``anon:`` profile), and whether it is a linked customer's."""
         owner = self.store.resolve(anonymous_id)
-        return (anonymous_id, False) if owner is None else (owner, True)
+        return (anonymous_profile(anonymous_id), False) if owner is None else (owner, True)
 
     def journal(self, anonymous_id: str, event: FeatureEvent) -> None:
         """Keep an event written under the anonymous profile for a later ``identify``. An
@@ -71,10 +75,10 @@ class IdentityStage:
         """Link ``properties.anonymous_id`` to ``customer_id`` and merge its history; an id
         already linked to another customer stays linked there (``linked_to`` says so)."""
         anon = _anonymous_id(properties)
-        if anon == customer_id:
+        if customer_id.startswith("anon:"):
             raise InvalidEventError(
-                "properties.anonymous_id must differ from customer_id",
-                field="properties.anonymous_id",
+                "identify: customer_id must not be an anonymous profile (anon:…)",
+                field="customer_id",
             )
         owner = self.store.link(anon, customer_id)
         replayed = moved = 0
@@ -96,10 +100,11 @@ class IdentityStage:
         store = self.contacts
         if store is None:
             return 0
-        history = store.read(anon, 0.0, (), time.time()).history
+        profile = anonymous_profile(anon)
+        history = store.read(profile, 0.0, (), time.time()).history
         for contact in history:
             digest = hashlib.sha256(f"{anon}\x1f{contact!r}".encode()).hexdigest()[:24]
             store.record(customer_id, f"m-{digest}", contact)
         if history:
-            store.erase_customer(anon)
+            store.erase_customer(profile)
         return len(history)

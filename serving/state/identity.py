@@ -1,5 +1,8 @@
 """Identity links: an anonymous id (device, cookie) → the customer id it was identified as.
 
+An unlinked anonymous id has its own profile, ``anon:<id>`` (:func:`anonymous_profile`):
+its features, contacts and decisions are stored under that id, never under a customer's.
+
 Events and decisions may carry an ``anonymous_id`` instead of a ``customer_id``. Until an
 ``identify`` event links it, the anonymous id is its own profile (its session features, its
 contacts, its consent are stored under it). Each anonymous event is also *journaled* here
@@ -28,6 +31,16 @@ if TYPE_CHECKING:
 
 #: Events journaled per anonymous id; older ones are dropped (a bot's endless session).
 JOURNAL_LIMIT = 1000
+#: An unlinked anonymous id's own profile (features, contacts, log rows) is kept under this
+#: prefix, so that an anonymous id can never name, and read, a customer's profile.
+ANONYMOUS_PREFIX = "anon:"
+#: The longest anonymous id (its profile id stays within the 128 characters of an id).
+MAX_ANONYMOUS_ID = 128 - len(ANONYMOUS_PREFIX)
+
+
+def anonymous_profile(anonymous_id: str) -> str:
+    """The profile id of an anonymous id not (yet) linked to a customer."""
+    return ANONYMOUS_PREFIX + anonymous_id
 
 
 class IdentityStore(Protocol):

@@ -30,11 +30,11 @@ def test_erasing_a_customer_erases_its_anonymous_ids_everywhere(tmp_path: Path) 
         links.link("anon-1", "c1")
         links.journal("anon-2", b"{}")
         links.link("anon-2", "c1")
-        for who, ts in (("c1", 1.0), ("anon-1", 2.0), ("anon-2", 3.0), ("c2", 4.0)):
+        for who, ts in (("c1", 1.0), ("anon:anon-1", 2.0), ("anon:anon-2", 3.0), ("c2", 4.0)):
             contacts.record(who, f"k-{who}", _contact(ts))
         counts = erase_with([ContactEraser(contacts), IdentityEraser(links)], "c1")
         assert counts["identity_links"] == 2 and counts["anonymous_events"] == 1
-        for who in ("c1", "anon-1", "anon-2"):
+        for who in ("c1", "anon:anon-1", "anon:anon-2"):
             assert contacts.read(who, 0.0, (), 10.0).history == (), who
         assert len(contacts.read("c2", 0.0, (), 10.0).history) == 1  # others untouched
         assert links.resolve("anon-1") is None and links.anonymous_ids("c1") == []
@@ -47,7 +47,7 @@ def test_erasing_an_anonymous_id_forgets_its_link(tmp_path: Path) -> None:
     links = SQLiteIdentityStore(tmp_path / "identity.db")
     try:
         links.link("anon-1", "c1")
-        assert erase_with([IdentityEraser(links)], "anon-1")["identity_links"] == 1
+        assert erase_with([IdentityEraser(links)], "anon:anon-1")["identity_links"] == 1
         assert links.anonymous_ids("c1") == []
     finally:
         links.close()
@@ -59,7 +59,7 @@ def test_offline_erasure_follows_the_workspace_links(tmp_path: Path) -> None:
     links = SQLiteIdentityStore(tmp_path / "identity.db")
     contacts = SQLiteContactStore(settings.contacts_db)
     links.link("anon-9", "c9")
-    contacts.record("anon-9", "k", _contact(1.0))
+    contacts.record("anon:anon-9", "k", _contact(1.0))
     links.close()
     contacts.close()
     counts = erase_with(
@@ -68,7 +68,7 @@ def test_offline_erasure_follows_the_workspace_links(tmp_path: Path) -> None:
     assert counts["identity_links"] == 1
     check = SQLiteContactStore(settings.contacts_db)
     try:
-        assert check.read("anon-9", 0.0, (), 10.0).history == ()
+        assert check.read("anon:anon-9", 0.0, (), 10.0).history == ()
     finally:
         check.close()
 
@@ -102,8 +102,8 @@ def test_an_event_journaled_after_a_concurrent_identify_reaches_the_customer(
     layer = InMemoryFeatureLayer(InMemoryFeatureSource())
     stage = IdentityStage(links, layer, None)
     try:
-        assert stage.profile("anon-5") == ("anon-5", False)
-        event = FeatureEvent("anon-5", "cart_updated", {"cart_value": 42.0}, 1_000.0)
+        assert stage.profile("anon-5") == ("anon:anon-5", False)
+        event = FeatureEvent("anon:anon-5", "cart_updated", {"cart_value": 42.0}, 1_000.0)
         layer.ingest(event)
         other = SQLiteIdentityStore(tmp_path / "identity.db")  # another process's link
         other.link("anon-5", "c5")

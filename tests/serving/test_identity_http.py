@@ -18,6 +18,7 @@ from tests.support.live_servers import LiveServer, LiveServers, live_settings
 pytestmark = pytest.mark.integration
 CART = "cart_abandoned"
 ANON, CID = "dev-anon-1", "c-000021"
+PROFILE = f"anon:{ANON}"  # the unlinked anonymous id's own profile
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +84,9 @@ def test_anonymous_history_is_merged_on_identify_and_erased_with_the_customer(
                  "properties": {"channel": "email", "action_id": "outside"},
                  "timestamp": _iso(now - 10)})
     anon = c.post("/decide", json={"anonymous_id": ANON, "decision_point": CART}).json()
+    frame = _logged(srv)
+    row = frame[frame["event_id"] == anon["event_id"]].iloc[0]
+    assert row["customer_id"] == PROFILE and row["anonymous_id"] == ANON
     seen = _features(srv, anon["event_id"])
     assert anon["customer_known"] is True and seen["cart_value"] == pytest.approx(321.5, abs=1e-9)
     linked = _event(srv, {"customer_id": CID, "type": "identify",
@@ -99,7 +103,7 @@ def test_anonymous_history_is_merged_on_identify_and_erased_with_the_customer(
     store = srv.service.contacts.store
     history = store.read(CID, 0.0, (), time.time()).history
     assert ("email", "outside") in [(h.channel, h.action_id) for h in history]
-    assert store.read(ANON, 0.0, (), time.time()).history == ()
+    assert store.read(PROFILE, 0.0, (), time.time()).history == ()
     # a decision by the anonymous id now acts on the customer; the log keeps both ids
     again = c.post("/decide", json={"anonymous_id": ANON, "decision_point": CART}).json()
     frame = _logged(srv)
@@ -112,10 +116,10 @@ def test_anonymous_history_is_merged_on_identify_and_erased_with_the_customer(
     erased = r.json()["erased"]
     assert erased["identity_links"] == 1 and erased["decisions"] >= 4
     frame = _logged(srv)
-    assert not frame["customer_id"].isin([CID, ANON]).any()
+    assert not frame["customer_id"].isin([CID, PROFILE]).any()
     assert not (frame["anonymous_id"] == ANON).any()
     source = FeastFeatureSource(srv.home / "feature_repo")
-    for who in (CID, ANON):
+    for who in (CID, PROFILE):
         assert source.get(who).known is False, who
         assert store.read(who, 0.0, (), time.time()).history == ()
     assert srv.service.identity.store.resolve(ANON) is None
@@ -143,6 +147,14 @@ def test_identity_requests_are_checked(srv: LiveServer) -> None:
     other = _event(srv, {"customer_id": "c-000003", "type": "identify",
                          "properties": {"anonymous_id": "dev-x"}})
     assert other["linked_to"] == "c-000002" and other["replayed_events"] == 0
+
+
+def test_an_anonymous_id_never_reads_a_customer_profile(srv: LiveServer) -> None:
+    """An anonymous id spelled like a customer id is its own (empty) profile."""
+    c = srv.client
+    known = c.post("/decide", json={"customer_id": "c-000005", "decision_point": CART}).json()
+    guess = c.post("/decide", json={"anonymous_id": "c-000005", "decision_point": CART}).json()
+    assert known["customer_known"] is True and guess["customer_known"] is False
 
 
 def test_old_log_parts_read_with_a_null_anonymous_id(tmp_path: Path) -> None:

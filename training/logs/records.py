@@ -47,8 +47,8 @@ shadow_policy, shadow_policy_version, shadow_action_id, shadow_probability
                                             apprentice mode: what the learned policy
                                             would have chosen (null otherwise)
 anonymous_id           string (nullable)    the request's anonymous id (``customer_id`` is
-                                            the customer it was linked to, or the anonymous
-                                            id itself before ``identify``); null without
+                                            the customer it was linked to, or
+                                            ``anon:<anonymous_id>`` before it); null without
                                             one, and in rows logged before the column existed
 replica                string               the spool (process) that logged the row
 =====================  ===================  ==============================================
