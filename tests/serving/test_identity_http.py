@@ -21,18 +21,32 @@ ANON, CID = "dev-anon-1", "c-000021"
 PROFILE = f"anon:{ANON}"  # the unlinked anonymous id's own profile
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=["sqlite", "redis"])
 def srv(
-    tmp_path_factory: pytest.TempPathFactory, live_servers: LiveServers
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    live_servers: LiveServers,
 ) -> Iterator[LiveServer]:
+    """The live server with its contact and identity stores embedded (SQLite) or on the
+    session's real Redis (a database of its own, emptied first)."""
     from features.workspace import init_feature_workspace
 
     home = tmp_path_factory.mktemp("identity-home")
     init_feature_workspace(home, customers=40, seed=3)
+    shared: dict[str, Any] = {}
+    if request.param == "redis":
+        import redis
+
+        url = f"redis://127.0.0.1:{request.getfixturevalue('redis_server')}/12"
+        redis.Redis.from_url(url).flushdb()
+        shared = {"contact_store": "redis", "contact_redis_url": url}
     settings = live_settings(
-        home, feature_source="feast", time_budget_ms=2000.0, admission_queue_ms=10_000.0
+        home, feature_source="feast", time_budget_ms=2000.0, admission_queue_ms=10_000.0,
+        **shared,
     )
     server = live_servers.start(settings, None)
+    kind = type(server.service.identity.store).__name__
+    assert kind == {"sqlite": "SQLiteIdentityStore", "redis": "RedisIdentityStore"}[request.param]
     yield server
     server.stop()
 
