@@ -43,6 +43,12 @@ from serving.service.feature_layer import FeatureWriter
 from serving.settings import Settings
 from serving.state.contacts import ContactStore
 from serving.state.contacts_sqlite import SQLiteContactStore
+from serving.state.identity import (
+    ANONYMOUS_PREFIX,
+    IdentityStore,
+    anonymous_profile,
+    identity_store,
+)
 from serving.state.ports import AssignmentStore, LogIndexOpener
 from serving.state.select import assignment_store, log_index_opener
 
@@ -55,11 +61,75 @@ class WorkspaceEraser(CustomerEraser, Protocol):
 
 
 def erase_with(erasers: Sequence[CustomerEraser], customer_id: str) -> dict[str, int]:
-    """Erase ``customer_id`` from every store of ``erasers``, in order; their merged counts."""
+    """Erase ``customer_id`` from every store of ``erasers``, in order; their merged counts.
+    With an :class:`IdentityEraser` among them, the anonymous ids linked to the customer are
+    erased from every store too (their rows are the customer's), then the links."""
+    linkers = [e for e in erasers if isinstance(e, IdentityEraser)]
+    linked = {anonymous_profile(a) for e in linkers for a in e.linked(customer_id)}
+    ids = [customer_id, *sorted(linked)]
     counts: dict[str, int] = {}
     for eraser in erasers:
-        counts.update(eraser.erase(customer_id))
+        if isinstance(eraser, IdentityEraser):
+            continue
+        for one in ids:
+            for kind, n in eraser.erase(one).items():
+                counts[kind] = counts.get(kind, 0) + n
+    for linker in linkers:
+        counts.update(linker.erase(customer_id))
     return counts
+
+
+class IdentityEraser:
+    """The identity links (:class:`serving.state.identity.IdentityStore`): the customer's
+    links and anonymous journals, or one anonymous id's link and journal when the id
+    erased is its profile (``anon:<id>``)."""
+
+    name = "identity_links"
+
+    def __init__(self, store: IdentityStore) -> None:
+        self.store = store
+
+    def linked(self, customer_id: str) -> list[str]:
+        return self.store.anonymous_ids(customer_id)
+
+    def erase(self, customer_id: str) -> dict[str, int]:
+        if customer_id.startswith(ANONYMOUS_PREFIX):
+            return self.store.erase_anonymous(customer_id.removeprefix(ANONYMOUS_PREFIX))
+        return self.store.erase_customer(customer_id)
+
+
+class WorkspaceIdentityEraser(IdentityEraser):
+    """The workspace's identity store, offline (the embedded one, or the Redis it names)."""
+
+    holds: ClassVar[tuple[str, ...]] = ("identity.db", "identity.db-wal", "identity.db-shm")
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._store: IdentityStore | None = None
+
+    @property  # type: ignore[override]
+    def store(self) -> IdentityStore:
+        if self._store is None:
+            self._store = identity_store(self.settings)
+        return self._store
+
+    def linked(self, customer_id: str) -> list[str]:
+        if self._absent():
+            return []
+        return super().linked(customer_id)
+
+    def erase(self, customer_id: str) -> dict[str, int]:
+        if self._absent():
+            return {}
+        try:
+            return super().erase(customer_id)
+        finally:
+            self.store.close()
+            self._store = None
+
+    def _absent(self) -> bool:
+        s = self.settings
+        return s.contact_store == "sqlite" and not (s.home / "identity.db").exists()
 
 
 class FeatureLayerEraser:
@@ -193,6 +263,7 @@ def live_erasers(
     log: EventLog,
     assignments: AssignmentTable | None,
     contacts: ContactStore | None = None,
+    identity: IdentityStore | None = None,
 ) -> list[CustomerEraser]:
     """The erasers of a running service's stores (no assignments: no experiments; no
     contact store: no contact policy)."""
@@ -201,6 +272,8 @@ def live_erasers(
         erasers.append(AssignmentEraser(assignments))
     if contacts is not None:
         erasers.append(ContactEraser(contacts))
+    if identity is not None:
+        erasers.append(IdentityEraser(identity))
     return erasers
 
 
@@ -214,6 +287,7 @@ def workspace_erasers(settings: Settings) -> list[WorkspaceEraser]:
             None if settings.state_url is None else (lambda: assignment_store(settings)),
         ),
         WorkspaceContactEraser(settings),
+        WorkspaceIdentityEraser(settings),
     ]
 
 

@@ -104,3 +104,11 @@ class SharedStateError(ServingError):
     http_status = 503
     headers = {"Retry-After": "1"}
     field = "MAESTRO_STATE_URL"
+
+
+class IdentityStoreError(ServingError):
+    """The identity links (anonymous id → customer id) cannot be read or written: the
+    request is not answered, since it could not be attributed to the right profile."""
+
+    http_status = 503
+    headers = {"Retry-After": "1"}

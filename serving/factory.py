@@ -21,6 +21,7 @@ from serving.service.policy_store import PolicyStore
 from serving.settings import Settings
 from serving.state.contacts import ContactStore
 from serving.state.contacts_sqlite import SQLiteContactStore
+from serving.state.identity import identity_store
 from serving.state.select import assignment_store, log_index_opener
 
 
@@ -121,6 +122,7 @@ def build_service(settings: Settings, feature_layer: Any | None = None) -> Decis
         ),
         agents=feature_layer.agents,
         contacts=ContactStage(contact_store(settings, catalog), catalog, signer),
+        identity=identity_store(settings),
     )
 
 

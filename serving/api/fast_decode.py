@@ -49,6 +49,7 @@ class DecideBody(Struct, forbid_unknown_fields=True, frozen=True):
     """:class:`serving.api.schemas.DecideRequest`, decoded by msgspec."""
 
     customer_id: Id
+    anonymous_id: Annotated[str, Meta(min_length=1, max_length=123)] | None = None
     decision_point: Annotated[str, Meta(min_length=1, max_length=64)] = "default"
     request_id: Id | None = None
     context: Values = {}

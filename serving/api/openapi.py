@@ -29,7 +29,7 @@ def document_vocabularies(app: FastAPI, service: DecisionService) -> None:
             decide["decision_point"] = {**decide["decision_point"], "enum": points}
         event = props.get("EventRequest", {}).get("properties", {})
         if "type" in event:
-            event["type"] = {**event["type"], "enum": [*EVENT_TYPES, *CONTACT_EVENTS]}
+            event["type"] = {**event["type"], "enum": [*EVENT_TYPES, *CONTACT_EVENTS, "identify"]}
         _exact_key_patterns(schema)
         app.openapi_schema = schema
         return schema

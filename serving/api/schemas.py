@@ -18,7 +18,9 @@ from pydantic import (
     PlainValidator,
     StrictStr,
     StringConstraints,
+    ValidationInfo,
     WithJsonSchema,
+    field_validator,
 )
 
 MAX_ACTIONS = 100
@@ -75,6 +77,11 @@ Scalar = Annotated[
 ]
 Id = Annotated[StrictStr, StringConstraints(min_length=1, max_length=128, pattern=PRINTABLE)]
 
+#: an anonymous id: its profile id, ``anon:<id>``, stays within an id's 128 characters
+AnonymousId = Annotated[
+    StrictStr, StringConstraints(min_length=1, max_length=123, pattern=PRINTABLE)
+]
+
 Channel = Literal["email", "push", "sms", "in_app", "whatsapp", "call_center", "agent", "none"]
 
 
@@ -88,12 +95,30 @@ class ActionIn(_Strict):
     features: dict[Key, Scalar] = Field(default_factory=dict, max_length=MAX_KEYS)
 
 
+def _one_identity(customer_id: str | None, info: ValidationInfo) -> str | None:
+    """A request names a customer, an anonymous visitor, or both (a decide): checked on
+    ``customer_id`` (declared after ``anonymous_id``) so that the 422 names that field."""
+    if customer_id is None and info.data.get("anonymous_id") is None:
+        raise ValueError("customer_id or anonymous_id is required")
+    return customer_id
+
+
 class DecideRequest(_Strict):
-    customer_id: Id
+    """``customer_id``, ``anonymous_id`` (a device or cookie id, linked to a customer by an
+    ``identify`` event), or both: the decision is for the customer the anonymous id is
+    linked to, else for the anonymous visitor's own profile; both ids are logged."""
+
+    anonymous_id: AnonymousId | None = None
+    customer_id: Id | None = Field(default=None, validate_default=True)
     decision_point: Annotated[StrictStr, StringConstraints(min_length=1, max_length=64)] = "default"
     request_id: Id | None = None
     context: dict[Key, Scalar] = Field(default_factory=dict, max_length=MAX_KEYS)
     actions: list[ActionIn] | None = Field(default=None, min_length=1, max_length=MAX_ACTIONS)
+
+    @field_validator("customer_id", mode="after")
+    @classmethod
+    def _identified(cls, customer_id: str | None, info: ValidationInfo) -> str | None:
+        return _one_identity(customer_id, info)
 
 
 class RankedOut(BaseModel):
@@ -155,15 +180,31 @@ class BudgetsResponse(BaseModel):
 
 
 class EventRequest(_Strict):
-    customer_id: Id
+    """An event of a customer (``customer_id``) or of an anonymous visitor
+    (``anonymous_id``), not both; ``identify`` links ``properties.anonymous_id`` to
+    ``customer_id``."""
+
+    anonymous_id: AnonymousId | None = None
     type: Annotated[StrictStr, StringConstraints(min_length=1, max_length=64)]
     properties: dict[Key, Scalar | None] = Field(default_factory=dict, max_length=MAX_KEYS)
     timestamp: Timestamp | None = None
+    customer_id: Id | None = Field(default=None, validate_default=True)
+
+    @field_validator("customer_id", mode="after")
+    @classmethod
+    def _identified(cls, customer_id: str | None, info: ValidationInfo) -> str | None:
+        _one_identity(customer_id, info)
+        if customer_id is not None and info.data.get("anonymous_id") is not None:
+            raise ValueError("give customer_id or anonymous_id, not both")
+        if customer_id is None and info.data.get("type") == "identify":
+            raise ValueError("identify needs customer_id")
+        return customer_id
 
 
 class EventAccepted(BaseModel):
     accepted: bool = True
-    customer_id: str
+    customer_id: str | None
+    anonymous_id: str | None = None
     type: str
 
 

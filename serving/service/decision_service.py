@@ -47,6 +47,7 @@ from serving.erasure import erase_with, live_erasers
 from serving.errors import LateRewardError, UnknownEventError
 from serving.service.contacts import CONTACT_EVENTS, ContactStage
 from serving.service.feature_layer import FeatureEvent, FeatureWriter
+from serving.service.identity import IdentityStage
 from serving.service.ids import EventIdSigner
 from serving.service.metrics import Metrics
 from serving.service.policy_store import LoadedPolicy
@@ -65,6 +66,7 @@ from serving.service.stages import (
     FeatureStage,
     PolicyStage,
 )
+from serving.state.identity import IdentityStore, anonymous_profile
 
 if TYPE_CHECKING:
     from serving.api.fast_decode import DecideBody
@@ -94,6 +96,7 @@ class DecisionService:
         experiments: Assignments | None = None,
         agents: AgentRoster | None = None,
         contacts: ContactStage | None = None,
+        identity: IdentityStore | None = None,
     ) -> None:
         self.catalog = catalog
         self.features = features
@@ -111,6 +114,11 @@ class DecisionService:
         self.agents = agents
         #: contact history, caps and budgets (None: no contact policy, as in unit tests)
         self.contacts = contacts
+        #: anonymous ids' links and journal (None: anonymous ids are their own profiles)
+        self.identity = (
+            None if identity is None
+            else IdentityStage(identity, writer, None if contacts is None else contacts.store)
+        )
         self._budget = self.options.time_budget_ms / 1000.0
         self._features = FeatureStage(features)
         self._contexts = ContextStage()
@@ -154,6 +162,8 @@ class DecisionService:
             self.experiments.close()
         if self.contacts is not None:
             self.contacts.store.close()
+        if self.identity is not None:
+            self.identity.store.close()
         close = getattr(self.features, "close", None)
         if callable(close):
             close()
@@ -169,6 +179,8 @@ class DecisionService:
     def decide(self, req: DecideRequest | DecideBody) -> bytes:
         """Answer one decision as the contract's JSON bytes (logged before returning)."""
         start = time.perf_counter()
+        if req.anonymous_id is not None and req.customer_id is None:
+            req = self._anonymous(req)  # type: ignore[arg-type]  # only the schema allows it
         if req.request_id is not None:  # the replay stage (skipped, a call less, without one)
             previous = self._recorder.replay(req)
             if previous is not None:
@@ -229,6 +241,15 @@ class DecisionService:
         self.live.record(now, variant, channel, degraded_reason is not None, elapsed)
         return body
 
+    def _anonymous(self, req: DecideRequest) -> DecideRequest:
+        """A decide naming only an anonymous id, for the profile it acts on."""
+        anon = str(req.anonymous_id)
+        if self.identity is None:
+            profile = anonymous_profile(anon)
+        else:
+            profile = self.identity.profile(anon)[0]
+        return req.model_copy(update={"customer_id": profile})
+
     def _count_unknown(self, point: str) -> None:
         """Count one decision for a customer the feature store holds no row for."""
         counter = self._unknown.get(point)
@@ -255,17 +276,38 @@ class DecisionService:
         return {"event_id": req.event_id, "accepted": True, "duplicate": outcome.duplicate}
 
     def ingest(self, req: EventRequest) -> dict[str, Any]:
+        """``POST /events``: a customer's or an anonymous visitor's event, or ``identify``."""
         ts = req.timestamp.timestamp() if req.timestamp is not None else 0.0  # 0: now
+        answer = {"accepted": True, "customer_id": req.customer_id, "type": req.type}
+        if req.type == "identify":
+            if self.identity is None:
+                raise UnknownEventError("identify: this service keeps no identity links")
+            answer.update(self.identity.identify(str(req.customer_id), req.properties))
+            self.metrics.events.labels(req.type).inc()
+            return answer
+        cid, journal = req.customer_id, False
+        if cid is None:  # an anonymous visitor's: the linked customer's, or its own profile
+            anon = str(req.anonymous_id)
+            answer["anonymous_id"] = anon
+            if self.identity is None:
+                cid, linked = anonymous_profile(anon), False
+            else:
+                cid, linked = self.identity.profile(anon)
+            journal = not linked and self.identity is not None
         if req.type in CONTACT_EVENTS and self.contacts is not None:
             if req.type == "message_sent":
-                self.contacts.sent(req.customer_id, req.properties, ts or time.time())
+                self.contacts.sent(cid, req.properties, ts or time.time())
             else:
                 self.contacts.failed(req.properties)
             self.metrics.events.labels(req.type).inc()
-            return {"accepted": True, "customer_id": req.customer_id, "type": req.type}
-        self.writer.ingest(FeatureEvent(req.customer_id, req.type, dict(req.properties), ts))
+            return answer
+        event = FeatureEvent(cid, req.type, dict(req.properties), ts or time.time())
+        self.writer.ingest(event)
+        if journal:
+            assert self.identity is not None
+            self.identity.journal(str(req.anonymous_id), event)
         self.metrics.events.labels(req.type).inc()
-        return {"accepted": True, "customer_id": req.customer_id, "type": req.type}
+        return answer
 
     def activate(self, event_id: str) -> dict[str, Any]:
         """``POST /decisions/{event_id}/activate``: the journey engine sent this decision."""
@@ -281,7 +323,9 @@ class DecisionService:
         """``DELETE /customers/{id}``: every store of this service forgets the customer."""
         table = self.experiments.table if self.experiments is not None else None
         store = self.contacts.store if self.contacts is not None else None
-        erased = erase_with(live_erasers(self.writer, self.log, table, store), customer_id)
+        links = self.identity.store if self.identity is not None else None
+        erasers = live_erasers(self.writer, self.log, table, store, links)
+        erased = erase_with(erasers, customer_id)
         return {"customer_id": customer_id, "erased": erased}
 
 

@@ -106,6 +106,7 @@ class DecisionRecorder:
                 shadow_policy_version=shadow.policy_version if shadow else None,
                 shadow_action_id=shadow.action.id if shadow and shadow.action else None,
                 shadow_probability=shadow.probability if shadow else None,
+                anonymous_id=req.anonymous_id,
             )
         )
         body = orjson.dumps({  # the contract's answer

@@ -138,13 +138,16 @@ def test_both_ways_in_erase_the_same_stores(workspace: Any) -> None:
     from serving.experiments.assignments import AssignmentTable
     from serving.service.feature_layer import InMemoryFeatureLayer
     from serving.state.contacts_sqlite import SQLiteContactStore
+    from serving.state.identity import SQLiteIdentityStore
 
     layer = InMemoryFeatureLayer(InMemoryFeatureSource())
     contacts = SQLiteContactStore(workspace.home / "unused" / "contacts.db")
+    links = SQLiteIdentityStore(workspace.home / "unused" / "identity.db")
     live = live_erasers(
-        layer, EventLog(workspace.home / "unused"), AssignmentTable(None), contacts
+        layer, EventLog(workspace.home / "unused"), AssignmentTable(None), contacts, links
     )
     contacts.close()
+    links.close()
     assert [e.name for e in live] == [e.name for e in workspace_erasers(workspace)]
 
 

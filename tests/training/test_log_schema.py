@@ -49,6 +49,7 @@ CONTRACT_DECISIONS = [
     ("shadow_policy_version", pa.string()),
     ("shadow_action_id", pa.string()),
     ("shadow_probability", pa.float64()),
+    ("anonymous_id", pa.string()),
     ("replica", pa.string()),
 ]
 CONTRACT_REWARDS = [

@@ -46,6 +46,10 @@ reward_deadline        timestamp[us, UTC]   end of the reward window
 shadow_policy, shadow_policy_version, shadow_action_id, shadow_probability
                                             apprentice mode: what the learned policy
                                             would have chosen (null otherwise)
+anonymous_id           string (nullable)    the request's anonymous id (``customer_id`` is
+                                            the customer it was linked to, or
+                                            ``anon:<anonymous_id>`` before it); null without
+                                            one, and in rows logged before the column existed
 replica                string               the spool (process) that logged the row
 =====================  ===================  ==============================================
 
@@ -103,6 +107,7 @@ class DecisionRecord:
     shadow_policy_version: str | None
     shadow_action_id: str | None
     shadow_probability: float | None
+    anonymous_id: str | None = None
     replica: str = ""
 
 
