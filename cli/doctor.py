@@ -176,11 +176,12 @@ def check_champions(settings: Settings) -> Check:
     if uri.startswith(("http://", "https://")):  # a server that answers slowly: no retries
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(PROBE_SECONDS)))
+    from serving.factory import workspace_catalog
+
+    names = workspace_catalog(settings)[0].names()  # a bad condition: file:line, exit 2
     try:
-        from policies.catalog import load_catalog
         from training.tracking import champion_version, client
 
-        names = load_catalog(settings.catalog_file).names()
         registry = client(uri)
         missing = [n for n in names if champion_version(n, uri, registry) is None]
     except Exception as exc:  # a store MLflow cannot read: wrong schema, refused, denied
