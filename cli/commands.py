@@ -272,10 +272,12 @@ def doctor(host: str, port: int) -> None:
     Checks the workspace, the Feast registry and online store, Redis when configured, a
     champion per decision point in the MLflow registry, the log directories, the serve
     port and the compiled extensions; creates nothing. Exit 1 when a check fails."""
-    from cli.doctor import run_checks
+    from cli.doctor import check_conditions, run_checks
 
+    settings = _run(get_settings)
+    _run(check_conditions, settings)  # a bad condition: one line, exit 2
     failed = False
-    for check in run_checks(_run(get_settings), host, port):
+    for check in run_checks(settings, host, port):
         click.echo(check.line())
         failed = failed or not check.ok
     if failed:

@@ -176,12 +176,11 @@ def check_champions(settings: Settings) -> Check:
     if uri.startswith(("http://", "https://")):  # a server that answers slowly: no retries
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(PROBE_SECONDS)))
-    from serving.factory import workspace_catalog
-
-    names = workspace_catalog(settings)[0].names()  # a bad condition: file:line, exit 2
     try:
+        from policies.catalog import load_catalog
         from training.tracking import champion_version, client
 
+        names = load_catalog(settings.catalog_file).names()
         registry = client(uri)
         missing = [n for n in names if champion_version(n, uri, registry) is None]
     except Exception as exc:  # a store MLflow cannot read: wrong schema, refused, denied
@@ -276,6 +275,22 @@ def check_compiled(extensions: tuple[str, ...] = EXTENSIONS) -> Check:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0]
+
+
+def check_conditions(settings: Settings) -> None:
+    """Load the catalog's and ``triggers.yaml``'s conditions as ``maestro serve`` does: a
+    bad one raises its one-line ``file:line: problem`` (exit 2) before any check runs.
+    Other problems (an unreadable catalog, a bad ``features.yaml``) are left to the checks
+    that report them."""
+    from policies.conditions import ConditionError
+    from serving.factory import workspace_catalog
+
+    try:
+        workspace_catalog(settings)
+    except ConditionError:
+        raise
+    except Exception:
+        return
 
 
 def run_checks(settings: Settings, host: str, port: int) -> Iterator[Check]:

@@ -171,12 +171,38 @@ def activation(
     customer and the request carry, and the truth of each segment in ``segments``."""
     import cel
 
+    values = _inputs(context, customer, keys)
+    if segments:
+        base = cel.Context(values)
+        values["segment"] = {name: cond.holds(base) for name, cond in segments.items()}
+    return cel.Context(values)
+
+
+def _inputs(context: Any, customer: Iterable[str], keys: Iterable[str]) -> dict[str, Any]:
     features = context.customer
     request = context.request
-    values = {
+    return {
         "customer": {n: features[n] for n in customer if features.get(n) is not None},
         "context": {k: request[k] for k in keys if request.get(k) is not None},
     }
-    base = cel.Context(values)
-    values["segment"] = {name: cond.holds(base) for name, cond in segments.items()}
-    return cel.Context(values)
+
+
+class SegmentSet:
+    """Declared segments evaluated together: one activation per decision for all of them."""
+
+    def __init__(self, segments: Mapping[str, Condition]) -> None:
+        self.segments = dict(segments)
+        conds = self.segments.values()
+        self._customer = frozenset().union(*(c.customer for c in conds))
+        self._keys = frozenset().union(*(c.context for c in conds))
+        self._items = tuple(self.segments.items())
+
+    def __bool__(self) -> bool:
+        return bool(self._items)
+
+    def members(self, context: Any) -> list[str]:
+        """The names of the segments ``context``'s customer is in, in declaration order."""
+        import cel
+
+        act = cel.Context(_inputs(context, self._customer, self._keys))
+        return [name for name, cond in self._items if cond.holds(act)]

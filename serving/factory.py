@@ -11,7 +11,7 @@ from features.layer import FeastFeatureLayer
 from features.source import InMemoryFeatureSource
 from features.synthetic import generate_customers
 from policies.catalog import Catalog, load_catalog
-from policies.conditions import Condition
+from policies.conditions import Condition, SegmentSet
 from policies.segments import TRIGGERS_FILE, load_segments
 from serving.eventlog.log import EventLog
 from serving.experiments.variants import load_experiments
@@ -57,7 +57,7 @@ def workspace_catalog(settings: Settings) -> tuple[Catalog, dict[str, Condition]
     """The catalog and the segments of ``triggers.yaml``, their conditions checked against
     the workspace's declared features (a bad one raises ``file:line: problem``, exit 2)."""
     home = settings.home
-    types = workspace_declaration(home).types() if settings.feature_source == "feast" else None
+    types = workspace_declaration(home).types()
     segments = load_segments(home / TRIGGERS_FILE, types)
     return load_catalog(settings.catalog_file, types, segments), segments
 
@@ -91,7 +91,7 @@ def contact_store(settings: Settings, catalog: Catalog) -> ContactStore:
 
 def build_service(settings: Settings, feature_layer: Any | None = None) -> DecisionService:
     """A service for ``settings`` (not started: the app's lifespan starts it)."""
-    catalog, _segments = workspace_catalog(settings)
+    catalog, segments = workspace_catalog(settings)
     if feature_layer is None:
         feature_layer = (
             memory_layer_from_synthetic()
@@ -133,6 +133,7 @@ def build_service(settings: Settings, feature_layer: Any | None = None) -> Decis
         ),
         agents=feature_layer.agents,
         contacts=ContactStage(contact_store(settings, catalog), catalog, signer),
+        segments=SegmentSet(segments),
     )
 
 

@@ -46,6 +46,11 @@ reward_deadline        timestamp[us, UTC]   end of the reward window
 shadow_policy, shadow_policy_version, shadow_action_id, shadow_probability
                                             apprentice mode: what the learned policy
                                             would have chosen (null otherwise)
+segments               list<string> (nullable)
+                                            the dynamic segments (``triggers.yaml``) the
+                                            customer was in when deciding; null when none
+                                            are declared, or for a row logged before the
+                                            column existed
 replica                string               the spool (process) that logged the row
 =====================  ===================  ==============================================
 
@@ -103,6 +108,7 @@ class DecisionRecord:
     shadow_policy_version: str | None
     shadow_action_id: str | None
     shadow_probability: float | None
+    segments: list[str] | None = None
     replica: str = ""
 
 
