@@ -283,11 +283,11 @@ class RuleSet:
         active = self._active(context)
         per_channel: dict[str, str | None] = {}  # channel-level verdicts, computed once
         escalated: list[bool] = []  # the escalation signal, computed at most once
-        failing = self.when.failing(context)  # every condition evaluated once
+        failing = self.when.reasons(context, actions)  # every condition evaluated once
         for action in actions:
             why = self._reason(context, action, hour, active, per_channel, escalated)
             if why is None and failing:
-                why = next((r.reason for r in failing if r.covers(action)), None)
+                why = failing.get(action.id)
             if why is None:
                 eligible.append(action)
             else:

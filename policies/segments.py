@@ -5,16 +5,27 @@
       vip: "customer.lifetime_value > 2000 && customer.tenure_days > 365"
 
 A segment is evaluated at decide time (:mod:`policies.conditions`); ``when`` rules read it
-as ``segment.<name>``. A segment may not name another segment.
+as ``segment.<name>``. A segment may not name another segment. :class:`SegmentSet`
+evaluates every segment once per decision, over one activation that also carries what the
+``when`` rules read, so the rules reuse both.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
-from policies.conditions import Condition, ConditionError, Source, compile_condition
+from policies.conditions import (
+    Condition,
+    ConditionError,
+    Source,
+    compile_condition,
+    inputs,
+    variable,
+    variables,
+)
 
 TRIGGERS_FILE = "triggers.yaml"
 _NAME = re.compile(r"^[A-Za-z_]\w*$")
@@ -53,3 +64,60 @@ def load_segments(
             raise source.fail(f"{name}:", f"segment name {name!r} must be an identifier")
         segments[name] = compile_condition(expression, source, features, segments=())
     return segments
+
+
+class SegmentSet(Mapping[str, Condition]):
+    """The declared segments (name → condition), evaluated together once per decision.
+
+    ``when`` rules built over this set :meth:`require` the features and context keys they
+    read, so the one activation of a decision serves the segments and the rules: the
+    decision's first call builds it (the serving layer asks for :meth:`members` before
+    the rules split the candidates), later calls for the same context reuse it.
+    """
+
+    def __init__(self, segments: Mapping[str, Condition] | None = None) -> None:
+        self._segments = dict(segments or {})
+        self._customer: set[str] = set()
+        self._keys: set[str] = set()
+        for cond in self._segments.values():
+            self.require(cond.customer, cond.context)
+        self._items = tuple(
+            (name, variable("segment", name), c) for name, c in self._segments.items()
+        )
+        # (context, activation, members) of the last decision, one tuple so that threads
+        # never mix one request's context with another's activation
+        self._memo: tuple[Any, Any, list[str]] | None = None
+
+    def __getitem__(self, name: str) -> Condition:
+        return self._segments[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._segments)
+
+    def __len__(self) -> int:
+        return len(self._segments)
+
+    def require(self, customer: Iterable[str], keys: Iterable[str]) -> None:
+        """Carry these features and context keys in every activation (at load only)."""
+        self._customer.update(customer)
+        self._keys.update(keys)
+        self._pairs = (variables("customer", self._customer), variables("context", self._keys))
+
+    def activation(self, context: Any) -> Any:
+        """The ``cel.Context`` of ``context``'s decision, segments included."""
+        return self._evaluate(context)[1]
+
+    def members(self, context: Any) -> list[str]:
+        """The names of the segments ``context``'s customer is in, in declaration order."""
+        return self._evaluate(context)[2]
+
+    def _evaluate(self, context: Any) -> tuple[Any, Any, list[str]]:
+        memo = self._memo
+        if memo is not None and memo[0] is context:
+            return memo
+        act = inputs(context, *self._pairs)
+        truth = [(name, var, cond.holds(act)) for name, var, cond in self._items]
+        for _, var, value in truth:  # added after every execution (see activation())
+            act.add_variable(var, value)
+        memo = self._memo = (context, act, [name for name, _, value in truth if value])
+        return memo

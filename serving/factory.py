@@ -11,8 +11,7 @@ from features.layer import FeastFeatureLayer
 from features.source import InMemoryFeatureSource
 from features.synthetic import generate_customers
 from policies.catalog import Catalog, load_catalog
-from policies.conditions import Condition, SegmentSet
-from policies.segments import TRIGGERS_FILE, load_segments
+from policies.segments import TRIGGERS_FILE, SegmentSet, load_segments
 from serving.eventlog.log import EventLog
 from serving.experiments.variants import load_experiments
 from serving.service.contacts import ContactStage
@@ -53,12 +52,12 @@ def feast_layer(settings: Settings) -> Any:
                              cache_seconds=settings.feature_cache_seconds)
 
 
-def workspace_catalog(settings: Settings) -> tuple[Catalog, dict[str, Condition]]:
+def workspace_catalog(settings: Settings) -> tuple[Catalog, SegmentSet]:
     """The catalog and the segments of ``triggers.yaml``, their conditions checked against
     the workspace's declared features (a bad one raises ``file:line: problem``, exit 2)."""
     home = settings.home
     types = workspace_declaration(home).types()
-    segments = load_segments(home / TRIGGERS_FILE, types)
+    segments = SegmentSet(load_segments(home / TRIGGERS_FILE, types))
     return load_catalog(settings.catalog_file, types, segments), segments
 
 
@@ -133,7 +132,7 @@ def build_service(settings: Settings, feature_layer: Any | None = None) -> Decis
         ),
         agents=feature_layer.agents,
         contacts=ContactStage(contact_store(settings, catalog), catalog, signer),
-        segments=SegmentSet(segments),
+        segments=segments,
     )
 
 

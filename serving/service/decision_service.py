@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from policies.catalog import Catalog
-from policies.conditions import SegmentSet
+from policies.segments import SegmentSet
 from policies.types import Action, Exclusion
 from serving.api.schemas import DecideRequest, EventRequest, RewardRequest
 from serving.dashboard.live import LiveStats

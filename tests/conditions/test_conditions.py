@@ -9,7 +9,7 @@ import cel
 import pytest
 
 from policies.catalog import load_catalog
-from policies.conditions import ConditionError, Source, compile_condition
+from policies.conditions import ConditionError, Source, compile_condition, variable
 from policies.segments import load_segments
 from policies.types import Action, Context
 
@@ -18,7 +18,10 @@ SRC = Source("x.yaml")
 
 
 def _ctx(customer: dict, request: dict | None = None, segments: dict | None = None) -> object:
-    return cel.Context({"customer": customer, "context": request or {}, "segment": segments or {}})
+    values = {variable("customer", k): v for k, v in customer.items()}
+    values.update({variable("context", k): v for k, v in (request or {}).items()})
+    values.update({variable("segment", k): v for k, v in (segments or {}).items()})
+    return cel.Context(values)
 
 
 @pytest.mark.parametrize(
@@ -38,6 +41,11 @@ def _ctx(customer: dict, request: dict | None = None, segments: dict | None = No
         ("context.page == 'pricing'", {}, {}, False),
         # a runtime type mismatch (context values are not typed at load) does not hold
         ("context.page > 3", {}, {"page": "home"}, False),
+        # a name inside a string literal is text, not a variable
+        ("context.page == 'customer.lifetime_value'", {}, {"page": "customer.lifetime_value"},
+         True),
+        ("customer.region == \"a.b\" && context.page != 'x'", {"region": "a.b"}, {"page": "y"},
+         True),
     ],
 )
 def test_compile_and_evaluate(expression, customer, request_, expected) -> None:
