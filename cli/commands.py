@@ -284,6 +284,29 @@ def doctor(host: str, port: int) -> None:
         sys.exit(EXIT_FAILURE)
 
 
+@click.group()
+def segment() -> None:
+    """Dynamic segments of $MAESTRO_HOME/triggers.yaml: export one as an audience."""
+
+
+def _segment_export(name: str, out: Path | None) -> None:
+    """Write segment NAME's customers (from the offline store) with the feature values
+    that qualified them, as Parquet."""
+    from cli.segments import export_segment
+
+    click.echo(_run(export_segment, _workspace(), name, out))
+
+
+# a subcommand of ``segment`` only (not a top-level command of this module)
+segment.command("export")(
+    click.argument("name")(
+        click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                     help="The Parquet file to write (default "
+                     "$MAESTRO_HOME/segments/NAME.parquet).")(_segment_export)
+    )
+)
+
+
 @click.command()
 @click.argument("spool_dir", type=click.Path(file_okay=False, path_type=Path))
 def recover(spool_dir: Path) -> None:
