@@ -274,14 +274,39 @@ def doctor(host: str, port: int) -> None:
     Checks the workspace, the Feast registry and online store, Redis when configured, a
     champion per decision point in the MLflow registry, the log directories, the serve
     port and the compiled extensions; creates nothing. Exit 1 when a check fails."""
-    from cli.doctor import run_checks
+    from cli.doctor import check_conditions, run_checks
 
+    settings = _run(get_settings)
+    _run(check_conditions, settings)  # a bad condition: one line, exit 2
     failed = False
-    for check in run_checks(_run(get_settings), host, port):
+    for check in run_checks(settings, host, port):
         click.echo(check.line())
         failed = failed or not check.ok
     if failed:
         sys.exit(EXIT_FAILURE)
+
+
+@click.group()
+def segment() -> None:
+    """Dynamic segments of $MAESTRO_HOME/triggers.yaml: export one as an audience."""
+
+
+def _segment_export(name: str, out: Path | None) -> None:
+    """Write segment NAME's customers (from the offline store) with the feature values
+    that qualified them, as Parquet."""
+    from cli.segments import export_segment
+
+    click.echo(_run(export_segment, _workspace(), name, out))
+
+
+# a subcommand of ``segment`` only (not a top-level command of this module)
+segment.command("export")(
+    click.argument("name")(
+        click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                     help="The Parquet file to write (default "
+                     "$MAESTRO_HOME/segments/NAME.parquet).")(_segment_export)
+    )
+)
 
 
 @click.command()

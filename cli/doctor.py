@@ -277,6 +277,22 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0]
 
 
+def check_conditions(settings: Settings) -> None:
+    """Load the catalog's and ``triggers.yaml``'s conditions as ``maestro serve`` does: a
+    bad one raises its one-line ``file:line: problem`` (exit 2) before any check runs.
+    Other problems (an unreadable catalog, a bad ``features.yaml``) are left to the checks
+    that report them."""
+    from policies.conditions import ConditionError
+    from serving.factory import workspace_catalog
+
+    try:
+        workspace_catalog(settings)
+    except ConditionError:
+        raise
+    except Exception:
+        return
+
+
 def run_checks(settings: Settings, host: str, port: int) -> Iterator[Check]:
     """Every check, in order. Without a workspace, the checks of what lives in it are
     skipped (the workspace line already says what to do): the Feast repo, the log

@@ -40,6 +40,7 @@ COMMANDS: Mapping[str, str] = {
     "erase": "Erase one customer everywhere (online store, offline data, logs, training "
     "sets).",
     "doctor": "Check the workspace: one line per check, ok or what is wrong and how to fix it.",
+    "segment": "Dynamic segments of $MAESTRO_HOME/triggers.yaml: export one as an audience.",
 }
 COMMANDS_MODULE = "cli.commands"
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from policies.conditions import Condition, ConditionError, Scope, Source
 from policies.contact_rules import Budget
 from policies.errors import CatalogError, InvalidInputError, UnknownDecisionPointError
 from policies.rules import RuleSet
@@ -123,7 +124,7 @@ def _floor(name: str, value: object) -> float:
     return float(value)
 
 
-def parse_catalog(data: Mapping[str, object]) -> Catalog:
+def parse_catalog(data: Mapping[str, object], scope: Scope | None = None) -> Catalog:
     """Build a :class:`Catalog` from the parsed YAML mapping.
 
     Parameters
@@ -135,7 +136,8 @@ def parse_catalog(data: Mapping[str, object]) -> Catalog:
     Raises
     ------
     CatalogError
-        On any malformed entry, or without a ``default`` decision point.
+        On any malformed entry, or without a ``default`` decision point; a bad ``when``
+        condition raises :class:`~policies.conditions.ConditionError` (``file:line: ...``).
     """
     if not isinstance(data, Mapping) or "decision_points" not in data:
         raise CatalogError("catalog: a top-level 'decision_points' mapping is required")
@@ -167,7 +169,7 @@ def parse_catalog(data: Mapping[str, object]) -> Catalog:
             points[name] = DecisionPoint(
                 name=name,
                 actions=actions,
-                rules=RuleSet.from_config(rules_cfg),
+                rules=RuleSet.from_config(rules_cfg, scope),
                 reward_window_hours=float(cfg.get("reward_window_hours", 72.0)),
                 default_reward=float(cfg.get("default_reward", 0.0)),
                 journey_priority=priority,
@@ -175,6 +177,8 @@ def parse_catalog(data: Mapping[str, object]) -> Catalog:
                 budgets=budgets,
                 exploration_floor=floor,
             )
+        except ConditionError:
+            raise
         except CatalogError as exc:
             raise CatalogError(f"decision point {name!r}: {exc}") from exc
     if "default" not in points:
@@ -182,13 +186,21 @@ def parse_catalog(data: Mapping[str, object]) -> Catalog:
     return Catalog(points)
 
 
-def load_catalog(path: str | Path | None = None) -> Catalog:
+def load_catalog(
+    path: str | Path | None = None,
+    features: Mapping[str, type] | None = None,
+    segments: Mapping[str, Condition] | None = None,
+) -> Catalog:
     """Load the catalog at ``path``, or the one shipped with Maestro.
 
     Parameters
     ----------
     path: str or Path, optional
         A catalog YAML file; ``None`` loads ``policies/catalog.yaml``.
+    features: mapping of str to type, optional
+        The declared features: ``when`` conditions may name only these (unchecked if None).
+    segments: mapping of str to Condition, optional
+        The declared segments ``when`` conditions may name as ``segment.<name>``.
     """
     import yaml  # imported here: keep `import policies` light
 
@@ -202,4 +214,5 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
         raise CatalogError(f"catalog: cannot read {path}: {exc}") from exc
     except yaml.YAMLError as exc:
         raise CatalogError(f"catalog: invalid YAML in {path}: {exc}") from exc
-    return parse_catalog(data)
+    source = Source(str(path or DEFAULT_CATALOG), text)
+    return parse_catalog(data, Scope(source, features, segments))

@@ -26,6 +26,28 @@ from policies.types import Action, FeatureValue
 _KEYS = frozenset({"feature", "min", "max", "in", "actions", "categories", "channels"})
 
 
+def covers(
+    action: Action, ids: frozenset[str], categories: frozenset[str], channels: frozenset[str]
+) -> bool:
+    """Whether a rule listing ``ids``, ``categories`` and ``channels`` (none: every contact)
+    applies to ``action``."""
+    if not (ids or categories or channels):
+        return True
+    return (
+        action.id in ids or action.channel in channels
+        or action.features.get("category") in categories
+    )
+
+
+def targets(entry: Mapping[str, Any]) -> dict[str, frozenset[str]]:
+    """The ``actions``, ``categories`` and ``channels`` of a rule entry, as its fields."""
+    return {
+        "action_ids": frozenset(entry.get("actions") or ()),
+        "categories": frozenset(entry.get("categories") or ()),
+        "channels": frozenset(entry.get("channels") or ()),
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class Eligibility:
     """One eligibility test on the customer feature ``feature``; see the module docstring."""
@@ -64,20 +86,12 @@ class Eligibility:
             min=bounds["min"],
             max=bounds["max"],
             allowed=frozenset(allowed) if allowed is not None else None,
-            action_ids=frozenset(entry.get("actions") or ()),
-            categories=frozenset(entry.get("categories") or ()),
-            channels=frozenset(entry.get("channels") or ()),
+            **targets(entry),
         )
 
     def covers(self, action: Action) -> bool:
         """Whether this test applies to ``action``."""
-        if not (self.action_ids or self.categories or self.channels):
-            return True
-        return (
-            action.id in self.action_ids
-            or action.channel in self.channels
-            or action.features.get("category") in self.categories
-        )
+        return covers(action, self.action_ids, self.categories, self.channels)
 
     def passes(self, customer: Mapping[str, FeatureValue]) -> bool:
         """Whether the customer's feature passes the test (missing fails)."""

@@ -12,11 +12,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from policies.conditions import Scope
 from policies.contact_rules import ContactRules
 from policies.eligibility import Eligibility
 from policies.errors import CatalogError
 from policies.routing import RoutingReward
 from policies.rule_records import AgentRouting, Escalation, QuietHours, Suppression
+from policies.when_rules import WhenRules
 
 #: The keys a ``rules:`` mapping may have (one per :class:`~policies.rules.RuleSet` field).
 RULE_KEYS = frozenset(
@@ -31,6 +33,7 @@ RULE_KEYS = frozenset(
         "agent_routing",
         "escalation",
         "eligibility",
+        "when",
     }
 )
 
@@ -42,7 +45,7 @@ def check_rule_keys(config: Mapping[str, object]) -> None:
         raise CatalogError(f"rules: unknown keys {sorted(extra)}")
 
 
-def rule_fields(config: Mapping[str, Any]) -> dict[str, Any]:
+def rule_fields(config: Mapping[str, Any], scope: Scope | None = None) -> dict[str, Any]:
     """The keyword arguments of a ``RuleSet`` for ``config`` (keys already checked).
 
     A malformed entry raises ``KeyError``, ``TypeError``, ``AttributeError`` or
@@ -58,6 +61,7 @@ def rule_fields(config: Mapping[str, Any]) -> dict[str, Any]:
         "agent_routing": _agent_routing(config.get("agent_routing")),
         "escalation": _escalation(config.get("escalation")),
         "eligibility": tuple(Eligibility.from_config(e) for e in config.get("eligibility") or []),
+        "when": WhenRules.from_config(config.get("when"), scope),
         "consent_channels": frozenset(config.get("consent_channels") or ()),
         "required_action_features": tuple(config.get("required_action_features") or ()),
     }

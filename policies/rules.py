@@ -25,6 +25,7 @@ from datetime import datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from policies.conditions import ConditionError, Scope
 from policies.contact_rules import ContactRules, FrequencyCap
 from policies.eligibility import Eligibility
 from policies.errors import CatalogError
@@ -38,6 +39,7 @@ from policies.rule_records import (
     truthy,
 )
 from policies.types import CHANNELS, NO_CONTACT_ID, Action, Context, Exclusion, FeatureValue
+from policies.when_rules import WhenRules
 
 __all__ = [
     "AgentRouting",
@@ -111,6 +113,8 @@ class RuleSet:
         Contact-centre routing checks; channels gated behind an escalation signal.
     eligibility: tuple of Eligibility
         Tests on a customer feature (any declared one) an action needs to pass.
+    when: WhenRules
+        Conditions (expressions over features, context and segments) an action needs.
     """
 
     consent_channels: frozenset[str] = frozenset()
@@ -121,6 +125,7 @@ class RuleSet:
     agent_routing: AgentRouting | None = None
     escalation: Escalation | None = None
     eligibility: tuple[Eligibility, ...] = ()
+    when: WhenRules = field(default_factory=WhenRules)
     _routing_memo: list[tuple[Context, RoutingCase] | None] = field(
         init=False, repr=False, compare=False, default_factory=lambda: [None]
     )
@@ -146,13 +151,17 @@ class RuleSet:
         return self.contact.caps
 
     @classmethod
-    def from_config(cls, config: Mapping[str, object] | None) -> RuleSet:
+    def from_config(
+        cls, config: Mapping[str, object] | None, scope: Scope | None = None
+    ) -> RuleSet:
         """Build from the ``rules:`` mapping of the catalog YAML
-        (read by :mod:`policies.rule_config`)."""
+        (read by :mod:`policies.rule_config`); ``scope`` checks the ``when`` conditions."""
         config = dict(config or {})
         check_rule_keys(config)
         try:
-            return cls(**rule_fields(config))
+            return cls(**rule_fields(config, scope))
+        except ConditionError:
+            raise
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise CatalogError(f"rules: malformed entry ({exc})") from exc
 
@@ -169,7 +178,12 @@ class RuleSet:
         hour: int or None
             The customer's local hour (:func:`local_hour`); ``None`` skips quiet hours.
         """
-        return self._reason(context, action, hour, self._active(context), {}, None)
+        why = self._reason(context, action, hour, self._active(context), {}, None)
+        if why is None:
+            for rule in self.when.failing(context):
+                if rule.covers(action):
+                    return rule.reason
+        return why
 
     def _active(self, context: Context) -> list[Suppression]:
         customer = context.customer
@@ -269,8 +283,11 @@ class RuleSet:
         active = self._active(context)
         per_channel: dict[str, str | None] = {}  # channel-level verdicts, computed once
         escalated: list[bool] = []  # the escalation signal, computed at most once
+        failing = self.when.reasons(context, actions)  # every condition evaluated once
         for action in actions:
             why = self._reason(context, action, hour, active, per_channel, escalated)
+            if why is None and failing:
+                why = failing.get(action.id)
             if why is None:
                 eligible.append(action)
             else:

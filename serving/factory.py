@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from features.declared import workspace_declaration
 from features.errors import WorkspaceError
 from features.layer import FeastFeatureLayer
 from features.source import InMemoryFeatureSource
 from features.synthetic import generate_customers
 from policies.catalog import Catalog, load_catalog
+from policies.segments import TRIGGERS_FILE, SegmentSet, load_segments
 from serving.eventlog.log import EventLog
 from serving.experiments.variants import load_experiments
 from serving.service.contacts import ContactStage
@@ -51,9 +53,18 @@ def feast_layer(settings: Settings) -> Any:
                              cache_seconds=settings.feature_cache_seconds)
 
 
+def workspace_catalog(settings: Settings) -> tuple[Catalog, SegmentSet]:
+    """The catalog and the segments of ``triggers.yaml``, their conditions checked against
+    the workspace's declared features (a bad one raises ``file:line: problem``, exit 2)."""
+    home = settings.home
+    types = workspace_declaration(home).types()
+    segments = SegmentSet(load_segments(home / TRIGGERS_FILE, types))
+    return load_catalog(settings.catalog_file, types, segments), segments
+
+
 def preflight(settings: Settings) -> None:
     """Fail loudly, before any engine starts, on a workspace that cannot be served."""
-    load_catalog(settings.catalog_file)
+    workspace_catalog(settings)
     if (
         settings.feature_source == "feast"
         and not (settings.feature_repo / "feature_store.yaml").exists()
@@ -80,7 +91,7 @@ def contact_store(settings: Settings, catalog: Catalog) -> ContactStore:
 
 def build_service(settings: Settings, feature_layer: Any | None = None) -> DecisionService:
     """A service for ``settings`` (not started: the app's lifespan starts it)."""
-    catalog = load_catalog(settings.catalog_file)
+    catalog, segments = workspace_catalog(settings)
     if feature_layer is None:
         feature_layer = (
             memory_layer_from_synthetic()
@@ -123,6 +134,7 @@ def build_service(settings: Settings, feature_layer: Any | None = None) -> Decis
         agents=feature_layer.agents,
         contacts=ContactStage(contact_store(settings, catalog), catalog, signer),
         identity=identity_store(settings),
+        segments=segments,
     )
 
 

@@ -43,6 +43,7 @@ from training.logs.schema import (
     DECISION_POINT,
     EVENT_ID,
     REWARD,
+    SEGMENTS,
     VARIANT,
 )
 
@@ -176,34 +177,60 @@ def variant_table(
     if decisions.empty:
         return out
     merged = outcomes.merge(decisions[[EVENT_ID, DECISION_POINT, VARIANT]], on=EVENT_ID)
+    logged = decisions.get(SEGMENTS)
     for dp in sorted(decisions[DECISION_POINT].unique()):
-        d = decisions[decisions[DECISION_POINT] == dp]
+        in_dp = decisions[DECISION_POINT] == dp
+        d = decisions[in_dp]
         m = merged[merged[DECISION_POINT] == dp]
-        samples = {
-            str(v): m.loc[m[VARIANT] == v, REWARD].to_numpy(dtype=float)
-            for v in sorted(d[VARIANT].astype(str).unique())
-        }
-        rows = []
-        for variant, x in samples.items():
-            ids = d.loc[d[VARIANT] == variant, EVENT_ID]
-            ci = mean_interval(x)
-            row: dict[str, Any] = {
-                "variant": variant,
-                "decisions": len(ids),
-                "rewards": int(sum(1 for e in ids if e in rewarded)),
-                "matured": len(x),
-                "reward_sum": float(x.sum()),
-                "mean_reward": ci.value if ci else None,
-                "ci_low": ci.ci_low if ci else None,
-                "ci_high": ci.ci_high if ci else None,
-                "lift": {},
-            }
-            for base in BASELINES:
-                if base != variant and base in samples:
-                    row["lift"][base] = compare(x, samples[base], mde)
-            rows.append(row)
-        out[str(dp)] = {"variants": rows}
+        entry: dict[str, Any] = {"variants": _variant_rows(d, m, rewarded, mde)}
+        if logged is not None:
+            per = {}
+            for name, members in _segment_members(logged[in_dp]).items():
+                per[name] = {
+                    "variants": _variant_rows(
+                        d[members], m[m[EVENT_ID].isin(d.loc[members, EVENT_ID])], rewarded, mde
+                    )
+                }
+            if per:
+                entry["segments"] = per
+        out[str(dp)] = entry
     return out
+
+
+def _segment_members(logged: pd.Series) -> dict[str, pd.Series]:
+    """Segment name → mask of the decisions logged in it (rows without the column: none)."""
+    names = sorted({n for v in logged if v is not None and v == v for n in v})
+    return {n: logged.map(lambda v, n=n: v is not None and v == v and n in v) for n in names}
+
+
+def _variant_rows(
+    d: pd.DataFrame, m: pd.DataFrame, rewarded: set[str], mde: float | None
+) -> list[dict[str, Any]]:
+    """One row per variant of decisions ``d`` (outcomes ``m``): counts, mean, lifts."""
+    samples = {
+        str(v): m.loc[m[VARIANT] == v, REWARD].to_numpy(dtype=float)
+        for v in sorted(d[VARIANT].astype(str).unique())
+    }
+    rows = []
+    for variant, x in samples.items():
+        ids = d.loc[d[VARIANT] == variant, EVENT_ID]
+        ci = mean_interval(x)
+        row: dict[str, Any] = {
+            "variant": variant,
+            "decisions": len(ids),
+            "rewards": int(sum(1 for e in ids if e in rewarded)),
+            "matured": len(x),
+            "reward_sum": float(x.sum()),
+            "mean_reward": ci.value if ci else None,
+            "ci_low": ci.ci_low if ci else None,
+            "ci_high": ci.ci_high if ci else None,
+            "lift": {},
+        }
+        for base in BASELINES:
+            if base != variant and base in samples:
+                row["lift"][base] = compare(x, samples[base], mde)
+        rows.append(row)
+    return rows
 
 
 def experiment_report(
@@ -253,36 +280,47 @@ def format_report(report: dict[str, Any]) -> str:
     if not points:
         return "no logged decisions yet"
 
-    def fmt(x: float | None) -> str:
-        return "-" if x is None else f"{x:.4f}"
-
     for dp, entry in points.items():
         lines.append(f"== {dp}")
-        lines.append(
-            f"{'variant':<14}{'decisions':>10}{'rewards':>9}{'mean':>9}  {'95% CI':<20}"
-            f"{'lift vs holdout [95% CI] (n still needed)':<46} lift vs rules [95% CI]"
-        )
-        for v in entry["variants"]:
-            ci = f"[{fmt(v['ci_low'])}, {fmt(v['ci_high'])}]"
-            lifts = []
-            for base in BASELINES:
-                lift = v["lift"].get(base)
-                if lift is None:
-                    lifts.append("-")
-                else:
-                    more = lift["sample_size"]["remaining"]
-                    need = max(more["variant"], more["baseline"])
-                    lifts.append(
-                        f"{lift['diff']:+.4f} [{lift['ci_low']:+.4f}, {lift['ci_high']:+.4f}]"
-                        + (f" (+{need})" if need else "")
-                    )
-            lines.append(
-                f"{v['variant']:<14}{v['decisions']:>10}{v['rewards']:>9}"
-                f"{fmt(v['mean_reward']):>9}  {ci:<20}{lifts[0]:<46} {lifts[1]}"
-            )
+        lines.extend(_table(entry["variants"]))
+        for name, seg in (entry.get("segments") or {}).items():
+            lines.append(f"-- {dp}, segment {name}")
+            lines.extend(_table(seg["variants"]))
     effect = "10% of the baseline's mean" if report.get("mde") is None else f"{report['mde']:g}"
     lines.append(
         f"(+n): decisions still needed in the larger-need arm to detect an effect of {effect} "
         "(two-sided α = 0.05, power 0.8); intervals: Welch 95%"
     )
     return "\n".join(lines)
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4f}"
+
+
+def _table(variants: list[dict[str, Any]]) -> list[str]:
+    """The lines of one variant table of :func:`format_report`."""
+    fmt = _fmt
+    lines = [
+        f"{'variant':<14}{'decisions':>10}{'rewards':>9}{'mean':>9}  {'95% CI':<20}"
+        f"{'lift vs holdout [95% CI] (n still needed)':<46} lift vs rules [95% CI]"
+    ]
+    for v in variants:
+        ci = f"[{fmt(v['ci_low'])}, {fmt(v['ci_high'])}]"
+        lifts = []
+        for base in BASELINES:
+            lift = v["lift"].get(base)
+            if lift is None:
+                lifts.append("-")
+            else:
+                more = lift["sample_size"]["remaining"]
+                need = max(more["variant"], more["baseline"])
+                lifts.append(
+                    f"{lift['diff']:+.4f} [{lift['ci_low']:+.4f}, {lift['ci_high']:+.4f}]"
+                    + (f" (+{need})" if need else "")
+                )
+        lines.append(
+            f"{v['variant']:<14}{v['decisions']:>10}{v['rewards']:>9}"
+            f"{fmt(v['mean_reward']):>9}  {ci:<20}{lifts[0]:<46} {lifts[1]}"
+        )
+    return lines

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from policies.catalog import Catalog
+from policies.segments import SegmentSet
 from policies.types import Action, Exclusion
 from serving.api.schemas import DecideRequest, EventRequest, RewardRequest
 from serving.dashboard.live import LiveStats
@@ -97,8 +98,11 @@ class DecisionService:
         agents: AgentRoster | None = None,
         contacts: ContactStage | None = None,
         identity: IdentityStore | None = None,
+        segments: SegmentSet | None = None,
     ) -> None:
         self.catalog = catalog
+        #: the dynamic segments of ``triggers.yaml``, logged with each decision
+        self.segments = segments if segments else None
         self.features = features
         self.writer = writer
         self.policies = policies
@@ -196,6 +200,7 @@ class DecisionService:
         context, customer_json, degraded_reason = self._contexts.build(
             req, customer, name, now, degraded_reason
         )
+        segments = None if self.segments is None else self.segments.members(context)
         eligible, excluded, from_catalog = self._candidates.split(req, point, context, offered)
         event_id = self.signer.issue(now + point.reward_window_seconds)
         experiments = self.experiments
@@ -220,7 +225,7 @@ class DecisionService:
             self._count_unknown(name)
         body = self._recorder.record(
             req, point, now, event_id, customer_json, known, eligible, excluded, from_catalog,
-            choice,
+            choice, segments,
         )
         action = decision.action
         if action is not None and req.actions is None and point.rules.agent_routing is not None:

@@ -70,10 +70,12 @@ class DecisionRecorder:
         excluded: list[Exclusion],
         from_catalog: bool,
         choice: Choice,
+        segments: list[str] | None = None,
     ) -> bytes:
         """Log the decision, then return the contract's answer bytes (remembered under the
         request's ``request_id``, if any). ``known``: whether the feature store holds the
-        customer (None: it could not be read)."""
+        customer (None: it could not be read); ``segments``: the customer's dynamic
+        segments (None: none declared)."""
         decision, version, variant, shadow, degraded_reason = choice
         action = decision.action
         action_id, channel = (action.id, action.channel) if action else (None, None)
@@ -107,6 +109,7 @@ class DecisionRecorder:
                 shadow_action_id=shadow.action.id if shadow and shadow.action else None,
                 shadow_probability=shadow.probability if shadow else None,
                 anonymous_id=req.anonymous_id,
+                segments=segments,
             )
         )
         body = orjson.dumps({  # the contract's answer

@@ -50,6 +50,7 @@ CONTRACT_DECISIONS = [
     ("shadow_action_id", pa.string()),
     ("shadow_probability", pa.float64()),
     ("anonymous_id", pa.string()),
+    ("segments", pa.list_(pa.string())),
     ("replica", pa.string()),
 ]
 CONTRACT_REWARDS = [
@@ -84,6 +85,7 @@ def test_a_field_added_to_a_record_is_a_column_and_an_unmapped_type_fails() -> N
         opened_at: EpochSeconds
         score: float | None
         flag: bool
+        tags: list[str] | None
 
     assert schema.arrow_schema(Wider).equals(
         pa.schema(
@@ -92,13 +94,14 @@ def test_a_field_added_to_a_record_is_a_column_and_an_unmapped_type_fails() -> N
                 ("opened_at", _TIME),
                 ("score", pa.float64()),
                 ("flag", pa.bool_()),
+                ("tags", pa.list_(pa.string())),
             ]
         )
     )
 
     @dataclasses.dataclass(frozen=True)
     class Unmapped:
-        tags: list[str]
+        tags: dict[str, str]
 
     with pytest.raises(TypeError, match="no Parquet column type"):
         schema.arrow_schema(Unmapped)

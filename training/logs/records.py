@@ -50,6 +50,11 @@ anonymous_id           string (nullable)    the request's anonymous id (``custom
                                             the customer it was linked to, or
                                             ``anon:<anonymous_id>`` before it); null without
                                             one, and in rows logged before the column existed
+segments               list<string> (nullable)
+                                            the dynamic segments (``triggers.yaml``) the
+                                            customer was in when deciding; null when none
+                                            are declared, or for a row logged before the
+                                            column existed
 replica                string               the spool (process) that logged the row
 =====================  ===================  ==============================================
 
@@ -108,6 +113,7 @@ class DecisionRecord:
     shadow_action_id: str | None
     shadow_probability: float | None
     anonymous_id: str | None = None
+    segments: list[str] | None = None
     replica: str = ""
 
 

@@ -8,7 +8,7 @@ columns through the constants here, each checked against the records when this m
 is imported, so a column a reader needs cannot silently disappear.
 
 Every column is nullable, as the datasets have always been written. A column added later
-(``customer_known``) is absent from older parts: read a directory with
+(``customer_known``, ``segments``) is absent from older parts: read a directory with
 :func:`training.logs.dataset.read_parquet_dir` (file by file; the column is null for the
 old rows) or give the reader the schema (``pandas.read_parquet(dir,
 schema=DECISION_SCHEMA)``); without it, a reader that takes the schema from the first
@@ -44,6 +44,8 @@ def _arrow_type(hint: Any) -> pa.DataType:
         if AS_TIMESTAMP in hint.__metadata__:
             return _TIMESTAMP_TYPE
         hint = typing.get_args(hint)[0]
+    if typing.get_origin(hint) is list:
+        return pa.list_(_arrow_type(typing.get_args(hint)[0]))
     if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
         args = [a for a in typing.get_args(hint) if a is not type(None)]
         if len(args) != 1:
@@ -97,6 +99,7 @@ PROBABILITY = _column("probability")
 POLICY = _column("policy")
 POLICY_VERSION = _column("policy_version")
 VARIANT = _column("variant")
+SEGMENTS = _column("segments")
 REWARD_DEADLINE = _column("reward_deadline")
 REWARD = _column("reward", REWARD_SCHEMA)
 COUNTED = _column("counted", REWARD_SCHEMA)
