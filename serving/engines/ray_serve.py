@@ -278,6 +278,10 @@ def run_ray(settings: Settings, host: str, port: int, replicas: int) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     run_dir = start_cluster(settings, host, port, settings.ray_temp_dir)
+    # ray.init installs Ray's own failure handler for SIGTERM in the driver (it logs
+    # "*** SIGTERM received" and aborts): the stop request gets its handler back
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
     try:
         if not stop.is_set():
             serve.run(build_application(settings, replicas), name=APP_NAME, route_prefix="/")

@@ -116,19 +116,21 @@ def test_a_consent_revoked_through_one_replica_holds_on_the_other(deployed) -> N
 def test_a_reward_for_the_other_nodes_decision_counts_once(deployed) -> None:
     base, home, nodes_by_pid = deployed
     with httpx.Client(base_url=base, timeout=30) as client:
+        # an odd count: a proxy taking turns between the two replicas then sends each
+        # reward to the node that did not decide it (an even count lines them up)
         ids = [
             client.post("/decide", json={"customer_id": f"c-{i:06d}"}).json()["event_id"]
-            for i in range(20)
+            for i in range(21)
         ]
         first = [client.post("/reward", json={"event_id": e, "reward": 1.0}).json() for e in ids]
         again = [client.post("/reward", json={"event_id": e, "reward": 1.0}).json() for e in ids]
     assert all(r["accepted"] and not r["duplicate"] for r in first)
     assert all(r["duplicate"] for r in again)  # received, not counted
     decisions = _rolled(home, "decisions", set(ids)).set_index("event_id")
-    rewards = _rolled(home, "rewards", set(ids), rows=40)
-    assert len(rewards) == 40 and int(rewards["duplicate"].sum()) == 20
+    rewards = _rolled(home, "rewards", set(ids), rows=42)
+    assert len(rewards) == 42 and int(rewards["duplicate"].sum()) == 21
     counted = rewards[rewards["counted"]]
-    assert counted["event_id"].value_counts().max() == 1 and len(counted) == 20
+    assert counted["event_id"].value_counts().max() == 1 and len(counted) == 21
     decided_on = _nodes_of(decisions.reset_index(), nodes_by_pid).set_axis(decisions.index)
     rewarded_on = _nodes_of(counted, nodes_by_pid).to_numpy()
     across = (decided_on.loc[counted["event_id"]].to_numpy() != rewarded_on).sum()

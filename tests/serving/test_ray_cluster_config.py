@@ -16,9 +16,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _maestro(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    # only this test's settings: an earlier test's in-process MLflow use leaves
+    # MLFLOW_TRACKING_URI in os.environ (mlflow.set_tracking_uri exports it)
+    inherited = {
+        k: v for k, v in os.environ.items()
+        if not k.startswith("MAESTRO_") and k != "MLFLOW_TRACKING_URI"
+    }
     return subprocess.run(
         [sys.executable, "-m", "cli.main", *args],
-        cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=120,
+        cwd=ROOT, env={**inherited, **env}, capture_output=True, text=True, timeout=120,
     )
 
 
