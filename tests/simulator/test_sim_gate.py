@@ -47,9 +47,13 @@ def test_no_false_promotion_at_6000_steps_over_fixed_seeds() -> None:
 
 
 def test_truly_better_candidates_are_promoted_when_the_events_suffice() -> None:
-    """30,000 steps (≈2,800 held-out cart_abandoned events) with seed 0: the journey the
-    truth ranks best and the trained vw-cb are both promoted, the worse journey is not."""
-    trials = {t.candidate: t for t in _trials(range(1), 30_000)}
+    """80,000 steps (≈7,400 held-out cart_abandoned events worth ≈1,000 effective ones)
+    with seed 0: the journey the truth ranks best and the trained vw-cb are both promoted,
+    each interval covering its true lift; the worse journey is not. The importance
+    weights are heavy-tailed, so a verdict on fewer events is a coin toss even for a
+    lift of +0.3 (seed 0 clears at 40,000 steps but not at 30,000 or 60,000); at
+    80,000 steps seeds 1 and 2 promote both as well."""
+    trials = {t.candidate: t for t in _trials(range(1), 80_000)}
     _check_no_false_promotion(list(trials.values()))
     for name in ("better", "vw-cb"):
         t = trials[name]

@@ -5,11 +5,15 @@ values, and a gate that never decides on an estimate it cannot trust."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
 from ope_table import MU, QL, QT, R
 
+from policies.base import BasePolicy
+from policies.types import Action, Context, LoggedBatch
 from training.ope import (
     DM,
     DR,
@@ -18,14 +22,15 @@ from training.ope import (
     MIN_ESS,
     SNIPS,
     ClippedIPS,
-    Evaluation,
     SwitchDR,
     decision_problem,
     diagnose,
     evaluate,
+    policy_inputs,
 )
 from training.ope.estimate import kish, mean_ci
-from training.train import gate
+from training.reward_model import RidgeRewardModel
+from training.train import TrainConfig, paired_gate
 
 
 def test_no_support_gives_no_estimate_with_a_reason_and_a_warning() -> None:
@@ -128,35 +133,94 @@ def test_decision_problem_names_what_makes_an_estimate_unusable() -> None:
     assert decision_problem(good, "dr", None) == "no dr estimate"
 
 
-def _candidate_and_champion(pi: np.ndarray, n: int = 4000) -> dict[str, Evaluation]:
-    rng = np.random.default_rng(1)
-    r = (rng.random(n) < 0.3).astype(float)
-    mu = np.full(n, 0.2)
-    return {"candidate": evaluate(r, mu, pi), "champion": evaluate(r, mu, mu)}
+A, B = Action("a", "email", {"category": "x"}), Action("b", "push", {"category": "y"})
+CFG = TrainConfig(min_events=200)  # the default minimum: 200 events and 200 effective
+
+
+@dataclass
+class _Fixed(BasePolicy):
+    """A test policy (fake, for a unit test): action ``b`` always, except ``a`` on the
+    contexts flagged ``pick_a`` (its pmf is exactly 0/1, no exploration floor)."""
+
+    kind = "fixed"
+
+    def raw_pmf(self, context: Context, actions: Sequence[Action]) -> list[float]:
+        pick = 0 if context.customer.get("pick_a") else 1
+        return [1.0 if i == pick else 0.0 for i in range(len(actions))]
+
+
+@dataclass
+class _Uniform(BasePolicy):
+    kind = "uniform-test"
+
+    def raw_pmf(self, context: Context, actions: Sequence[Action]) -> list[float]:
+        return [1.0 / len(actions)] * len(actions)
+
+
+def _batch(chosen, mu, rewards, pick_a=()) -> LoggedBatch:
+    n = len(chosen)
+    flagged = set(pick_a)
+    ctxs = [Context(f"c{i}", {"segment": "s", "pick_a": int(i in flagged)}) for i in range(n)]
+    return LoggedBatch(ctxs, [(A, B)] * n, np.asarray(chosen), np.asarray(mu, float),
+                       np.asarray(rewards, float))
+
+
+def _train(n: int = 400) -> LoggedBatch:
+    """Uniform-logged training rows where ``b`` pays 1 and ``a`` pays 0: the reward
+    model fitted on them favours ``b``, so its q-values alone would favour the candidate."""
+    chosen = np.arange(n) % 2
+    return _batch(chosen, np.full(n, 0.5), chosen.astype(float))
 
 
 def test_the_gate_never_passes_on_a_null_or_untrustworthy_estimate() -> None:
     n = 4000
-    verdict = gate(_candidate_and_champion(np.zeros(n)), n, 500, True)
-    assert not verdict.passed and verdict.candidate_low is None
-    assert "candidate: no snips estimate (no support" in verdict.summary()
-    # one supported event: a value, no interval
-    pi = np.zeros(n)
-    pi[0] = 1.0
-    verdict = gate(_candidate_and_champion(pi), n, 500, True)
-    assert not verdict.passed and "one supported event" in verdict.summary()
-    # a handful of supported events: an interval, but not a meaningful one
-    pi[:10] = 1.0
-    verdict = gate(_candidate_and_champion(pi), n, 500, True)
-    assert not verdict.passed and "effective sample size" in verdict.summary()
+    # no support: every held-out event logged ``a``, the candidate gives ``a`` probability 0
+    holdout = _batch(np.zeros(n, int), np.full(n, 0.5), np.zeros(n))
+    dr = paired_gate(_Fixed(), _Uniform(), holdout, _train(), CFG, True)
+    assert dr.estimator == "dr" and not dr.passed and dr.paired.ess == 0.0
+    # the reward model's q-values alone clear the minimum lift: the support rule refuses
+    assert dr.paired.ci_low > 0.1
+    assert f"only {n} held-out events worth 0 effective" in dr.summary()
+    snips = paired_gate(_Fixed(), _Uniform(), holdout, _train(10), CFG, True)
+    assert snips.estimator == "snips" and not snips.passed
+    assert "not estimable" in snips.summary() and math.isnan(snips.paired.ci_low)
+    # untrustworthy overlap: the candidate supports 10 of the 4000 events, which paid 1
+    few = range(10)
+    rewards = np.zeros(n)
+    rewards[list(few)] = 1.0
+    holdout = _batch(np.zeros(n, int), np.full(n, 0.5), rewards, pick_a=few)
+    for train in (_train(), _train(10)):
+        verdict = paired_gate(_Fixed(), _Uniform(), holdout, train, CFG, True)
+        p = verdict.paired
+        assert p.ess == pytest.approx(10.0, abs=1e-9) and p.ess < CFG.min_events
+        assert p.ci_low > 0.0  # the interval alone would promote on these 10 events
+        assert not verdict.passed, verdict.summary()
+        assert f"only {n} held-out events worth 10 effective" in verdict.summary()
 
 
 def test_the_gate_never_uses_a_biased_estimator_as_its_bound() -> None:
+    """Weights of 20 (``b`` logged with probability 0.05) that clipped IPS (at 10) and
+    Switch-DR (tau 10) would alter: the gate's difference is the unclipped DR one (with a
+    reward model) or SNIPS, never either biased quantity."""
     n = 4000
-    ope = _candidate_and_champion(np.full(n, 0.2))
-    for who in ope:  # only the biased estimators left: the gate must refuse, not use them
-        ope[who] = Evaluation({"snips": ClippedIPS().estimate(
-            np.ones(n), np.full(n, 0.2), np.full(n, 0.2)
-        )}, ope[who].diagnostics)
-    verdict = gate(ope, n, 500, True)
-    assert not verdict.passed and "biased quantity" in verdict.summary()
+    rng = np.random.default_rng(4)
+    chosen = (rng.random(n) < 0.05).astype(int)
+    mu = np.where(chosen == 1, 0.05, 0.95)
+    rewards = np.where(chosen == 1, rng.random(n) < 0.6, rng.random(n) < 0.3).astype(float)
+    holdout, train = _batch(chosen, mu, rewards), _train()
+    dr = paired_gate(_Fixed(), _Uniform(), holdout, train, CFG, True)
+    snips = paired_gate(_Fixed(), _Uniform(), holdout, _train(10), CFG, True)
+    assert (dr.estimator, snips.estimator) == ("dr", "snips")
+    model = RidgeRewardModel().fit(train)
+    inputs = [policy_inputs(p, holdout, model) for p in (_Fixed(), _Uniform())]
+
+    def diff(est) -> float:
+        c, b = (est.estimate(i.rewards, i.logging_probs, i.target_probs, i.q_logged,
+                             i.q_target).value for i in inputs)
+        return c - b
+
+    assert dr.paired.diff == pytest.approx(diff(DR()), abs=1e-9)
+    assert snips.paired.diff == pytest.approx(diff(SNIPS()), abs=1e-9)
+    for biased in (ClippedIPS(), SwitchDR()):  # they differ here: the check can fail
+        assert abs(diff(biased) - dr.paired.diff) > 1e-3, biased
+        assert abs(diff(biased) - snips.paired.diff) > 1e-3, biased
