@@ -25,6 +25,7 @@ from serving.state.contacts import (
     Commit,
     Snapshot,
 )
+from serving.state.sqlite_tx import immediate
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS contacts (
@@ -146,19 +147,9 @@ class SQLiteContactStore:
     # ------------------------------------------------------------------ writes
     def _write(self, fn, *args):  # type: ignore[no-untyped-def]
         """Run ``fn(db, *args)`` in one IMMEDIATE transaction (rolled back on error)."""
-        with self._lock:
-            db = self._db
-            try:
-                db.execute("BEGIN IMMEDIATE")
-                try:
-                    result = fn(db, *args)
-                except BaseException:
-                    db.execute("ROLLBACK")
-                    raise
-                db.execute("COMMIT")
-                return result
-            except sqlite3.Error as exc:
-                raise ContactStoreError(f"contact store: {exc}") from exc
+        return immediate(
+            self._db, self._lock, fn, *args, error=ContactStoreError, what="contact store"
+        )
 
     def _insert(
         self, db: sqlite3.Connection, customer_id: str, key: str, c: Contact, bump: bool = True

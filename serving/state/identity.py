@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from serving.errors import IdentityStoreError
+from serving.state.sqlite_tx import immediate
 
 if TYPE_CHECKING:
     from serving.settings import Settings
@@ -108,19 +109,9 @@ class SQLiteIdentityStore:
 
     def _run(self, fn, *args):  # type: ignore[no-untyped-def]
         """``fn(db, *args)`` in one IMMEDIATE transaction; SQLite errors → 503."""
-        with self._lock:
-            db = self._db
-            try:
-                db.execute("BEGIN IMMEDIATE")
-                try:
-                    result = fn(db, *args)
-                except BaseException:
-                    db.execute("ROLLBACK")
-                    raise
-                db.execute("COMMIT")
-                return result
-            except sqlite3.Error as exc:
-                raise IdentityStoreError(f"identity store: {exc}") from exc
+        return immediate(
+            self._db, self._lock, fn, *args, error=IdentityStoreError, what="identity store"
+        )
 
     def link(self, anonymous_id: str, customer_id: str) -> str:
         import time
