@@ -55,6 +55,15 @@ def test_feature_store_locked_then_removed(
     home = tmp_path / "home"
     init_feature_workspace(home, customers=40, seed=9)
     layer = FeastFeatureLayer(home / "feature_repo", timeout=0.02)
+    # The phases below rename the online store's file under open connections of this very
+    # process, which SQLite documents as unsafe: a new connection to the path may reset the
+    # shared WAL index (-shm) that the agent roster's Feast connection, still on the old
+    # file, has mapped, and that connection then dies of SIGBUS (seen once). Another process
+    # replacing the file (what this test stands for) does not share this process's locks.
+    # The roster is not under test here: its background reads stop.
+    if layer.agents is not None:
+        layer.agents.close()
+        layer.agents = None
     db = layer.source.backend.db_path
     srv = start_rel_server(home, layer=layer, mlflow_tracking_uri=rel_server.settings.tracking_uri)
     out: dict[str, Any] = {}
