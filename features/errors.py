@@ -33,3 +33,28 @@ class EventBacklogFull(FeatureStoreError):
     """The event writer's bounded queue is full (the store is slow or down): retry later."""
 
     http_status = 503
+
+
+class UnknownExample(WorkspaceError):
+    """``maestro init --example`` with a name no example has: exit 2."""
+
+    http_status = 400
+    exit_code = EXIT_USAGE
+
+
+class SqlSourceError(FeatureStoreError):
+    """The source's database cannot be reached or read (exit 1)."""
+
+
+class SourceLoadError(FeatureStoreError, ValueError):
+    """A source that cannot be read as declared (missing file or column): exit 2."""
+
+    http_status = 400
+    exit_code = EXIT_USAGE
+
+
+class DeclarationError(FeatureStoreError, ValueError):
+    """A bad ``features.yaml``: the message is ``<file>:<line>: <problem>`` (exit 2)."""
+
+    http_status = 400
+    exit_code = EXIT_USAGE

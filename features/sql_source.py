@@ -16,14 +16,13 @@ from typing import TYPE_CHECKING
 import psycopg
 from psycopg import sql
 
-from features.errors import FeatureStoreError
+from features.errors import SqlSourceError
 
 if TYPE_CHECKING:
     import pandas as pd
 
 
-class SqlSourceError(FeatureStoreError):
-    """The source's database cannot be reached or read (exit 1)."""
+
 
 
 def resolve_dsn(dsn: str) -> str:

@@ -19,10 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.errors import EXIT_USAGE
 from features.declared import Declaration
 from features.declared_sources import ColumnMap, SourceDecl, file_columns
-from features.errors import FeatureStoreError
+from features.errors import SourceLoadError
 from features.feast.definitions import LOADED_AT, staged_path
 from features.sql_source import read_table
 from features.staged_files import staged_frame
@@ -37,11 +36,7 @@ _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f"}
 
 
-class SourceLoadError(FeatureStoreError, ValueError):
-    """A source that cannot be read as declared (missing file or column): exit 2."""
 
-    http_status = 400
-    exit_code = EXIT_USAGE
 
 
 @dataclass

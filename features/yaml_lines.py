@@ -10,15 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from core.errors import EXIT_USAGE
-from features.errors import FeatureStoreError
-
-
-class DeclarationError(FeatureStoreError, ValueError):
-    """A bad ``features.yaml``: the message is ``<file>:<line>: <problem>`` (exit 2)."""
-
-    http_status = 400
-    exit_code = EXIT_USAGE
+from features.errors import DeclarationError
 
 
 class LineDict(dict[str, Any]):

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from policies.errors import CatalogError
+from policies.errors import ConditionError
 
 #: the variables an expression may read
 ROOTS = ("customer", "context", "segment")
@@ -36,8 +36,7 @@ _KEYWORDS = frozenset({"true", "false", "null", "in", *ROOTS})
 _PROBE: dict[type, Any] = {bool: False, int: 0, float: 0.0, str: ""}
 
 
-class ConditionError(CatalogError):
-    """A condition that cannot be loaded: ``<file>:<line>: <problem>`` (exit 2)."""
+
 
 
 def variable(root: str, name: str) -> str:

@@ -68,3 +68,7 @@ class ModelLoadError(PolicyError):
 
 class PolicyConformanceError(PolicyError, AssertionError):
     """A policy broke one of the promises every policy makes (``policies.checks.check_policy``)."""
+
+
+class ConditionError(CatalogError):
+    """A condition that cannot be loaded: ``<file>:<line>: <problem>`` (exit 2)."""

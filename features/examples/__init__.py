@@ -7,15 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from core.errors import EXIT_USAGE
-from features.errors import WorkspaceError
-
-
-class UnknownExample(WorkspaceError):
-    """``maestro init --example`` with a name no example has: exit 2."""
-
-    http_status = 400
-    exit_code = EXIT_USAGE
+from features.errors import UnknownExample
 
 
 def _retail_bank(home: Path, customers: int, seed: int) -> list[str]:
