@@ -95,6 +95,11 @@ class ActionIn(_Strict):
     features: dict[Key, Scalar] = Field(default_factory=dict, max_length=MAX_KEYS)
 
 
+def _NAMED(field: str) -> dict[str, object]:  # noqa: N802
+    """JSON Schema: ``field`` is present and a string (not null)."""
+    return {"required": [field], "properties": {field: {"type": "string"}}}
+
+
 def _one_identity(customer_id: str | None, info: ValidationInfo) -> str | None:
     """A request names a customer, an anonymous visitor, or both (a decide): checked on
     ``customer_id`` (declared after ``anonymous_id``) so that the 422 names that field."""
@@ -107,6 +112,11 @@ class DecideRequest(_Strict):
     """``customer_id``, ``anonymous_id`` (a device or cookie id, linked to a customer by an
     ``identify`` event), or both: the decision is for the customer the anonymous id is
     linked to, else for the anonymous visitor's own profile; both ids are logged."""
+
+    # the schema says what the validator checks: at least one of the two ids
+    model_config = ConfigDict(
+        json_schema_extra={"anyOf": [_NAMED("customer_id"), _NAMED("anonymous_id")]}
+    )
 
     anonymous_id: AnonymousId | None = None
     customer_id: Id | None = Field(default=None, validate_default=True)
@@ -183,6 +193,16 @@ class EventRequest(_Strict):
     """An event of a customer (``customer_id``) or of an anonymous visitor
     (``anonymous_id``), not both; ``identify`` links ``properties.anonymous_id`` to
     ``customer_id``."""
+
+    # the schema says what the validator checks: exactly one of the two ids, and identify
+    # with the customer's
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [_NAMED("customer_id"), _NAMED("anonymous_id")],
+            "if": {"properties": {"type": {"const": "identify"}}, "required": ["type"]},
+            "then": _NAMED("customer_id"),
+        }
+    )
 
     anonymous_id: AnonymousId | None = None
     type: Annotated[StrictStr, StringConstraints(min_length=1, max_length=64)]
