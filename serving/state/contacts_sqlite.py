@@ -25,7 +25,7 @@ from serving.state.contacts import (
     Commit,
     Snapshot,
 )
-from serving.state.sqlite_tx import immediate
+from serving.state.sqlite_tx import immediate, open_shared
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS contacts (
@@ -93,15 +93,7 @@ class SQLiteContactStore:
         self._writes = 0
         #: customer → (version, since, history newer than since) as last read or written
         self._cache: dict[str, tuple[int, float, tuple[Contact, ...]]] = {}
-        try:
-            self._db = sqlite3.connect(
-                self.path, timeout=30.0, isolation_level=None, check_same_thread=False
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
-            raise ContactStoreError(f"contact store {self.path}: {exc}") from exc
+        self._db = open_shared(self.path, _SCHEMA, error=ContactStoreError, what="contact store")
 
     # ------------------------------------------------------------------ reads
     def read(

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from serving.errors import IdentityStoreError
-from serving.state.sqlite_tx import immediate
+from serving.state.sqlite_tx import immediate, open_shared
 
 if TYPE_CHECKING:
     from serving.settings import Settings
@@ -97,15 +97,7 @@ class SQLiteIdentityStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        try:
-            self._db = sqlite3.connect(
-                self.path, timeout=30.0, isolation_level=None, check_same_thread=False
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
-            raise IdentityStoreError(f"identity store {self.path}: {exc}") from exc
+        self._db = open_shared(self.path, _SCHEMA, error=IdentityStoreError, what="identity store")
 
     def _run(self, fn, *args):  # type: ignore[no-untyped-def]
         """``fn(db, *args)`` in one IMMEDIATE transaction; SQLite errors → 503."""

@@ -1,10 +1,12 @@
-"""One write transaction on a SQLite store shared by the processes of one machine."""
+"""A SQLite store shared by the processes of one machine: its connection, one write
+transaction."""
 
 from __future__ import annotations
 
 import sqlite3
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 from core.errors import MaestroError
@@ -35,3 +37,19 @@ def immediate(
             return result
         except sqlite3.Error as exc:
             raise error(f"{what}: {exc}") from exc
+
+
+def open_shared(
+    path: Path, schema: str, *, error: type[MaestroError], what: str
+) -> sqlite3.Connection:
+    """A connection to the store at ``path`` for every thread of this process, in WAL mode
+    (other processes of the machine read while one writes), its ``schema`` applied; a
+    SQLite failure becomes ``error`` (``what PATH: <problem>``)."""
+    try:
+        db = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(schema)
+    except sqlite3.Error as exc:
+        raise error(f"{what} {path}: {exc}") from exc
+    return db
