@@ -2,8 +2,9 @@
 
 Two replicas behind Ray Serve's HAProxy ingress: the contract's shapes, a reward posted
 to whichever replica (ids are signed with the workspace secret; duplicates are caught
-across replicas), overload answered ``503`` with ``Retry-After`` and the JSON error (by
-HAProxy, :mod:`serving.engines.haproxy_shed`), and SIGTERM rolling
+across replicas), the contact caps held across replicas, overload answered ``503`` with
+``Retry-After`` and the JSON error (by HAProxy, :mod:`serving.engines.haproxy_shed`), and
+SIGTERM rolling
 every replica's log to Parquet (how requests spread over replicas is HAProxy's choice)."""
 
 from __future__ import annotations
@@ -32,6 +33,52 @@ async def _burst(base: str, headers: dict[str, str], n: int) -> list[httpx.Respo
     async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30, limits=limits) as c:
         body = {"customer_id": "c-000003", "decision_point": "default"}
         return await asyncio.gather(*(c.post("/decide", json=body) for _ in range(n)))
+
+
+def _email_consented(n: int = 40) -> list[str]:
+    """Customers of the memory feature source (``memory_layer_from_synthetic``: 1,000
+    synthetic customers, seed 7) who consent to e-mail, past the ones the test decides for
+    before."""
+    from features.synthetic import generate_customers
+
+    frame = generate_customers(1000, 7).features.iloc[100:]
+    return list(frame.loc[frame["consent_email"].astype(bool), "customer_id"][:n])
+
+
+def _contacts_across_replicas(c: httpx.Client) -> None:
+    """The default catalog's e-mail cap (3 in 7d) holds across both replicas (one shared
+    contact store): decisions and ``message_sent`` until the next answer excludes e-mail
+    with ``cap:email:7d``; an outside ``message_sent`` counts; activation is idempotent."""
+    looped, outside = _email_consented(2)
+    emails = 0
+    for _ in range(120):
+        body = c.post("/decide", json={"customer_id": looped, "decision_point": "default"})
+        assert body.status_code == 200, body.text
+        body = body.json()
+        reasons = {x["action_id"]: x["reason"] for x in body["excluded"]}
+        if reasons.get("email_newsletter") == "cap:email:7d":
+            break
+        if body["action_id"] == "email_newsletter":
+            emails += 1
+            sent = {"customer_id": looped, "type": "message_sent",
+                    "properties": {"event_id": body["event_id"]}}
+            assert c.post("/events", json=sent).status_code == 202
+            first = c.post(f"/decisions/{body['event_id']}/activate")
+            assert first.status_code == 200 and first.json()["activated"] is True
+            again = c.post(f"/decisions/{body['event_id']}/activate")
+            assert again.status_code == 200 and again.json()["duplicate"] is True
+    else:
+        pytest.fail("the e-mail cap never excluded email_newsletter on the Ray engine")
+    assert emails == 3
+    assert "email_newsletter" not in {x["action_id"] for x in body["ranking"]}
+    for _ in range(3):  # contacts made outside Maestro, through whichever replica
+        sent = {"customer_id": outside, "type": "message_sent", "properties": {"channel": "email"}}
+        assert c.post("/events", json=sent).status_code == 202
+    body = c.post("/decide", json={"customer_id": outside, "decision_point": "default"}).json()
+    assert {x["action_id"]: x["reason"] for x in body["excluded"]}.get(
+        "email_newsletter"
+    ) == "cap:email:7d"
+    assert c.post("/decisions/nope/activate").status_code == 404
 
 
 def test_ray_serve_engine(tmp_path: Path, mlflow_uri: str, helpers) -> None:
@@ -123,6 +170,7 @@ def test_ray_serve_engine(tmp_path: Path, mlflow_uri: str, helpers) -> None:
             ]
             assert all(dups)
             assert c.post("/reward", json={"event_id": "0" * 44, "reward": 1.0}).status_code == 404
+            _contacts_across_replicas(c)
         # overload: far more concurrent requests than max_ongoing + max_queued
         responses = asyncio.run(_burst(base, headers, 120))
         codes = {r.status_code for r in responses}
