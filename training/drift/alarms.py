@@ -1,0 +1,55 @@
+"""The workspace's drift alarm file: the server appends, ``maestro train --every`` reads.
+
+``$MAESTRO_HOME/drift/alarms.jsonl``: one JSON object per alarm (``decision_point``,
+``detector``, ``value``, ``timestamp``, ``detail``, ``replica``), each appended with one
+``write(2)`` on a file opened ``O_APPEND``, so replicas sharing the workspace never
+interleave lines. A file in the workspace rather than ``/metrics``: the trainer then needs
+no server address, and an alarm raised while it was stopped is still there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from training.drift.detectors import Alarm
+
+ALARM_FILE = Path("drift") / "alarms.jsonl"
+
+
+def alarm_path(home: Path) -> Path:
+    return Path(home) / ALARM_FILE
+
+
+def append_alarm(path: Path, alarm: Alarm, replica: str = "") -> None:
+    """Append ``alarm`` as one line (directories made on first use)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps({
+        "decision_point": alarm.decision_point, "detector": alarm.detector,
+        "value": alarm.value, "timestamp": alarm.timestamp, "detail": alarm.detail,
+        "replica": replica,
+    }, allow_nan=False) + "\n"  # fmt: skip
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
+
+
+def alarms_since(path: Path, since: float) -> list[Alarm]:
+    """The alarms of ``path`` raised after ``since`` (epoch seconds); a torn or foreign
+    line is skipped."""
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+            alarm = Alarm(str(row["decision_point"]), str(row["detector"]), float(row["value"]),
+                          float(row["timestamp"]), str(row.get("detail", "")))  # fmt: skip
+        except (ValueError, KeyError, TypeError):
+            continue
+        if alarm.timestamp > since:
+            out.append(alarm)
+    return out
