@@ -145,6 +145,11 @@ def test_point_drift_raises_a_feature_alarm_on_a_shifted_window() -> None:
     assert out[:-1] == [None] * 199 and out[-1] is not None
     assert out[-1].detector == FEATURES and out[-1].value > 0.25
     assert "spend" in out[-1].detail
+    out = [drift.features({"spend": v}) for v in rng.normal(1.5, 1, 200)]
+    assert out == [None] * 200 and drift.psi > 0.25  # still shifted: no second alarm
+    [drift.features({"spend": v}) for v in rng.normal(0, 1, 200)]  # back under
+    out = [drift.features({"spend": v}) for v in rng.normal(1.5, 1, 200)]
+    assert out[-1] is not None  # a new shift: a new alarm
 
 
 def test_alarm_file_round_trip_skips_torn_lines(tmp_path) -> None:

@@ -11,7 +11,8 @@ preferences flip — whatever mix of actions the policy draws.
 
 Features: the numeric customer features of the first ``window`` decisions fix each
 feature's PSI bins (:mod:`training.drift.psi`); every later ``window`` decisions are
-compared with them, and a PSI above ``psi_threshold`` on any feature is an alarm.
+compared with them, and a PSI above ``psi_threshold`` on any feature is an alarm (once:
+the next alarm needs a window back under the threshold first).
 """
 
 from __future__ import annotations
@@ -87,6 +88,7 @@ class PointDrift:
     adwin: Adwin = field(init=False)
     bins: dict[str, Bins] | None = field(default=None, init=False)
     psi: float = field(default=0.0, init=False)
+    _psi_high: bool = field(default=False, init=False)
     _columns: dict[str, list[float]] = field(default_factory=dict, init=False)
     _rows: int = field(default=0, init=False)
 
@@ -121,7 +123,8 @@ class PointDrift:
             self.bins = fit_bins(columns)
             return None
         name, self.psi = worst_psi(self.bins, columns)
-        if self.psi <= self.psi_threshold:
+        was_high, self._psi_high = self._psi_high, self.psi > self.psi_threshold
+        if not self._psi_high or was_high:
             return None
         return Alarm(
             self.decision_point, FEATURES, self.psi, time.time() if now is None else now,
