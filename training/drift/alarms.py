@@ -53,3 +53,32 @@ def alarms_since(path: Path, since: float) -> list[Alarm]:
         if alarm.timestamp > since:
             out.append(alarm)
     return out
+
+
+def record_on_champion(alarms: list[Alarm], tracking_uri: str) -> dict[str, str]:
+    """Tag each alarmed decision point's champion run in MLflow: ``drift_alarm`` (the
+    latest alarm's detector and detail), ``drift_alarm_at`` (its time), and the metric
+    ``drift_alarms`` (alarms recorded so far). Returns ``{decision_point: run_id}`` of the
+    runs tagged (a decision point without a champion is skipped)."""
+    from mlflow.exceptions import MlflowException
+
+    from training.tracking import CHAMPION, client, model_name
+
+    c = client(tracking_uri)
+    tagged: dict[str, str] = {}
+    for point in sorted({a.decision_point for a in alarms}):
+        mine = [a for a in alarms if a.decision_point == point]
+        last = max(mine, key=lambda a: a.timestamp)
+        try:
+            run_id = c.get_model_version_by_alias(model_name(point), CHAMPION).run_id
+        except MlflowException:
+            continue
+        if not run_id:
+            continue
+        history = c.get_metric_history(run_id, "drift_alarms")
+        so_far = int(max((m.value for m in history), default=0)) + len(mine)
+        c.set_tag(run_id, "drift_alarm", f"{last.detector}: {last.detail}")
+        c.set_tag(run_id, "drift_alarm_at", f"{last.timestamp:.3f}")
+        c.log_metric(run_id, "drift_alarms", so_far, step=so_far)
+        tagged[point] = run_id
+    return tagged
