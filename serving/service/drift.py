@@ -56,7 +56,9 @@ FEATURE_SAMPLE = 4
 class DriftOptions:
     """``delta``: ADWIN's confidence; ``reference``: rewards forming the residual
     baseline; ``window``: decisions per PSI window; ``online``: learn between runs;
-    ``max_updates``: online updates before re-gating; ``pending``: decisions remembered."""
+    ``max_updates``: online updates before re-gating; ``pending``: decisions remembered
+    (a few hundred bytes each); ``learnable``: of those, the latest whose context and
+    actions are kept for online learning (a few KB each: 10,000 ≈ 50 MB)."""
 
     delta: float = 0.002
     reference: int = 200
@@ -65,6 +67,7 @@ class DriftOptions:
     online: bool = False
     max_updates: int = 5_000
     pending: int = 100_000
+    learnable: int = 10_000
 
 
 @dataclass(slots=True)
@@ -72,8 +75,14 @@ class _Pending:
     point: str
     action_id: str
     version: str
-    context: Context | None
-    actions: list[Action] | None
+
+
+@dataclass(slots=True)
+class _Learnable:
+    """What VW needs to learn from one decision."""
+
+    context: Context
+    actions: list[Action]
     index: int
     probability: float
 
@@ -106,6 +115,7 @@ class DriftMonitor:
         self._sampled = 0
         self._joined: dict[str, Any] = {}  # metric children (prometheus' labels() ~5 µs)
         self._pending: OrderedDict[str, _Pending] = OrderedDict()
+        self._learnable: OrderedDict[str, _Learnable] = OrderedDict()
         #: online updates of the serving model, per decision point
         self.learned: dict[str, int] = {}
         self._stopped: set[str] = set()
@@ -148,15 +158,16 @@ class DriftMonitor:
         action: Action, probability: float,
     ) -> None:  # fmt: skip
         point = context.decision_point
-        learnable = self.options.online and loaded.policy.kind == "vw-cb"
-        index = next(i for i, a in enumerate(actions) if a.id == action.id) if learnable else -1
         pending = self._pending
-        pending[event_id] = _Pending(
-            point, action.id, loaded.version, context if learnable else None,
-            list(actions) if learnable else None, index, probability,
-        )  # fmt: skip
+        pending[event_id] = _Pending(point, action.id, loaded.version)
         if len(pending) > self.options.pending:
             pending.popitem(last=False)
+        if self.options.online and loaded.policy.kind == "vw-cb":
+            index = next(i for i, a in enumerate(actions) if a.id == action.id)
+            kept = self._learnable
+            kept[event_id] = _Learnable(context, list(actions), index, probability)
+            if len(kept) > self.options.learnable:
+                kept.popitem(last=False)
         self._sampled += 1
         if self._sampled % FEATURE_SAMPLE:
             return
@@ -190,18 +201,20 @@ class DriftMonitor:
         alarm = self._point(point).reward(pending.action_id, reward)
         if alarm is not None:
             self._raise(alarm)
-        if pending.context is not None:
-            self._learn(pending, reward, serving(point))
+        kept = self._learnable.pop(event_id, None)
+        if kept is not None:
+            self._learn(pending, kept, reward, serving(point))
         return True
 
-    def _learn(self, pending: _Pending, reward: float, serving: LoadedPolicy) -> None:
+    def _learn(
+        self, pending: _Pending, kept: _Learnable, reward: float, serving: LoadedPolicy
+    ) -> None:
         point = pending.point
         if serving.version != pending.version or point in self._stopped:
             return  # decided by a model since replaced, or learning stopped for re-gating
-        assert pending.actions is not None and pending.context is not None
         serving.policy.learn(LoggedBatch(
-            [pending.context], [pending.actions], np.array([pending.index]),
-            np.array([pending.probability]), np.array([reward]),
+            [kept.context], [kept.actions], np.array([kept.index]),
+            np.array([kept.probability]), np.array([reward]),
         ))  # fmt: skip
         done = self.learned[point] = self.learned.get(point, 0) + 1
         self.metrics.online_updates.labels(point).inc()

@@ -47,6 +47,16 @@ def test_the_pending_table_is_bounded_oldest_first() -> None:
     assert monitor.rewarded("e4", 1.0, lambda _: loaded)
 
 
+def test_only_the_latest_decisions_keep_what_online_learning_needs() -> None:
+    monitor = DriftMonitor(Metrics(), DriftOptions(online=True, learnable=2, window=10))
+    loaded = LoadedPolicy(make_policy("vw-cb", seed=0), "1", "champion")
+    for i in range(4):
+        monitor.decided(f"e{i}", loaded, _ctx(i), ACTIONS, ACTIONS[0], 0.5)
+    for i in range(4):  # all four join the detectors; only the latest two are learnt
+        assert monitor.rewarded(f"e{i}", 1.0, lambda _: loaded)
+    assert monitor.learned_since("dp") == 2
+
+
 def test_online_learning_stops_at_its_bound_and_a_new_champion_resets(tmp_path) -> None:
     metrics = Metrics()
     options = DriftOptions(online=True, max_updates=5, window=10)
