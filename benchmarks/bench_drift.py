@@ -17,6 +17,10 @@ learning at the flip (a champion waiting for its next training run). Per seed:
   flip until the mean regret over the last ``window`` steps is within 10% of its
   pre-flip level (``—``: not within the run).
 
+It also times what the server's monitor adds per decision and per reward
+(:class:`serving.service.drift.DriftMonitor`, 30 customer features, 10 actions), beside
+the policy's own pmf on the same inputs.
+
     .venv/bin/python -m benchmarks.bench_drift [--seeds 5] [--steps 20000] [--write]
 """
 
@@ -73,6 +77,36 @@ def study(seeds: int, steps: int, change: int, watch: int, window: int,
     return rows
 
 
+def monitor_cost(n: int = 20_000) -> list[str]:
+    """Microseconds per ``decided``/``rewarded`` call, and per policy pmf, as table rows."""
+    from benchmarks.bench_decide import make_inputs
+    from policies.registry import make_policy
+    from serving.service.drift import DriftMonitor, DriftOptions
+    from serving.service.metrics import Metrics
+    from serving.service.policy_store import LoadedPolicy
+
+    ctx, actions = make_inputs(10)
+    rows = []
+    for kind, online in (("rules", False), ("vw-cb", True)):
+        monitor = DriftMonitor(Metrics(), DriftOptions(online=online, max_updates=10**9))
+        loaded = LoadedPolicy(make_policy(kind), "1", "champion")
+        start = time.perf_counter()
+        for i in range(n):
+            monitor.decided(str(i), loaded, ctx, actions, actions[3], 0.1)
+        decided = (time.perf_counter() - start) / n * 1e6
+        start = time.perf_counter()
+        for i in range(n):
+            monitor.rewarded(str(i), float(i % 3), lambda _, served=loaded: served)
+        rewarded = (time.perf_counter() - start) / n * 1e6
+        start = time.perf_counter()
+        for _ in range(n):
+            loaded.policy.pmf(ctx, actions)
+        pmf = (time.perf_counter() - start) / n * 1e6
+        mode = "online learning" if online else "detectors only"
+        rows.append(f"| {kind} ({mode}) | {decided:.1f} | {rewarded:.1f} | {pmf:.1f} |")
+    return rows
+
+
 def report(rows: dict[str, dict[str, object]], args: argparse.Namespace, seconds: float) -> str:
     lines = [
         f"`vw-cb` in the journey simulator ({args.customers} customers), {args.seeds} seeds "
@@ -94,6 +128,14 @@ def report(rows: dict[str, dict[str, object]], args: argparse.Namespace, seconds
             f"| {_fmt(r['after'], 3)} | {_fmt(r['end'], 3)} | {_fmt(r['recovery'])} |"  # type: ignore[arg-type]
         )
     lines += [
+        "",
+        "What the monitor adds on the server, µs per call (the `pmf` column: the policy's own "
+        "pmf on the same 30-feature context and 10 actions, for scale; `rewarded` with online "
+        "learning includes VW's update):",
+        "",
+        "| champion | per decision | per reward | policy pmf |",
+        "|---|---|---|---|",
+        *monitor_cost(),
         "",
         f"Command: `.venv/bin/python -m benchmarks.bench_drift --seeds {args.seeds} --steps "
         f"{args.steps} --change {args.change} --watch {args.watch} --write` ({seconds:.0f} s on "

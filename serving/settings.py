@@ -206,7 +206,7 @@ class Settings(BaseSettings):
     )
     drift_window: int = Field(
         default=500, ge=10,
-        description="sampled decisions (one in four) per feature-PSI window (the first is "
+        description="sampled decisions (one in eight) per feature-PSI window (the first is "
         "the reference); rewards forming the residual baseline are `drift_window` / 2",
     )
     online_learning: bool = Field(

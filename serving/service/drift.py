@@ -49,7 +49,7 @@ from training.drift.detectors import DETECTORS, ONLINE_BOUND, Alarm, PointDrift
 logger = logging.getLogger(__name__)
 
 #: one decision in this many feeds the feature detector
-FEATURE_SAMPLE = 4
+FEATURE_SAMPLE = 8
 
 
 @dataclass(frozen=True, slots=True)
