@@ -218,25 +218,19 @@ class DecisionService:
                 self.options, start + self._budget,
             )
 
-        drift = self.drift
-        if drift is not None and drift.options.online:  # VW must not learn meanwhile
-            with drift.lock:
-                choice, eligible, excluded = self._choose(req, point, now, eligible, excluded,
-                                                          event_id, choose)  # fmt: skip
-        else:
-            choice, eligible, excluded = self._choose(
-                req, point, now, eligible, excluded, event_id, choose
-            )
+        choice, eligible, excluded, learned = self._choose(
+            req, point, now, eligible, excluded, event_id, choose
+        )
         decision, _, variant, _, degraded_reason = choice
         if degraded_reason is not None:
             self.metrics.degraded.labels(name, degraded_reason).inc()
         if known is False:
             self._count_unknown(name)
-        learned = None if drift is None else drift.learned_since(name)
         body = self._recorder.record(
             req, point, now, event_id, customer_json, known, eligible, excluded, from_catalog,
             choice, segments, learned,
         )
+        drift = self.drift
         if drift is not None and choice[2] == "champion" and decision.action is not None:
             drift.decided(event_id, self.policies.get(name), context, eligible,
                           decision.action, decision.probability)  # fmt: skip
@@ -262,8 +256,22 @@ class DecisionService:
     def _choose(
         self, req: DecideRequest | DecideBody, point: Any, now: float, eligible: list[Action],
         excluded: list[Exclusion], event_id: str, choose: Any,
+    ) -> tuple[Choice, list[Action], list[Exclusion], int | None]:  # fmt: skip
+        """The policy's choice through the contact stage's caps and budgets if any, and
+        the online updates its model had (None: no online learning). With online learning
+        the drift monitor's lock is held: VW must not learn while it predicts."""
+        drift = self.drift
+        if drift is None or not drift.options.online:
+            return (*self._contact_choice(req, point, now, eligible, excluded, event_id, choose),
+                    None)  # fmt: skip
+        with drift.lock:
+            found = self._contact_choice(req, point, now, eligible, excluded, event_id, choose)
+            return (*found, drift.learned_since(point.name))
+
+    def _contact_choice(
+        self, req: DecideRequest | DecideBody, point: Any, now: float, eligible: list[Action],
+        excluded: list[Exclusion], event_id: str, choose: Any,
     ) -> tuple[Choice, list[Action], list[Exclusion]]:  # fmt: skip
-        """The policy's choice, through the contact stage's caps and budgets if any."""
         if self.contacts is None:
             return choose(eligible, excluded), eligible, excluded
         # caps and budgets over the contact history, committed with the answer
