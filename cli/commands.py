@@ -171,7 +171,8 @@ def serve(
     "--decision-point", default=None, help="Train one decision point (default: all with data)."
 )
 @click.option("--promote", is_flag=True, help="Move the champion alias when the gate passes.")
-@click.option("--every", default=None, help="Retrain on a schedule, e.g. 10m or 1h.")
+@click.option("--every", default=None,
+              help="Retrain on a schedule, e.g. 10m or 1h; a drift alarm retrains at once.")
 @click.option(
     "--min-lift",
     type=click.FloatRange(min=0.0),

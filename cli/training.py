@@ -99,14 +99,21 @@ def train_command(
     if every is None:
         train_once(settings, kind, decision_point, promote, min_lift)
         return
+    from cli.drift import AlarmWatch
+
+    watch = AlarmWatch(settings.home, settings.tracking_uri, decision_point)
     repeat_every(parse_every(every), "train", lambda: train_once(
-        settings, kind, decision_point, promote, min_lift))
+        settings, kind, decision_point, promote, min_lift), wake=watch)
 
 
-def repeat_every(interval: float, name: str, once: Callable[[], object]) -> None:
+def repeat_every(
+    interval: float, name: str, once: Callable[[], object],
+    wake: Callable[[], bool] | None = None, poll: float = 2.0,
+) -> None:  # fmt: skip
     """Run ``once`` every ``interval`` seconds until SIGINT/SIGTERM (continuous mode of
     ``train`` and ``materialize``); a run's bad input or lack of data is said on stderr
-    and the next run is tried."""
+    and the next run is tried. ``wake``, asked every ``poll`` seconds between runs, starts
+    the next run early when it answers True (``train``: a drift alarm)."""
     stop = threading.Event()
 
     def request_stop(_signum: int, _frame: object) -> None:
@@ -128,10 +135,20 @@ def repeat_every(interval: float, name: str, once: Callable[[], object]) -> None
                 once()
             except ValueError as exc:  # bad input or too little data: say so, retry next run
                 click.echo(f"maestro: {name}: {exc}", err=True)
-            stop.wait(max(0.0, interval - (time.monotonic() - started)))
+            _wait(stop, started + interval, wake, poll)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _wait(
+    stop: threading.Event, until: float, wake: Callable[[], bool] | None, poll: float
+) -> None:
+    """Sleep until the monotonic time ``until``, a stop, or ``wake()`` says True."""
+    while not stop.is_set() and (left := until - time.monotonic()) > 0:
+        if wake is not None and wake():
+            return
+        stop.wait(left if wake is None else min(left, poll))
 
 
 def promote_command(settings: Settings, decision_point: str, version: int) -> str:

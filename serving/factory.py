@@ -16,6 +16,7 @@ from serving.eventlog.log import EventLog
 from serving.experiments.variants import load_experiments
 from serving.service.contacts import ContactStage
 from serving.service.decision_service import DecisionService, ServiceOptions
+from serving.service.drift import DriftMonitor, DriftOptions
 from serving.service.feature_layer import InMemoryFeatureLayer
 from serving.service.ids import EventIdSigner
 from serving.service.metrics import Metrics
@@ -25,6 +26,7 @@ from serving.state.contacts import ContactStore
 from serving.state.contacts_sqlite import SQLiteContactStore
 from serving.state.identity import identity_store
 from serving.state.select import assignment_store, log_index_opener
+from training.drift.alarms import alarm_path
 
 
 def memory_layer_from_synthetic(n: int = 1000, seed: int = 7) -> InMemoryFeatureLayer:
@@ -112,6 +114,7 @@ def build_service(settings: Settings, feature_layer: Any | None = None) -> Decis
         index=log_index_opener(settings),
     )
     signer = EventIdSigner(settings.signing_key())
+    metrics = Metrics()
     return DecisionService(
         catalog=catalog,
         features=feature_layer,
@@ -119,7 +122,7 @@ def build_service(settings: Settings, feature_layer: Any | None = None) -> Decis
         policies=policies,
         log=log,
         signer=signer,
-        metrics=Metrics(),
+        metrics=metrics,
         options=ServiceOptions(
             time_budget_ms=settings.time_budget_ms,
             kill_switch=settings.kill_switch,
@@ -135,7 +138,18 @@ def build_service(settings: Settings, feature_layer: Any | None = None) -> Decis
         contacts=ContactStage(contact_store(settings, catalog), catalog, signer),
         identity=identity_store(settings),
         segments=segments,
+        drift=drift_monitor(settings, metrics, log.name),
     )
+
+
+def drift_monitor(settings: Settings, metrics: Metrics, replica: str) -> DriftMonitor:
+    """The drift detectors and online learner of one replica (alarms to the workspace)."""
+    options = DriftOptions(
+        delta=settings.drift_delta, reference=max(1, settings.drift_window // 2),
+        window=settings.drift_window, online=settings.online_learning,
+        max_updates=settings.online_max_updates,
+    )  # fmt: skip
+    return DriftMonitor(metrics, options, alarm_path(settings.home), replica)
 
 
 def build_app(

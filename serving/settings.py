@@ -198,6 +198,27 @@ class Settings(BaseSettings):
         "`postgresql+psycopg://user:pw@host/db` (unset: the repo's `registry.db` file)",
     )
 
+    #: drift detectors and online learning (:mod:`serving.service.drift`)
+    drift_delta: float = Field(
+        default=0.002, gt=0, lt=1,
+        description="ADWIN's confidence on reward residuals (smaller: fewer false alarms, "
+        "later detection)",
+    )
+    drift_window: int = Field(
+        default=500, ge=10,
+        description="sampled decisions (one in eight) per feature-PSI window (the first is "
+        "the reference); rewards forming the residual baseline are `drift_window` / 2",
+    )
+    online_learning: bool = Field(
+        default=False,
+        description="a `vw-cb` champion keeps learning from the rewards joined on its replica",
+    )
+    online_max_updates: int = Field(
+        default=5_000, ge=1,
+        description="online updates after which a replica stops learning and raises an "
+        "`online_bound` alarm (a re-gate: `maestro train --every` retrains)",
+    )
+
     @field_validator("home", mode="after")
     @classmethod
     def _absolute(cls, value: Path) -> Path:

@@ -178,6 +178,8 @@ def dashboard_data(service: Any, experiments_report: dict[str, Any] | None) -> d
                  "lift_rules": _lift(v["lift"].get("rules"))}
             )
     data["reward_by_variant"] = rewards
+    drift = getattr(service, "drift", None)  # the drift detectors' view (None: off)
+    data["drift"] = drift.snapshot() if drift is not None else {"points": [], "alarms": []}
     data["experiments_generated_at"] = (experiments_report or {}).get("generated_at")
     return data
 

@@ -47,6 +47,7 @@ from serving.dashboard.live import LiveStats
 from serving.erasure import erase_with, live_erasers
 from serving.errors import LateRewardError, UnknownEventError
 from serving.service.contacts import CONTACT_EVENTS, ContactStage
+from serving.service.drift import DriftMonitor
 from serving.service.feature_layer import FeatureEvent, FeatureWriter
 from serving.service.identity import IdentityStage
 from serving.service.ids import EventIdSigner
@@ -99,6 +100,7 @@ class DecisionService:
         contacts: ContactStage | None = None,
         identity: IdentityStore | None = None,
         segments: SegmentSet | None = None,
+        drift: DriftMonitor | None = None,
     ) -> None:
         self.catalog = catalog
         #: the dynamic segments of ``triggers.yaml``, logged with each decision
@@ -116,6 +118,8 @@ class DecisionService:
         self.live = LiveStats()
         #: the roster ``agent_routing`` routes among when the caller sends no ``actions``
         self.agents = agents
+        #: drift detectors and online learning (None: off, as in unit tests)
+        self.drift = drift
         #: contact history, caps and budgets (None: no contact policy, as in unit tests)
         self.contacts = contacts
         #: anonymous ids' links and journal (None: anonymous ids are their own profiles)
@@ -140,6 +144,8 @@ class DecisionService:
 
     def _on_swap(self, decision_point: str, loaded: LoadedPolicy) -> None:
         self.metrics.policy_swaps.labels(decision_point).inc()
+        if self.drift is not None:
+            self.drift.reset(decision_point)
         self.live.champion(decision_point, loaded.policy.kind, loaded.version, loaded.source)
 
     # ------------------------------------------------------------------ lifecycle
@@ -212,12 +218,9 @@ class DecisionService:
                 self.options, start + self._budget,
             )
 
-        if self.contacts is None:
-            choice = choose(eligible, excluded)
-        else:  # caps and budgets over the contact history, committed with the answer
-            choice, eligible, excluded = self.contacts.decide(
-                req.customer_id, point, now, eligible, excluded, event_id, choose
-            )
+        choice, eligible, excluded, learned = self._choose(
+            req, point, now, eligible, excluded, event_id, choose
+        )
         decision, _, variant, _, degraded_reason = choice
         if degraded_reason is not None:
             self.metrics.degraded.labels(name, degraded_reason).inc()
@@ -225,8 +228,12 @@ class DecisionService:
             self._count_unknown(name)
         body = self._recorder.record(
             req, point, now, event_id, customer_json, known, eligible, excluded, from_catalog,
-            choice, segments,
+            choice, segments, learned,
         )
+        drift = self.drift
+        if drift is not None and choice[2] == "champion" and decision.action is not None:
+            drift.decided(event_id, self.policies.get(name), context, eligible,
+                          decision.action, decision.probability)  # fmt: skip
         action = decision.action
         if action is not None and req.actions is None and point.rules.agent_routing is not None:
             self._candidates.routed(action)  # a case routed to a roster agent
@@ -245,6 +252,32 @@ class DecisionService:
         timer.observe(elapsed)
         self.live.record(now, variant, channel, degraded_reason is not None, elapsed)
         return body
+
+    def _choose(
+        self, req: DecideRequest | DecideBody, point: Any, now: float, eligible: list[Action],
+        excluded: list[Exclusion], event_id: str, choose: Any,
+    ) -> tuple[Choice, list[Action], list[Exclusion], int | None]:  # fmt: skip
+        """The policy's choice through the contact stage's caps and budgets if any, and
+        the online updates its model had (None: no online learning). With online learning
+        the drift monitor's lock is held: VW must not learn while it predicts."""
+        drift = self.drift
+        if drift is None or not drift.options.online:
+            return (*self._contact_choice(req, point, now, eligible, excluded, event_id, choose),
+                    None)  # fmt: skip
+        with drift.lock:
+            found = self._contact_choice(req, point, now, eligible, excluded, event_id, choose)
+            return (*found, drift.learned_since(point.name))
+
+    def _contact_choice(
+        self, req: DecideRequest | DecideBody, point: Any, now: float, eligible: list[Action],
+        excluded: list[Exclusion], event_id: str, choose: Any,
+    ) -> tuple[Choice, list[Action], list[Exclusion]]:  # fmt: skip
+        if self.contacts is None:
+            return choose(eligible, excluded), eligible, excluded
+        # caps and budgets over the contact history, committed with the answer
+        return self.contacts.decide(  # type: ignore[no-any-return]
+            req.customer_id, point, now, eligible, excluded, event_id, choose
+        )
 
     def _anonymous(self, req: DecideRequest) -> DecideRequest:
         """A decide naming only an anonymous id, for the profile it acts on."""
@@ -278,6 +311,8 @@ class DecisionService:
         self.metrics.rewards.labels("duplicate" if outcome.duplicate else "accepted").inc()
         if outcome.accepted:
             self.metrics.reward_sum.inc(req.reward)
+            if self.drift is not None:
+                self.drift.rewarded(req.event_id, req.reward, self.policies.get)
         return {"event_id": req.event_id, "accepted": True, "duplicate": outcome.duplicate}
 
     def ingest(self, req: EventRequest) -> dict[str, Any]:

@@ -71,6 +71,37 @@ class Metrics:
             registry=r,
         )
 
+        self._drift(r)
+
+    def _drift(self, r: CollectorRegistry) -> None:
+        """Drift detectors and online learning (:mod:`serving.service.drift`)."""
+        self.drift_alarms = Counter(
+            "maestro_drift_alarms", "Drift alarms raised", ["decision_point", "detector"],
+            registry=r,
+        )
+        self.drift_alarm = Gauge(
+            "maestro_drift_alarm",
+            "1 while a drift alarm is raised (until a new champion is served), else 0",
+            ["decision_point", "detector"], registry=r,
+        )
+        self.drift_psi = Gauge(
+            "maestro_drift_feature_psi", "Worst feature PSI of the last full window",
+            ["decision_point"], registry=r,
+        )
+        self.drift_joined = Counter(
+            "maestro_drift_joined_rewards", "Rewards joined to this replica's decisions",
+            ["decision_point"], registry=r,
+        )
+        self.online_updates = Counter(
+            "maestro_online_updates", "Online learning updates of the served model",
+            ["decision_point"], registry=r,
+        )
+        self.online_learned = Gauge(
+            "maestro_online_learned_since",
+            "Online updates of the served model since its registered version was loaded",
+            ["decision_point"], registry=r,
+        )
+
     def bind_log(self, unsynced: Callable[[], float], since_roll: Callable[[], float]) -> None:
         self.log_unsynced.set_function(unsynced)
         self.log_since_roll.set_function(since_roll)

@@ -71,11 +71,13 @@ class DecisionRecorder:
         from_catalog: bool,
         choice: Choice,
         segments: list[str] | None = None,
+        learned_since: int | None = None,
     ) -> bytes:
         """Log the decision, then return the contract's answer bytes (remembered under the
         request's ``request_id``, if any). ``known``: whether the feature store holds the
         customer (None: it could not be read); ``segments``: the customer's dynamic
-        segments (None: none declared)."""
+        segments (None: none declared); ``learned_since``: online updates of the serving
+        model (None: no online learning)."""
         decision, version, variant, shadow, degraded_reason = choice
         action = decision.action
         action_id, channel = (action.id, action.channel) if action else (None, None)
@@ -110,6 +112,7 @@ class DecisionRecorder:
                 shadow_probability=shadow.probability if shadow else None,
                 anonymous_id=req.anonymous_id,
                 segments=segments,
+                learned_since=learned_since,
             )
         )
         body = orjson.dumps({  # the contract's answer

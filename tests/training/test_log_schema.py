@@ -51,6 +51,7 @@ CONTRACT_DECISIONS = [
     ("shadow_probability", pa.float64()),
     ("anonymous_id", pa.string()),
     ("segments", pa.list_(pa.string())),
+    ("learned_since", pa.int64()),  # online learning: updates since the served version
     ("replica", pa.string()),
 ]
 CONTRACT_REWARDS = [

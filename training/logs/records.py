@@ -55,6 +55,9 @@ segments               list<string> (nullable)
                                             customer was in when deciding; null when none
                                             are declared, or for a row logged before the
                                             column existed
+learned_since          int64 (nullable)     online learning: updates the served model had
+                                            learnt since its registered ``policy_version``
+                                            was loaded; null without online learning
 replica                string               the spool (process) that logged the row
 =====================  ===================  ==============================================
 
@@ -114,6 +117,7 @@ class DecisionRecord:
     shadow_probability: float | None
     anonymous_id: str | None = None
     segments: list[str] | None = None
+    learned_since: int | None = None
     replica: str = ""
 
 

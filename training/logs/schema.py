@@ -32,6 +32,7 @@ LogRecord = DecisionRecord | RewardRecord
 
 _ARROW_TYPES: dict[type, pa.DataType] = {
     str: pa.string(),
+    int: pa.int64(),
     float: pa.float64(),
     bool: pa.bool_(),
 }
