@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from custom_features import custom_declaration, maestro
 
+from benchmarks.bench_custom_feature_sim import WORLD
 from policies.types import Action
 from simulator.environment import EnvConfig, JourneyEnvironment
 from simulator.errors import InvalidSimulationConfig
@@ -38,15 +39,7 @@ sources:
       digital_score: {column: score, min: 0, max: 20}
       web_segment: {column: seg}
 """
-SIMULATION = """\
-custom_features:
-  digital_score:
-    low: 0
-    high: 20
-    effects:
-      - {channels: [email, in_app], weight: 1.0}
-      - {channels: [push, sms, whatsapp, call_center], weight: -1.0}
-"""
+SIMULATION = WORLD  # digital_score in [0, 20]: email, in-app up with it; push, SMS... down
 
 
 def _workspace(home: Path, simulation: str = SIMULATION) -> Path:
