@@ -30,6 +30,7 @@ from benchmarks.bench_serving import (
     bodies,
     build_workspace,
     free_port,
+    stage_breakdown,
     start_server,
     stop_server,
 )
@@ -78,6 +79,18 @@ async def measure(ports: dict[str, int], raw: list[bytes], n: int) -> dict[str, 
     return out
 
 
+def render_stages(stages: dict[str, dict[str, float]]) -> str:
+    """The in-process stage breakdown of both workspaces (best of three passes each)."""
+    base, more = stages["65 features"], stages["65 + 40 custom"]
+    rows = ["| stage (µs per call, in process) | 65 features | 65 + 40 custom | difference |",
+            "|---|---:|---:|---:|"]
+    for name in base:
+        rows.append(
+            f"| {name} | {base[name]:.1f} | {more[name]:.1f} | {more[name] - base[name]:+.1f} |"
+        )
+    return "\n".join(rows)
+
+
 def render(results: dict[str, Any], args: argparse.Namespace, load: list[float]) -> str:
     rows = [
         "| schema | requests | errors | p50 | p95 | p99 |",
@@ -117,6 +130,7 @@ def main() -> None:
             print(f"building {name} in {home} ...", flush=True)
             build_workspace(home, args.customers, args.policy)
         add_custom_features(homes["65 + 40 custom"], args.customers)
+        stages = {name: stage_breakdown(home) for name, home in homes.items()}
         ports = {}
         for name, home in homes.items():
             ports[name] = free_port()
@@ -126,7 +140,7 @@ def main() -> None:
         load = [os.getloadavg()[0]]
         results = uvloop.run(measure(ports, bodies(args.customers), args.requests))
         load.append(os.getloadavg()[0])
-        text = render(results, args, load)
+        text = render(results, args, load) + "\n\n" + render_stages(stages)
         print(text)
         if args.write:
             write_section("/decide with 40 custom features (uvicorn)", text)
