@@ -30,7 +30,6 @@ from benchmarks.bench_serving import (
     bodies,
     build_workspace,
     free_port,
-    stage_breakdown,
     start_server,
     stop_server,
 )
@@ -79,16 +78,55 @@ async def measure(ports: dict[str, int], raw: list[bytes], n: int) -> dict[str, 
     return out
 
 
-def render_stages(stages: dict[str, dict[str, float]]) -> str:
-    """The in-process stage breakdown of both workspaces (best of three passes each)."""
-    base, more = stages["65 features"], stages["65 + 40 custom"]
-    rows = ["| stage (µs per call, in process) | 65 features | 65 + 40 custom | difference |",
-            "|---|---:|---:|---:|"]
-    for name in base:
-        rows.append(
-            f"| {name} | {base[name]:.1f} | {more[name]:.1f} | {more[name] - base[name]:+.1f} |"
-        )
-    return "\n".join(rows)
+def cpu_per_decide(homes: dict[str, Path], n: int) -> dict[str, dict[str, float]]:
+    """CPU time (``time.thread_time``: not the time spent waiting for a core) of
+    ``DecisionService.decide`` per call, in process, both services built in this process
+    and called in alternating blocks of 200 on the same requests; per block the mean, and
+    the median and quartiles of the blocks are reported."""
+    import time
+
+    from serving.api.schemas import DecideRequest
+    from serving.factory import build_service
+    from serving.settings import Settings
+
+    services = {
+        name: build_service(Settings(home=home, roll_seconds=3600)).start()
+        for name, home in homes.items()
+    }
+    try:
+        reqs = [DecideRequest.model_validate_json(b) for b in bodies(2000)]
+        for service in services.values():  # warm-up: caches, prepared statements
+            for r in reqs[:400]:
+                service.decide(r)
+        blocks: dict[str, list[float]] = {name: [] for name in services}
+        names = list(services)
+        for b, k in enumerate(range(0, n, 200)):
+            chunk = reqs[k % 1800 : k % 1800 + 200]
+            for name in names[b % 2 :] + names[: b % 2]:
+                start = time.thread_time()
+                for r in chunk:
+                    services[name].decide(r)
+                blocks[name].append((time.thread_time() - start) / len(chunk) * 1e6)
+        return {
+            name: dict(zip(("q1", "median", "q3"), np.percentile(v, [25, 50, 75]).round(1),
+                           strict=True))
+            for name, v in blocks.items()
+        }
+    finally:
+        for service in services.values():
+            service.close()
+
+
+def render_cpu(cpu: dict[str, dict[str, float]], n: int) -> str:
+    rows = ["| schema | CPU µs per decide, median of blocks | quartiles |", "|---|---:|---:|"]
+    for name, c in cpu.items():
+        rows.append(f"| {name} | {c['median']:.1f} | {c['q1']:.1f}-{c['q3']:.1f} |")
+    delta = cpu["65 + 40 custom"]["median"] - cpu["65 features"]["median"]
+    return (
+        f"In process, {n:,} `DecisionService.decide` calls each (no HTTP), CPU time per call "
+        "(`time.thread_time`, so waiting for a core does not count), alternating blocks "
+        "of 200:\n\n" + "\n".join(rows) + f"\n\nCPU difference: {delta:+.1f} µs per decide."
+    )
 
 
 def render(results: dict[str, Any], args: argparse.Namespace, load: list[float]) -> str:
@@ -130,7 +168,8 @@ def main() -> None:
             print(f"building {name} in {home} ...", flush=True)
             build_workspace(home, args.customers, args.policy)
         add_custom_features(homes["65 + 40 custom"], args.customers)
-        stages = {name: stage_breakdown(home) for name, home in homes.items()}
+        cpu = cpu_per_decide(homes, args.requests)
+        print(render_cpu(cpu, args.requests), flush=True)
         ports = {}
         for name, home in homes.items():
             ports[name] = free_port()
@@ -140,7 +179,7 @@ def main() -> None:
         load = [os.getloadavg()[0]]
         results = uvloop.run(measure(ports, bodies(args.customers), args.requests))
         load.append(os.getloadavg()[0])
-        text = render(results, args, load) + "\n\n" + render_stages(stages)
+        text = render(results, args, load) + "\n\n" + render_cpu(cpu, args.requests)
         print(text)
         if args.write:
             write_section("/decide with 40 custom features (uvicorn)", text)
