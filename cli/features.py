@@ -26,9 +26,18 @@ def _declaration(settings: Settings):  # type: ignore[no-untyped-def]
     return load_declaration(path, settings.home)
 
 
+#: what ``maestro apply`` says after applying: a running server read the declared views when
+#: it started (its feature source plans its reads once) and does not reload them
+RESTART_NOTE = (
+    "running servers keep the features they started with: restart `maestro serve` "
+    "to serve this declaration"
+)
+
+
 def apply_command(settings: Settings) -> None:
     """Check ``features.yaml`` whole, then apply it to the workspace's Feast repo."""
     click.echo(apply_workspace(settings.home).line())
+    click.echo(RESTART_NOTE)
 
 
 def load_command(settings: Settings, source: str, reject_file: str | None) -> None:

@@ -10,7 +10,20 @@ import os
 
 import click
 
+from features.declared import workspace_declaration
+from serving.settings import get_settings
+from simulator.hidden_effects import FILE_NAME, CustomFeature, load_custom_features
 from simulator.session import simulate
+
+
+def workspace_custom_features() -> tuple[CustomFeature, ...]:
+    """``$MAESTRO_HOME/simulation.yaml``'s custom features, each checked against the
+    workspace's ``features.yaml``; none when the file does not exist."""
+    home = get_settings().home
+    path = home / FILE_NAME
+    if not path.exists():
+        return ()
+    return load_custom_features(path, workspace_declaration(home))
 
 
 def simulate_command(
@@ -27,6 +40,7 @@ def simulate_command(
         out,
         target=target,
         api_key=api_key,
+        custom_features=workspace_custom_features(),
     )
     for kind, s in report["policies"].items():
         click.echo(

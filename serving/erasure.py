@@ -99,7 +99,8 @@ class IdentityEraser:
 
 
 class WorkspaceIdentityEraser(IdentityEraser):
-    """The workspace's identity store, offline (the embedded one, or the Redis it names)."""
+    """The workspace's identity store, offline (the embedded one, or the Redis or
+    PostgreSQL it names)."""
 
     holds: ClassVar[tuple[str, ...]] = ("identity.db", "identity.db-wal", "identity.db-shm")
 
@@ -129,7 +130,8 @@ class WorkspaceIdentityEraser(IdentityEraser):
 
     def _absent(self) -> bool:
         s = self.settings
-        return s.contact_store == "sqlite" and not (s.home / "identity.db").exists()
+        embedded = s.contact_store == "sqlite" and s.state_url is None
+        return embedded and not (s.home / "identity.db").exists()
 
 
 class FeatureLayerEraser:

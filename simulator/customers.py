@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from operator import attrgetter
 from typing import Any
 
@@ -29,6 +30,7 @@ from features.schema import CHANNELS
 from features.synthetic import OFFERS, CustomerBase, generate_customers
 from policies.contact_rules import Contact as PolicyContact
 from policies.types import FeatureValue
+from simulator.hidden_effects import CustomFeature
 
 DAY = 86_400.0
 WEEK = 7 * DAY
@@ -85,6 +87,8 @@ class CustomerState:
     fatigue_sensitivity: float
     purchase_value: float
     device: str
+    #: the world's custom feature values (:mod:`simulator.hidden_effects`), observable or not
+    custom: dict[str, float] = field(default_factory=dict)
     history: dict[str, list[Contact]] = field(default_factory=dict)
     last_visit: float = 0.0
     churned: bool = False
@@ -236,6 +240,7 @@ class Latent:
     offer_taste: dict[str, float]
     fatigue_sensitivity: float
     purchase_value: float
+    custom: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -263,6 +268,22 @@ class BaseRows:
             for r in base.latent.to_dict("records")
         ]
         return cls(ids, rows, latent)
+
+    def with_custom(
+        self, features: Sequence[CustomFeature], seed: int, hidden: frozenset[str]
+    ) -> BaseRows:
+        """These customers with the world's custom feature values: in every customer's
+        latent ``custom``, and in the observable rows unless the feature is ``hidden``."""
+        columns = {f.name: f.values(len(self.ids), seed) for f in features}
+        rows = [
+            {**row, **{k: v[i] for k, v in columns.items() if k not in hidden}}
+            for i, row in enumerate(self.rows)
+        ]
+        latent = [
+            replace(lat, custom={k: float(v[i]) for k, v in columns.items()})
+            for i, lat in enumerate(self.latent)
+        ]
+        return BaseRows(self.ids, rows, latent)
 
 
 class Population:
@@ -317,6 +338,7 @@ class Population:
             offer_taste=latent.offer_taste,
             fatigue_sensitivity=latent.fatigue_sensitivity,
             purchase_value=latent.purchase_value,
+            custom=dict(latent.custom),
             device="mobile" if rng.random() < 0.6 else "desktop",
             history={c: _seed_history(rng, feats, c, self._now) for c in CHANNELS},
             last_visit=self._now - rng.uniform(0.0, 3 * DAY),

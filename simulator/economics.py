@@ -10,6 +10,9 @@ stays or activates with no contact) and outcome value ``V``, an action on channe
     E[reward | action] = p · V · (1 - discount) - cost[ch] - p_complaint · complaint_cost
     E[reward | no_contact] = p0 · V
 
+(``response`` is further multiplied by the hidden effects of the world's custom features,
+when it has some: :mod:`simulator.hidden_effects`.)
+
 so ``no_contact`` is the best action whenever the uplift does not pay for the
 contact cost and the complaint risk (a fatigued or unresponsive customer). The
 latent ``affinity`` and ``taste`` are tied to observable features (open and click
@@ -33,6 +36,7 @@ from core.compiled import compiled_or
 from policies.types import NO_CONTACT_ID, Action
 from simulator.customers import CustomerState
 from simulator.errors import InvalidSimulationConfig
+from simulator.hidden_effects import CustomFeature, multiplier
 
 VALUE_SOURCES = ("purchase", "cart", "retention", "invoice")
 
@@ -148,6 +152,9 @@ class Economics:
     complaint_cost: float = 3.0
     fatigue_rate: float = 0.5
     response_scale: float = 3.0
+    #: the world's custom features whose hidden effects scale the response
+    #: (:mod:`simulator.hidden_effects`)
+    custom_features: tuple[CustomFeature, ...] = ()
     _cache: dict[tuple[object, ...], _ActionTerms] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -221,7 +228,10 @@ class Economics:
         t = self._terms(point, action)
         taste = t.taste if isinstance(t.taste, float) else customer.offer_taste.get(t.taste, 0.3)
         affinity = customer.affinity.get(t.channel, 0.3)
-        resp = t.fit * affinity * (0.4 + taste) * time_of_day(t.channel, hour) * fatigue
+        base = t.fit * affinity * (0.4 + taste)
+        if self.custom_features:  # same order as ``_static``: the same bits
+            base *= multiplier(self.custom_features, customer.custom, action)
+        resp = base * time_of_day(t.channel, hour) * fatigue
         return min(max(resp, 0.0), 1.0)
 
     def conversion_prob(
@@ -276,6 +286,11 @@ class Economics:
                 taste = tastes.get(taste, 0.3)
             base = fit * affinity.get(channel, 0.3) * (0.4 + taste) if contact else 0.0
             rows.append((contact, base, gain, p0, keep, cost))
+        if self.custom_features:
+            rows = [
+                (r[0], r[1] * multiplier(self.custom_features, customer.custom, a), *r[2:])
+                for r, a in zip(rows, actions, strict=True)
+            ]
         return _CustomerTerms(actions, tuple(rows), plan[2])
 
     def _plan(self, point: str, actions: Sequence[Action]) -> tuple[object, tuple[Any, ...], Any]:

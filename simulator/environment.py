@@ -30,7 +30,7 @@ References:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 import numpy as np
@@ -43,6 +43,7 @@ from simulator.customers import DAY, BaseRows, Contact, CustomerState, Populatio
 from simulator.draws import Draws
 from simulator.economics import Economics
 from simulator.errors import InvalidDecision, InvalidSimulationConfig, NotReset, SimulatorError
+from simulator.hidden_effects import CustomFeature
 from simulator.records import (
     EVENT_FIELDS,
     OBSERVATION_FIELDS,
@@ -84,10 +85,17 @@ class EnvConfig:
     churn_risk_threshold: float = 0.45
     economics: Economics = field(default_factory=Economics)
     catalog_path: str | None = None
+    #: the world's custom features and their hidden effects (``simulation.yaml``)
+    custom_features: tuple[CustomFeature, ...] = ()
+    #: custom features the world has but contexts do not carry (never declared)
+    hidden: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if self.customers < 1:
             raise InvalidSimulationConfig("customers must be >= 1", field="customers")
+        unknown = sorted(self.hidden - {f.name for f in self.custom_features})
+        if unknown:
+            raise InvalidSimulationConfig(f"hidden: {unknown[0]} is not a custom feature")
         if not 0 < self.visits_per_customer_per_day <= 1_000:
             raise InvalidSimulationConfig("visits_per_customer_per_day must lie in (0, 1000]")
 
@@ -97,7 +105,11 @@ class EnvConfig:
 
 
 @lru_cache(maxsize=4)
-def _customer_base(n: int, seed: int) -> BaseRows:
+def _customer_base(
+    n: int, seed: int, custom: tuple[CustomFeature, ...] = (), hidden: frozenset[str] = frozenset()
+) -> BaseRows:
+    if custom:
+        return _customer_base(n, seed).with_custom(custom, seed, hidden)
     return BaseRows.from_base(generate_customers(n, seed=seed))
 
 
@@ -108,6 +120,10 @@ class JourneyEnvironment:
         self.config = config or EnvConfig()
         self.catalog = catalog or load_catalog(self.config.catalog_path)
         self.economics = self.config.economics
+        if self.config.custom_features:
+            self.economics = replace(
+                self.economics, custom_features=self.config.custom_features
+            )
         missing = [p for p in DECISION_POINTS if p not in self.catalog]
         if missing:
             raise InvalidSimulationConfig(f"catalog lacks decision points {missing}")
@@ -132,7 +148,9 @@ class JourneyEnvironment:
         seed = 0 if seed is None else int(seed)
         cfg = self.config
         self._pop = Population(
-            _customer_base(cfg.customers, cfg.customer_seed), seed, now=1_767_225_600.0
+            _customer_base(cfg.customers, cfg.customer_seed, cfg.custom_features, cfg.hidden),
+            seed,
+            now=1_767_225_600.0,
         )
         # scalar draws from these generators' streams (compiled: no per-call NumPy overhead)
         self._arrivals = Draws(np.random.default_rng([seed, 0]))

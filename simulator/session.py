@@ -13,6 +13,7 @@ from typing import Any
 from client import MaestroClient
 from simulator.environment import EnvConfig, JourneyEnvironment
 from simulator.errors import InvalidSimulationConfig
+from simulator.hidden_effects import CustomFeature
 from simulator.http_client import run_target
 from simulator.ope_check import validate_for_report
 from simulator.report import write_report
@@ -37,6 +38,7 @@ def simulate(
     ope_seeds: int = 3,
     show_progress: bool | None = None,
     customer_seed: int = 7,
+    custom_features: tuple[CustomFeature, ...] = (),
 ) -> dict[str, Any]:
     """Run the simulation and write ``out/report.json``, ``out/report.html`` and PNGs.
 
@@ -44,13 +46,16 @@ def simulate(
     (episode ``seed``), learning online; then, with ``check_ope``, the trained
     policies' values are estimated from uniform-random logs and checked against the
     truth. With ``target``, the live Maestro at that URL is driven over HTTP instead
-    (``policies`` is then ignored: the service's champion decides).
+    (``policies`` is then ignored: the service's champion decides). ``custom_features``
+    (``simulation.yaml``) give the world custom features with hidden effects.
     """
     if steps < 1 or customers < 1:
         raise InvalidSimulationConfig("steps and customers must be >= 1")
-    env = JourneyEnvironment(EnvConfig(customers=customers, customer_seed=customer_seed))
+    env = JourneyEnvironment(EnvConfig(customers=customers, customer_seed=customer_seed,
+                                       custom_features=custom_features))
     config: dict[str, Any] = {"customers": customers, "steps": steps, "seed": seed,
                               "customer_seed": customer_seed,
+                              "custom_features": [f.name for f in custom_features],
                               "mode": "target" if target else "in_process"}
     runs: dict[str, RunLog] = {}
     ope: dict[str, Any] | None = None

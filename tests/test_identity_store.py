@@ -1,4 +1,5 @@
-"""The identity store's contract, over SQLite and a real Redis, and across processes."""
+"""The identity store's contract, over SQLite, a real Redis and a real PostgreSQL, and
+across processes."""
 
 from __future__ import annotations
 
@@ -11,13 +12,16 @@ from pathlib import Path
 import pytest
 
 from serving.state.identity import JOURNAL_LIMIT, IdentityStore, SQLiteIdentityStore
+from serving.state.identity_postgres import PostgresIdentityStore
 from serving.state.identity_redis import RedisIdentityStore
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", "redis", "postgres"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[IdentityStore]:
     if request.param == "sqlite":
         made: IdentityStore = SQLiteIdentityStore(tmp_path / "identity.db")
+    elif request.param == "postgres":
+        made = PostgresIdentityStore(request.getfixturevalue("postgres").database())
     else:
         port = request.getfixturevalue("redis_server")
         made = RedisIdentityStore(f"redis://127.0.0.1:{port}/14")
@@ -65,16 +69,30 @@ _RACER = """
 import sys
 from pathlib import Path
 from serving.state.identity import SQLiteIdentityStore
+from serving.state.identity_postgres import PostgresIdentityStore
 from serving.state.identity_redis import RedisIdentityStore
 where = sys.argv[1]
-s = RedisIdentityStore(where) if where.startswith("redis://") else SQLiteIdentityStore(Path(where))
+if where.startswith("redis://"):
+    s = RedisIdentityStore(where)
+elif where.startswith("postgresql://"):
+    s = PostgresIdentityStore(where)
+else:
+    s = SQLiteIdentityStore(Path(where))
 won = [s.link(f"a{i}", sys.argv[2]) for i in range(200)]
 s.journal("shared", sys.argv[2].encode())
 print(",".join(won))
 """
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+def _open(where: str) -> IdentityStore:
+    if where.startswith("redis://"):
+        return RedisIdentityStore(where)
+    if where.startswith("postgresql://"):
+        return PostgresIdentityStore(where)
+    return SQLiteIdentityStore(Path(where))
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis", "postgres"])
 def test_two_processes_share_links_and_agree_on_the_winner(
     kind: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
@@ -88,6 +106,9 @@ def test_two_processes_share_links_and_agree_on_the_winner(
         if keys:
             cleaner._r.delete(*keys)  # type: ignore[attr-defined]
         cleaner.close()
+    elif kind == "postgres":
+        db = request.getfixturevalue("postgres").database()
+        _open(db).close()  # the schema exists before the racers start
     else:
         db = str(tmp_path / "identity.db")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
@@ -99,9 +120,7 @@ def test_two_processes_share_links_and_agree_on_the_winner(
     answers = [p.communicate(timeout=60)[0].strip().split(",") for p in procs]
     assert all(p.returncode == 0 for p in procs)
     assert answers[0] == answers[1]
-    store: IdentityStore = (
-        RedisIdentityStore(db) if kind == "redis" else SQLiteIdentityStore(Path(db))
-    )
+    store = _open(db)
     try:
         assert [store.resolve(f"a{i}") for i in range(200)] == answers[0]
         assert sorted(store.take_journal("shared")) == [b"cx", b"cy"]
@@ -109,3 +128,33 @@ def test_two_processes_share_links_and_agree_on_the_winner(
         assert sorted(linked) == sorted(f"a{i}" for i in range(200))
     finally:
         store.close()
+
+
+def test_store_follows_the_settings(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """``MAESTRO_STATE_URL`` (with the embedded contact store) puts the links in PostgreSQL;
+    an unreachable one fails loudly with the store's error, never falls back to SQLite."""
+    from serving.errors import IdentityStoreError
+    from serving.settings import Settings
+    from serving.state.identity import identity_store
+
+    url = request.getfixturevalue("postgres").database()
+    made = identity_store(Settings(home=tmp_path, state_url=url))
+    try:
+        assert isinstance(made, PostgresIdentityStore)
+        made.link("a1", "c1")
+    finally:
+        made.close()
+    again = _open(url)
+    assert again.resolve("a1") == "c1"
+    again.close()
+    # offline erasure (``maestro erase``) reaches the PostgreSQL links too
+    from serving.erasure import WorkspaceIdentityEraser
+
+    eraser = WorkspaceIdentityEraser(Settings(home=tmp_path, state_url=url))
+    assert eraser.linked("c1") == ["a1"]
+    assert eraser.erase("c1") == {"identity_links": 1, "anonymous_events": 0}
+    embedded = identity_store(Settings(home=tmp_path))
+    assert isinstance(embedded, SQLiteIdentityStore)
+    embedded.close()
+    with pytest.raises(IdentityStoreError, match="identity store: cannot use the shared state"):
+        PostgresIdentityStore("postgresql://nobody@127.0.0.1:1/none", timeout=1.0)

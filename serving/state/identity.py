@@ -12,7 +12,8 @@ customer id (a consent withdrawn while anonymous stays withdrawn; session counte
 
 The links are shared by every process (and every replica): :class:`IdentityStore` is the
 port, :class:`SQLiteIdentityStore` (``$MAESTRO_HOME/identity.db``, one machine) and
-:class:`serving.state.identity_redis.RedisIdentityStore` (every node) implement it. A link
+:class:`serving.state.identity_redis.RedisIdentityStore` and
+:class:`serving.state.identity_postgres.PostgresIdentityStore` (every node) implement it. A link
 is made once and never moved: a second ``identify`` of the same anonymous id to another
 customer keeps the first link (the caller is told which customer holds it).
 """
@@ -192,11 +193,17 @@ class SQLiteIdentityStore:
 
 
 def identity_store(settings: Settings) -> IdentityStore:
-    """The identity store beside the contact store: ``$MAESTRO_HOME/identity.db`` with the
-    embedded contact store, the contact store's Redis with ``contact_store = redis``."""
+    """The identity store beside the contact store: the contact store's Redis with
+    ``contact_store = redis``; else the shared-state PostgreSQL when ``MAESTRO_STATE_URL``
+    names one (:class:`serving.state.identity_postgres.PostgresIdentityStore`); else
+    ``$MAESTRO_HOME/identity.db``."""
     if settings.contact_store == "redis":
         from serving.state.identity_redis import RedisIdentityStore
 
         assert settings.contact_redis_url is not None  # checked by the settings
         return RedisIdentityStore(settings.contact_redis_url)
+    if settings.state_url is not None:
+        from serving.state.identity_postgres import PostgresIdentityStore
+
+        return PostgresIdentityStore(settings.state_url.get_secret_value())
     return SQLiteIdentityStore(settings.home / "identity.db")

@@ -207,7 +207,12 @@ def test_maestro_apply_adds_the_custom_views_to_the_served_features(home: Path) 
     write_declaration(home, custom_declaration())
     done = maestro(home, "apply")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().endswith("8 views, 70 features (4 custom), 2 sources")
+    summary, note = done.stdout.splitlines()
+    assert summary.endswith("8 views, 70 features (4 custom), 2 sources")
+    assert note == (  # a running server does not reload its declared views
+        "running servers keep the features they started with: restart `maestro serve` "
+        "to serve this declaration"
+    )
     store = FeatureStore(repo_path=str(home / "feature_repo"))
     names = {v.name for v in store.list_feature_views()}
     assert {"customer_credit", "customer_products", "customer_profile"} <= names

@@ -21,14 +21,15 @@ ANON, CID = "dev-anon-1", "c-000021"
 PROFILE = f"anon:{ANON}"  # the unlinked anonymous id's own profile
 
 
-@pytest.fixture(scope="module", params=["sqlite", "redis"])
+@pytest.fixture(scope="module", params=["sqlite", "redis", "postgres"])
 def srv(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
     live_servers: LiveServers,
 ) -> Iterator[LiveServer]:
-    """The live server with its contact and identity stores embedded (SQLite) or on the
-    session's real Redis (a database of its own, emptied first)."""
+    """The live server with its contact and identity stores embedded (SQLite), on the
+    session's real Redis (a database of its own, emptied first), or with the identity links
+    in the shared-state PostgreSQL (a database of its own)."""
     from features.workspace import init_feature_workspace
 
     home = tmp_path_factory.mktemp("identity-home")
@@ -40,13 +41,16 @@ def srv(
         url = f"redis://127.0.0.1:{request.getfixturevalue('redis_server')}/12"
         redis.Redis.from_url(url).flushdb()
         shared = {"contact_store": "redis", "contact_redis_url": url}
+    elif request.param == "postgres":
+        shared = {"state_url": request.getfixturevalue("postgres").database()}
     settings = live_settings(
         home, feature_source="feast", time_budget_ms=2000.0, admission_queue_ms=10_000.0,
         **shared,
     )
     server = live_servers.start(settings, None)
     kind = type(server.service.identity.store).__name__
-    assert kind == {"sqlite": "SQLiteIdentityStore", "redis": "RedisIdentityStore"}[request.param]
+    assert kind == {"sqlite": "SQLiteIdentityStore", "redis": "RedisIdentityStore",
+                    "postgres": "PostgresIdentityStore"}[request.param]
     yield server
     server.stop()
 
