@@ -14,6 +14,7 @@ from policies.catalog import Catalog, load_catalog
 from policies.segments import TRIGGERS_FILE, SegmentSet, load_segments
 from serving.eventlog.log import EventLog
 from serving.experiments.variants import load_experiments
+from serving.rollout.rollout import Rollout
 from serving.service.contacts import ContactStage
 from serving.service.decision_service import DecisionService, ServiceOptions
 from serving.service.feature_layer import InMemoryFeatureLayer
@@ -112,7 +113,7 @@ def build_service(settings: Settings, feature_layer: Any | None = None) -> Decis
         index=log_index_opener(settings),
     )
     signer = EventIdSigner(settings.signing_key())
-    return DecisionService(
+    service = DecisionService(
         catalog=catalog,
         features=feature_layer,
         writer=feature_layer,
@@ -136,6 +137,11 @@ def build_service(settings: Settings, feature_layer: Any | None = None) -> Decis
         identity=identity_store(settings),
         segments=segments,
     )
+    if settings.tracking_uri is not None:  # staged rollout: shadow, canary, watched champion
+        service.use_rollout(
+            Rollout(catalog, settings.tracking_uri, policies, poll_seconds=settings.poll_seconds)
+        )
+    return service
 
 
 def build_app(

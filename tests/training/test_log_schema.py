@@ -51,6 +51,7 @@ CONTRACT_DECISIONS = [
     ("shadow_probability", pa.float64()),
     ("anonymous_id", pa.string()),
     ("segments", pa.list_(pa.string())),
+    ("shadow_logged_probability", pa.float64()),
     ("replica", pa.string()),
 ]
 CONTRACT_REWARDS = [

@@ -45,7 +45,9 @@ customer_known         bool (nullable)      the feature store held a row for the
 reward_deadline        timestamp[us, UTC]   end of the reward window
 shadow_policy, shadow_policy_version, shadow_action_id, shadow_probability
                                             apprentice mode: what the learned policy
-                                            would have chosen (null otherwise)
+                                            would have chosen; with a ``shadow`` stage,
+                                            what the shadow would have chosen (null
+                                            otherwise)
 anonymous_id           string (nullable)    the request's anonymous id (``customer_id`` is
                                             the customer it was linked to, or
                                             ``anon:<anonymous_id>`` before it); null without
@@ -55,6 +57,10 @@ segments               list<string> (nullable)
                                             customer was in when deciding; null when none
                                             are declared, or for a row logged before the
                                             column existed
+shadow_logged_probability
+                       float64 (nullable)   the shadow stage's probability of the logged
+                                            action (off-policy weight numerator); null
+                                            without a shadow, and in older rows
 replica                string               the spool (process) that logged the row
 =====================  ===================  ==============================================
 
@@ -114,6 +120,7 @@ class DecisionRecord:
     shadow_probability: float | None
     anonymous_id: str | None = None
     segments: list[str] | None = None
+    shadow_logged_probability: float | None = None
     replica: str = ""
 
 
