@@ -164,6 +164,8 @@ def test_shadow_canary_champion_then_a_bad_champion_is_rolled_back(live: LiveSer
     assert run["tags.rollback.rolled_back_version"] == v3
     assert run["metrics.log_lr"] >= run["metrics.threshold"]
     assert run["metrics.decisions"] == rollback["decisions"]
+    (row,) = live.client.get("/dashboard/data").json()["stages"]
+    assert row["last_rollback"].startswith(f"v{v3} (reward, ")
     # the service serves v2 to everyone again
     time.sleep(1.2)
     after = _drive(live, 50, 9000, rng)
@@ -195,6 +197,12 @@ def test_the_shadow_is_logged_beside_the_champion(live: LiveServer) -> None:
         assert row["shadow_logged_probability"] == pytest.approx(expected, abs=1e-9)
         assert row["policy_version"] == "1"
     assert {a["event_id"] for a in answers} == set(rows["event_id"])
+    # the dashboard shows the stage
+    (row,) = live.client.get("/dashboard/data").json()["stages"]
+    assert (row["decision_point"], row["stage"], row["champion"], row["shadow"]) == (
+        DP, "shadow", "1", v2
+    )
+    assert b'id="stages"' in live.client.get("/dashboard").content
 
 
 @pytest.mark.parametrize(
