@@ -268,8 +268,9 @@ def simulate(
 def promote(
     decision_point: str, model_version: int | None, stage: str | None, share: float | None
 ) -> None:
-    """Move the champion alias of a decision point to a registered version (rollback), or
-    with --stage move a version through shadow, canary and champion."""
+    """Move the champion alias of a decision point to a registered version (rollback).
+
+    With --stage: move a version through shadow, canary and champion (staged rollout)."""
 
     if stage is not None:
         click.echo(_run(stage_command, _workspace(), decision_point, stage, model_version, share))
