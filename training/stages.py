@@ -160,6 +160,8 @@ def roll_back(
 
     c = tracking.client(tracking_uri)
     name = tracking.model_name(decision_point)
+    bad: str | None
+    kept: str | None
     if state.canary is not None:
         bad, kept = state.canary, state.champion
         c.delete_registered_model_alias(name, CANARY)

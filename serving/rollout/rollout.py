@@ -210,8 +210,8 @@ class Rollout:
     ) -> None:
         """Observe one answered decision (its arm, degraded flag, latency, shadow weight)."""
         step = self.steps.get(decision_point)
-        if step is None:
-            return
+        if step is None or (step.guard is None and step.shadow_eval is None):
+            return  # nothing in flight: no lock, no clock
         now = time.time()
         with self._lock:
             if step.shadow_eval is not None and shadow_weight is not None:
