@@ -19,6 +19,7 @@ from cli import evaluate as ev
 from cli import training as tc
 from cli.features import apply_command, load_command, materialize_command
 from cli.simulate import simulate_command
+from cli.stages import stage_command
 from cli.training import promote_command, train_command
 from cli.workspace import init_command
 from core.errors import EXIT_FAILURE, EXIT_USAGE, MaestroError
@@ -171,6 +172,9 @@ def serve(
     "--decision-point", default=None, help="Train one decision point (default: all with data)."
 )
 @click.option("--promote", is_flag=True, help="Move the champion alias when the gate passes.")
+@click.option(
+    "--staged", is_flag=True, help="With --promote: a passing candidate becomes the shadow."
+)
 @click.option("--every", default=None,
               help="Retrain on a schedule, e.g. 10m or 1h; a drift alarm retrains at once.")
 @click.option(
@@ -181,11 +185,21 @@ def serve(
     help="Promote only when the 95% lower end of candidate − champion exceeds this.",
 )
 def train(
-    policy_kind: str, decision_point: str | None, promote: bool, every: str | None, min_lift: float
+    policy_kind: str,
+    decision_point: str | None,
+    promote: bool,
+    staged: bool,
+    every: str | None,
+    min_lift: float,
 ) -> None:
     """Train a candidate from logged decisions and rewards, evaluate it off-policy, register it."""
 
-    _run(train_command, _workspace(), policy_kind, decision_point, promote, every, min_lift)
+    if staged and not promote:
+        _fail("--staged: only with --promote", EXIT_USAGE)
+    _run(
+        train_command, _workspace(), policy_kind, decision_point, promote, every, min_lift,
+        staged=staged,
+    )
 
 
 @click.command()
@@ -239,10 +253,33 @@ def simulate(
 
 @click.command()
 @click.option("--decision-point", required=True)
-@click.option("--version", "model_version", type=click.IntRange(1), required=True)
-def promote(decision_point: str, model_version: int) -> None:
-    """Move the champion alias of a decision point to a registered version (rollback)."""
+@click.option("--version", "model_version", type=click.IntRange(1), default=None)
+@click.option(
+    "--stage",
+    type=click.Choice(["shadow", "canary", "champion"]),
+    default=None,
+    help="Staged rollout: move the version to this stage (default version: the stage before's).",
+)
+@click.option(
+    "--share",
+    type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+    default=None,
+    help="With --stage: the canary's (or the watched champion's baseline's) share.",
+)
+def promote(
+    decision_point: str, model_version: int | None, stage: str | None, share: float | None
+) -> None:
+    """Move the champion alias of a decision point to a registered version (rollback).
 
+    With --stage: move a version through shadow, canary and champion (staged rollout)."""
+
+    if stage is not None:
+        click.echo(_run(stage_command, _workspace(), decision_point, stage, model_version, share))
+        return
+    if model_version is None:
+        _fail("--version: required without --stage", EXIT_USAGE)
+    if share is not None:
+        _fail("--share: only with --stage", EXIT_USAGE)
     click.echo(_run(promote_command, _workspace(), decision_point, model_version))
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from cli.errors import CommandError
+from cli.stages import stage_shadows
 from policies.catalog import DEFAULT_CATALOG, Catalog, load_catalog
 from policies.registry import load_policy
 from serving.service.policy_store import ensure_cold_start_champions
@@ -59,7 +60,12 @@ def activation_reader(settings: Settings, catalog: Catalog) -> Any:
 
 
 def train_once(
-    settings: Settings, kind: str, decision_point: str | None, promote: bool, min_lift: float = 0.0
+    settings: Settings,
+    kind: str,
+    decision_point: str | None,
+    promote: bool,
+    min_lift: float = 0.0,
+    staged: bool = False,
 ) -> int:
     catalog = load_catalog(settings.catalog_file)
     if decision_point is not None:
@@ -69,7 +75,10 @@ def train_once(
         catalog,
         settings.tracking_uri,
         TrainConfig(
-            kind=kind, promote=promote, reward_mode=settings.reward_mode, min_lift=min_lift
+            kind=kind,
+            promote=promote and not staged,  # staged: the shadow alias moves, not the champion
+            reward_mode=settings.reward_mode,
+            min_lift=min_lift,
         ),
         decision_point=decision_point,
         progress_factory=_progress,
@@ -77,14 +86,20 @@ def train_once(
     )
     if not results:
         raise CommandError("no decision point has enough logged data to train on")
+    passed = {r.decision_point: r.version for r in results if r.verdict.passed}
     for r in results:
         action = (
             "promoted to champion" if r.promoted else ("not promoted" if promote else "registered")
         )
+        if staged and r.decision_point in passed:
+            action = "staged as shadow"
         click.echo(
             f"{r.decision_point}: run {r.run_id} version {r.version} ({r.kind}, "
             f"{r.n_train} train / {r.n_holdout} held-out) gate {r.verdict.summary()} — {action}"
         )
+    if staged:
+        for line in stage_shadows(settings, passed):
+            click.echo(line)
     return len(results)
 
 
@@ -95,15 +110,17 @@ def train_command(
     promote: bool,
     every: str | None,
     min_lift: float = 0.0,
+    *,
+    staged: bool = False,
 ) -> None:
     if every is None:
-        train_once(settings, kind, decision_point, promote, min_lift)
+        train_once(settings, kind, decision_point, promote, min_lift, staged)
         return
     from cli.drift import AlarmWatch
 
     watch = AlarmWatch(settings.home, settings.tracking_uri, decision_point)
     repeat_every(parse_every(every), "train", lambda: train_once(
-        settings, kind, decision_point, promote, min_lift), wake=watch)
+        settings, kind, decision_point, promote, min_lift, staged), wake=watch)
 
 
 def repeat_every(

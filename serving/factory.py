@@ -14,6 +14,7 @@ from policies.catalog import Catalog, load_catalog
 from policies.segments import TRIGGERS_FILE, SegmentSet, load_segments
 from serving.eventlog.log import EventLog
 from serving.experiments.variants import load_experiments
+from serving.rollout.rollout import Rollout
 from serving.service.contacts import ContactStage
 from serving.service.decision_service import DecisionService, ServiceOptions
 from serving.service.drift import DriftMonitor, DriftOptions
@@ -115,7 +116,7 @@ def build_service(settings: Settings, feature_layer: Any | None = None) -> Decis
     )
     signer = EventIdSigner(settings.signing_key())
     metrics = Metrics()
-    return DecisionService(
+    service = DecisionService(
         catalog=catalog,
         features=feature_layer,
         writer=feature_layer,
@@ -140,6 +141,11 @@ def build_service(settings: Settings, feature_layer: Any | None = None) -> Decis
         segments=segments,
         drift=drift_monitor(settings, metrics, log.name),
     )
+    if settings.tracking_uri is not None:  # staged rollout: shadow, canary, watched champion
+        service.use_rollout(
+            Rollout(catalog, settings.tracking_uri, policies, poll_seconds=settings.poll_seconds)
+        )
+    return service
 
 
 def drift_monitor(settings: Settings, metrics: Metrics, replica: str) -> DriftMonitor:

@@ -32,6 +32,7 @@ from serving.api.routes import (
     experiments,
     health,
     rewards,
+    stages,
 )
 from serving.api.schemas import ErrorResponse
 from serving.dashboard.live import ExperimentsView
@@ -98,6 +99,7 @@ def create_app(
     customers.register(app, service)
     health.register(app, service)
     experiments.register(app, view)
+    stages.register(app, service)
     dashboard.register(app, service, view)
     bench.register(app, service)
     document_vocabularies(app, service)

@@ -181,7 +181,29 @@ def dashboard_data(service: Any, experiments_report: dict[str, Any] | None) -> d
     drift = getattr(service, "drift", None)  # the drift detectors' view (None: off)
     data["drift"] = drift.snapshot() if drift is not None else {"points": [], "alarms": []}
     data["experiments_generated_at"] = (experiments_report or {}).get("generated_at")
+    data["stages"] = stage_rows(service)
     return data
+
+
+def stage_rows(service: Any) -> list[dict[str, Any]]:
+    """Each decision point's rollout stage, one row per point (``GET /stages``, short)."""
+    rollout = getattr(service, "rollout", None)
+    if rollout is None:
+        return []
+    rows = []
+    for dp, s in rollout.describe().items():
+        last = s.get("last_rollback") or {}
+        rows.append({
+            "decision_point": dp, "stage": s["stage"], "champion": s["champion"],
+            "shadow": s["shadow"], "canary": s["canary"],
+            "previous_champion": s["previous_champion"], "share": s["share"],
+            "guarded_decisions": (s.get("guard") or {}).get("decisions"),
+            "last_rollback": (
+                f"v{last['rolled_back_version']} ({last['guardrail']}, "
+                f"{last['decisions']} decisions)" if last else None
+            ),
+        })
+    return rows
 
 
 def _fingerprint(logs_dir: Any) -> tuple[int, float]:

@@ -60,7 +60,7 @@ from serving.service.ports import (
     FeatureSource,
     PolicySource,
 )
-from serving.service.recorder import DecisionRecorder
+from serving.service.recorder import DecisionRecorder, shadow_probability_of
 from serving.service.stages import (
     CandidateStage,
     Choice,
@@ -72,6 +72,7 @@ from serving.state.identity import IdentityStore, anonymous_profile
 
 if TYPE_CHECKING:
     from serving.api.fast_decode import DecideBody
+    from serving.rollout.rollout import Rollout
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +115,8 @@ class DecisionService:
         self.options = options or ServiceOptions()
         #: variant assignment (None: everyone ``champion``)
         self.experiments = experiments
+        #: the staged rollout (shadow, canary, watched champion; None: not staged)
+        self.rollout: Rollout | None = None
         #: the dashboard's live recorder
         self.live = LiveStats()
         #: the roster ``agent_routing`` routes among when the caller sends no ``actions``
@@ -148,10 +151,17 @@ class DecisionService:
             self.drift.reset(decision_point)
         self.live.champion(decision_point, loaded.policy.kind, loaded.version, loaded.source)
 
+    def use_rollout(self, rollout: Rollout) -> None:
+        """Serve the stages of ``rollout``: its shares, its shadows, its guardrails."""
+        self.rollout = rollout
+        self._policy.shadows = rollout.shadow
+
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> DecisionService:
         self.log.open()
         self.policies.start()
+        if self.rollout is not None:
+            self.rollout.start()
         # Start-up leaves ~470k long-lived objects (Feast, MLflow, pandas, the policies); a
         # full collection walking them paused the process 100-290 ms here, a p99 spike on
         # whichever request it hit. Freezing moves them out of the collector's sight.
@@ -166,6 +176,8 @@ class DecisionService:
     def close(self) -> None:
         """Stop polling, flush the log to Parquet, release the feature layer."""
         gc.unfreeze()  # what start() froze can be collected again (tests build many)
+        if self.rollout is not None:
+            self.rollout.stop()
         self.policies.stop()
         self.log.close()
         if self.experiments is not None:
@@ -211,6 +223,8 @@ class DecisionService:
         event_id = self.signer.issue(now + point.reward_window_seconds)
         experiments = self.experiments
         arm = None if experiments is None else experiments.assign(req.customer_id, name)
+        if self.rollout is not None:  # a canary's or a watched champion's share
+            arm = self.rollout.arm(arm, req.customer_id, name)
 
         def choose(elig: list[Action], excl: list[Exclusion]) -> Choice:
             return self._policy.choose(
@@ -251,6 +265,8 @@ class DecisionService:
             timer = self._timers[name] = self.metrics.latency.labels(name)
         timer.observe(elapsed)
         self.live.record(now, variant, channel, degraded_reason is not None, elapsed)
+        if self.rollout is not None:
+            self._observe_rollout(name, choice, event_id, elapsed)
         return body
 
     def _choose(
@@ -277,6 +293,19 @@ class DecisionService:
         # caps and budgets over the contact history, committed with the answer
         return self.contacts.decide(  # type: ignore[no-any-return]
             req.customer_id, point, now, eligible, excluded, event_id, choose
+        )
+
+    def _observe_rollout(self, point: str, choice: Choice, event_id: str, elapsed: float) -> None:
+        """Hand the staged rollout one decision: its arm, degraded flag, latency and the
+        shadow's importance weight on the logged action."""
+        decision, _, variant, shadow, degraded_reason = choice
+        weight = None
+        if shadow is not None and decision.probability > 0:
+            action_id = decision.action.id if decision.action else None
+            weight = (shadow_probability_of(shadow, action_id) or 0.0) / decision.probability
+        assert self.rollout is not None
+        self.rollout.decided(
+            point, variant, event_id, degraded_reason is not None, elapsed, weight
         )
 
     def _anonymous(self, req: DecideRequest) -> DecideRequest:
@@ -313,6 +342,8 @@ class DecisionService:
             self.metrics.reward_sum.inc(req.reward)
             if self.drift is not None:
                 self.drift.rewarded(req.event_id, req.reward, self.policies.get)
+            if self.rollout is not None:
+                self.rollout.rewarded(req.event_id, req.reward)
         return {"event_id": req.event_id, "accepted": True, "duplicate": outcome.duplicate}
 
     def ingest(self, req: EventRequest) -> dict[str, Any]:

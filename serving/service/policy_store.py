@@ -70,6 +70,18 @@ def smoke_test(policy: BasePolicy, catalog: Catalog, decision_point: str) -> Non
         raise ValueError(f"smoke test: pmf {list(pmf)} is not a distribution over the catalog")
 
 
+def load_registered(
+    catalog: Catalog, decision_point: str, version: str, tracking_uri: str
+) -> BasePolicy:
+    """A registered version of ``decision_point``, ready to serve: loaded, raised to the
+    decision point's exploration floor and smoke-tested (raises if any step fails)."""
+    policy = load_policy(load_version_bytes(decision_point, version, tracking_uri))
+    policy.version = version
+    raise_floor(policy, catalog[decision_point].exploration_floor)
+    smoke_test(policy, catalog, decision_point)
+    return policy
+
+
 class PolicyStore:
     """Champion policies per decision point with background polling (see module doc)."""
 
@@ -132,11 +144,7 @@ class PolicyStore:
         ):
             return False
         try:
-            data = load_version_bytes(decision_point, ref.version, self.tracking_uri)
-            policy = load_policy(data)
-            policy.version = ref.version
-            raise_floor(policy, self.catalog[decision_point].exploration_floor)
-            smoke_test(policy, self.catalog, decision_point)
+            policy = load_registered(self.catalog, decision_point, ref.version, self.tracking_uri)
         except Exception as exc:  # a broken artefact never replaces the running policy
             logger.error(
                 "policy store: %s v%s failed to load: %s", decision_point, ref.version, exc

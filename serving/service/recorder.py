@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from policies.catalog import DecisionPoint
-from policies.types import Action, Exclusion
+from policies.types import Action, Decision, Exclusion
 from serving.eventlog.log import dumps
 from serving.service.ports import DecisionLog
 from serving.service.stages import RECORD_MEMO, Choice
@@ -31,6 +31,17 @@ def _actions_json(actions: list[Action]) -> list[dict[str, Any]]:
 
 #: the answer's ``customer_known`` key, as a replay looks for it
 _KNOWN_KEY = b'"customer_known":'
+
+
+def shadow_probability_of(shadow: Decision | None, action_id: str | None) -> float | None:
+    """The shadow's probability of the logged action (None without a shadow; 0 when it
+    would never choose it, or nothing was chosen)."""
+    if shadow is None:
+        return None
+    for r in shadow.ranking:
+        if r.action_id == action_id:
+            return r.probability
+    return 0.0
 
 
 def request_key(req: DecideRequest | DecideBody) -> str:
@@ -110,6 +121,7 @@ class DecisionRecorder:
                 shadow_policy_version=shadow.policy_version if shadow else None,
                 shadow_action_id=shadow.action.id if shadow and shadow.action else None,
                 shadow_probability=shadow.probability if shadow else None,
+                shadow_logged_probability=shadow_probability_of(shadow, action_id),
                 anonymous_id=req.anonymous_id,
                 segments=segments,
                 learned_since=learned_since,

@@ -11,7 +11,7 @@ is :class:`serving.service.recorder.DecisionRecorder`.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from serving.api.fast_decode import DecideBody
     from serving.api.schemas import DecideRequest
     from serving.service.decision_service import ServiceOptions
+    from serving.service.policy_store import LoadedPolicy
 
 #: read-only customer records remembered with their log JSON
 RECORD_MEMO = 4096
@@ -159,6 +160,8 @@ class PolicyStage:
 
     def __init__(self, policies: PolicySource) -> None:
         self.policies = policies
+        #: the shadow stage's policy of a decision point (None: no staged rollout)
+        self.shadows: Callable[[str], LoadedPolicy | None] | None = None
 
     def choose(
         self,
@@ -206,4 +209,26 @@ class PolicyStage:
             variant = "fallback"
         if arm is not None:
             variant = arm.name
+        if shadow is None and self.shadows is not None:
+            shadow = self._shadow(point, context, eligible, excluded, seed, event_id)
         return decision, version, variant, shadow, degraded_reason
+
+    def _shadow(
+        self,
+        point: str,
+        context: Context,
+        eligible: list[Action],
+        excluded: list[Exclusion],
+        seed: int,
+        event_id: str,
+    ) -> Decision | None:
+        """The shadow stage's decision beside the logged one (same seed); a shadow that
+        fails is skipped, never the answer's problem."""
+        assert self.shadows is not None
+        loaded = self.shadows(point)
+        if loaded is None:
+            return None
+        try:
+            return decide_among(loaded.policy, context, eligible, excluded, seed, event_id)
+        except Exception:
+            return None

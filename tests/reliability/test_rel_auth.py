@@ -20,6 +20,7 @@ PROTECTED = [
     ("DELETE", "/customers/c-nobody", None),
     ("GET", "/readyz", None),
     ("GET", "/experiments", None),
+    ("GET", "/stages", None),
     ("GET", "/dashboard", None),
     ("GET", "/dashboard/data", None),
     ("GET", "/openapi.json", None),

@@ -52,6 +52,7 @@ CONTRACT_DECISIONS = [
     ("anonymous_id", pa.string()),
     ("segments", pa.list_(pa.string())),
     ("learned_since", pa.int64()),  # online learning: updates since the served version
+    ("shadow_logged_probability", pa.float64()),
     ("replica", pa.string()),
 ]
 CONTRACT_REWARDS = [

@@ -45,7 +45,9 @@ customer_known         bool (nullable)      the feature store held a row for the
 reward_deadline        timestamp[us, UTC]   end of the reward window
 shadow_policy, shadow_policy_version, shadow_action_id, shadow_probability
                                             apprentice mode: what the learned policy
-                                            would have chosen (null otherwise)
+                                            would have chosen; with a ``shadow`` stage,
+                                            what the shadow would have chosen (null
+                                            otherwise)
 anonymous_id           string (nullable)    the request's anonymous id (``customer_id`` is
                                             the customer it was linked to, or
                                             ``anon:<anonymous_id>`` before it); null without
@@ -58,6 +60,10 @@ segments               list<string> (nullable)
 learned_since          int64 (nullable)     online learning: updates the served model had
                                             learnt since its registered ``policy_version``
                                             was loaded; null without online learning
+shadow_logged_probability
+                       float64 (nullable)   the shadow stage's probability of the logged
+                                            action (off-policy weight numerator); null
+                                            without a shadow, and in older rows
 replica                string               the spool (process) that logged the row
 =====================  ===================  ==============================================
 
@@ -118,6 +124,7 @@ class DecisionRecord:
     anonymous_id: str | None = None
     segments: list[str] | None = None
     learned_since: int | None = None
+    shadow_logged_probability: float | None = None
     replica: str = ""
 
 
