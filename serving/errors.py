@@ -10,6 +10,7 @@ always a class name.
 from __future__ import annotations
 
 from core.errors import EXIT_USAGE, MaestroError
+from policies.errors import ConditionError
 
 
 class ServingError(MaestroError):
@@ -112,3 +113,14 @@ class IdentityStoreError(ServingError):
 
     http_status = 503
     headers = {"Retry-After": "1"}
+
+
+class TriggerConfigError(ConditionError):
+    """A trigger of ``triggers.yaml`` that cannot be loaded: ``<file>:<line>: <problem>``
+    (``maestro serve`` and ``maestro doctor`` exit 2 before starting)."""
+
+
+class TimerStoreError(ServingError):
+    """The trigger timers' store failed (SQLite or Redis)."""
+
+    http_status = 503
