@@ -213,6 +213,17 @@ def event_values(event_type: str, properties: Mapping[str, Any]) -> dict[str, An
             variable("event", "properties"): dict(properties)}
 
 
+def with_event(activation: Any | None, event: Mapping[str, Any]) -> Any:
+    """``activation`` (a new empty one when None) with the :func:`event_values` ``event``
+    added."""
+    import cel
+
+    act = cel.Context({}) if activation is None else activation
+    for name, value in event.items():
+        act.add_variable(name, value)
+    return act
+
+
 @dataclass(frozen=True)
 class Scope:
     """What expressions of one file may name: its source, the declared features (name →

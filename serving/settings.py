@@ -168,6 +168,39 @@ class Settings(BaseSettings):
             raise ValueError("MAESTRO_CONTACT_STORE=redis needs MAESTRO_CONTACT_REDIS_URL")
         return self
 
+    #: triggers (``triggers:`` of ``$MAESTRO_HOME/triggers.yaml``): where their timers live
+    timer_store: Literal["sqlite", "redis"] = Field(
+        default="sqlite",
+        description="where the triggers' pending timers live: `sqlite` "
+        "(`$MAESTRO_HOME/timers.db`, every process of one machine) or `redis` "
+        "(`MAESTRO_TIMER_REDIS_URL`, every replica of every node)",
+    )
+    timer_redis_url: str | None = Field(
+        default=None,
+        description="the Redis of `MAESTRO_TIMER_STORE=redis` (`redis://host:port/db`)",
+    )
+    timer_poll_seconds: float = Field(
+        default=0.05, gt=0, le=60,
+        description="how often each replica claims the triggers' due timers (a trigger "
+        "without a dwell fires at once)",
+    )
+    timer_lease_seconds: float = Field(
+        default=30.0, gt=0, le=3600,
+        description="how long a claimed timer is one replica's: if it dies mid-fire, "
+        "another fires the timer this much later",
+    )
+
+    @field_validator("timer_redis_url", mode="after")
+    @classmethod
+    def _timer_redis_url(cls, value: str | None) -> str | None:
+        return cls._redis_url(value)
+
+    @model_validator(mode="after")
+    def _timer_store_reachable(self) -> Settings:
+        if self.timer_store == "redis" and not self.timer_redis_url:
+            raise ValueError("MAESTRO_TIMER_STORE=redis needs MAESTRO_TIMER_REDIS_URL")
+        return self
+
     #: cluster mode: shared state, Ray cluster, Feast registry (docs/deploy.md)
     state_url: SecretStr | None = Field(
         default=None,
@@ -243,6 +276,11 @@ class Settings(BaseSettings):
     @property
     def logs_dir(self) -> Path:
         return self.home / "logs"
+
+    @property
+    def timers_db(self) -> Path:
+        """The embedded timer store (``timer_store = sqlite``)."""
+        return self.home / "timers.db"
 
     @property
     def contacts_db(self) -> Path:

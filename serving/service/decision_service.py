@@ -71,6 +71,7 @@ from serving.state.identity import IdentityStore, anonymous_profile
 
 if TYPE_CHECKING:
     from serving.api.fast_decode import DecideBody
+    from serving.triggers.runtime import Triggers
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +100,7 @@ class DecisionService:
         contacts: ContactStage | None = None,
         identity: IdentityStore | None = None,
         segments: SegmentSet | None = None,
+        triggers: Triggers | None = None,
     ) -> None:
         self.catalog = catalog
         #: the dynamic segments of ``triggers.yaml``, logged with each decision
@@ -123,6 +125,9 @@ class DecisionService:
             None if identity is None
             else IdentityStage(identity, writer, None if contacts is None else contacts.store)
         )
+        #: the triggers of ``triggers.yaml`` (None: none declared): events start and cancel
+        #: their timers, a scheduler thread fires them through :meth:`decide`
+        self.triggers = triggers
         self._budget = self.options.time_budget_ms / 1000.0
         self._features = FeatureStage(features)
         self._contexts = ContextStage()
@@ -155,11 +160,15 @@ class DecisionService:
         # hold the GIL for up to the switch interval (5 ms by default) whenever a request
         # wants it; 1 ms bounds that wait for the event loop at a negligible switch cost.
         sys.setswitchinterval(min(sys.getswitchinterval(), 0.001))
+        if self.triggers is not None:  # last: a timer fires through a started service
+            self.triggers.start(self.decide)
         return self
 
     def close(self) -> None:
         """Stop polling, flush the log to Parquet, release the feature layer."""
         gc.unfreeze()  # what start() froze can be collected again (tests build many)
+        if self.triggers is not None:  # first: no timer fires into a closing log
+            self.triggers.stop()
         self.policies.stop()
         self.log.close()
         if self.experiments is not None:
@@ -308,6 +317,8 @@ class DecisionService:
             return answer
         event = FeatureEvent(cid, req.type, dict(req.properties), ts or time.time())
         self.writer.ingest(event)
+        if self.triggers is not None:
+            self.triggers.observe(cid, req.type, req.properties)
         if journal:
             assert self.identity is not None
             self.identity.journal(str(req.anonymous_id), event)
