@@ -340,7 +340,8 @@ class DecisionService:
         table = self.experiments.table if self.experiments is not None else None
         store = self.contacts.store if self.contacts is not None else None
         links = self.identity.store if self.identity is not None else None
-        erasers = live_erasers(self.writer, self.log, table, store, links)
+        timers = None if self.triggers is None else self.triggers.engine.store
+        erasers = live_erasers(self.writer, self.log, table, store, links, timers)
         erased = erase_with(erasers, customer_id)
         return {"customer_id": customer_id, "erased": erased}
 
