@@ -12,6 +12,8 @@ from features.source import InMemoryFeatureSource
 from features.synthetic import generate_customers
 from policies.catalog import Catalog, load_catalog
 from policies.segments import TRIGGERS_FILE, SegmentSet, load_segments
+from serving.delivery.factory import build_delivery
+from serving.delivery.factory import destinations as delivery_destinations
 from serving.eventlog.log import EventLog
 from serving.experiments.variants import load_experiments
 from serving.service.contacts import ContactStage
@@ -65,6 +67,7 @@ def workspace_catalog(settings: Settings) -> tuple[Catalog, SegmentSet]:
 def preflight(settings: Settings) -> None:
     """Fail loudly, before any engine starts, on a workspace that cannot be served."""
     workspace_catalog(settings)
+    delivery_destinations(settings)  # destinations: of triggers.yaml, secrets set
     if (
         settings.feature_source == "feast"
         and not (settings.feature_repo / "feature_store.yaml").exists()
@@ -112,7 +115,7 @@ def build_service(settings: Settings, feature_layer: Any | None = None) -> Decis
         index=log_index_opener(settings),
     )
     signer = EventIdSigner(settings.signing_key())
-    return DecisionService(
+    service = DecisionService(
         catalog=catalog,
         features=feature_layer,
         writer=feature_layer,
@@ -136,6 +139,8 @@ def build_service(settings: Settings, feature_layer: Any | None = None) -> Decis
         identity=identity_store(settings),
         segments=segments,
     )
+    service.delivery = build_delivery(settings, service)  # None: no destination declared
+    return service
 
 
 def build_app(
