@@ -23,7 +23,7 @@ class Clock:
         return self.now
 
 
-def request(n: int = 1, customer: str = "c1", cancel_on: tuple[str, ...] = ("purchase",),
+def delivery(n: int = 1, customer: str = "c1", cancel_on: tuple[str, ...] = ("purchase",),
             triggered_at: float = 999_990.0) -> DeliveryRequest:
     return DeliveryRequest(
         delivery_id=f"d{n}", trigger="cart", destination="hook", customer_id=customer,
@@ -67,8 +67,8 @@ def test_enqueue_is_durable_and_idempotent(kind: str, tmp_path: Path, clock: Clo
                                            request: pytest.FixtureRequest) -> None:
     port = request.getfixturevalue("redis_server") if kind == "redis" else None
     first = open_outbox(kind, tmp_path, clock, port)
-    first.enqueue(request_of(1))
-    first.enqueue(request_of(1))  # the same delivery id: still one
+    first.enqueue(delivery(1))
+    first.enqueue(delivery(1))  # the same delivery id: still one
     prefix = getattr(first, "prefix", None)
     first.close()
     if kind == "sqlite":
@@ -79,17 +79,13 @@ def test_enqueue_is_durable_and_idempotent(kind: str, tmp_path: Path, clock: Clo
         again = RedisOutbox(f"redis://127.0.0.1:{port}/3", clock=clock, prefix=prefix)
     assert again.counts()["pending"] == 1
     [item] = again.lease(10, 30.0, "w1")
-    assert item.request == request_of(1) and item.attempt == 1
+    assert item.request == delivery(1) and item.attempt == 1
     again.close()
-
-
-def request_of(n: int) -> DeliveryRequest:
-    return request(n)
 
 
 def test_a_lease_is_exclusive_until_it_lapses(box: Outbox, clock: Clock) -> None:
     for n in range(3):
-        box.enqueue(request(n))
+        box.enqueue(delivery(n))
     a = box.lease(2, 30.0, "a")
     b = box.lease(10, 60.0, "b")  # "b" holds its one longer
     assert len(a) == 2 and len(b) == 1
@@ -107,7 +103,7 @@ def test_a_lease_is_exclusive_until_it_lapses(box: Outbox, clock: Clock) -> None
 
 
 def test_retry_waits_for_its_due_time(box: Outbox, clock: Clock) -> None:
-    box.enqueue(request(1))
+    box.enqueue(delivery(1))
     [item] = box.lease(1, 30.0, "w")
     assert box.retry(item, clock.now + 5.0, "http_503") is True
     assert box.lease(1, 30.0, "w") == []
@@ -117,8 +113,8 @@ def test_retry_waits_for_its_due_time(box: Outbox, clock: Clock) -> None:
 
 
 def test_dead_letters_are_listed_and_requeued(box: Outbox, clock: Clock) -> None:
-    box.enqueue(request(1))
-    box.enqueue(request(2))
+    box.enqueue(delivery(1))
+    box.enqueue(delivery(2))
     [item, _] = box.lease(2, 30.0, "w")
     assert box.dead(item, "http_404") is True
     [letter] = box.dead_letters()
@@ -133,9 +129,9 @@ def test_dead_letters_are_listed_and_requeued(box: Outbox, clock: Clock) -> None
 
 
 def test_an_event_cancels_what_names_it(box: Outbox, clock: Clock) -> None:
-    box.enqueue(request(1, "c1", ("purchase",)))
-    box.enqueue(request(2, "c1", ("page_view",)))
-    box.enqueue(request(3, "c2", ("purchase",)))
+    box.enqueue(delivery(1, "c1", ("purchase",)))
+    box.enqueue(delivery(2, "c1", ("page_view",)))
+    box.enqueue(delivery(3, "c2", ("purchase",)))
     assert box.note_event("c9", "purchase", clock.now) == 0  # nothing open for c9
     assert box.note_event("c1", "purchase", 999_980.0) == 0  # before the trigger: no effect
     assert box.note_event("c1", "purchase", clock.now) == 1
