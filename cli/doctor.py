@@ -283,8 +283,9 @@ def check_conditions(settings: Settings) -> None:
     Other problems (an unreadable catalog, a bad ``features.yaml``) are left to the checks
     that report them."""
     from policies.conditions import ConditionError
-    from serving.factory import workspace_catalog
+    from serving.factory import delivery_destinations, workspace_catalog
 
+    delivery_destinations(settings)  # destinations: of triggers.yaml, their secrets set
     try:
         workspace_catalog(settings)
     except ConditionError:
