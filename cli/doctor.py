@@ -284,8 +284,9 @@ def check_conditions(settings: Settings) -> None:
     Other problems (an unreadable catalog, a bad ``features.yaml``) are left to the checks
     that report them."""
     from policies.conditions import ConditionError
-    from serving.factory import workspace_triggers
+    from serving.factory import delivery_destinations, workspace_triggers
 
+    delivery_destinations(settings)  # destinations: of triggers.yaml, their secrets set
     try:
         workspace_triggers(settings)  # the catalog's and the segments' too
     except ConditionError:

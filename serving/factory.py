@@ -13,6 +13,8 @@ from features.source import InMemoryFeatureSource
 from features.synthetic import generate_customers
 from policies.catalog import Catalog, load_catalog
 from policies.segments import TRIGGERS_FILE, SegmentSet, load_segments
+from serving.delivery.factory import build_delivery
+from serving.delivery.factory import destinations as delivery_destinations
 from serving.delivery.ports import DeliveryQueue
 from serving.eventlog.log import EventLog
 from serving.experiments.variants import load_experiments
@@ -120,7 +122,8 @@ def trigger_runtime(
 
 def preflight(settings: Settings) -> None:
     """Fail loudly, before any engine starts, on a workspace that cannot be served."""
-    workspace_triggers(settings)
+    delivery_destinations(settings)  # destinations: of triggers.yaml, secrets set
+    workspace_triggers(settings)  # the catalog's and the segments' conditions too
     if (
         settings.feature_source == "feast"
         and not (settings.feature_repo / "feature_store.yaml").exists()
@@ -150,8 +153,8 @@ def build_service(
     feature_layer: Any | None = None,
     delivery: DeliveryQueue | None = None,
 ) -> DecisionService:
-    """A service for ``settings`` (not started: the app's lifespan starts it); ``delivery``
-    takes the decisions its triggers make."""
+    """A service for ``settings`` (not started: the app's lifespan starts it). Its triggers
+    hand their decisions to ``delivery`` when given, else to the workspace's delivery."""
     catalog, segments = workspace_catalog(settings)
     triggers = workspace_triggers(settings, (catalog, segments))
     if feature_layer is None:
@@ -174,15 +177,14 @@ def build_service(
         index=log_index_opener(settings),
     )
     signer = EventIdSigner(settings.signing_key())
-    metrics = Metrics()
-    return DecisionService(
+    service = DecisionService(
         catalog=catalog,
         features=feature_layer,
         writer=feature_layer,
         policies=policies,
         log=log,
         signer=signer,
-        metrics=metrics,
+        metrics=Metrics(),
         options=ServiceOptions(
             time_budget_ms=settings.time_budget_ms,
             kill_switch=settings.kill_switch,
@@ -198,8 +200,14 @@ def build_service(
         contacts=ContactStage(contact_store(settings, catalog), catalog, signer),
         identity=identity_store(settings),
         segments=segments,
-        triggers=trigger_runtime(settings, triggers, segments, feature_layer, metrics, delivery),
     )
+    service.delivery = build_delivery(settings, service)  # None: no destination declared
+    # the triggers fire through the service's decide and hand contacts to its delivery
+    # (or to ``delivery``, when the caller gives one)
+    service.triggers = trigger_runtime(
+        settings, triggers, segments, feature_layer, service.metrics, delivery or service.delivery
+    )
+    return service
 
 
 def build_app(

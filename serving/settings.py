@@ -155,7 +155,7 @@ class Settings(BaseSettings):
         description="the Redis of `MAESTRO_CONTACT_STORE=redis` (`redis://host:port/db`)",
     )
 
-    @field_validator("contact_redis_url", mode="after")
+    @field_validator("contact_redis_url", "delivery_redis_url", "timer_redis_url", mode="after")
     @classmethod
     def _redis_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
@@ -189,11 +189,6 @@ class Settings(BaseSettings):
         description="how long a claimed timer is one replica's: if it dies mid-fire, "
         "another fires the timer this much later",
     )
-
-    @field_validator("timer_redis_url", mode="after")
-    @classmethod
-    def _timer_redis_url(cls, value: str | None) -> str | None:
-        return cls._redis_url(value)
 
     @model_validator(mode="after")
     def _timer_store_reachable(self) -> Settings:
@@ -230,6 +225,58 @@ class Settings(BaseSettings):
         description="Feast's SQL registry shared by every node, "
         "`postgresql+psycopg://user:pw@host/db` (unset: the repo's `registry.db` file)",
     )
+
+    #: delivery of triggered decisions (serving.delivery)
+    delivery_store: Literal["sqlite", "redis"] = Field(
+        default="sqlite",
+        description="the delivery outbox: `sqlite` (`$MAESTRO_HOME/deliveries.db`, every "
+        "process of one machine) or `redis` (`MAESTRO_DELIVERY_REDIS_URL`, every replica)",
+    )
+    delivery_redis_url: str | None = Field(
+        default=None,
+        description="the Redis of `MAESTRO_DELIVERY_STORE=redis`, and of `redis_stream` "
+        "destinations that name no `redis_url` (`redis://host:port/db`)",
+    )
+    delivery_max_attempts: int = Field(
+        default=8, ge=1, description="tries of one delivery before it is dead-lettered"
+    )
+    delivery_backoff_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        description="the first retry's backoff ceiling; it doubles per attempt (full jitter)",
+    )
+    delivery_backoff_max_seconds: float = Field(
+        default=60.0, gt=0, description="the largest backoff ceiling between two tries"
+    )
+    delivery_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="one webhook POST or stream append, at most"
+    )
+    delivery_lease_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="a delivery in flight is held this long; past it (its worker died) "
+        "another worker takes it",
+    )
+    delivery_poll_seconds: float = Field(
+        default=0.2,
+        gt=0,
+        le=10,
+        description="how often a worker looks for retries come due and other processes' "
+        "deliveries (its own are sent at once)",
+    )
+
+    @model_validator(mode="after")
+    def _delivery_consistent(self) -> Settings:
+        if self.delivery_store == "redis" and not self.delivery_redis_url:
+            raise ValueError("MAESTRO_DELIVERY_STORE=redis needs MAESTRO_DELIVERY_REDIS_URL")
+        if self.delivery_lease_seconds <= self.delivery_timeout_seconds:
+            raise ValueError("MAESTRO_DELIVERY_LEASE_SECONDS must exceed "
+                             "MAESTRO_DELIVERY_TIMEOUT_SECONDS (a send outliving its lease "
+                             "could be sent twice)")
+        if self.delivery_backoff_max_seconds < self.delivery_backoff_seconds:
+            raise ValueError("MAESTRO_DELIVERY_BACKOFF_MAX_SECONDS must be at least "
+                             "MAESTRO_DELIVERY_BACKOFF_SECONDS")
+        return self
 
     @field_validator("home", mode="after")
     @classmethod
@@ -286,6 +333,11 @@ class Settings(BaseSettings):
     def contacts_db(self) -> Path:
         """The embedded contact store (``contact_store = sqlite``)."""
         return self.home / "contacts.db"
+
+    @property
+    def deliveries_db(self) -> Path:
+        """The embedded delivery outbox (``delivery_store = sqlite``)."""
+        return self.home / "deliveries.db"
 
     @property
     def feature_repo(self) -> Path:

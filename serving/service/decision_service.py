@@ -71,6 +71,7 @@ from serving.state.identity import IdentityStore, anonymous_profile
 
 if TYPE_CHECKING:
     from serving.api.fast_decode import DecideBody
+    from serving.delivery.factory import Delivery
     from serving.triggers.runtime import Triggers
 
 
@@ -120,6 +121,9 @@ class DecisionService:
         self.agents = agents
         #: contact history, caps and budgets (None: no contact policy, as in unit tests)
         self.contacts = contacts
+        #: the delivery queue of triggered decisions (None: no destination declared); set
+        #: by the factory, its worker started by the app's lifespan
+        self.delivery: Delivery | None = None
         #: anonymous ids' links and journal (None: anonymous ids are their own profiles)
         self.identity = (
             None if identity is None
@@ -308,6 +312,8 @@ class DecisionService:
             else:
                 cid, linked = self.identity.profile(anon)
             journal = not linked and self.identity is not None
+        if self.delivery is not None:  # cancels pending deliveries this event cancels
+            self.delivery.note_event(cid, req.type, ts or time.time())
         if req.type in CONTACT_EVENTS and self.contacts is not None:
             if req.type == "message_sent":
                 self.contacts.sent(cid, req.properties, ts or time.time())

@@ -43,7 +43,10 @@ class Triggers:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop the scheduler (a timer being fired finishes first) and close the store."""
+        """Stop the scheduler (a timer being fired finishes first) and close the store
+        (again: nothing)."""
+        if self._stop.is_set() and self._thread is None:
+            return
         self._stop.set()
         self._wake.set()
         if self._thread is not None:

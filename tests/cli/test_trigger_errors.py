@@ -37,6 +37,8 @@ def test_bad_trigger_is_one_line_and_exit_2(
     path = tmp_path / "triggers.yaml"
     path.write_text(GOOD.replace(old, new, 1))
     env = {**os.environ, "MAESTRO_HOME": str(tmp_path), "PYTHONPATH": os.getcwd(),
+           "MAESTRO_WEBHOOK_SECRET": "s3cret",  # the destinations are good: the triggers fail
+           "MAESTRO_DELIVERY_REDIS_URL": "redis://127.0.0.1:1/0",
            "FEAST_USAGE": "False", "MLFLOW_ENABLE_TELEMETRY": "false",
            "RAY_USAGE_STATS_ENABLED": "0", "DO_NOT_TRACK": "1"}
     done = subprocess.run([sys.executable, "-m", "cli.main", *command], env=env,

@@ -1,7 +1,9 @@
-"""Triggers on a real uvicorn server process on 127.0.0.1: "a VIP on the pricing page for
-N seconds" is decided (logged like any decision) and handed to delivery; a non-VIP is not;
-a VIP who views another page cancels; a trigger without a dwell fires at once; and kill -9
-of the service with 100 pending timers, then a restart: all 100 fire, each once."""
+"""Triggers end to end on a real uvicorn server process on 127.0.0.1, delivering to a real
+webhook receiver: "a VIP on the pricing page for N seconds" is decided (logged like any
+decision) and received, signed, with the decision's event id as idempotency key; a non-VIP
+is not, nor a VIP who views another page; a trigger without a dwell fires at once (no
+contact: logged, not delivered); and kill -9 of the service with 100 pending timers, then a
+restart: all 100 fire and are received, each once."""
 
 from __future__ import annotations
 
@@ -19,9 +21,11 @@ import httpx
 import pandas as pd
 import pytest
 from live_servers import free_port, wait_http
+from webhook_receiver import WebhookReceiver
 
 SERVER = Path(__file__).parents[1] / "support" / "trigger_server.py"
 DWELL = 2.0
+SECRET = "trigger-e2e-secret"
 CATALOG = """
 defaults:
   reward_window_hours: 24
@@ -37,15 +41,15 @@ decision_points:
     actions:
       - {id: no_contact, channel: none, features: {category: none}}
 """
-TRIGGERS = f"""
+TRIGGERS = """
 segments:
   vip: "customer.lifetime_value > 2000"
 destinations:
-  crm_hook: {{webhook: "http://127.0.0.1:9/hook", secret_env: MAESTRO_WEBHOOK_SECRET}}
+  crm_hook: {{webhook: "{url}", secret_env: TRIGGER_E2E_SECRET}}
 triggers:
   vip_on_pricing:
     on: {{type: page_view, when: ["event.properties.page == 'pricing'", "segment.vip"]}}
-    dwell: {{seconds: {DWELL}, cancel_on: [{{type: page_view}}]}}
+    dwell: {{seconds: {dwell}, cancel_on: [{{type: page_view}}]}}
     decide: {{decision_point: vip_call}}
     deliver: crm_hook
   overdue:
@@ -64,7 +68,7 @@ class Server:
         self.client = httpx.Client(base_url=self.base, timeout=10)
 
     def start(self) -> Server:
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        env = {**os.environ, "TRIGGER_E2E_SECRET": SECRET, "PYTHONPATH": os.pathsep.join(
             [str(Path.cwd()), str(SERVER.parent)])}
         self.proc = subprocess.Popen([sys.executable, str(SERVER), str(self.home),
                                       str(self.port)], env=env)
@@ -99,15 +103,24 @@ def trigger_rows(home: Path) -> pd.DataFrame:
     return frame[frame["request_id"].fillna("").str.startswith("trigger:")]
 
 
-def deliveries(home: Path) -> list[dict]:
-    path = home / "deliveries.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+def bodies(receiver: WebhookReceiver) -> list[dict]:
+    """What the receiver got, each checked against the secret."""
+    got = list(receiver.received)
+    assert all(r.verifies(SECRET.encode()) for r in got)
+    return [json.loads(r.body) for r in got]
 
 
 @pytest.fixture
-def home(tmp_path: Path) -> Path:
+def receiver() -> Iterator[WebhookReceiver]:
+    r = WebhookReceiver().start()
+    yield r
+    r.stop()
+
+
+@pytest.fixture
+def home(tmp_path: Path, receiver: WebhookReceiver) -> Path:
     (tmp_path / "catalog.yaml").write_text(CATALOG)
-    (tmp_path / "triggers.yaml").write_text(TRIGGERS)
+    (tmp_path / "triggers.yaml").write_text(TRIGGERS.format(url=receiver.url, dwell=DWELL))
     return tmp_path
 
 
@@ -118,7 +131,9 @@ def server(home: Path) -> Iterator[Server]:
     srv.stop(signal.SIGKILL)
 
 
-def test_vip_on_pricing_fires_non_vip_and_leavers_do_not(server: Server, home: Path) -> None:
+def test_vip_on_pricing_fires_non_vip_and_leavers_do_not(
+    server: Server, home: Path, receiver: WebhookReceiver
+) -> None:
     server.event("vip-1", "page_view", page="pricing")  # stays: fires
     server.event("plain-1", "page_view", page="pricing")  # not a VIP
     server.event("vip-2", "page_view", page="pricing")  # leaves the page
@@ -129,19 +144,22 @@ def test_vip_on_pricing_fires_non_vip_and_leavers_do_not(server: Server, home: P
     assert server.metric("maestro_trigger_timers_scheduled_total") == 2
     assert server.metric("maestro_trigger_timers_cancelled_total") == 1
     assert server.metric("maestro_trigger_timers_fired_total") == 1
+    receiver.wait_for(1, timeout=10)
     server.stop()  # graceful: the log rolls to Parquet
     rows = trigger_rows(home)
     assert list(rows["customer_id"]) == ["vip-1"]
     row = rows.iloc[0]
     assert row["decision_point"] == "vip_call" and row["action_id"] == "email_am"
     assert row["segments"] is not None and list(row["segments"]) == ["vip"]
-    assert [(d["customer_id"], d["trigger"], d["destination"], d["delivery_id"])
-            for d in deliveries(home)] == [("vip-1", "vip_on_pricing", "crm_hook",
-                                             row["event_id"])]
+    (got,) = bodies(receiver)
+    assert (got["trigger"], got["customer_id"]) == ("vip_on_pricing", "vip-1")
+    assert got["decision"]["event_id"] == row["event_id"]
+    assert got["decision"]["action_id"] == "email_am" and got["delivered_at"]
+    assert receiver.delivered_keys() == [row["event_id"]]
 
 
 def test_a_trigger_without_dwell_fires_at_once_and_no_contact_is_not_delivered(
-    server: Server, home: Path
+    server: Server, home: Path, receiver: WebhookReceiver
 ) -> None:
     start = time.time()
     server.event("plain-5", "invoice_overdue")
@@ -152,12 +170,14 @@ def test_a_trigger_without_dwell_fires_at_once_and_no_contact_is_not_delivered(
     server.stop()
     rows = trigger_rows(home)
     assert list(rows["customer_id"]) == ["plain-5"] and rows.iloc[0]["action_id"] == "no_contact"
-    assert deliveries(home) == []
+    assert receiver.received == []
 
 
-def test_kill_9_with_100_pending_timers_then_restart_fires_each_once(home: Path) -> None:
+def test_kill_9_with_100_pending_timers_then_restart_fires_each_once(
+    home: Path, receiver: WebhookReceiver
+) -> None:
     dwell = 10.0  # long enough to post 100 events on a busy machine before any is due
-    (home / "triggers.yaml").write_text(TRIGGERS.replace(f"seconds: {DWELL}", f"seconds: {dwell}"))
+    (home / "triggers.yaml").write_text(TRIGGERS.format(url=receiver.url, dwell=dwell))
     first = Server(home).start()
     customers = [f"vip-{i}" for i in range(100)]
     for cid in customers:
@@ -166,21 +186,23 @@ def test_kill_9_with_100_pending_timers_then_restart_fires_each_once(home: Path)
     assert first.metric("maestro_trigger_timers_scheduled_total") == 100
     assert first.metric("maestro_trigger_timers_fired_total") == 0
     first.stop(signal.SIGKILL)  # mid-dwell: nothing fired, 100 pending
-    assert deliveries(home) == []
+    assert receiver.received == []
     second = Server(home).start()
     try:
         deadline = scheduled_at + dwell + 30
         while second.metric("maestro_trigger_timers_fired_total") < 100:
             assert time.time() < deadline, "not every timer fired after the restart"
             time.sleep(0.1)
-        time.sleep(1.0)  # nothing fires twice
+        receiver.wait_for(100, timeout=30)
+        time.sleep(1.0)  # nothing fires or arrives twice
         assert second.metric("maestro_trigger_timers_fired_total") == 100
     finally:
         second.stop()
     rows = trigger_rows(home)
     assert sorted(rows["customer_id"]) == sorted(customers)
     assert set(Counter(rows["request_id"]).values()) == {1}
-    sent = deliveries(home)
+    sent = bodies(receiver)
     assert sorted(d["customer_id"] for d in sent) == sorted(customers)
-    assert set(Counter(d["delivery_id"] for d in sent).values()) == {1}
-    assert set(d["delivery_id"] for d in sent) == set(rows["event_id"])
+    keys = receiver.delivered_keys()
+    assert len(keys) == 100 and set(Counter(keys).values()) == {1}
+    assert set(keys) == set(rows["event_id"])
