@@ -184,3 +184,26 @@ def test_a_replica_killed_mid_fire_leaves_its_timers_to_fire_late(
     assert {r[1] for r in rows} == {"2"}  # the second attempt: late, not never
     assert store.pending() == 0
     store.close()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+def test_the_settings_pick_the_store(kind: str, tmp_path: Path, request: pytest.FixtureRequest
+                                     ) -> None:
+    from serving.factory import timer_store
+    from serving.settings import Settings
+
+    extra = {}
+    if kind == "redis":
+        port = request.getfixturevalue("redis_server")
+        extra = {"timer_store": "redis", "timer_redis_url": f"redis://127.0.0.1:{port}/3"}
+    store = timer_store(Settings(home=tmp_path, **extra))
+    try:
+        assert type(store).__name__ == {"sqlite": "SQLiteTimerStore",
+                                        "redis": "RedisTimerStore"}[kind]
+        timers = run("settings", uuid.uuid4().hex, NOW)
+        store.schedule(timers)
+        claimed = store.claim(NOW, "r", 30, 1000)
+        assert timers[0].timer_id in {t.timer_id for t in claimed}
+        assert (tmp_path / "timers.db").exists() is (kind == "sqlite")
+    finally:
+        store.close()
