@@ -123,6 +123,7 @@ def _post_events(base: str, rate: float, seconds: float, customers: int
     import httpx
 
     sent: dict[tuple[str, str], list[float]] = defaultdict(list)
+    shed = [0]
     n = int(rate * seconds)
     start = time.perf_counter()
     with httpx.Client(base_url=base, timeout=10) as client:
@@ -138,14 +139,21 @@ def _post_events(base: str, rate: float, seconds: float, customers: int
             at = time.time()
             r = client.post("/events", json={"customer_id": cid, "type": kind,
                                              "properties": props})
+            if r.status_code == 503:  # shed by admission control: never reached a trigger
+                shed[0] += 1
+                continue
             if r.status_code != 202:
                 raise RuntimeError(f"/events answered {r.status_code}: {r.text}")
-            # a new cart_updated restarts the customer's pending dwell: only the last counts
-            key = ("on_pricing", cid) if pricing else ("cart_dwell", cid)
             if pricing:
-                sent[key].append(at)
-            else:
-                sent[key] = [at + DWELL]
+                sent[("on_pricing", cid)].append(at)
+                continue
+            times = sent[("cart_dwell", cid)]
+            if times and times[-1] > at:  # a new cart_updated within the dwell restarts it
+                times.pop()
+            times.append(at + DWELL)
+    took = time.perf_counter() - start
+    print(f"posted {n} events in {took:.1f} s ({n / took:.0f}/s), {shed[0]} shed (503)",
+          flush=True)
     return sent
 
 
