@@ -371,3 +371,35 @@ def erase(customer_id: str) -> None:
 
     record = _run(erase_everywhere, get_settings(), customer_id)
     click.echo(orjson.dumps(record).decode())
+
+
+@click.group()
+def deliveries() -> None:
+    """Delivery of triggered decisions: list and re-queue the dead letters."""
+
+
+def _deliveries_list(limit: int) -> None:
+    """List the dead letters (oldest first) and the outbox's requests per state."""
+    from cli.deliveries import list_dead_letters
+
+    for line in _run(list_dead_letters, _workspace(), limit):
+        click.echo(line)
+
+
+def _deliveries_requeue(delivery_ids: tuple[str, ...], every: bool) -> None:
+    """Make dead letters pending again (a running server sends them)."""
+    from cli.deliveries import requeue_dead_letters
+
+    click.echo(_run(requeue_dead_letters, _workspace(), delivery_ids, every))
+
+
+deliveries.command("list")(
+    click.option("--limit", type=click.IntRange(min=1), default=100,
+                 help="At most this many dead letters.")(_deliveries_list)
+)
+deliveries.command("requeue")(
+    click.argument("delivery_ids", nargs=-1)(
+        click.option("--all", "every", is_flag=True, help="Every dead letter.")(
+            _deliveries_requeue)
+    )
+)

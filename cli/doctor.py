@@ -278,15 +278,17 @@ def _first_line(exc: BaseException) -> str:
 
 
 def check_conditions(settings: Settings) -> None:
-    """Load the catalog's and ``triggers.yaml``'s conditions as ``maestro serve`` does: a
-    bad one raises its one-line ``file:line: problem`` (exit 2) before any check runs.
+    """Load the catalog's and ``triggers.yaml``'s conditions and triggers as ``maestro
+    serve`` does: a bad one raises its one-line ``file:line: problem`` (exit 2) before any
+    check runs.
     Other problems (an unreadable catalog, a bad ``features.yaml``) are left to the checks
     that report them."""
     from policies.conditions import ConditionError
-    from serving.factory import workspace_catalog
+    from serving.factory import delivery_destinations, workspace_triggers
 
+    delivery_destinations(settings)  # destinations: of triggers.yaml, their secrets set
     try:
-        workspace_catalog(settings)
+        workspace_triggers(settings)  # the catalog's and the segments' too
     except ConditionError:
         raise
     except Exception:

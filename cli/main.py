@@ -41,6 +41,7 @@ COMMANDS: Mapping[str, str] = {
     "sets).",
     "doctor": "Check the workspace: one line per check, ok or what is wrong and how to fix it.",
     "segment": "Dynamic segments of $MAESTRO_HOME/triggers.yaml: export one as an audience.",
+    "deliveries": "Delivery of triggered decisions: list and re-queue the dead letters.",
 }
 COMMANDS_MODULE = "cli.commands"
 

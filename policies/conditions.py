@@ -1,7 +1,9 @@
 """One condition language for rules and segments: CEL (Common Expression Language).
 
 An expression reads ``customer.<feature>`` (a declared feature), ``context.<key>`` (the
-request context) and ``segment.<name>`` (a declared segment, true or false), for example
+request context), ``segment.<name>`` (a declared segment, true or false) and, in a
+trigger's conditions only, ``event.type`` and ``event.properties.<name>`` (the event
+that fired it), for example
 ``customer.lifetime_value > 2000 && customer.tenure_days > 365``. CEL is evaluated by the
 Rust engine of ``common-expression-language``: it cannot reach Python objects, loops or
 I/O, never coerces types silently, and reports syntax errors by line and column.
@@ -28,9 +30,11 @@ from typing import Any
 from policies.errors import ConditionError
 
 #: the variables an expression may read
-ROOTS = ("customer", "context", "segment")
+ROOTS = ("customer", "context", "segment", "event")
+#: what ``event.<name>`` may name
+EVENT_FIELDS = ("type", "properties")
 _STRINGS = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
-_NAMES = re.compile(r"(?<![\w.])(customer|context|segment)\s*\.\s*([A-Za-z_]\w*)")
+_NAMES = re.compile(r"(?<![\w.])(customer|context|segment|event)\s*\.\s*([A-Za-z_]\w*)")
 _IDENT = re.compile(r"(?<![\w.])([A-Za-z_]\w*)\b(?!\s*\()")
 _KEYWORDS = frozenset({"true", "false", "null", "in", *ROOTS})
 _PROBE: dict[type, Any] = {bool: False, int: 0, float: 0.0, str: ""}
@@ -89,6 +93,8 @@ class Condition:
     customer: frozenset[str]
     context: frozenset[str]
     segments: frozenset[str]
+    #: the ``event.<field>`` names read (a trigger's conditions only)
+    event: frozenset[str] = frozenset()
 
     def holds(self, activation: Any) -> bool:
         """Whether the expression is true for ``activation`` (a ``cel.Context``); missing
@@ -104,9 +110,11 @@ def compile_condition(
     source: Source,
     features: Mapping[str, type] | None = None,
     segments: Iterable[str] | None = None,
+    events: bool = False,
 ) -> Condition:
     """Compile ``expression``; names are checked against ``features`` (name → type) and
-    ``segments`` when given. Raises :class:`ConditionError` naming the file and line."""
+    ``segments`` when given; ``event.*`` only where ``events`` (a trigger's conditions: a
+    decision has no event). Raises :class:`ConditionError` naming the file and line."""
     import cel
 
     if not isinstance(expression, str) or not expression.strip():
@@ -120,13 +128,21 @@ def compile_condition(
     if stray:
         raise source.fail(
             expression, f"condition {expression!r}: unknown name {sorted(stray)[0]!r} "
-            "(use customer.<feature>, context.<key> or segment.<name>)",
+            "(use customer.<feature>, context.<key>, segment.<name> or event.<field>)",
         )
     if features is not None:
         unknown = sorted(names["customer"] - set(features))
         if unknown:
             problem = f"condition {expression!r}: unknown feature {unknown[0]!r}"
             raise source.fail(expression, problem)
+    if names["event"] and not events:
+        problem = f"condition {expression!r}: event.* is known only in a trigger's conditions"
+        raise source.fail(expression, problem)
+    bad_event = sorted(names["event"] - set(EVENT_FIELDS))
+    if bad_event:
+        problem = (f"condition {expression!r}: unknown event field {bad_event[0]!r} "
+                   "(use event.type or event.properties.<name>)")
+        raise source.fail(expression, problem)
     if segments is not None:
         unknown = sorted(names["segment"] - set(segments))
         if unknown:
@@ -140,20 +156,27 @@ def compile_condition(
         raise source.fail(expression, f"condition {expression!r}: syntax error ({detail})") from exc
     condition = Condition(
         expression, program, frozenset(names["customer"]), frozenset(names["context"]),
-        frozenset(names["segment"]),
+        frozenset(names["segment"]), frozenset(names["event"]),
     )
-    if features is not None and not condition.context:
+    if features is not None and not condition.context and not condition.event:
         _probe(condition, source, features)
     return condition
 
 
-def _probe(condition: Condition, source: Source, features: Mapping[str, type]) -> None:
-    """Evaluate once over typed sample values: a type mismatch or a non-boolean result
-    shows here, at load, rather than as a silently false rule."""
+def _probe(
+    condition: Condition,
+    source: Source,
+    features: Mapping[str, type],
+    extra: Mapping[str, Any] | None = None,
+) -> None:
+    """Evaluate once over typed sample values (and the flat variables of ``extra``): a type
+    mismatch or a non-boolean result shows here, at load, rather than as a silently false
+    rule."""
     import cel
 
     values = {variable("customer", n): _PROBE.get(features[n], "") for n in condition.customer}
     values.update({variable("segment", n): False for n in condition.segments})
+    values.update(extra or {})
     activation = cel.Context(values)
     try:
         result = condition.program.execute(activation)
@@ -170,6 +193,35 @@ def _probe(condition: Condition, source: Source, features: Mapping[str, type]) -
             f"condition {condition.expression!r}: must be true or false, "
             f"not {type(result).__name__}",
         )
+
+
+def probe_event(
+    condition: Condition,
+    source: Source,
+    features: Mapping[str, type],
+    event_type: str,
+    sample: Mapping[str, Any],
+) -> None:
+    """Check a trigger's condition over an event of ``event_type`` whose properties are the
+    typed ``sample`` values (a type mismatch raises :class:`ConditionError`)."""
+    _probe(condition, source, features, event_values(event_type, sample))
+
+
+def event_values(event_type: str, properties: Mapping[str, Any]) -> dict[str, Any]:
+    """The flat variables ``event.type`` and ``event.properties`` stand for."""
+    return {variable("event", "type"): event_type,
+            variable("event", "properties"): dict(properties)}
+
+
+def with_event(activation: Any | None, event: Mapping[str, Any]) -> Any:
+    """``activation`` (a new empty one when None) with the :func:`event_values` ``event``
+    added."""
+    import cel
+
+    act = cel.Context({}) if activation is None else activation
+    for name, value in event.items():
+        act.add_variable(name, value)
+    return act
 
 
 @dataclass(frozen=True)

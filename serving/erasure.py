@@ -51,6 +51,8 @@ from serving.state.identity import (
 )
 from serving.state.ports import AssignmentStore, LogIndexOpener
 from serving.state.select import assignment_store, log_index_opener
+from serving.state.timers import TimerStore
+from serving.state.timers_sqlite import SQLiteTimerStore
 
 
 class WorkspaceEraser(CustomerEraser, Protocol):
@@ -260,12 +262,52 @@ class WorkspaceContactEraser:
             store.close()
 
 
+class TimerEraser:
+    """A trigger timer store (:class:`serving.state.timers.TimerStore`): the customer's
+    pending trigger timers."""
+
+    name = "trigger_timers"
+
+    def __init__(self, store: TimerStore) -> None:
+        self.store = store
+
+    def erase(self, customer_id: str) -> dict[str, int]:
+        return {"timers": self.store.erase_customer(customer_id)}
+
+
+class WorkspaceTimerEraser:
+    """The workspace's trigger timer store, offline (the embedded one, or its Redis)."""
+
+    name = "trigger_timers"
+    holds: ClassVar[tuple[str, ...]] = ("timers.db", "timers.db-wal", "timers.db-shm")
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def erase(self, customer_id: str) -> dict[str, int]:
+        settings = self.settings
+        if settings.timer_store == "sqlite" and not settings.timers_db.exists():
+            return {}
+        store: TimerStore
+        if settings.timer_store == "redis":
+            from serving.state.timers_redis import RedisTimerStore
+
+            store = RedisTimerStore(str(settings.timer_redis_url))
+        else:
+            store = SQLiteTimerStore(settings.timers_db)
+        try:
+            return TimerEraser(store).erase(customer_id)
+        finally:
+            store.close()
+
+
 def live_erasers(
     features: FeatureWriter,
     log: EventLog,
     assignments: AssignmentTable | None,
     contacts: ContactStore | None = None,
     identity: IdentityStore | None = None,
+    timers: TimerStore | None = None,
 ) -> list[CustomerEraser]:
     """The erasers of a running service's stores (no assignments: no experiments; no
     contact store: no contact policy)."""
@@ -276,6 +318,8 @@ def live_erasers(
         erasers.append(ContactEraser(contacts))
     if identity is not None:
         erasers.append(IdentityEraser(identity))
+    if timers is not None:
+        erasers.append(TimerEraser(timers))
     return erasers
 
 
@@ -290,6 +334,7 @@ def workspace_erasers(settings: Settings) -> list[WorkspaceEraser]:
         ),
         WorkspaceContactEraser(settings),
         WorkspaceIdentityEraser(settings),
+        WorkspaceTimerEraser(settings),
     ]
 
 

@@ -7,11 +7,15 @@ from typing import Any
 
 from features.declared import workspace_declaration
 from features.errors import WorkspaceError
+from features.events import EVENT_TYPES
 from features.layer import FeastFeatureLayer
 from features.source import InMemoryFeatureSource
 from features.synthetic import generate_customers
 from policies.catalog import Catalog, load_catalog
 from policies.segments import TRIGGERS_FILE, SegmentSet, load_segments
+from serving.delivery.factory import build_delivery
+from serving.delivery.factory import destinations as delivery_destinations
+from serving.delivery.ports import DeliveryQueue
 from serving.eventlog.log import EventLog
 from serving.experiments.variants import load_experiments
 from serving.rollout.rollout import Rollout
@@ -27,6 +31,10 @@ from serving.state.contacts import ContactStore
 from serving.state.contacts_sqlite import SQLiteContactStore
 from serving.state.identity import identity_store
 from serving.state.select import assignment_store, log_index_opener
+from serving.state.timers import TimerStore
+from serving.triggers.engine import EngineOptions, TriggerEngine
+from serving.triggers.runtime import Triggers
+from serving.triggers.spec import Trigger, load_triggers
 from training.drift.alarms import alarm_path
 
 
@@ -65,9 +73,60 @@ def workspace_catalog(settings: Settings) -> tuple[Catalog, SegmentSet]:
     return load_catalog(settings.catalog_file, types, segments), segments
 
 
+def workspace_triggers(
+    settings: Settings, loaded: tuple[Catalog, SegmentSet] | None = None
+) -> dict[str, Trigger]:
+    """The ``triggers:`` of ``triggers.yaml``, checked against the workspace's catalog,
+    features, segments, event types and destinations (``file:line: problem``, exit 2)."""
+    catalog, segments = loaded or workspace_catalog(settings)
+    types = workspace_declaration(settings.home).types()
+    return load_triggers(settings.home / TRIGGERS_FILE, catalog, types, segments, EVENT_TYPES)
+
+
+def timer_store(settings: Settings) -> TimerStore:
+    """The timer store ``settings`` name (SQLite under ``$MAESTRO_HOME`` or Redis)."""
+    if settings.timer_store == "redis":
+        from serving.state.timers_redis import RedisTimerStore
+
+        assert settings.timer_redis_url is not None  # checked by the settings
+        return RedisTimerStore(settings.timer_redis_url)
+    from serving.state.timers_sqlite import SQLiteTimerStore
+
+    return SQLiteTimerStore(settings.timers_db)
+
+
+def trigger_runtime(
+    settings: Settings,
+    triggers: dict[str, Trigger],
+    segments: SegmentSet,
+    feature_layer: Any,
+    metrics: Metrics,
+    delivery: DeliveryQueue | None,
+) -> Triggers | None:
+    """The triggers' engine and scheduler (None when no trigger is declared)."""
+    if not triggers:
+        return None
+    if delivery is None:
+        raise WorkspaceError(
+            f"{settings.home / TRIGGERS_FILE} declares triggers but no delivery queue was "
+            "given to deliver their decisions", field="triggers",
+        )
+    for trigger in triggers.values():  # the one activation of an event carries these
+        for condition in trigger.conditions:
+            segments.require(condition.customer, ())
+    engine = TriggerEngine(
+        triggers, timer_store(settings), delivery,
+        features=lambda cid: feature_layer.get(cid).values,
+        segments=segments, registry=metrics.registry,
+        options=EngineOptions(lease_seconds=settings.timer_lease_seconds),
+    )
+    return Triggers(engine, poll_seconds=settings.timer_poll_seconds)
+
+
 def preflight(settings: Settings) -> None:
     """Fail loudly, before any engine starts, on a workspace that cannot be served."""
-    workspace_catalog(settings)
+    delivery_destinations(settings)  # destinations: of triggers.yaml, secrets set
+    workspace_triggers(settings)  # the catalog's and the segments' conditions too
     if (
         settings.feature_source == "feast"
         and not (settings.feature_repo / "feature_store.yaml").exists()
@@ -92,9 +151,15 @@ def contact_store(settings: Settings, catalog: Catalog) -> ContactStore:
     return SQLiteContactStore(settings.contacts_db, retention)
 
 
-def build_service(settings: Settings, feature_layer: Any | None = None) -> DecisionService:
-    """A service for ``settings`` (not started: the app's lifespan starts it)."""
+def build_service(
+    settings: Settings,
+    feature_layer: Any | None = None,
+    delivery: DeliveryQueue | None = None,
+) -> DecisionService:
+    """A service for ``settings`` (not started: the app's lifespan starts it). Its triggers
+    hand their decisions to ``delivery`` when given, else to the workspace's delivery."""
     catalog, segments = workspace_catalog(settings)
+    triggers = workspace_triggers(settings, (catalog, segments))
     if feature_layer is None:
         feature_layer = (
             memory_layer_from_synthetic()
@@ -145,6 +210,12 @@ def build_service(settings: Settings, feature_layer: Any | None = None) -> Decis
         service.use_rollout(
             Rollout(catalog, settings.tracking_uri, policies, poll_seconds=settings.poll_seconds)
         )
+    service.delivery = build_delivery(settings, service)  # None: no destination declared
+    # the triggers fire through the service's decide and hand contacts to its delivery
+    # (or to ``delivery``, when the caller gives one)
+    service.triggers = trigger_runtime(
+        settings, triggers, segments, feature_layer, service.metrics, delivery or service.delivery
+    )
     return service
 
 
@@ -159,13 +230,17 @@ def drift_monitor(settings: Settings, metrics: Metrics, replica: str) -> DriftMo
 
 
 def build_app(
-    settings: Settings, feature_layer: Any | None = None, *, decide_in_threadpool: bool = False
+    settings: Settings,
+    feature_layer: Any | None = None,
+    *,
+    decide_in_threadpool: bool = False,
+    delivery: DeliveryQueue | None = None,
 ) -> Any:
     """The FastAPI app for ``settings`` (both engines serve exactly this)."""
     from serving.api.app import create_app
 
     return create_app(
-        build_service(settings, feature_layer),
+        build_service(settings, feature_layer, delivery),
         api_keys=settings.api_keys,
         max_body_bytes=settings.max_body_bytes,
         decide_in_threadpool=decide_in_threadpool,

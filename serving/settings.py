@@ -155,7 +155,7 @@ class Settings(BaseSettings):
         description="the Redis of `MAESTRO_CONTACT_STORE=redis` (`redis://host:port/db`)",
     )
 
-    @field_validator("contact_redis_url", mode="after")
+    @field_validator("contact_redis_url", "delivery_redis_url", "timer_redis_url", mode="after")
     @classmethod
     def _redis_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
@@ -166,6 +166,34 @@ class Settings(BaseSettings):
     def _contact_store_reachable(self) -> Settings:
         if self.contact_store == "redis" and not self.contact_redis_url:
             raise ValueError("MAESTRO_CONTACT_STORE=redis needs MAESTRO_CONTACT_REDIS_URL")
+        return self
+
+    #: triggers (``triggers:`` of ``$MAESTRO_HOME/triggers.yaml``): where their timers live
+    timer_store: Literal["sqlite", "redis"] = Field(
+        default="sqlite",
+        description="where the triggers' pending timers live: `sqlite` "
+        "(`$MAESTRO_HOME/timers.db`, every process of one machine) or `redis` "
+        "(`MAESTRO_TIMER_REDIS_URL`, every replica of every node)",
+    )
+    timer_redis_url: str | None = Field(
+        default=None,
+        description="the Redis of `MAESTRO_TIMER_STORE=redis` (`redis://host:port/db`)",
+    )
+    timer_poll_seconds: float = Field(
+        default=0.05, gt=0, le=60,
+        description="how often each replica claims the triggers' due timers (a trigger "
+        "without a dwell fires at once)",
+    )
+    timer_lease_seconds: float = Field(
+        default=30.0, gt=0, le=3600,
+        description="how long a claimed timer is one replica's: if it dies mid-fire, "
+        "another fires the timer this much later",
+    )
+
+    @model_validator(mode="after")
+    def _timer_store_reachable(self) -> Settings:
+        if self.timer_store == "redis" and not self.timer_redis_url:
+            raise ValueError("MAESTRO_TIMER_STORE=redis needs MAESTRO_TIMER_REDIS_URL")
         return self
 
     #: cluster mode: shared state, Ray cluster, Feast registry (docs/deploy.md)
@@ -219,6 +247,58 @@ class Settings(BaseSettings):
         "`online_bound` alarm (a re-gate: `maestro train --every` retrains)",
     )
 
+    #: delivery of triggered decisions (serving.delivery)
+    delivery_store: Literal["sqlite", "redis"] = Field(
+        default="sqlite",
+        description="the delivery outbox: `sqlite` (`$MAESTRO_HOME/deliveries.db`, every "
+        "process of one machine) or `redis` (`MAESTRO_DELIVERY_REDIS_URL`, every replica)",
+    )
+    delivery_redis_url: str | None = Field(
+        default=None,
+        description="the Redis of `MAESTRO_DELIVERY_STORE=redis`, and of `redis_stream` "
+        "destinations that name no `redis_url` (`redis://host:port/db`)",
+    )
+    delivery_max_attempts: int = Field(
+        default=8, ge=1, description="tries of one delivery before it is dead-lettered"
+    )
+    delivery_backoff_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        description="the first retry's backoff ceiling; it doubles per attempt (full jitter)",
+    )
+    delivery_backoff_max_seconds: float = Field(
+        default=60.0, gt=0, description="the largest backoff ceiling between two tries"
+    )
+    delivery_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="one webhook POST or stream append, at most"
+    )
+    delivery_lease_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="a delivery in flight is held this long; past it (its worker died) "
+        "another worker takes it",
+    )
+    delivery_poll_seconds: float = Field(
+        default=0.2,
+        gt=0,
+        le=10,
+        description="how often a worker looks for retries come due and other processes' "
+        "deliveries (its own are sent at once)",
+    )
+
+    @model_validator(mode="after")
+    def _delivery_consistent(self) -> Settings:
+        if self.delivery_store == "redis" and not self.delivery_redis_url:
+            raise ValueError("MAESTRO_DELIVERY_STORE=redis needs MAESTRO_DELIVERY_REDIS_URL")
+        if self.delivery_lease_seconds <= self.delivery_timeout_seconds:
+            raise ValueError("MAESTRO_DELIVERY_LEASE_SECONDS must exceed "
+                             "MAESTRO_DELIVERY_TIMEOUT_SECONDS (a send outliving its lease "
+                             "could be sent twice)")
+        if self.delivery_backoff_max_seconds < self.delivery_backoff_seconds:
+            raise ValueError("MAESTRO_DELIVERY_BACKOFF_MAX_SECONDS must be at least "
+                             "MAESTRO_DELIVERY_BACKOFF_SECONDS")
+        return self
+
     @field_validator("home", mode="after")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
@@ -266,9 +346,19 @@ class Settings(BaseSettings):
         return self.home / "logs"
 
     @property
+    def timers_db(self) -> Path:
+        """The embedded timer store (``timer_store = sqlite``)."""
+        return self.home / "timers.db"
+
+    @property
     def contacts_db(self) -> Path:
         """The embedded contact store (``contact_store = sqlite``)."""
         return self.home / "contacts.db"
+
+    @property
+    def deliveries_db(self) -> Path:
+        """The embedded delivery outbox (``delivery_store = sqlite``)."""
+        return self.home / "deliveries.db"
 
     @property
     def feature_repo(self) -> Path:

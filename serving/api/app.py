@@ -67,9 +67,17 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if manage_lifecycle:
             service.start()
+        delivery = getattr(service, "delivery", None)
+        if delivery is not None:  # the delivery worker drains the outbox on this loop
+            delivery.start()
         try:
             yield
         finally:
+            triggers = getattr(service, "triggers", None)
+            if manage_lifecycle and triggers is not None:  # no timer fires into a stopped delivery
+                triggers.stop()
+            if delivery is not None:
+                await delivery.stop()
             if manage_lifecycle:
                 service.close()
 

@@ -72,7 +72,9 @@ from serving.state.identity import IdentityStore, anonymous_profile
 
 if TYPE_CHECKING:
     from serving.api.fast_decode import DecideBody
+    from serving.delivery.factory import Delivery
     from serving.rollout.rollout import Rollout
+    from serving.triggers.runtime import Triggers
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +104,7 @@ class DecisionService:
         identity: IdentityStore | None = None,
         segments: SegmentSet | None = None,
         drift: DriftMonitor | None = None,
+        triggers: Triggers | None = None,
     ) -> None:
         self.catalog = catalog
         #: the dynamic segments of ``triggers.yaml``, logged with each decision
@@ -125,11 +128,17 @@ class DecisionService:
         self.drift = drift
         #: contact history, caps and budgets (None: no contact policy, as in unit tests)
         self.contacts = contacts
+        #: the delivery queue of triggered decisions (None: no destination declared); set
+        #: by the factory, its worker started by the app's lifespan
+        self.delivery: Delivery | None = None
         #: anonymous ids' links and journal (None: anonymous ids are their own profiles)
         self.identity = (
             None if identity is None
             else IdentityStage(identity, writer, None if contacts is None else contacts.store)
         )
+        #: the triggers of ``triggers.yaml`` (None: none declared): events start and cancel
+        #: their timers, a scheduler thread fires them through :meth:`decide`
+        self.triggers = triggers
         self._budget = self.options.time_budget_ms / 1000.0
         self._features = FeatureStage(features)
         self._contexts = ContextStage()
@@ -171,11 +180,15 @@ class DecisionService:
         # hold the GIL for up to the switch interval (5 ms by default) whenever a request
         # wants it; 1 ms bounds that wait for the event loop at a negligible switch cost.
         sys.setswitchinterval(min(sys.getswitchinterval(), 0.001))
+        if self.triggers is not None:  # last: a timer fires through a started service
+            self.triggers.start(self.decide)
         return self
 
     def close(self) -> None:
         """Stop polling, flush the log to Parquet, release the feature layer."""
         gc.unfreeze()  # what start() froze can be collected again (tests build many)
+        if self.triggers is not None:  # first: no timer fires into a closing log
+            self.triggers.stop()
         if self.rollout is not None:
             self.rollout.stop()
         self.policies.stop()
@@ -365,6 +378,8 @@ class DecisionService:
             else:
                 cid, linked = self.identity.profile(anon)
             journal = not linked and self.identity is not None
+        if self.delivery is not None:  # cancels pending deliveries this event cancels
+            self.delivery.note_event(cid, req.type, ts or time.time())
         if req.type in CONTACT_EVENTS and self.contacts is not None:
             if req.type == "message_sent":
                 self.contacts.sent(cid, req.properties, ts or time.time())
@@ -374,6 +389,8 @@ class DecisionService:
             return answer
         event = FeatureEvent(cid, req.type, dict(req.properties), ts or time.time())
         self.writer.ingest(event)
+        if self.triggers is not None:
+            self.triggers.observe(cid, req.type, req.properties)
         if journal:
             assert self.identity is not None
             self.identity.journal(str(req.anonymous_id), event)
@@ -395,7 +412,8 @@ class DecisionService:
         table = self.experiments.table if self.experiments is not None else None
         store = self.contacts.store if self.contacts is not None else None
         links = self.identity.store if self.identity is not None else None
-        erasers = live_erasers(self.writer, self.log, table, store, links)
+        timers = None if self.triggers is None else self.triggers.engine.store
+        erasers = live_erasers(self.writer, self.log, table, store, links, timers)
         erased = erase_with(erasers, customer_id)
         return {"customer_id": customer_id, "erased": erased}
 

@@ -118,6 +118,13 @@ def workspace(tmp_path_factory: pytest.TempPathFactory, mlflow_uri: str) -> Any:
                 EventRequest(customer_id=cid, type="page_view", properties={"page": "home"})
             )
 
+    from serving.state.timers import Timer
+    from serving.state.timers_sqlite import SQLiteTimerStore
+
+    timers = SQLiteTimerStore(settings.timers_db)  # pending trigger timers of each customer
+    for cid in customers:
+        timers.schedule([Timer(f"t-{cid}", "vip_on_pricing", 0, cid, 4e9, 1e9)])
+    timers.close()
     service = build_service(settings).start()  # stops cleanly: its log is in Parquet
     traffic(service, "clean")
     service.close()
@@ -139,15 +146,19 @@ def test_both_ways_in_erase_the_same_stores(workspace: Any) -> None:
     from serving.service.feature_layer import InMemoryFeatureLayer
     from serving.state.contacts_sqlite import SQLiteContactStore
     from serving.state.identity import SQLiteIdentityStore
+    from serving.state.timers_sqlite import SQLiteTimerStore
 
     layer = InMemoryFeatureLayer(InMemoryFeatureSource())
     contacts = SQLiteContactStore(workspace.home / "unused" / "contacts.db")
     links = SQLiteIdentityStore(workspace.home / "unused" / "identity.db")
+    timers = SQLiteTimerStore(workspace.home / "unused" / "timers.db")
     live = live_erasers(
-        layer, EventLog(workspace.home / "unused"), AssignmentTable(None), contacts, links
+        layer, EventLog(workspace.home / "unused"), AssignmentTable(None), contacts, links,
+        timers,
     )
     contacts.close()
     links.close()
+    timers.close()
     assert [e.name for e in live] == [e.name for e in workspace_erasers(workspace)]
 
 
@@ -161,6 +172,7 @@ def test_every_store_naming_a_customer_has_an_eraser(workspace: Any) -> None:
         "feature_repo/data/customers.parquet",
         "experiments.db:assignments",
         "logs/index.db:requests",
+        "timers.db:timers",
     } <= before, before
     assert any(m.startswith("logs/decisions/") for m in before)
     assert any(m.startswith("logs/spool/") for m in before)
@@ -169,6 +181,7 @@ def test_every_store_naming_a_customer_has_an_eraser(workspace: Any) -> None:
 
     record = erase_everywhere(workspace, TARGET)
     assert record["erased"]["decisions"] > 0 and record["erased"]["experiment_assignments"] > 0
+    assert record["erased"]["timers"] == 1
     left = mentions(workspace.home, TARGET) - set(RESIDUE)
     assert not left, f"the erasure left the customer in {sorted(left)}"
     assert mentions(workspace.home, "c-000005"), "another customer's data must stay"
