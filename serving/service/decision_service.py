@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from features.events import EVENT_TYPES as FEATURE_EVENTS
 from policies.catalog import Catalog
 from policies.segments import SegmentSet
 from policies.types import Action, Exclusion
@@ -51,6 +52,7 @@ from serving.service.feature_layer import FeatureEvent, FeatureWriter
 from serving.service.identity import IdentityStage
 from serving.service.ids import EventIdSigner
 from serving.service.metrics import Metrics
+from serving.service.outcomes import OutcomeStage
 from serving.service.policy_store import LoadedPolicy
 from serving.service.ports import (
     AgentRoster,
@@ -122,6 +124,10 @@ class DecisionService:
         self.identity = (
             None if identity is None
             else IdentityStage(identity, writer, None if contacts is None else contacts.store)
+        )
+        #: outcome events (purchase, clicks, ...) → attributed rewards
+        self.outcomes = OutcomeStage(
+            catalog, None if contacts is None else contacts.store, signer, log
         )
         self._budget = self.options.time_budget_ms / 1000.0
         self._features = FeatureStage(features)
@@ -306,11 +312,21 @@ class DecisionService:
                 self.contacts.failed(req.properties)
             self.metrics.events.labels(req.type).inc()
             return answer
-        event = FeatureEvent(cid, req.type, dict(req.properties), ts or time.time())
-        self.writer.ingest(event)
-        if journal:
-            assert self.identity is not None
-            self.identity.journal(str(req.anonymous_id), event)
+        outcome = self.outcomes.handles(req.type)
+        if outcome:
+            self.outcomes.check(req.type, req.properties)  # 422 before anything is written
+        if not outcome or req.type in FEATURE_EVENTS:
+            event = FeatureEvent(cid, req.type, dict(req.properties), ts or time.time())
+            self.writer.ingest(event)
+            if journal:
+                assert self.identity is not None
+                self.identity.journal(str(req.anonymous_id), event)
+        if outcome:
+            now = time.time()
+            stamp = ts if req.timestamp is not None else None
+            answer["rewards"] = self.outcomes.record(
+                str(cid), req.type, req.properties, ts or now, now, stamp
+            )
         self.metrics.events.labels(req.type).inc()
         return answer
 
