@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from features.events import EVENT_TYPES as FEATURE_EVENTS
+from policies.attribution import OUTCOME_EVENTS
 from policies.catalog import Catalog
 from policies.segments import SegmentSet
 from policies.types import Action, Exclusion
@@ -312,7 +313,7 @@ class DecisionService:
                 self.contacts.failed(req.properties)
             self.metrics.events.labels(req.type).inc()
             return answer
-        outcome = self.outcomes.handles(req.type)
+        outcome = req.type in OUTCOME_EVENTS
         if outcome:
             self.outcomes.check(req.type, req.properties)  # 422 before anything is written
         if not outcome or req.type in FEATURE_EVENTS:
@@ -321,7 +322,7 @@ class DecisionService:
             if journal:
                 assert self.identity is not None
                 self.identity.journal(str(req.anonymous_id), event)
-        if outcome:
+        if self.outcomes.handles(req.type):
             now = time.time()
             stamp = ts if req.timestamp is not None else None
             answer["rewards"] = self.outcomes.record(

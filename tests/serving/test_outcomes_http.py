@@ -121,10 +121,12 @@ def test_a_posted_reward_first_leaves_the_outcome_uncounted(srv: LiveServer) -> 
         ("purchase", {"value": "lots"}, 422, "properties.value"),
         ("message_clicked", {}, 422, "properties.channel"),
         ("message_clicked", {"channel": "fax"}, 422, "properties.channel"),
+        ("unsubscribed", {}, 422, "properties.channel"),
         ("purchase", {"value": 5.0, "event_id": 12}, 422, "properties.event_id"),
         ("purchase", {"value": 5.0, "event_id": "f" * 44}, 404, "properties.event_id"),
     ],
-    ids=["no-value", "text-value", "no-channel", "bad-channel", "numeric-id", "unknown-id"],
+    ids=["no-value", "text-value", "no-channel", "bad-channel", "unsubscribed-no-channel",
+         "numeric-id", "unknown-id"],
 )
 def test_a_malformed_outcome_names_the_field(
     srv: LiveServer, kind: str, props: dict, status: int, field: str
@@ -132,3 +134,15 @@ def test_a_malformed_outcome_names_the_field(
     r = post_event(srv, "c-bad", kind, **props)
     assert r.status_code == status, r.text
     assert r.json()["detail"][0]["field"] == field
+
+
+def test_an_outcome_without_a_reward_definition_is_accepted(srv: LiveServer) -> None:
+    r = srv.client.post("/decide", json={"customer_id": "c-bad"})
+    eid, channel = r.json()["event_id"], r.json()["channel"]
+    r = post_event(srv, "c-bad", "message_delivered", event_id=eid)
+    assert r.status_code == 202, r.text
+    assert "rewards" not in r.json()
+    # a click on that channel joins that decision (the latest contact there): 0.2
+    r = post_event(srv, "c-bad", "message_clicked", channel=channel)
+    assert r.status_code == 202
+    assert [(x["event_id"], x["reward"]) for x in r.json()["rewards"]] == [(eid, 0.2)]
