@@ -187,9 +187,14 @@ def parse_rewards(
     if not isinstance(cfg, Mapping) or set(cfg) - {"rule", "half_life"}:
         raise source.fail("attribution:", f"decision point {name!r}: attribution must be "
                           f"{{rule: {'|'.join(RULES)}, half_life: <n>h}}")
+    rule_name = str(cfg.get("rule", "last_touch"))
     try:
         half_life = window_seconds(cfg["half_life"]) if "half_life" in cfg else 86_400.0
-        rule = Attribution(str(cfg.get("rule", "last_touch")), half_life)
     except CatalogError as exc:
-        raise source.fail("attribution:", f"decision point {name!r}: {exc}") from exc
+        raise source.fail(f"half_life: {cfg['half_life']}",
+                          f"decision point {name!r}: {exc}") from exc
+    try:
+        rule = Attribution(rule_name, half_life)
+    except CatalogError as exc:
+        raise source.fail(rule_name, f"decision point {name!r}: {exc}") from exc
     return RewardDefinitions(values, rule)

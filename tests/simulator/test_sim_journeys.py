@@ -29,6 +29,13 @@ def test_last_touch_credits_the_closer_for_the_opener(fig) -> None:
     assert last[sms] > 0.5 and last[email] < 0.2  # the ranking is turned upside down
     assert fig.credit_share["linear"][email] == max(fig.credit_share["linear"])
 
+    def per_contact(rule: str, step: int) -> float:
+        return fig.credit_share[rule][step] / fig.contacts[step]
+
+    assert per_contact("linear", email) > per_contact("linear", sms)
+    assert per_contact("last_touch", sms) > per_contact("time_decay", sms) \
+        > per_contact("time_decay", email)
+
 
 def test_last_touch_is_furthest_from_the_truth(fig) -> None:
     assert fig.error("last_touch") > fig.error("time_decay") + 0.1
