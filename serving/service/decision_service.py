@@ -323,13 +323,23 @@ class DecisionService:
                 assert self.identity is not None
                 self.identity.journal(str(req.anonymous_id), event)
         if self.outcomes.handles(req.type):
-            now = time.time()
-            stamp = ts if req.timestamp is not None else None
-            answer["rewards"] = self.outcomes.record(
-                str(cid), req.type, req.properties, ts or now, now, stamp
-            )
+            answer["rewards"] = self._outcome_rewards(str(cid), req, ts)
         self.metrics.events.labels(req.type).inc()
         return answer
+
+    def _outcome_rewards(self, cid: str, req: EventRequest, ts: float) -> list[dict[str, Any]]:
+        """An outcome's attributed rewards, written and counted in ``maestro_rewards``
+        (``outcome_accepted``, or ``outcome_duplicate`` when not counted) like ``/reward``'s."""
+        now = time.time()
+        stamp = ts if req.timestamp is not None else None
+        written = self.outcomes.record(cid, req.type, req.properties, ts or now, now, stamp)
+        for w in written:
+            self.metrics.rewards.labels(
+                "outcome_accepted" if w["counted"] else "outcome_duplicate"
+            ).inc()
+            if w["counted"]:
+                self.metrics.reward_sum.inc(w["reward"])
+        return written
 
     def activate(self, event_id: str) -> dict[str, Any]:
         """``POST /decisions/{event_id}/activate``: the journey engine sent this decision."""

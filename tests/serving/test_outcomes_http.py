@@ -98,6 +98,9 @@ def test_purchase_after_two_contacts_is_attributed_learned_and_counted_once(
     posted = rows[rows["source"] == "reward"]
     assert len(posted) == 1 and not posted["counted"].iloc[0]
 
+    metrics = srv.client.get("/metrics").text
+    assert 'maestro_rewards_total{outcome="outcome_accepted"} 2.0' in metrics
+
     data = load_training_set(srv.settings.logs_dir, srv.service.catalog, time.time())
     learned = dict(zip(data.frame["event_id"], data.frame["reward"], strict=True))
     assert [learned[e] for e in ids] == pytest.approx([50.0, 50.0], abs=TOL)
