@@ -188,3 +188,14 @@ def _reward_rows(world: World):
     import pandas as pd
 
     return pd.read_parquet(world.logs / "rewards")
+
+
+def test_maestro_report_reads_the_attributed_rewards(world: World) -> None:
+    from training.lift import experiment_report
+
+    purchase_after_two_contacts(world, "c-report", "linear")
+    world.log.roll(final=True)
+    report = experiment_report(world.logs, world.catalog, time.time() + 10 * DAY)
+    (row,) = report["decision_points"]["linear"]["variants"]
+    assert (row["variant"], row["decisions"], row["rewards"]) == ("champion", 2, 2)
+    assert row["mean_reward"] == pytest.approx(45.0, abs=TOL)
