@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from policies.attribution import RewardDefinitions, parse_rewards
 from policies.conditions import Condition, ConditionError, Scope, Source
 from policies.contact_rules import Budget
 from policies.errors import CatalogError, InvalidInputError, UnknownDecisionPointError
@@ -55,6 +56,9 @@ class DecisionPoint:
         the share of decisions drawn uniformly among the eligible actions, in ``[0, 1]``.
         It keeps every action's logged probability at least ``floor / n_actions``, so the
         logs can evaluate other policies off-policy.
+    rewards: RewardDefinitions
+        Outcome event type → its reward, and the attribution rule sharing a conversion
+        among the contacts before it (:mod:`policies.attribution`).
     """
 
     name: str
@@ -68,6 +72,7 @@ class DecisionPoint:
     #: ``reward_window_hours`` in seconds (set from it: every decision reads it)
     reward_window_seconds: float = field(init=False, repr=False, compare=False)
     exploration_floor: float = DEFAULT_EXPLORATION_FLOOR
+    rewards: RewardDefinitions = field(default_factory=RewardDefinitions)
 
     def __post_init__(self) -> None:
         if self.activation not in ACTIVATIONS:
@@ -165,6 +170,8 @@ def parse_catalog(data: Mapping[str, object], scope: Scope | None = None) -> Cat
         if unknown:
             raise CatalogError(f"decision point {name!r}: journey_priority names {sorted(unknown)}")
         floor = _floor(name, cfg.get("exploration_floor", DEFAULT_EXPLORATION_FLOOR))
+        source = scope.source if scope is not None else Source(DEFAULT_CATALOG)
+        rewards = parse_rewards(name, cfg.get("rewards"), cfg.get("attribution"), source)
         try:
             points[name] = DecisionPoint(
                 name=name,
@@ -176,6 +183,7 @@ def parse_catalog(data: Mapping[str, object], scope: Scope | None = None) -> Cat
                 activation=str(cfg.get("activation", "decide")),
                 budgets=budgets,
                 exploration_floor=floor,
+                rewards=rewards,
             )
         except ConditionError:
             raise

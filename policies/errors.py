@@ -56,6 +56,11 @@ class InvalidParameterError(PolicyError, ValueError):
     exit_code = EXIT_USAGE
 
 
+class OutcomeValueError(InvalidInputError):
+    """An outcome event whose properties cannot give its reward (a property the reward
+    reads is missing, or the result is not a finite number)."""
+
+
 class CatalogError(PolicyError, ValueError):
     """The decision-point catalog YAML is malformed."""
 

@@ -221,11 +221,24 @@ class EventRequest(_Strict):
         return customer_id
 
 
+class OutcomeReward(BaseModel):
+    """One reward an outcome event was turned into: the decision, its share, whether it
+    counted (``false``: that decision's reward was already claimed, or its window is over)
+    and the attribution rule (``event_id`` when the event named the decision)."""
+
+    event_id: str
+    reward: float
+    counted: bool
+    attribution: str
+
+
 class EventAccepted(BaseModel):
     accepted: bool = True
     customer_id: str | None
     anonymous_id: str | None = None
     type: str
+    #: an outcome event with a reward defined: the rewards it became (empty: none joined)
+    rewards: list[OutcomeReward] | None = None
 
 
 class ErasureResponse(BaseModel):

@@ -264,27 +264,26 @@ class EventLog:
         """The answer already given to ``request_key`` by any replica, if any."""
         return self._shared().find_request(request_key)
 
-    def record_reward(self, event_id: str, reward: float, late: bool) -> RewardOutcome:
+    def record_reward(self, event_id: str, reward: float, late: bool, source: str = "reward",
+                      attribution: str | None = None) -> RewardOutcome:
         """Log a reward; first one per event id wins (``sum`` mode: all count), shared by
-        every replica. Late rewards are logged with ``late`` and never counted."""
+        every replica, whatever its ``source`` (``/reward`` or an outcome's share, whose
+        ``attribution`` rule is logged with it). Late rewards are logged with ``late`` and
+        never counted."""
         duplicate = False
         now = time.time()
         if not late:
             duplicate = self._claim_reward(event_id, reward, now)
         counted = not late and (not duplicate or self.reward_mode == "sum")
-        self._append(
-            self._line(
-                RewardRecord(
-                    event_id=event_id,
-                    reward=reward,
-                    timestamp=now,
-                    counted=counted,
-                    duplicate=duplicate,
-                    late=late,
-                )
-            )
-        )
+        record = RewardRecord(event_id, reward, now, counted, duplicate, late, source, attribution)
+        self._append(self._line(record))
         return RewardOutcome(accepted=counted, duplicate=duplicate)
+
+    def first_sighting(self, key: str) -> bool:
+        """Whether ``key`` is claimed here for the first time by any replica (an outcome
+        event's identity: a retried post is turned into rewards once)."""
+        count, _ = self._shared().claim(key, 0.0, time.time(), "first")
+        return count == 1
 
     def _claim_reward(self, event_id: str, reward: float, now: float) -> bool:
         """Claim the reward in the shared index; ``True`` when another came first. A first

@@ -39,6 +39,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from features.events import EVENT_TYPES as FEATURE_EVENTS
+from policies.attribution import OUTCOME_EVENTS
 from policies.catalog import Catalog
 from policies.segments import SegmentSet
 from policies.types import Action, Exclusion
@@ -52,6 +54,7 @@ from serving.service.feature_layer import FeatureEvent, FeatureWriter
 from serving.service.identity import IdentityStage
 from serving.service.ids import EventIdSigner
 from serving.service.metrics import Metrics
+from serving.service.outcomes import OutcomeStage
 from serving.service.policy_store import LoadedPolicy
 from serving.service.ports import (
     AgentRoster,
@@ -139,6 +142,10 @@ class DecisionService:
         #: the triggers of ``triggers.yaml`` (None: none declared): events start and cancel
         #: their timers, a scheduler thread fires them through :meth:`decide`
         self.triggers = triggers
+        #: outcome events (purchase, clicks, ...) → attributed rewards
+        self.outcomes = OutcomeStage(
+            catalog, None if contacts is None else contacts.store, signer, log
+        )
         self._budget = self.options.time_budget_ms / 1000.0
         self._features = FeatureStage(features)
         self._contexts = ContextStage()
@@ -378,24 +385,49 @@ class DecisionService:
             else:
                 cid, linked = self.identity.profile(anon)
             journal = not linked and self.identity is not None
-        if self.delivery is not None:  # cancels pending deliveries this event cancels
-            self.delivery.note_event(cid, req.type, ts or time.time())
         if req.type in CONTACT_EVENTS and self.contacts is not None:
             if req.type == "message_sent":
                 self.contacts.sent(cid, req.properties, ts or time.time())
             else:
                 self.contacts.failed(req.properties)
+            self._note_delivery(cid, req.type, ts)
             self.metrics.events.labels(req.type).inc()
             return answer
-        event = FeatureEvent(cid, req.type, dict(req.properties), ts or time.time())
-        self.writer.ingest(event)
-        if self.triggers is not None:
+        outcome = req.type in OUTCOME_EVENTS
+        if outcome:
+            self.outcomes.check(req.type, req.properties)  # 422 before anything is written
+        self._note_delivery(cid, req.type, ts)
+        if not outcome or req.type in FEATURE_EVENTS:
+            event = FeatureEvent(cid, req.type, dict(req.properties), ts or time.time())
+            self.writer.ingest(event)
+            if journal:
+                assert self.identity is not None
+                self.identity.journal(str(req.anonymous_id), event)
+        if self.triggers is not None:  # every event may start or cancel a trigger's timer
             self.triggers.observe(cid, req.type, req.properties)
-        if journal:
-            assert self.identity is not None
-            self.identity.journal(str(req.anonymous_id), event)
+        if self.outcomes.handles(req.type):
+            answer["rewards"] = self._outcome_rewards(str(cid), req, ts)
         self.metrics.events.labels(req.type).inc()
         return answer
+
+    def _note_delivery(self, cid: str, event_type: str, ts: float) -> None:
+        """Cancel the pending deliveries a (valid) event cancels, a purchase for example."""
+        if self.delivery is not None:
+            self.delivery.note_event(cid, event_type, ts or time.time())
+
+    def _outcome_rewards(self, cid: str, req: EventRequest, ts: float) -> list[dict[str, Any]]:
+        """An outcome's attributed rewards, written and counted in ``maestro_rewards``
+        (``outcome_accepted``, or ``outcome_duplicate`` when not counted) like ``/reward``'s."""
+        now = time.time()
+        stamp = ts if req.timestamp is not None else None
+        written = self.outcomes.record(cid, req.type, req.properties, ts or now, now, stamp)
+        for w in written:
+            self.metrics.rewards.labels(
+                "outcome_accepted" if w["counted"] else "outcome_duplicate"
+            ).inc()
+            if w["counted"]:
+                self.metrics.reward_sum.inc(w["reward"])
+        return written
 
     def activate(self, event_id: str) -> dict[str, Any]:
         """``POST /decisions/{event_id}/activate``: the journey engine sent this decision."""

@@ -113,8 +113,19 @@ class DecisionLog(Protocol):
 
     def unsynced_seconds(self) -> float: ...
 
-    def record_reward(self, event_id: str, reward: float, late: bool) -> RewardOutcome:
-        """Log a reward (idempotent by event id)."""
+    def record_reward(
+        self,
+        event_id: str,
+        reward: float,
+        late: bool,
+        source: str = "reward",
+        attribution: str | None = None,
+    ) -> RewardOutcome:
+        """Log a reward (idempotent by event id), from ``/reward`` or an outcome's share."""
+        ...
+
+    def first_sighting(self, key: str) -> bool:
+        """Whether ``key`` was never claimed before by any replica."""
         ...
 
     def erase_customer(self, customer_id: str) -> dict[str, int]: ...

@@ -100,6 +100,11 @@ class ContactStore(Protocol):
         of ``buckets`` in use at ``now`` — one round trip."""
         ...
 
+    def touches(self, customer_id: str, since: float) -> list[tuple[str, Contact]]:
+        """The customer's contacts newer than ``since`` with their keys (a decision's event
+        id, or :func:`outside_key`), oldest first: the decisions an outcome may join."""
+        ...
+
     def commit(self, write: Commit, now: float) -> str:
         """Atomically: refuse with :data:`CONFLICT` when ``write.version`` is given and the
         history moved past it, with :data:`EXHAUSTED` when its reservation's bucket is full

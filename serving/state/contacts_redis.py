@@ -37,6 +37,18 @@ end
 return out
 """
 
+# KEYS: h, d; ARGV: since → {key, ts, fields}... oldest first
+_TOUCHES = """
+local rows = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'WITHSCORES')
+local out = {}
+for i = 1, #rows, 2 do
+  table.insert(out, rows[i])
+  table.insert(out, rows[i + 1])
+  table.insert(out, redis.call('HGET', KEYS[2], rows[i]) or '')
+end
+return out
+"""
+
 # insert one contact (shared by commit, record, activate); returns 1 when new
 _INSERT = """
 local function insert(h, d, v, e, key, ts, fields, cid, horizon, ttl)
@@ -149,6 +161,7 @@ class RedisContactStore:
         self.prefix = prefix
         self._r = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
         self._read = self._r.register_script(_READ)
+        self._touches = self._r.register_script(_TOUCHES)
         self._commit = self._r.register_script(_COMMIT)
         self._record = self._r.register_script(_RECORD)
         self._activate = self._r.register_script(_ACTIVATE)
@@ -176,6 +189,15 @@ class RedisContactStore:
             if rows[i + 1]
         )
         return Snapshot(history, int(version), dict(zip(buckets, map(int, used), strict=True)))
+
+    def touches(self, customer_id: str, since: float) -> list[tuple[str, Contact]]:
+        h, d, _ = self._keys(customer_id)
+        rows = self._call(self._touches, [h, d], [repr(since)])
+        return [
+            (rows[i].decode(), Contact(float(rows[i + 1]), *rows[i + 2].decode().split(_SEP)))
+            for i in range(0, len(rows), 3)
+            if rows[i + 2]
+        ]
 
     def used(self, buckets: Sequence[str], now: float) -> dict[str, int]:
         try:

@@ -120,6 +120,17 @@ class SQLiteContactStore:
             self._cache[customer_id] = (rows[0][5], since, history)
         return Snapshot(history, rows[0][5], used)
 
+    def touches(self, customer_id: str, since: float) -> list[tuple[str, Contact]]:
+        with self._lock:
+            try:
+                rows = self._db.execute(
+                    "SELECT key, ts, channel, action, offer, category FROM contacts "
+                    "WHERE customer = ? AND ts > ? ORDER BY ts, key", (customer_id, since),
+                ).fetchall()
+            except sqlite3.Error as exc:
+                raise ContactStoreError(f"contact store: {exc}") from exc
+        return [(r[0], Contact(*r[1:])) for r in rows]
+
     def used(self, buckets: Sequence[str], now: float) -> dict[str, int]:
         with self._lock:
             return {b: self._db.execute(_USED, (b, now)).fetchone()[0] for b in buckets}

@@ -152,3 +152,17 @@ def test_an_unreachable_redis_is_a_contact_store_error(tmp_path: Path) -> None:
     with pytest.raises(ContactStoreError):
         store.commit(Commit("c-1", "e-1", 0, email(NOW)), NOW)
     store.close()
+
+
+def test_touches_give_each_contact_with_its_key_oldest_first(store: ContactStore) -> None:
+    assert decide(store, "c-t", "e-late", email(NOW - DAY)) == COMMITTED
+    assert decide(store, "c-t", "e-early", email(NOW - 3 * DAY)) == COMMITTED
+    outside = Contact(NOW - 2 * DAY, "sms", "", "", "")
+    store.record("c-t", outside_key("c-t", outside), outside)
+    touches = store.touches("c-t", NOW - 10 * DAY)
+    assert [k for k, _ in touches] == ["e-early", outside_key("c-t", outside), "e-late"]
+    assert touches[0][1] == email(NOW - 3 * DAY)
+    assert touches[1][1].channel == "sms"
+    assert [k for k, _ in store.touches("c-t", NOW - 2.5 * DAY)][-1] == "e-late"
+    assert len(store.touches("c-t", NOW - 2.5 * DAY)) == 2
+    assert store.touches("nobody", 0.0) == []

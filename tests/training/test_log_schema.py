@@ -62,6 +62,8 @@ CONTRACT_REWARDS = [
     ("counted", pa.bool_()),
     ("duplicate", pa.bool_()),
     ("late", pa.bool_()),
+    ("source", pa.string()),
+    ("attribution", pa.string()),
     ("replica", pa.string()),
 ]
 

@@ -68,10 +68,13 @@ replica                string               the spool (process) that logged the 
 =====================  ===================  ==============================================
 
 ``$MAESTRO_HOME/logs/rewards/part-*.parquet`` — one row per ``/reward`` call that named
-an issued event id: ``event_id``, ``reward`` (float64), ``timestamp``, ``counted``
-(counted: not late, and not a duplicate in ``first`` mode), ``duplicate``, ``late``,
-``replica``. Training uses ``counted`` rows only (summing them in ``sum`` mode) and
-gives events with none the decision point's default reward once the window is over.
+an issued event id, and one per decision an outcome event was attributed to: ``event_id``,
+``reward`` (float64), ``timestamp``, ``counted`` (counted: not late, and not a duplicate in
+``first`` mode), ``duplicate``, ``late``, ``source`` (``reward`` or ``outcome:<type>``),
+``attribution`` (the rule that gave an outcome's share; null for ``/reward``), ``replica``.
+Training uses ``counted`` rows only (summing them in ``sum`` mode) and gives events with
+none the decision point's default reward once the window is over: an attributed share is
+learned exactly as a posted reward is.
 """
 
 from __future__ import annotations
@@ -130,7 +133,12 @@ class DecisionRecord:
 
 @dataclass(frozen=True, slots=True)
 class RewardRecord:
-    """One reward posted for an event id: counted once, flagged duplicate or late."""
+    """One reward posted for an event id: counted once, flagged duplicate or late.
+
+    ``source``: ``reward`` (``POST /reward``) or ``outcome:<event type>`` (an outcome event
+    turned into a reward); ``attribution``: the rule that gave this decision its share of an
+    outcome (``last_touch``, ``linear``, ``time_decay``), null for ``/reward``. Both are null
+    in rows logged before the columns existed."""
 
     event_id: str
     reward: float
@@ -138,4 +146,6 @@ class RewardRecord:
     counted: bool
     duplicate: bool
     late: bool
+    source: str | None = None
+    attribution: str | None = None
     replica: str = ""
