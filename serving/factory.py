@@ -110,6 +110,7 @@ def build_service(settings: Settings, feature_layer: Any | None = None) -> Decis
         roll_seconds=settings.roll_seconds,
         reward_mode=settings.reward_mode,
         index=log_index_opener(settings),
+        dataset=settings.log_location,
     )
     signer = EventIdSigner(settings.signing_key())
     return DecisionService(
