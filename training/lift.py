@@ -235,7 +235,7 @@ def _variant_rows(
 
 
 def experiment_report(
-    logs_dir: str | os.PathLike[str],
+    logs_dir: str | os.PathLike[str] | LogLocation,
     catalog: Catalog,
     now: float | None = None,
     reward_mode: str = "first",
