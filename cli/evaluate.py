@@ -120,7 +120,7 @@ def evaluate_policy_ref(settings: Settings, ref: str, logs: Path | None) -> dict
     catalog = load_catalog(settings.catalog_file)
     parsed = parse_policy_ref(ref, catalog.names())
     full = load_training_set(
-        logs or settings.logs_dir, catalog, time.time(), None, settings.reward_mode,
+        logs or settings.log_location, catalog, time.time(), None, settings.reward_mode,
         activation_reader(settings, catalog),
     )
     out: dict[str, Any] = {

@@ -71,7 +71,7 @@ def train_once(
     if decision_point is not None:
         catalog[decision_point]  # raises UnknownDecisionPointError with the known names
     results = run_training(
-        settings.logs_dir,
+        settings.log_location,
         catalog,
         settings.tracking_uri,
         TrainConfig(

@@ -177,14 +177,17 @@ class WorkspaceLogEraser:
         "logs/index.db",
     )
 
-    def __init__(self, logs_dir: Path, index: LogIndexOpener | None = None) -> None:
+    def __init__(
+        self, logs_dir: Path, index: LogIndexOpener | None = None, dataset: str | None = None
+    ) -> None:
         self.logs_dir = Path(logs_dir)
         self.index = index
+        self.dataset = dataset  # the rolled logs, when not under ``logs_dir``
 
     def erase(self, customer_id: str) -> dict[str, int]:
-        if not self.logs_dir.exists() and self.index is None:
+        if not self.logs_dir.exists() and self.index is None and self.dataset is None:
             return {"decisions": 0, "rewards": 0, "recovered_spool_records": 0}
-        log = EventLog(self.logs_dir, index=self.index)
+        log = EventLog(self.logs_dir, index=self.index, dataset=self.dataset)
         log.spool_root.mkdir(parents=True, exist_ok=True)
         recovered = log.recover()  # dead processes' spools → Parquet, then erased below
         counts = LiveLogEraser(log).erase(customer_id)
@@ -327,7 +330,7 @@ def workspace_erasers(settings: Settings) -> list[WorkspaceEraser]:
     """The registry of the workspace's stores holding customer data, one eraser each."""
     return [
         WorkspaceFeatureEraser(settings.feature_repo),
-        WorkspaceLogEraser(settings.logs_dir, log_index_opener(settings)),
+        WorkspaceLogEraser(settings.logs_dir, log_index_opener(settings), settings.log_dataset),
         WorkspaceAssignmentEraser(
             settings.home / "experiments.db",
             None if settings.state_url is None else (lambda: assignment_store(settings)),

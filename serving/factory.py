@@ -178,6 +178,7 @@ def build_service(
         roll_seconds=settings.roll_seconds,
         reward_mode=settings.reward_mode,
         index=log_index_opener(settings),
+        dataset=settings.log_location,
     )
     signer = EventIdSigner(settings.signing_key())
     metrics = Metrics()

@@ -20,6 +20,9 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+#: filesystems pyarrow resolves a log dataset URI to (``pyarrow.fs.FileSystem.from_uri``)
+LOG_DATASET_SCHEMES = ("file", "s3", "gs", "gcs", "abfs", "abfss", "hdfs", "viewfs")
+
 
 class Settings(BaseSettings):
     """Everything the serving layer can be configured with."""
@@ -225,6 +228,12 @@ class Settings(BaseSettings):
         description="Feast's SQL registry shared by every node, "
         "`postgresql+psycopg://user:pw@host/db` (unset: the repo's `registry.db` file)",
     )
+    log_dataset: str | None = Field(
+        default=None,
+        description="the rolled decision and reward logs every node writes and `maestro "
+        "train` reads: a path or URI (`file:///mnt/shared/logs`, `s3://bucket/logs`, `gs://`, "
+        "`abfs://`, `hdfs://`; unset: `$MAESTRO_HOME/logs`)",
+    )
 
     #: drift detectors and online learning (:mod:`serving.service.drift`)
     drift_delta: float = Field(
@@ -313,6 +322,16 @@ class Settings(BaseSettings):
             raise ValueError("must be a postgresql:// URL")
         return value
 
+    @field_validator("log_dataset", mode="after")
+    @classmethod
+    def _dataset_scheme(cls, value: str | None) -> str | None:
+        if value is not None and "://" in value:
+            scheme = value.split("://", 1)[0]
+            if scheme not in LOG_DATASET_SCHEMES:
+                known = ", ".join(f"{s}://" for s in LOG_DATASET_SCHEMES)
+                raise ValueError(f"unknown scheme {scheme}:// (known: {known})")
+        return value
+
     @field_validator("feast_registry_url", mode="after")
     @classmethod
     def _sql_registry(cls, value: SecretStr | None) -> SecretStr | None:
@@ -343,12 +362,18 @@ class Settings(BaseSettings):
 
     @property
     def logs_dir(self) -> Path:
+        """This node's logs: its replicas' spools (and the rolled logs by default)."""
         return self.home / "logs"
 
     @property
     def timers_db(self) -> Path:
         """The embedded timer store (``timer_store = sqlite``)."""
         return self.home / "timers.db"
+
+    @property
+    def log_location(self) -> str:
+        """The rolled logs' dataset, a path or URI (``MAESTRO_LOG_DATASET``)."""
+        return self.log_dataset or str(self.logs_dir)
 
     @property
     def contacts_db(self) -> Path:

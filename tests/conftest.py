@@ -18,6 +18,7 @@ os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
 sys.path.insert(0, str(Path(__file__).parent / "support"))
 
 from live_servers import LiveServers
+from mlflow_server import MlflowServer, start_mlflow
 from postgres_server import PostgresServer, start_postgres
 from problems import ContextualProblem, segment_problem
 from ray_two_nodes import TwoNodes, start_two_nodes
@@ -74,3 +75,12 @@ def ray_two_nodes() -> Iterator[TwoNodes]:
     nodes = start_two_nodes()
     yield nodes
     nodes.stop()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(postgres: PostgresServer) -> Iterator[MlflowServer]:
+    """A real ``mlflow server`` on 127.0.0.1 for the session, its backend store a database
+    of the session's PostgreSQL, its artifacts in a temporary directory."""
+    server = start_mlflow(postgres.database())
+    yield server
+    server.stop()

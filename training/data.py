@@ -15,10 +15,10 @@ rewards, propensities of 0, NaN or above 1, a pmf that does not match its action
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -27,7 +27,8 @@ from core.compiled import compiled_or
 from policies.catalog import Catalog
 from policies.types import LoggedBatch
 from training.errors import TrainingDataError
-from training.logs.dataset import LogReport, read_parquet_dir
+from training.logs.dataset import LogReport, read_log
+from training.logs.location import LogLocation
 from training.logs.reader import (
     ROW_COLUMNS,
     T_EPOCH,
@@ -292,19 +293,20 @@ def _reward_index(
 
 
 def load_training_set(
-    logs_dir: Path,
+    logs_dir: str | os.PathLike[str] | LogLocation,
     catalog: Catalog,
     now: float,
     decision_point: str | None = None,
     reward_mode: str = "first",
     activated: Activated | None = None,
 ) -> TrainingSet:
-    """Read ``logs_dir/decisions`` and ``logs_dir/rewards`` and join them (``activated``: see
-    :func:`join_logs`)."""
+    """Read the decision and reward datasets of the log at ``logs_dir`` (a path or URI:
+    :mod:`training.logs.location`) and join them (``activated``: see :func:`join_logs`)."""
     report = LogReport()
-    decisions = read_parquet_dir(Path(logs_dir) / "decisions", report, TRAINING_COLUMNS)
-    rewards = read_parquet_dir(Path(logs_dir) / "rewards", report)
+    location = LogLocation.of(logs_dir)
+    decisions = read_log(location, "decisions", report, TRAINING_COLUMNS)
+    rewards = read_log(location, "rewards", report)
     if decisions.empty:
-        raise TrainingDataError(f"no decision logs under {Path(logs_dir) / 'decisions'}")
+        raise TrainingDataError(f"no decision logs under {location.uri}/decisions")
     return join_logs(decisions, rewards, catalog, now, report, reward_mode, decision_point,
                      activated=activated)

@@ -26,16 +26,17 @@ the variant the customer was assigned to, degraded answers included):
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from policies.catalog import Catalog
 from training.data import TrainingDataError, join_logs
-from training.logs.dataset import LogReport, read_parquet_dir
+from training.logs.dataset import LogReport, read_log
+from training.logs.location import LogLocation
 from training.logs.schema import (
     CONTEXT,
     COUNTED,
@@ -234,21 +235,23 @@ def _variant_rows(
 
 
 def experiment_report(
-    logs_dir: Path,
+    logs_dir: str | os.PathLike[str] | LogLocation,
     catalog: Catalog,
     now: float | None = None,
     reward_mode: str = "first",
     mde: float | None = None,
 ) -> dict[str, Any]:
-    """Read ``logs_dir/decisions`` and ``logs_dir/rewards`` and compute :func:`variant_table`
+    """Read the decision and reward datasets of the log at ``logs_dir`` (a path or URI:
+    :mod:`training.logs.location`) and compute :func:`variant_table`
     (rewards joined exactly as training joins them, :func:`training.data.join_logs`)."""
     import pandas as pd
 
 
     now = time.time() if now is None else now
     report = LogReport()
-    decisions = read_parquet_dir(Path(logs_dir) / "decisions", report)
-    rewards = read_parquet_dir(Path(logs_dir) / "rewards", report)
+    location = LogLocation.of(logs_dir)
+    decisions = read_log(location, "decisions", report)
+    rewards = read_log(location, "rewards", report)
     result: dict[str, Any] = {"generated_at": now, "mde": mde, "decision_points": {}}
     if decisions.empty:
         return result

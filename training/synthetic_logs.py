@@ -15,6 +15,7 @@ affinity and offer taste (so a contextual policy has something to learn).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -122,10 +123,13 @@ def write_synthetic_logs(
     decision_point: str = "cart_abandoned",
     customers: int = 2000,
     seed: int = 0,
+    click: Callable[[dict[str, float], Action], float] = click_probability,
 ) -> dict[str, float]:
     """Write ``n`` decisions (and the rewards they earned) under ``logs_dir``.
 
-    Returns the logging policy's true mean click probability, for reference.
+    ``click(latent, action)``: the true probability of a reward of 1 (by default
+    :func:`click_probability`; a test that needs a policy to clearly win passes a
+    sharper one). Returns the logging policy's true mean click probability, for reference.
     """
     rng = np.random.default_rng(seed)
     point = catalog[decision_point]
@@ -142,7 +146,7 @@ def write_synthetic_logs(
         decision = logging_policy.decide(ctx, eligible, seed=seed * 1_000_003 + i)
         pmf = logging_policy.pmf(ctx, eligible)
         true_value += float(
-            sum(p * click_probability(latent[k], a) for p, a in zip(pmf, eligible, strict=True))
+            sum(p * click(latent[k], a) for p, a in zip(pmf, eligible, strict=True))
         )
         event_id = f"ev-{seed}-{i:07d}"
         decisions.append(
@@ -157,7 +161,7 @@ def write_synthetic_logs(
                 t + point.reward_window_seconds,
             )
         )
-        if rng.random() < click_probability(latent[k], decision.action):
+        if rng.random() < click(latent[k], decision.action):
             rewards.append(
                 RewardRecord(
                     event_id=event_id,

@@ -206,11 +206,12 @@ def stage_rows(service: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def _fingerprint(logs_dir: Any) -> tuple[int, float]:
-    from pathlib import Path
-
-    files = [p for sub in ("decisions", "rewards") for p in Path(logs_dir, sub).glob("*.parquet")]
-    return len(files), max((p.stat().st_mtime for p in files), default=0.0)
+def _fingerprint(dataset: Any) -> tuple[int, float]:
+    """How many parts the log dataset (a :class:`training.logs.location.LogLocation`) has,
+    and the newest one's modification time: changes when a part is added or rewritten."""
+    files = [p for kind in ("decisions", "rewards") for p in dataset.parts(kind)]
+    infos = dataset.filesystem.get_file_info(files) if files else []
+    return len(files), max((i.mtime.timestamp() for i in infos if i.mtime), default=0.0)
 
 
 class ExperimentsView:
@@ -230,10 +231,10 @@ class ExperimentsView:
             now = time.time()
             if self._report is not None and now - self._at < self.min_seconds:
                 return self._report
-            key = _fingerprint(self.service.log.logs_dir)
+            key = _fingerprint(self.service.log.dataset)
             if self._report is None or key != self._key:
                 report = experiment_report(
-                    self.service.log.logs_dir,
+                    self.service.log.dataset,
                     self.service.catalog,
                     now,
                     reward_mode=self.service.log.reward_mode,

@@ -47,6 +47,7 @@ import orjson
 from serving.errors import EventLogError
 from serving.eventlog.shared_index import sqlite_index_opener
 from serving.state.ports import LogIndex, LogIndexOpener
+from training.logs.location import LogLocation
 from training.logs.records import DecisionRecord, RewardRecord
 from training.logs.schema import CUSTOMER_ID, EVENT_ID
 
@@ -84,11 +85,16 @@ class EventLog:
         roll_seconds: float = 10.0,
         reward_mode: str = "first",
         index: LogIndexOpener | None = None,
+        dataset: str | LogLocation | None = None,
     ) -> None:
         self.logs_dir = Path(logs_dir)
+        #: where segments roll to: ``logs_dir`` itself, or the shared dataset named by a
+        #: path or URI (:mod:`training.logs.location`); the spool stays under ``logs_dir``
+        self.dataset = LogLocation.of(self.logs_dir if dataset is None else dataset)
         self.spool_root = self.logs_dir / "spool"
-        self.decisions_dir = self.logs_dir / "decisions"
-        self.rewards_dir = self.logs_dir / "rewards"
+        #: the datasets' directories when they are on a local or mounted filesystem
+        self.decisions_dir = Path(self.dataset.directory("decisions"))
+        self.rewards_dir = Path(self.dataset.directory("rewards"))
         self.flush_seconds = flush_ms / 1000.0
         self.roll_seconds = roll_seconds
         self.reward_mode = reward_mode
@@ -121,8 +127,8 @@ class EventLog:
     # ------------------------------------------------------------------ lifecycle
     def open(self) -> EventLog:
         """Recover orphaned spools, open ours, start the group-commit and roll threads."""
-        for d in (self.spool_root, self.decisions_dir, self.rewards_dir):
-            d.mkdir(parents=True, exist_ok=True)
+        self.spool_root.mkdir(parents=True, exist_ok=True)
+        self.dataset.ensure()
         self._lock_fd = os.open(
             self.spool_root / f"{self.name}.lock", os.O_RDWR | os.O_CREAT, 0o600
         )
@@ -216,9 +222,7 @@ class EventLog:
 
         part = f"{spool_name}-{_segment_number(seg):09d}"
         erasures = claims.erasures()
-        rolled = roll_segment(
-            seg, self.decisions_dir, self.rewards_dir, part, erasures, self.erased_at_roll
-        )
+        rolled = roll_segment(seg, self.dataset, part, erasures, self.erased_at_roll)
         claims.confirm(rolled.counted_rewards, spool_name)  # before the segment goes
         seg.unlink(missing_ok=True)
         return rolled.records
@@ -383,7 +387,6 @@ class EventLog:
         drop them when rolled: :mod:`serving.eventlog.tombstones`); return counts."""
         import pyarrow.compute as pc
 
-        from core.parquet import read_table
         from serving.eventlog.roll import rewrite_without
         from serving.eventlog.tombstones import record_erasure
 
@@ -393,12 +396,12 @@ class EventLog:
         before = dict(self.erased_at_roll)
         self.roll()
         event_ids: set[str] = set()
-        for path in sorted(self.decisions_dir.glob("part-*.parquet")):
+        for path in self.dataset.parts("decisions"):
             with contextlib.suppress(OSError):
-                table = read_table(path, columns=[EVENT_ID, CUSTOMER_ID])
+                table = self.dataset.read(path, columns=[EVENT_ID, CUSTOMER_ID])
                 hits = table.filter(pc.equal(table[CUSTOMER_ID], customer_id))
                 event_ids.update(hits[EVENT_ID].to_pylist())
-        decisions = rewrite_without(self.decisions_dir, CUSTOMER_ID, [customer_id])
-        rewards = rewrite_without(self.rewards_dir, EVENT_ID, event_ids)
+        decisions = rewrite_without(self.dataset, "decisions", CUSTOMER_ID, [customer_id])
+        rewards = rewrite_without(self.dataset, "rewards", EVENT_ID, event_ids)
         spool = {k: self.erased_at_roll[k] - before[k] for k in before}
         return {"decisions": decisions + spool["decisions"], "rewards": rewards + spool["rewards"]}

@@ -27,9 +27,8 @@ def recover_command(settings: Settings, spool_dir: Path) -> str:
     if not spool_dir.is_dir():
         raise ValueError(f"SPOOL_DIR {spool_dir} is not a directory")
     log = EventLog(settings.logs_dir, reward_mode=settings.reward_mode,
-                   index=log_index_opener(settings))
-    for directory in (log.decisions_dir, log.rewards_dir):
-        directory.mkdir(parents=True, exist_ok=True)
+                   index=log_index_opener(settings), dataset=settings.log_location)
+    log.dataset.ensure()
     if any(spool_dir.glob(_SEGMENTS)):  # one replica's spool
         records, spools = log.recover_spool(spool_dir.parent, spool_dir.name), 1
     else:
@@ -37,5 +36,5 @@ def recover_command(settings: Settings, spool_dir: Path) -> str:
         records = log.recover(spool_dir)
     return (
         f"maestro: recovered {records} record(s) from {spools} spool(s) in {spool_dir} "
-        f"into {settings.logs_dir}"
+        f"into {settings.log_location}"
     )

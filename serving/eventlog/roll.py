@@ -1,4 +1,5 @@
-"""Rolling spool segments into Parquet datasets (temporary file, then an atomic rename).
+"""Rolling spool segments into the log's Parquet datasets, wherever they live (a path or
+URI: :mod:`training.logs.location`), each part written atomically.
 
 A part file is named after its spool and segment (``part-<spool>-<segment>.parquet``), so
 rolling the same segment twice (a crash between the rename and the segment delete)
@@ -15,8 +16,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from core.parquet import read_table
-from training.logs.dataset import write_atomic
+from training.logs.location import LogLocation
 from training.logs.schema import (
     CUSTOMER_ID,
     DECISION_SCHEMA,
@@ -107,23 +107,23 @@ class RolledSegment:
 
 def roll_segment(
     path: Path,
-    decisions_dir: Path,
-    rewards_dir: Path,
+    location: LogLocation,
     part_name: str,
     erasures: Mapping[str, float] | None = None,
     dropped: dict[str, int] | None = None,
 ) -> RolledSegment:
     """Write one segment's records as Parquet parts named ``part-<part_name>.parquet`` in
-    each dataset; return what was written. The segment itself is left for the caller
-    to delete, so a crash in between re-rolls it into the same file names (no duplicates).
-    Decisions of customers erased since they were logged (``erasures``, see
-    :mod:`serving.eventlog.tombstones`) are dropped with their rewards, counted in ``dropped``.
+    each dataset of the log at ``location``; return what was written. The segment itself
+    is left for the caller to delete, so a crash in between re-rolls it into the same
+    file names (no duplicates). Decisions of customers erased since they were logged
+    (``erasures``, see :mod:`serving.eventlog.tombstones`) are dropped with their rewards,
+    counted in ``dropped``.
     """
     fast = arrow_tables(path)
     if fast is not None and not (erasures and _erased_in(fast[0], erasures)):
-        for table, out_dir in ((fast[0], decisions_dir), (fast[1], rewards_dir)):
+        for table, kind in ((fast[0], "decisions"), (fast[1], "rewards")):
             if table.num_rows:
-                write_atomic(table, out_dir / f"part-{part_name}.parquet")
+                location.write(table, kind, f"part-{part_name}.parquet")
         rewards = fast[1].filter(fast[1]["counted"])
         return RolledSegment(fast[0].num_rows + fast[1].num_rows, rewards["event_id"].to_pylist())
     decisions, rewards, _bad = read_segment(path)
@@ -135,35 +135,35 @@ def roll_segment(
         if dropped is not None:
             dropped["decisions"] = dropped.get("decisions", 0) + n_decisions
             dropped["rewards"] = dropped.get("rewards", 0) + n_rewards
-    for records, schema, out_dir in (
-        (decisions, DECISION_SCHEMA, decisions_dir),
-        (rewards, REWARD_SCHEMA, rewards_dir),
+    for records, schema, kind in (
+        (decisions, DECISION_SCHEMA, "decisions"),
+        (rewards, REWARD_SCHEMA, "rewards"),
     ):
         if records:
             rows = [tuple(r.get(name) for name in schema.names) for r in records]
-            write_atomic(rows_to_table(rows, schema), out_dir / f"part-{part_name}.parquet")
+            location.write(rows_to_table(rows, schema), kind, f"part-{part_name}.parquet")
     return RolledSegment(len(decisions) + len(rewards), counted)
 
 
-def rewrite_without(directory: Path, column: str, values: Iterable[str]) -> int:
-    """Rewrite every Parquet part in ``directory`` dropping rows whose ``column`` is in
-    ``values``; return how many rows were dropped (used by erasure)."""
+def rewrite_without(location: LogLocation, kind: str, column: str, values: Iterable[str]) -> int:
+    """Rewrite every Parquet part of dataset ``kind`` at ``location`` dropping rows whose
+    ``column`` is in ``values``; return how many rows were dropped (used by erasure)."""
     import pyarrow.compute as pc
 
     wanted = pa.array(sorted(set(values)), type=pa.string())
-    if len(wanted) == 0 or not directory.exists():
+    if len(wanted) == 0:
         return 0
     dropped = 0
-    for path in sorted(directory.glob("part-*.parquet")):
-        table = read_table(path)
+    for path in location.parts(kind):
+        table = location.read(path)
         mask = pc.is_in(table[column], value_set=wanted)
         hits = pc.sum(mask).as_py() or 0
         if not hits:
             continue
         kept = table.filter(pc.invert(mask))
         if kept.num_rows:
-            write_atomic(kept, path)
+            location.replace(kept, path)
         else:
-            path.unlink(missing_ok=True)
+            location.remove(path)
         dropped += hits
     return dropped

@@ -278,7 +278,7 @@ def report_command(settings: Any, as_json: bool = False, mde: float | None = Non
 
     catalog = load_catalog(settings.catalog_file)
     report = experiment_report(
-        settings.logs_dir, catalog, reward_mode=settings.reward_mode, mde=mde
+        settings.log_location, catalog, reward_mode=settings.reward_mode, mde=mde
     )
     path = settings.experiments_file
     config = load_experiments_config(path, catalog) if path is not None else None

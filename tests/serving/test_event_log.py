@@ -114,7 +114,7 @@ def test_rolling_the_same_segment_twice_does_not_duplicate(tmp_path: Path) -> No
     log.sync()
     seg = next(log.spool_dir.glob("seg-*.jsonl"))
     # a crash between the Parquet rename and the segment delete: rolled again, same part
-    roll_segment(seg, log.decisions_dir, log.rewards_dir, f"{log.name}-000000001")
+    roll_segment(seg, log.dataset, f"{log.name}-000000001")
     log.close()
     assert len(list((tmp_path / "logs" / "decisions").glob("*.parquet"))) == 1
     assert len(pd.read_parquet(tmp_path / "logs" / "decisions")) == 5

@@ -103,3 +103,19 @@ def simulate_logs(
         if r:  # only positive rewards are posted; the rest get the default reward 0
             rewards.append(reward_row(event_id, r, T0 + i + 10))
     return decisions, rewards
+
+
+def decision_record(
+    event_id: str, customer_id: str, t: float, decision_point: str = "cart_abandoned"
+):
+    """One decision as the service logs it (a :class:`DecisionRecord`, times in epoch
+    seconds): a uniform choice between an email and no contact."""
+    from training.logs.records import DecisionRecord
+
+    ctx = Context(customer_id, {"consent_email": True}, {"page": "cart"}, decision_point, t)
+    actions = [Action("email_offer", "email"), Action("no_contact", "none")]
+    row = decision_row(event_id, ctx, actions, [0.5, 0.5], 0, t)
+    shadow = dict.fromkeys(
+        ("shadow_policy", "shadow_policy_version", "shadow_action_id", "shadow_probability")
+    )
+    return DecisionRecord(**{**row, **shadow, "timestamp": t, "reward_deadline": t + 3600.0})

@@ -232,6 +232,7 @@ def test_parts_written_before_customer_known_still_read_and_train(tmp_path: Path
 
 def test_a_spool_segment_from_before_customer_known_rolls_with_it_null(tmp_path: Path) -> None:
     from serving.eventlog.roll import roll_segment
+    from training.logs.location import LogLocation
 
     line = {f.name: getattr(_decision("e-old"), f.name) for f in dataclasses.fields(DecisionRecord)}
     del line["customer_known"]
@@ -240,7 +241,7 @@ def test_a_spool_segment_from_before_customer_known_rolls_with_it_null(tmp_path:
     torn = tmp_path / "seg-torn.jsonl"  # a torn last line: the line-by-line reader rolls it
     torn.write_bytes(segment.read_bytes().replace(b"e-old", b"e-torn") + b'{"event_id": "e-')
     for path in (segment, torn):
-        rolled = roll_segment(path, tmp_path / "decisions", tmp_path / "rewards", path.stem)
+        rolled = roll_segment(path, LogLocation.of(tmp_path), path.stem)
         assert rolled.records == 1
     table = pq.read_table(tmp_path / "decisions")
     assert table.schema.field("customer_known").type == pa.bool_()

@@ -19,11 +19,12 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from core.parquet import read_frame
 from training.logs.schema import LogRecord, records_to_table
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from training.logs.location import LogLocation
 
 
 @dataclass
@@ -77,23 +78,43 @@ def write_records(records: Sequence[LogRecord], record_type: type[LogRecord], pa
 
 
 def read_parquet_dir(
-    directory: Path, report: LogReport, columns: Collection[str] | None = None
+    directory: str | os.PathLike[str], report: LogReport, columns: Collection[str] | None = None
 ) -> pd.DataFrame:
-    """Every readable ``*.parquet`` under ``directory`` (only those of ``columns`` that a
-    file has, when given); unreadable files are skipped. Read by
-    :func:`core.parquet.read_frame`, so that the command exits cleanly."""
+    """Every readable ``*.parquet`` under ``directory`` (a path or URI: see
+    :mod:`training.logs.location`), only those of ``columns`` that a file has, when given;
+    unreadable files are skipped."""
+    from training.logs.location import LogLocation
+
+    location = LogLocation.of(directory)
+    return read_files(location, location.root, report, columns)
+
+
+def read_log(
+    location: LogLocation, kind: str, report: LogReport, columns: Collection[str] | None = None
+) -> pd.DataFrame:
+    """Dataset ``kind`` (``decisions`` or ``rewards``) of the log at ``location``."""
+    return read_files(location, location.directory(kind), report, columns)
+
+
+def read_files(
+    location: LogLocation, directory: str, report: LogReport,
+    columns: Collection[str] | None = None,
+) -> pd.DataFrame:
+    """The Parquet files under ``directory`` of ``location``'s filesystem as one frame,
+    read on the calling thread (:mod:`core.parquet` says why); a truncated or corrupt
+    file is counted in ``report``, never fatal."""
     import pandas as pd
 
     frames = []
-    for path in sorted(Path(directory).rglob("*.parquet")):
+    for path in location.files(directory):
         try:
             wanted = None
             if columns is not None:
-                wanted = [c for c in pq.read_schema(path).names if c in columns]
-            frames.append(read_frame(path, wanted))
+                wanted = [c for c in location.schema_names(path) if c in columns]
+            frames.append(location.read(path, wanted).to_pandas(use_threads=False))
             report.files_read += 1
         except Exception as exc:  # truncated or corrupt file: counted, never fatal
-            report.files_skipped.append(f"{path.name}: {type(exc).__name__}")
+            report.files_skipped.append(f"{path.rsplit('/', 1)[-1]}: {type(exc).__name__}")
     if not frames:
         return pd.DataFrame()
     return pd.concat(frames, ignore_index=True)
