@@ -24,7 +24,7 @@ ways back through Feast's ``get_online_features``.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -66,16 +66,14 @@ class ViewWriter(Protocol):
     def close(self) -> None: ...
 
 
-def _protos(types: Mapping[str, type], chunk: ViewChunk) -> dict[str, list[Any]]:
+def _protos(types: Mapping[str, type], chunk: ViewChunk) -> Iterator[tuple[str, list[Any]]]:
     """Each feature's ``ValueProto`` per row, typed as the schema declares (a null value
-    is an empty proto, as Feast writes it)."""
+    is an empty proto, as Feast writes it), one feature at a time (bounded memory)."""
     from feast.protos.feast.types.Value_pb2 import Value
 
-    out = {}
     for name, values in chunk.columns.items():
         oneof = _ONEOF[types[name]]
-        out[name] = [Value() if v is None else Value(**{oneof: v}) for v in values]
-    return out
+        yield name, [Value() if v is None else Value(**{oneof: v}) for v in values]
 
 
 def _naive_utc(ts: datetime) -> datetime:
@@ -104,7 +102,7 @@ class SqliteViewWriter:
         created = [_naive_utc(t) for t in chunk.created_ts]
         table = self._tables[view]
         with self.conn:
-            for name, protos in _protos(types, chunk).items():
+            for name, protos in _protos(types, chunk):
                 rows = []
                 for key, proto, ts, cts in zip(keys, protos, event, created, strict=True):
                     text, _ = extract_text_and_num(proto, False)
@@ -149,7 +147,7 @@ class RedisViewWriter:
             for key in keys:
                 pipe.hmget(key, ts_field)
             stored = [r[0] for r in pipe.execute()]
-        protos = _protos(types, chunk)
+        blobs = {name: [p.SerializeToString() for p in ps] for name, ps in _protos(types, chunk)}
         latest: dict[bytes, int] = {}
         with self.client.pipeline(transaction=False) as pipe:
             for i, (key, prev, event) in enumerate(zip(keys, stored, chunk.event_ts, strict=True)):
@@ -165,8 +163,8 @@ class RedisViewWriter:
                     continue
                 latest[key] = nanos
                 mapping = {ts_field: ts.SerializeToString()}
-                for name, column in protos.items():
-                    mapping[fields[name]] = column[i].SerializeToString()
+                for name, column in blobs.items():
+                    mapping[fields[name]] = column[i]
                 pipe.hset(key, mapping=mapping)
                 if self._ttl:
                     pipe.expire(name=key, time=self._ttl)
