@@ -145,3 +145,26 @@ def test_redis_bulk_materialize_equals_feasts(
     assert bulk_moved == moved
     _check(feast, bulk, moved)
     assert bulk["f00"][0] == 12345.0  # the newer pushed value stays, as Feast keeps it
+
+
+@pytest.mark.parametrize(
+    ("typ", "values"),
+    [
+        (float, [0.0, -0.0, 1.5, -123.456, 1e300, 5e-324, float("inf"), 0.1 + 0.2, None]),
+        (int, [0, 1, 127, 128, 300, -1, -(2**63), 2**63 - 1, 16_384, None]),
+        (bool, [True, False, None]),
+        (str, ["", "gold", "é漢字", "x" * 127, "y" * 128, "z" * 20_000, None]),
+    ],
+    ids=["float", "int", "bool", "str"],
+)
+def test_encoded_values_equal_feasts_protos(typ: type, values: list) -> None:
+    from feast.infra.online_stores.helpers import extract_text_and_num
+    from feast.protos.feast.types.Value_pb2 import Value
+
+    from features.feast.view_writer import encode_values
+
+    oneof = {str: "string_val", int: "int64_val", float: "double_val", bool: "bool_val"}[typ]
+    protos = [Value() if v is None else Value(**{oneof: v}) for v in values]
+    blobs, texts = encode_values(typ, values)
+    assert blobs == [p.SerializeToString() for p in protos]
+    assert texts == [extract_text_and_num(p, False)[0] for p in protos]
