@@ -12,9 +12,10 @@ Maestro reaches past Feast's public SDK where the SDK has no verb for what it ne
   customer's online rows in Feast's table / hash layout (Feast has no "delete entity").
 
 The row codecs (:mod:`features.feast.row_io`, :mod:`features.feast.sqlite_writer`,
-:mod:`features.feast.row_format`) are the other half: Feast's on-disk row format. The version
-bound in :mod:`features.feast` covers both; ``tests/features/test_feast_adapter.py`` fails
-loudly when an upgrade changes what they rely on.
+:mod:`features.feast.view_writer`, :mod:`features.feast.row_format`) are the other half:
+Feast's on-disk row format. The version bound in :mod:`features.feast` covers both;
+``tests/features/test_feast_adapter.py`` and ``tests/features/test_bulk_materialize.py``
+fail loudly when an upgrade changes what they rely on.
 """
 
 from __future__ import annotations
