@@ -32,8 +32,9 @@ from policies.registry import make_policy
 from policies.types import LoggedBatch
 from simulator.environment import EnvConfig, JourneyEnvironment
 from simulator.run import RunLog, run_policy
+from training.candidate import train_candidate
 from training.gate import GateVerdict
-from training.train import TrainConfig, batch_pmfs, paired_gate, train_candidate
+from training.train import TrainConfig, batch_pmfs, paired_gate
 
 CANDIDATES = ("vw-cb", "better", "aa", "worse")
 
