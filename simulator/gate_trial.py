@@ -132,7 +132,7 @@ def gate_trial(
     batch, truths = _rows(log, point)
     n = len(batch)
     champion = champion_policy(catalog, floor)
-    if cfg.folds > 1 and n >= 2 * cfg.folds:
+    if cfg.folds > 1 and 2 * cfg.folds <= n < cfg.crossfit_below:  # as maestro train
         fixed = _fixed(catalog, floor, candidate, batch, truths, point)
 
         def make(rows: LoggedBatch) -> BasePolicy:

@@ -5,9 +5,12 @@ event (with the training defaults of :mod:`training.candidate`), the gate cross-
 over ``folds`` chronological folds (:mod:`training.crossfit`: every event held out once,
 so the gate sees four times the events of a 25% split), and every estimator of
 :mod:`training.ope` run for the candidate of the last fold (trained on the older events),
-the champion, ``uniform`` and ``rules`` on the newest fold. With ``folds=1`` (or too few
-events) the older behaviour: a chronological split, the last ``holdout`` share held out,
-the candidate trained on the rest (``vw-cb`` warm-started from a ``vw-cb`` champion). The
+the champion, ``uniform`` and ``rules`` on the newest fold. Cross-fitting trains
+``folds`` candidates more than a split does, so it is used where events are scarce:
+below ``crossfit_below`` events of a decision point (20,000 by default; a 25% split of
+more holds out over 5,000). With ``folds=1``, too few events or more than that, the
+single split: a chronological split, the last ``holdout`` share held out, the candidate
+trained on the rest (``vw-cb`` warm-started from a ``vw-cb`` champion). The
 candidate is registered in MLflow either way; with ``promote`` the ``champion`` alias
 moves only when the gate passes.
 
@@ -44,6 +47,7 @@ from training import tracking
 from training.candidate import candidate_fitter
 from training.candidate import train_candidate as train_candidate  # re-exported
 from training.columns import shared_features
+from training.crossfit import fold_slices
 from training.data import Activated, TrainingSet, load_training_set
 from training.gate import GateVerdict, gate
 from training.ope import diagnostics_of, evaluate_policy, policy_inputs, table
@@ -65,6 +69,7 @@ class TrainConfig:
     seed: int = 0
     params: dict[str, Any] = field(default_factory=dict)
     folds: int = 4
+    crossfit_below: int = 20_000
 
     def __post_init__(self) -> None:
         if not 0.05 <= self.holdout <= 0.9:
@@ -268,8 +273,10 @@ def _train_point(
     floor = catalog[dp].exploration_floor
     if champion is not None:  # evaluated as served: with the budget
         raise_floor(champion, floor)
-    crossfit = cfg.folds > 1 and len(ts) >= 2 * cfg.folds
-    train, holdout = ts.split(1.0 / cfg.folds if crossfit else cfg.holdout)
+    crossfit = cfg.folds > 1 and 2 * cfg.folds <= len(ts) < cfg.crossfit_below
+    # under cross-fitting the OPE table's rows are exactly the last fold
+    last = fold_slices(len(ts), cfg.folds)[-1].start / len(ts) if crossfit else 0.0
+    train, holdout = ts.split(1.0 - last if crossfit else cfg.holdout)
     fit = candidate_fitter(cfg, floor, progress_factory, dp)
     if crossfit:
         candidate, verdict, shown = _crossfitted(ts, champion, holdout, cfg, fit)
