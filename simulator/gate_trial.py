@@ -34,7 +34,7 @@ from policies.types import LoggedBatch
 from simulator.environment import EnvConfig, JourneyEnvironment
 from simulator.run import RunLog, run_policy
 from training.candidate import train_candidate
-from training.crossfit import crossfit_gate
+from training.crossfit import crossfit_gate, take
 from training.gate import GateVerdict
 from training.train import TrainConfig, all_pmfs, batch_pmfs, paired_gate
 
@@ -82,26 +82,8 @@ def log_traffic(catalog: Catalog, floor: float, steps: int, customers: int, seed
 
 def _rows(log: RunLog, point: str) -> tuple[LoggedBatch, list[np.ndarray]]:
     assert log.batch is not None and log.truths is not None
-    keep = np.flatnonzero(log.decision_points == point)
-    b = log.batch
-    batch = LoggedBatch(
-        [b.contexts[i] for i in keep],
-        [b.actions[i] for i in keep],
-        np.asarray(b.chosen)[keep],
-        np.asarray(b.probabilities)[keep],
-        np.asarray(b.rewards)[keep],
-    )
-    return batch, [log.truths[i] for i in keep]
-
-
-def _part(batch: LoggedBatch, part: slice) -> LoggedBatch:
-    return LoggedBatch(
-        batch.contexts[part],
-        batch.actions[part],
-        batch.chosen[part],
-        batch.probabilities[part],
-        batch.rewards[part],
-    )
+    keep = np.flatnonzero(log.decision_points == point).tolist()
+    return take(log.batch, keep), [log.truths[i] for i in keep]
 
 
 def true_value(policy: BasePolicy, batch: LoggedBatch, truths: list[np.ndarray]) -> float:
@@ -146,7 +128,7 @@ def gate_trial(
         lift = true_value(policy, batch, truths) - true_value(champion, batch, truths)
         return TrialResult(seed, floor, candidate, verdict, lift, n)
     cut = max(1, min(n - 1, round(n * (1.0 - cfg.holdout))))  # as TrainingSet.split
-    train, holdout = _part(batch, slice(0, cut)), _part(batch, slice(cut, None))
+    train, holdout = take(batch, slice(0, cut)), take(batch, slice(cut, None))
     fixed = _fixed(catalog, floor, candidate, train, truths[:cut], point)
     policy = fixed if fixed is not None else _trained(train, cfg, floor)
     verdict = paired_gate(policy, champion, holdout, train, cfg, False)
