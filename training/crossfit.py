@@ -8,8 +8,9 @@ Cross-fitting (Chernozhukov, Chetverikov, Demirer, Duflo, Hansen, Newey & Robins
 *Double/debiased machine learning for treatment and structural parameters*, The
 Econometrics Journal 21, 2018; for policies, Athey & Wager, *Policy Learning With
 Observational Data*, Econometrica 89, 2021) splits the events into ``K`` contiguous
-chronological folds; for fold ``k`` the candidate *and* the reward model ``q̂`` are
-fitted on the other folds only, and the DR terms of fold ``k``'s events are computed
+chronological folds; for fold ``k`` the candidate *and* the reward model ``q̂`` (gradient
+boosted trees, :class:`training.reward_model.BoostedRewardModel`) are fitted on the other
+folds only, and the DR terms of fold ``k``'s events are computed
 with them. Each event's term is therefore out of sample for everything fitted, exactly
 as in a held-out split, and the gate averages the ``n`` terms of all folds (the pooled
 "DML2" form) with the normal interval of :mod:`training.paired`.
@@ -99,7 +100,7 @@ def crossfit_inputs(
     ``batch``, each fold's from the candidate and ``q̂`` fitted on the other folds
     (module docstring), and the ``folds`` fold candidates, oldest fold first.
     ``pmfs(policy, rows)``: the policy's pmf of every row."""
-    from training.reward_model import RidgeRewardModel
+    from training.reward_model import BoostedRewardModel
 
     n = len(batch)
     parts = fold_slices(n, folds)
@@ -108,7 +109,7 @@ def crossfit_inputs(
     for part in parts:
         train, held = take(batch, complement(n, part)), take(batch, part)
         candidate = make_candidate(train)
-        model = RidgeRewardModel().fit(train) if with_model else None
+        model = BoostedRewardModel().fit(train) if with_model else None
         q = model.predict_rows(held.contexts, held.actions) if model is not None else None
         cand_parts.append(policy_inputs(candidate, held, model, pmfs(candidate, held), q))
         champ_parts.append(policy_inputs(champion, held, model, pmfs(champion, held), q))
