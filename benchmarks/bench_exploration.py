@@ -16,6 +16,9 @@ says whether each promotion was right. Reported per floor:
 - the effective (Kish) events among the held-out ones, which the gate also counts;
 - promotions at ``steps`` steps, and false promotions (true lift ≤ 0).
 
+The gate here is the single 25% split (``folds=1``), whose held-out events the table
+counts; ``maestro train`` cross-fits it by default (``benchmarks.bench_promotion``).
+
     .venv/bin/python -m benchmarks.bench_exploration [--seeds 6] [--steps 6000] [--write]
 """
 
@@ -29,6 +32,7 @@ from benchmarks._report import machine, write_section
 from policies.catalog import load_catalog
 from simulator.gate_trial import CANDIDATES, champion_policy, floor_cost, gate_trial, log_traffic
 from simulator.gate_trial import true_value as value_on
+from training.train import TrainConfig
 
 FLOORS = (0.05, 0.1, 0.2, 0.3, 0.5)
 Z = 1.959963984540054
@@ -47,7 +51,8 @@ def study(floor: float, seeds: int, steps: int, customers: int) -> dict[str, obj
         costs.append(cost)
         shares.append(cost / greedy)
         for name in CANDIDATES:
-            trial = gate_trial(log, catalog, floor, name, 1000 + seed)
+            cfg = TrainConfig(kind="vw-cb", seed=1000 + seed, folds=1)  # the 25% split
+            trial = gate_trial(log, catalog, floor, name, 1000 + seed, cfg=cfg)
             outcome[name][0] += trial.promoted
             outcome[name][1] += trial.false_promotion
             outcome[name][2] += trial.true_lift > 0

@@ -1,12 +1,13 @@
 """The promotion gate against the simulator's truth, and what an exploration floor costs.
 
 A trial logs ``steps`` decisions in the journey simulator under the cold-start champion
-(``rules`` with the catalog's journeys and an exploration floor), splits one decision
-point's rows chronologically as ``maestro train`` does (the last ``holdout`` share held
-out), trains a candidate on the rest and runs the paired gate of :mod:`training.gate` on
-the held-out rows. Because the simulator knows every action's true expected reward on
-every held-out row, the candidate's true lift over the champion on those very rows is
-exact (``V(π) = (1/n) Σ_i Σ_a π(a | x_i) q*(x_i, a)``, as in :mod:`simulator.ope_check`),
+(``rules`` with the catalog's journeys and an exploration floor) and runs the gate of
+``maestro train --promote`` at one decision point: by default, as ``maestro train`` does,
+cross-fitted (:mod:`training.crossfit`), the candidate judged being the one trained on
+every row; with ``folds=1`` on a chronological split (the last ``holdout`` share held
+out, the candidate trained on the rest). Because the simulator knows every action's true
+expected reward on every row, the candidate's true lift over the champion on the rows
+judged is exact (``V(π) = (1/n) Σ_i Σ_a π(a | x_i) q*(x_i, a)``, as in :mod:`simulator.ope_check`),
 so a promotion is known to be right or wrong.
 
 Candidates: ``vw-cb`` (learned from the training rows), ``better`` (``rules`` with the
@@ -32,8 +33,10 @@ from policies.registry import make_policy
 from policies.types import LoggedBatch
 from simulator.environment import EnvConfig, JourneyEnvironment
 from simulator.run import RunLog, run_policy
+from training.candidate import train_candidate
+from training.crossfit import crossfit_gate, take
 from training.gate import GateVerdict
-from training.train import TrainConfig, batch_pmfs, paired_gate, train_candidate
+from training.train import TrainConfig, all_pmfs, batch_pmfs, paired_gate
 
 CANDIDATES = ("vw-cb", "better", "aa", "worse")
 
@@ -79,26 +82,8 @@ def log_traffic(catalog: Catalog, floor: float, steps: int, customers: int, seed
 
 def _rows(log: RunLog, point: str) -> tuple[LoggedBatch, list[np.ndarray]]:
     assert log.batch is not None and log.truths is not None
-    keep = np.flatnonzero(log.decision_points == point)
-    b = log.batch
-    batch = LoggedBatch(
-        [b.contexts[i] for i in keep],
-        [b.actions[i] for i in keep],
-        np.asarray(b.chosen)[keep],
-        np.asarray(b.probabilities)[keep],
-        np.asarray(b.rewards)[keep],
-    )
-    return batch, [log.truths[i] for i in keep]
-
-
-def _part(batch: LoggedBatch, part: slice) -> LoggedBatch:
-    return LoggedBatch(
-        batch.contexts[part],
-        batch.actions[part],
-        batch.chosen[part],
-        batch.probabilities[part],
-        batch.rewards[part],
-    )
+    keep = np.flatnonzero(log.decision_points == point).tolist()
+    return take(log.batch, keep), [log.truths[i] for i in keep]
 
 
 def true_value(policy: BasePolicy, batch: LoggedBatch, truths: list[np.ndarray]) -> float:
@@ -119,28 +104,63 @@ def gate_trial(
     cfg: TrainConfig | None = None,
 ) -> TrialResult:
     """One ``maestro train --promote`` decision at ``point`` on the logged run (module
-    docstring), with the candidate's true lift on the held-out rows."""
+    docstring), with the promoted candidate's true lift: cross-fitted over ``cfg.folds``
+    folds as ``maestro train`` does by default (the trained candidate that would be
+    promoted learns from every row, its lift is over every row), or with ``folds=1`` on a
+    chronological split (its lift over the held-out rows)."""
     cfg = cfg or TrainConfig(kind="vw-cb", seed=seed)
+    if candidate not in CANDIDATES:
+        raise ValueError(f"candidate must be one of {CANDIDATES}, got {candidate!r}")
     batch, truths = _rows(log, point)
     n = len(batch)
-    cut = max(1, min(n - 1, round(n * (1.0 - cfg.holdout))))  # as TrainingSet.split
-    train, holdout = _part(batch, slice(0, cut)), _part(batch, slice(cut, None))
     champion = champion_policy(catalog, floor)
-    if candidate == "vw-cb":
-        policy = train_candidate("vw-cb", train, None, cfg)
-    elif candidate == "better":
-        policy = _truth_journey(catalog, train, truths[:cut], point)
-    elif candidate == "aa":
-        policy = champion_policy(catalog, floor)
-    elif candidate == "worse":
-        policy = champion_policy(catalog, floor, reverse=True)
-    else:
-        raise ValueError(f"candidate must be one of {CANDIDATES}, got {candidate!r}")
-    raise_floor(policy, floor)
+    if cfg.folds > 1 and 2 * cfg.folds <= n < cfg.crossfit_below:  # as maestro train
+        fixed = _fixed(catalog, floor, candidate, batch, truths, point)
+
+        def make(rows: LoggedBatch) -> BasePolicy:
+            return fixed if fixed is not None else _trained(rows, cfg, floor)
+
+        verdict, _ = crossfit_gate(
+            make, champion, batch, cfg.folds, all_pmfs, cfg.alpha, cfg.min_events,
+            cfg.min_lift, False,
+        )
+        policy = make(batch)
+        lift = true_value(policy, batch, truths) - true_value(champion, batch, truths)
+        return TrialResult(seed, floor, candidate, verdict, lift, n)
+    cut = max(1, min(n - 1, round(n * (1.0 - cfg.holdout))))  # as TrainingSet.split
+    train, holdout = take(batch, slice(0, cut)), take(batch, slice(cut, None))
+    fixed = _fixed(catalog, floor, candidate, train, truths[:cut], point)
+    policy = fixed if fixed is not None else _trained(train, cfg, floor)
     verdict = paired_gate(policy, champion, holdout, train, cfg, False)
     held_truths = truths[cut:]
     lift = true_value(policy, holdout, held_truths) - true_value(champion, holdout, held_truths)
     return TrialResult(seed, floor, candidate, verdict, lift, len(train))
+
+
+def _trained(rows: LoggedBatch, cfg: TrainConfig, floor: float) -> BasePolicy:
+    policy = train_candidate("vw-cb", rows, None, cfg)
+    raise_floor(policy, floor)
+    return policy
+
+
+def _fixed(
+    catalog: Catalog,
+    floor: float,
+    candidate: str,
+    rows: LoggedBatch,
+    truths: list[np.ndarray],
+    point: str,
+) -> BasePolicy | None:
+    """The candidate ``candidate`` when it is not learned from rewards (``better`` reads
+    the true expected rewards of ``rows``), with ``floor``; ``None`` for ``vw-cb``."""
+    if candidate == "vw-cb":
+        return None
+    if candidate == "better":
+        policy = _truth_journey(catalog, rows, truths, point)
+    else:
+        policy = champion_policy(catalog, floor, reverse=candidate == "worse")
+    raise_floor(policy, floor)
+    return policy
 
 
 def _truth_journey(

@@ -31,23 +31,34 @@ from training.ope import ESTIMATORS, RidgeRewardModel, evaluate
 
 @dataclass(frozen=True)
 class ErrorRow:
-    """One estimate of one target policy's value, against the truth."""
+    """One estimate of one target policy's value, against the truth. ``estimate`` (and
+    the interval) is ``None`` when the estimator could not be computed on the logs (no
+    logged action the target supports, say); ``reason`` then says why."""
 
     seed: int
     n: int
     target: str
     estimator: str
-    estimate: float
-    ci_low: float
-    ci_high: float
+    estimate: float | None
+    ci_low: float | None
+    ci_high: float | None
     truth: float
+    reason: str | None = None
+
+    @property
+    def estimable(self) -> bool:
+        return self.estimate is not None
 
     @property
     def error(self) -> float:
-        return self.estimate - self.truth
+        """``V̂ − V``; ``nan`` without an estimate."""
+        return self.estimate - self.truth if self.estimate is not None else float("nan")
 
     @property
     def covered(self) -> bool:
+        """Whether the interval covers the truth (``False`` without an interval)."""
+        if self.ci_low is None or self.ci_high is None:
+            return False
         return self.ci_low <= self.truth <= self.ci_high
 
 
@@ -57,27 +68,37 @@ class ValidationResult:
     logging_policy: str
 
     def summary(self) -> dict[str, dict[str, dict[str, float]]]:
-        """``{str(n): {estimator: {"bias", "rmse", "coverage", "runs", "biased"}}}`` over
-        seeds and targets; ``biased`` (1.0) marks clipped IPS and Switch-DR, whose
+        """``{str(n): {estimator: {"bias", "rmse", "coverage", "runs", "not_estimable",
+        "biased"}}}`` over seeds and targets. Bias, RMSE and coverage are over the runs
+        with an estimate (``runs`` of them; ``nan`` when none had one), and
+        ``not_estimable`` counts the runs without, so a null answer is neither scored as
+        an error nor hidden. ``biased`` (1.0) marks clipped IPS and Switch-DR, whose
         intervals cover an altered quantity, so their coverage is not meant to be 95%."""
         out: dict[str, dict[str, dict[str, float]]] = {}
         for n in sorted({r.n for r in self.rows}):
             out[str(n)] = {}
             for name in dict.fromkeys(r.estimator for r in self.rows):
-                errs = np.array([r.error for r in self.rows if r.n == n and r.estimator == name])
-                cov = [r.covered for r in self.rows if r.n == n and r.estimator == name]
+                rows = [r for r in self.rows if r.n == n and r.estimator == name]
+                done = [r for r in rows if r.estimable]
+                errs = np.array([r.error for r in done])
+                nan = float("nan")
                 out[str(n)][name] = {
-                    "bias": float(errs.mean()),
-                    "rmse": float(np.sqrt(np.mean(errs**2))),
-                    "coverage": float(np.mean(cov)),
-                    "runs": len(errs),
+                    "bias": float(errs.mean()) if done else nan,
+                    "rmse": float(np.sqrt(np.mean(errs**2))) if done else nan,
+                    "coverage": float(np.mean([r.covered for r in done])) if done else nan,
+                    "runs": len(done),
+                    "not_estimable": len(rows) - len(done),
                     "biased": float(ESTIMATORS[name].biased),
                 }
         return out
 
     def rmse(self, estimator: str, n: int) -> float:
-        errs = np.array([r.error for r in self.rows if r.n == n and r.estimator == estimator])
-        return float(np.sqrt(np.mean(errs**2)))
+        """RMSE of ``estimator`` at size ``n`` over the runs with an estimate (``nan``
+        when none had one)."""
+        errs = np.array(
+            [r.error for r in self.rows if r.n == n and r.estimator == estimator and r.estimable]
+        )
+        return float(np.sqrt(np.mean(errs**2))) if len(errs) else float("nan")
 
 
 def _prefix(batch: LoggedBatch, n: int) -> LoggedBatch:
@@ -143,7 +164,10 @@ def validate(
                 truth = float(true_per_round[:n].mean())
                 for name, e in est.items():
                     rows.append(
-                        ErrorRow(seed, n, target_name, name, e.value, e.ci_low, e.ci_high, truth)
+                        ErrorRow(
+                            seed, n, target_name, name, e.value, e.ci_low, e.ci_high, truth,
+                            e.reason,
+                        )
                     )
     return ValidationResult(tuple(rows), logging_kind)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -170,8 +171,11 @@ def render_html(report: Mapping[str, Any], images: Mapping[str, Path]) -> str:
     ]
     ope = report.get("ope")
     if ope:
-        rows = [[n, k + (" (biased: interval ignores its bias)" if v.get("biased") else ""),
-                 f"{v['bias']:+.4f}", f"{v['rmse']:.4f}", f"{v['coverage']:.0%}"]
+        rows = [[n, k + (" (biased: interval ignores its bias)" if v.get("biased") else "")
+                 + (f" ({v['not_estimable']} runs not estimable)" if v.get("not_estimable")
+                    else ""),
+                 _finite(v["bias"], "{:+.4f}"), _finite(v["rmse"], "{:.4f}"),
+                 _finite(v["coverage"], "{:.0%}")]
                 for n, by in ope["by_size"].items() for k, v in by.items()]
         parts += ["<h2>Off-policy evaluation against the truth</h2>",
                   f"<p>logging policy: {html.escape(str(ope['logging_policy']))}; targets: "
@@ -183,6 +187,11 @@ def render_html(report: Mapping[str, Any], images: Mapping[str, Path]) -> str:
                      f"<img alt='{html.escape(name)}' src='data:image/png;base64,{data}'>")
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _finite(value: float, fmt: str) -> str:
+    """``fmt`` of ``value``, or ``n/a`` when it is not a finite number (no estimate)."""
+    return fmt.format(value) if math.isfinite(value) else "n/a"
 
 
 def write_report(

@@ -1,11 +1,18 @@
 """``maestro train``: logs → candidate policy → off-policy evaluation → gate → MLflow.
 
-For each decision point with data: a chronological split of the joined logs (the last
-``holdout`` share is held out), a candidate of the chosen kind trained on the rest
-(``vw-cb`` warm-started from the champion when the champion is a ``vw-cb``), and every
-estimator of :mod:`training.ope` run on the held-out rows for the candidate, the
-champion, ``uniform`` and ``rules``. The candidate is registered in MLflow either way;
-with ``promote`` the ``champion`` alias moves only when the gate passes.
+For each decision point with data: a candidate of the chosen kind trained on every joined
+event (with the training defaults of :mod:`training.candidate`), the gate cross-fitted
+over ``folds`` chronological folds (:mod:`training.crossfit`: every event held out once,
+so the gate sees four times the events of a 25% split), and every estimator of
+:mod:`training.ope` run for the candidate of the last fold (trained on the older events),
+the champion, ``uniform`` and ``rules`` on the newest fold. Cross-fitting trains
+``folds`` candidates more than a split does, so it is used where events are scarce:
+below ``crossfit_below`` events of a decision point (20,000 by default; a 25% split of
+more holds out over 5,000). With ``folds=1``, too few events or more than that, the
+single split: a chronological split, the last ``holdout`` share held out, the candidate
+trained on the rest (``vw-cb`` warm-started from a ``vw-cb`` champion). The
+candidate is registered in MLflow either way; with ``promote`` the ``champion`` alias
+moves only when the gate passes.
 
 The gate (:mod:`training.gate`): the 95% interval of the paired difference candidate −
 champion on the same held-out events (:mod:`training.paired`: DR per-event terms, SNIPS
@@ -37,7 +44,10 @@ from policies.draw import raise_floor
 from policies.registry import load_policy, make_policy
 from policies.types import LoggedBatch
 from training import tracking
+from training.candidate import candidate_fitter
+from training.candidate import train_candidate as train_candidate  # re-exported
 from training.columns import shared_features
+from training.crossfit import fold_slices
 from training.data import Activated, TrainingSet, load_training_set
 from training.gate import GateVerdict, gate
 from training.ope import diagnostics_of, evaluate_policy, policy_inputs, table
@@ -58,10 +68,14 @@ class TrainConfig:
     reward_mode: str = "first"
     seed: int = 0
     params: dict[str, Any] = field(default_factory=dict)
+    folds: int = 4
+    crossfit_below: int = 20_000
 
     def __post_init__(self) -> None:
         if not 0.05 <= self.holdout <= 0.9:
             raise ValueError("holdout must lie in [0.05, 0.9]")
+        if not 1 <= self.folds <= 20:
+            raise ValueError("folds must lie in [1, 20]")
         if self.min_events < 1:
             raise ValueError("min_events must be >= 1")
         if not (math.isfinite(self.min_lift) and self.min_lift >= 0.0):
@@ -105,45 +119,6 @@ def digest(ts: TrainingSet) -> str:
     rows = zip(ts.frame["event_id"].tolist(), ts.frame["reward"].tolist(), strict=True)
     text = "".join([f"{event_id}:{reward!r};" for event_id, reward in rows])
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def train_candidate(
-    kind: str,
-    train_batch: LoggedBatch,
-    champion: BasePolicy | None,
-    cfg: TrainConfig,
-    progress: Callable[[int], None] | None = None,
-    chunk: int = 2000,
-    bulk: bool = True,
-) -> BasePolicy:
-    """A candidate of ``kind`` trained on ``train_batch``. With ``bulk``, a candidate that
-    learns in bulk (:class:`~policies.bulk.BulkLearner`) learns the whole batch at once
-    from its columnar shared features: the same model as ``candidate.learn``."""
-    if champion is not None and cfg.warm_start and champion.kind == kind and champion.warm_starts:
-        candidate = load_policy(champion.save())
-    else:
-        candidate = make_policy(kind, seed=cfg.seed, **cfg.params)
-    # the features it learns from: a feature declared later is ignored when it serves
-    candidate.record_inputs(sorted(set().union(*(c.customer for c in train_batch.contexts))))
-    if bulk and isinstance(candidate, BulkLearner):
-        features = shared_features(train_batch.contexts)
-        candidate.learn_logged(train_batch, features, progress, chunk)
-        return candidate
-    n = len(train_batch)
-    for start in range(0, n, chunk):
-        part = slice(start, min(n, start + chunk))
-        candidate.learn(
-            LoggedBatch(
-                train_batch.contexts[part],
-                train_batch.actions[part],
-                train_batch.chosen[part],
-                train_batch.probabilities[part],
-                train_batch.rewards[part],
-            )
-        )
-        if progress is not None:
-            progress(part.stop - part.start)
-    return candidate
 
 
 def evaluate_all(
@@ -293,26 +268,30 @@ def _train_point(
 ) -> TrainResult:
     """Train, evaluate and register one candidate on ``ts``, the rows of decision point
     ``dp`` (``full`` is every joined row, for its log report)."""
-    train, holdout = ts.split(cfg.holdout)
     champ_bytes = tracking.load_champion_bytes(dp, tracking_uri)
     champion = load_policy(champ_bytes[0]) if champ_bytes else None
-    bar = progress_factory(len(train), f"train {dp}") if progress_factory else None
-    candidate = train_candidate(cfg.kind, train.batch, champion, cfg, bar.update if bar else None)
-    if bar is not None:
-        bar.close()
-    for policy in (candidate, champion):  # evaluated as served: with the budget
-        if policy is not None:
-            raise_floor(policy, catalog[dp].exploration_floor)
-    compared = _compared(candidate, champion, holdout, catalog)
+    floor = catalog[dp].exploration_floor
+    if champion is not None:  # evaluated as served: with the budget
+        raise_floor(champion, floor)
+    crossfit = cfg.folds > 1 and 2 * cfg.folds <= len(ts) < cfg.crossfit_below
+    # under cross-fitting the OPE table's rows are exactly the last fold
+    last = fold_slices(len(ts), cfg.folds)[-1].start / len(ts) if crossfit else 0.0
+    train, holdout = ts.split(1.0 - last if crossfit else cfg.holdout)
+    fit = candidate_fitter(cfg, floor, progress_factory, dp)
+    if crossfit:
+        candidate, verdict, shown = _crossfitted(ts, champion, holdout, cfg, fit)
+    else:
+        candidate = shown = fit(train.batch, champion)
+        verdict = paired_gate(
+            candidate,
+            champion if champion is not None else LoggingPolicy(holdout),
+            holdout.batch,
+            train.batch,
+            cfg,
+            champion is None,
+        )
+    compared = _compared(shown, champion, holdout, catalog)
     estimates = evaluate_all(compared, holdout, train, cfg.alpha)
-    verdict = paired_gate(
-        compared["candidate"],
-        compared["champion"],
-        holdout.batch,
-        train.batch,
-        cfg,
-        champion is None,
-    )
     ope = {name: table(est) for name, est in estimates.items()}
     diagnostics = {name: _diagnostics(est) for name, est in estimates.items()}
     data_digest = digest(ts)
@@ -327,7 +306,8 @@ def _train_point(
             "holdout": cfg.holdout,
             "min_events": cfg.min_events,
             "min_lift": cfg.min_lift,
-            "warm_start": bool(champion is not None and cfg.warm_start),
+            "warm_start": bool(champion is not None and cfg.warm_start and not crossfit),
+            "folds": cfg.folds if crossfit else 1,
         },
         metrics=_run_metrics(
             {k: {**per, "diagnostics": diagnostics[k]} for k, per in ope.items()},
@@ -359,6 +339,32 @@ def _train_point(
         full.report.as_dict(),
         diagnostics,
     )
+
+
+def _crossfitted(
+    ts: TrainingSet,
+    champion: BasePolicy | None,
+    holdout: TrainingSet,
+    cfg: TrainConfig,
+    fit: Callable[[LoggedBatch, BasePolicy | None], BasePolicy],
+) -> tuple[BasePolicy, GateVerdict, BasePolicy]:
+    """The candidate trained on every event of ``ts`` (not warm-started:
+    :mod:`training.crossfit`), the cross-fitted gate's verdict, and the last fold's
+    candidate (trained on every event before ``holdout``, for the OPE table)."""
+    from training.crossfit import crossfit_gate
+
+    verdict, folds = crossfit_gate(
+        lambda rows: fit(rows, None),
+        champion if champion is not None else LoggingPolicy(ts),
+        ts.batch,
+        cfg.folds,
+        all_pmfs,
+        cfg.alpha,
+        cfg.min_events,
+        cfg.min_lift,
+        champion is None,
+    )
+    return fit(ts.batch, None), verdict, folds[-1]
 
 
 def _diagnostics(estimates: dict[str, Any]) -> dict[str, Any]:

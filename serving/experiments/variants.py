@@ -42,6 +42,7 @@ from typing import Any
 
 from policies.baselines import HoldoutPolicy
 from policies.catalog import Catalog, load_catalog
+from policies.draw import raise_floor
 from policies.registry import load_policy
 from policies.types import NO_CONTACT_ID
 from serving.errors import ExperimentConfigError
@@ -187,7 +188,7 @@ class Experiments:
         self.catalog = catalog
         self.table = table
         self.tracking_uri = tracking_uri
-        self._rules = LoadedPolicy(cold_start_policy(RULES, catalog), RULES, "experiment")
+        self._rules = {dp: rules_arm(catalog, dp) for dp in catalog.names()}
         self._holdout = Arm(HOLDOUT, LoadedPolicy(HoldoutPolicy(), HOLDOUT, "experiment"))
         self._arms: dict[str, dict[str, Arm]] = {}
         self.holdout_points = frozenset(
@@ -202,13 +203,14 @@ class Experiments:
         if variant.policy == CHAMPION:
             return None
         if variant.policy == RULES:
-            return self._rules
+            return self._rules[dp]
 
         if self.tracking_uri is None:
             raise ExperimentConfigError(f"{dp}.{variant.name}: no MLflow registry to load from")
         try:
             policy = load_policy(load_version_bytes(dp, str(variant.version), self.tracking_uri))
             policy.version = str(variant.version)
+            raise_floor(policy, self.catalog[dp].exploration_floor)  # as a champion is
             smoke_test(policy, self.catalog, dp)
         except Exception as exc:
             raise ExperimentConfigError(
@@ -256,6 +258,15 @@ class Experiments:
 
     def close(self) -> None:
         self.table.close()
+
+
+def rules_arm(catalog: Catalog, dp: str) -> LoadedPolicy:
+    """The ``rules`` variant at ``dp``: the catalog's journey with exactly the decision
+    point's exploration floor (not the ``rules`` policy's own default), so its logs can
+    evaluate other policies as well as the champion's can."""
+    policy = cold_start_policy(RULES, catalog)
+    policy.exploration_floor = catalog[dp].exploration_floor
+    return LoadedPolicy(policy, RULES, "experiment")
 
 
 def load_experiments(

@@ -91,3 +91,27 @@ def test_holdout_is_no_contact_with_probability_one_even_degraded(tmp_path: Path
     frame = pd.read_parquet(tmp_path / "logs" / "decisions").set_index("customer_id")
     assert frame.loc[held[1], "variant"] == "holdout" and frame.loc[held[1], "degraded"]
     assert frame.loc[kept[0], "variant"] == "champion"  # intent to treat, degraded or not
+
+
+def test_the_rules_arm_explores_with_the_catalogs_floor(tmp_path: Path) -> None:
+    """The ``rules`` variant logs with the decision point's exploration floor from the
+    catalog (0.3 by default), not the ``rules`` policy's own 0.05: every eligible action
+    the journey does not pick has probability floor / eligible."""
+    catalog = load_catalog(None)
+    floor = catalog["cart_abandoned"].exploration_floor
+    assert floor == pytest.approx(0.3, abs=1e-12)
+    config = parse_experiments(
+        {"salt": "x", "decision_points": {"cart_abandoned": {"variants": {"rules": 1.0}}}},
+        catalog,
+    )
+    exp = Experiments(config, catalog, AssignmentTable(tmp_path / "exp.db"))
+    assert exp.assign("c-1", "cart_abandoned").loaded.policy.exploration_floor == floor
+    service = _service(tmp_path, exp)
+    for i in range(5):
+        answer = _decide(service, f"c-{i}")
+        assert answer["policy"] == "rules" and answer["degraded"] is False
+        probs = sorted(r["probability"] for r in answer["ranking"])
+        k = len(probs)
+        assert probs[0] == pytest.approx(floor / k, abs=1e-9)
+        assert probs[-1] == pytest.approx(1 - floor + floor / k, abs=1e-9)
+    service.close()

@@ -313,3 +313,21 @@ def test_never_activated_decisions_are_not_learned_from(tmp_path) -> None:
     # without the lookup (no activation-required point served) nothing is left out
     assert len(join_logs(pd.DataFrame(rows), pd.DataFrame(rewards), catalog,
                          now=T0 + 1e6).frame) == 5
+
+
+def test_cross_fitting_is_for_scarce_events(trained) -> None:
+    """3,000 events: the gate is cross-fitted (every event held out once, 4 folds in the
+    run's params); with ``crossfit_below`` under the event count, the single 25% split."""
+    import mlflow
+
+    home, uri, (res,) = trained
+    assert res.verdict.n == 3000 and "cross-fitted over 4" in res.verdict.summary()
+    assert res.n_holdout == 750  # the OPE table: the newest fold
+    client = mlflow.MlflowClient(uri)
+    assert client.get_run(res.run_id).data.params["folds"] == "4"
+    (split,) = run_training(
+        home / "logs", CATALOG, uri, TrainConfig(kind="vw-cb", crossfit_below=3000), now=T0 + 1e6
+    )
+    assert split.verdict.n == split.n_holdout == 750 and not split.promoted
+    assert "cross-fitted" not in split.verdict.summary()
+    assert client.get_run(split.run_id).data.params["folds"] == "1"

@@ -24,3 +24,7 @@ def test_training_notebook_executes(tmp_path: Path) -> None:
         "registered version 1" in text
         and "registered versions of maestro-cart_abandoned: [1]" in text
     )
+    # the paired gate's printout: estimate, interval, effective events, events needed
+    assert "candidate − champion" in text and "95% CI [" in text and "events still needed" in text
+    assert "cross-fitted over 4 chronological folds" in text
+    assert "single split:" in text and "cross-fitted:" in text
