@@ -14,6 +14,8 @@ os.environ.setdefault("FEAST_USAGE", "False")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
+# as `maestro` does (cli.output): MLflow installs no terminal handler of its own when imported
+os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")
 
 sys.path.insert(0, str(Path(__file__).parent / "support"))
 

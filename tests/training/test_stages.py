@@ -3,7 +3,6 @@ and the evidence it leaves."""
 
 from __future__ import annotations
 
-import mlflow
 import pytest
 
 from policies.registry import make_policy
@@ -53,9 +52,16 @@ def test_rollbacks_move_the_alias_back_and_record_the_evidence(uri: str) -> None
     after = stages.read_state(DP, uri)
     assert (after.canary, after.champion) == (None, "1")
     assert after.last_rollback == {k: v for k, v in record.items() if k != "run_id"}
-    mlflow.set_tracking_uri(uri)
-    runs = mlflow.search_runs(experiment_names=["maestro"],
+    from mlflow import MlflowClient  # imported here: a test module imports no MLflow at collection
+
+    client = MlflowClient(uri)  # not mlflow.set_tracking_uri: it would leak into os.environ
+    experiment = client.get_experiment_by_name("maestro")
+    runs = client.search_runs([experiment.experiment_id],
                               filter_string="tags.`rollback.guardrail` = 'reward'")
+    import pandas as pd
+
+    runs = pd.DataFrame([{**{f"tags.{k}": v for k, v in r.data.tags.items()},
+                          **{f"metrics.{k}": v for k, v in r.data.metrics.items()}} for r in runs])
     assert len(runs) == 2
     assert set(runs["tags.rollback.rolled_back_version"]) == {"2", "3"}
     assert set(runs["metrics.decisions"]) == {321.0}
