@@ -38,7 +38,7 @@ class RetryPolicy:
     backoff_max_seconds: float = 60.0
     lease_seconds: float = 30.0
     poll_seconds: float = 0.2
-    concurrency: int = 64
+    concurrency: int = 16
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
@@ -80,6 +80,8 @@ class DeliveryWorker:
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
+        #: the last lease filled every free slot: a landing flight makes room for more
+        self._full = False
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -103,7 +105,11 @@ class DeliveryWorker:
     def wake(self) -> None:
         """Look for due requests now (thread-safe: enqueue calls it from any thread)."""
         loop, event = self._loop, self._wake
-        if loop is not None and event is not None and not loop.is_closed():
+        if loop is None or event is None or loop.is_closed():
+            return
+        if asyncio._get_running_loop() is loop:  # on the loop already: no self-pipe write
+            event.set()
+        else:
             loop.call_soon_threadsafe(event.set)
 
     async def _run(self) -> None:
@@ -119,6 +125,7 @@ class DeliveryWorker:
                     log.exception("delivery outbox: lease failed")
                     batch = []
                 leased = len(batch)
+                self._full = leased == room
                 for item in batch:
                     task = asyncio.create_task(self._deliver(item))
                     self._flights.add(task)
@@ -131,8 +138,9 @@ class DeliveryWorker:
 
     def _landed(self, task: asyncio.Task[None]) -> None:
         self._flights.discard(task)
-        if self._wake is not None:
-            self._wake.set()  # room for more
+        if self._full and self._wake is not None:
+            self._full = False
+            self._wake.set()  # room for what the last lease left behind
 
     # ------------------------------------------------------------------ one request
     async def _deliver(self, item: Leased) -> None:

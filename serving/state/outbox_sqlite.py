@@ -126,6 +126,8 @@ class SQLiteOutbox:
     # ------------------------------------------------------------------ the worker's side
     def lease(self, limit: int, lease_seconds: float, owner: str) -> list[Leased]:
         now = self.clock()
+        if not self._read(f"SELECT 1 FROM outbox WHERE {_OPEN} AND due <= ? LIMIT 1", (now,)):
+            return []  # nothing due: no write lock taken (other processes poll too)
 
         def run(db: sqlite3.Connection) -> list[tuple]:  # type: ignore[type-arg]
             return db.execute(_LEASE, (now + lease_seconds, owner, now, limit)).fetchall()
