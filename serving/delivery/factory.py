@@ -15,12 +15,15 @@ from typing import Any
 from policies.segments import TRIGGERS_FILE
 from serving.delivery.config import Destination, load_destinations
 from serving.delivery.metrics import DeliveryMetrics
-from serving.delivery.outbox import STATES, Outbox
+from serving.delivery.outbox import DEAD, LEASED, PENDING, Outbox
 from serving.delivery.ports import DeliveryRequest
 from serving.delivery.recheck import DeliveryCheck
 from serving.delivery.senders import Senders
 from serving.delivery.worker import DeliveryWorker, RetryPolicy
 from serving.settings import Settings
+
+#: the states the outbox gauge shows (delivered and cancelled are counters already)
+OPEN_AND_DEAD = (PENDING, LEASED, DEAD)
 
 
 class Delivery:
@@ -35,7 +38,7 @@ class Delivery:
         self.outbox = outbox
         self.worker = worker
         self.metrics = metrics
-        metrics.bind_outbox(STATES, outbox.counts)
+        metrics.bind_outbox(OPEN_AND_DEAD, outbox.counts)
 
     def enqueue(self, request: DeliveryRequest) -> None:
         self.outbox.enqueue(request)

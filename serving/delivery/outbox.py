@@ -105,8 +105,9 @@ class Outbox(DeliveryQueue, Protocol):
         return how many were dead letters."""
         ...
 
-    def counts(self) -> dict[str, int]:
-        """Requests per state (:data:`STATES`)."""
+    def counts(self, states: Sequence[str] = STATES) -> dict[str, int]:
+        """Requests in each of ``states`` (the open ones and the dead letters are few and
+        cheap to count; delivered and cancelled grow until pruned)."""
         ...
 
     def close(self) -> None: ...

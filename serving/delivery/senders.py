@@ -64,10 +64,9 @@ def classify(status: int) -> Outcome:
 class Senders:
     """One HTTP session and one Redis client per URL, shared by every delivery of a worker.
 
-    Webhooks go through aiohttp's client (already locked, as Ray Serve's dependency) rather
-    than httpx: on the benchmark machine an httpx POST costs 0.8-2 ms of CPU against
-    0.1-0.2 ms for aiohttp, and at 500 deliveries/s httpx alone saturated a shared core
-    (BENCHMARKS.md, "Delivery").
+    Webhooks go through aiohttp's client (locked already, as Ray Serve's dependency) rather
+    than httpx: an httpx POST costs several times the CPU, too much for the delivery rate
+    the benchmark asks for (BENCHMARKS.md, "Delivery").
     """
 
     def __init__(self, timeout_seconds: float = 5.0, connections: int = 16) -> None:

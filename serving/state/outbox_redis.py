@@ -234,10 +234,10 @@ class RedisOutbox:
         return int(self._call(self._requeue, [f"{p}dead", f"{p}q", f"{p}n"],
                               [repr(self.clock()), p, *delivery_ids]))
 
-    def counts(self) -> dict[str, int]:
+    def counts(self, states: Sequence[str] = STATES) -> dict[str, int]:
         raw = self._do(self._r.hgetall, f"{self.prefix}n")
         found = {k.decode(): int(v) for k, v in raw.items()}
-        return {s: max(0, found.get(s, 0)) for s in STATES}
+        return {s: max(0, found.get(s, 0)) for s in states}
 
     def close(self) -> None:
         self._r.close()
