@@ -41,9 +41,12 @@ class Delivery:
         metrics.bind_outbox(OPEN_AND_DEAD, outbox.counts)
 
     def enqueue(self, request: DeliveryRequest) -> None:
-        self.outbox.enqueue(request)
+        outbox = self.outbox
+        if not self.worker.take(lambda owner, seconds: outbox.enqueue_leased(
+                request, seconds, owner)):
+            outbox.enqueue(request)
+            self.worker.wake()
         self.metrics.enqueued.labels(request.destination).inc()
-        self.worker.wake()
 
     def note_event(self, customer_id: str, event_type: str, at: float) -> int:
         cancelled = self.outbox.note_event(customer_id, event_type, at)

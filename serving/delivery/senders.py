@@ -73,20 +73,24 @@ class Senders:
         self._timeout = timeout_seconds
         self._connections = connections
         self._session: Any = None
+        self._errors: tuple[type[BaseException], ...] = (OSError,)
         self._redis: dict[str, Any] = {}
 
-    def _http(self) -> Any:
-        """The session, made on first use (aiohttp binds it to the running loop)."""
-        if self._session is None:
-            import aiohttp  # here: its import builds an SSL context (~0.1 s)
+    def open(self) -> None:
+        """Make the HTTP session on the running loop (aiohttp binds it to the loop). Called
+        when the worker starts, so the import (it builds an SSL context) never stalls a
+        delivery; the serving modules stay light to import."""
+        if self._session is not None:
+            return
+        import aiohttp
 
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._connections),
-                timeout=aiohttp.ClientTimeout(total=self._timeout),
-                skip_auto_headers=("User-Agent",),
-                headers={"User-Agent": "maestro-delivery"},
-            )
-        return self._session
+        self._errors = (aiohttp.ClientError, OSError)
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self._connections),
+            timeout=aiohttp.ClientTimeout(total=self._timeout),
+            skip_auto_headers=("User-Agent",),
+            headers={"User-Agent": "maestro-delivery"},
+        )
 
     async def send(
         self, destination: Destination, request: DeliveryRequest, delivered_at: float
@@ -105,15 +109,14 @@ class Senders:
             "X-Maestro-Signature": signature(dest.secret, payload),
             "Idempotency-Key": request.delivery_id,
         }
-        import aiohttp
-
+        self.open()
         try:
-            async with self._http().post(dest.url, data=payload, headers=headers) as answer:
+            async with self._session.post(dest.url, data=payload, headers=headers) as answer:
                 await answer.read()
                 return classify(answer.status)
         except TimeoutError:
             return Outcome(RETRY, "timeout")
-        except (aiohttp.ClientError, OSError):
+        except self._errors:
             return Outcome(RETRY, "connect")
 
     async def _xadd(

@@ -87,6 +87,7 @@ class DeliveryWorker:
     def start(self) -> None:
         """Start draining on the running event loop."""
         self._loop = asyncio.get_running_loop()
+        self.senders.open()
         self._wake = asyncio.Event()
         self._task = self._loop.create_task(self._run(), name="maestro-delivery")
 
@@ -101,6 +102,25 @@ class DeliveryWorker:
             for task in stuck:
                 task.cancel()
         await self.senders.aclose()
+
+    def take(self, enqueue_leased: Callable[[str, float], Leased | None]) -> bool:
+        """Send a request enqueued in this process at once: when called on the worker's loop
+        with a free slot, ``enqueue_leased(owner, lease_seconds)`` stores it leased to this
+        worker and it starts now (no wake-up, no separate lease). False when it was not
+        taken (the caller enqueues it plainly and wakes the worker)."""
+        loop = self._loop
+        if (loop is None or self._task is None or asyncio._get_running_loop() is not loop
+                or len(self._flights) >= self.policy.concurrency):
+            return False
+        item = enqueue_leased(self.owner, self.policy.lease_seconds)
+        if item is not None:
+            self._launch(item)
+        return True
+
+    def _launch(self, item: Leased) -> None:
+        task = asyncio.create_task(self._deliver(item))
+        self._flights.add(task)
+        task.add_done_callback(self._landed)
 
     def wake(self) -> None:
         """Look for due requests now (thread-safe: enqueue calls it from any thread)."""
@@ -127,9 +147,7 @@ class DeliveryWorker:
                 leased = len(batch)
                 self._full = leased == room
                 for item in batch:
-                    task = asyncio.create_task(self._deliver(item))
-                    self._flights.add(task)
-                    task.add_done_callback(self._landed)
+                    self._launch(item)
             if leased and leased == room:
                 await asyncio.sleep(0)  # more may be due: lease again after this batch starts
                 continue
