@@ -15,12 +15,15 @@ from typing import Any
 from policies.segments import TRIGGERS_FILE
 from serving.delivery.config import Destination, load_destinations
 from serving.delivery.metrics import DeliveryMetrics
-from serving.delivery.outbox import STATES, Outbox
+from serving.delivery.outbox import DEAD, LEASED, PENDING, Outbox
 from serving.delivery.ports import DeliveryRequest
 from serving.delivery.recheck import DeliveryCheck
 from serving.delivery.senders import Senders
 from serving.delivery.worker import DeliveryWorker, RetryPolicy
 from serving.settings import Settings
+
+#: the states the outbox gauge shows (delivered and cancelled are counters already)
+OPEN_AND_DEAD = (PENDING, LEASED, DEAD)
 
 
 class Delivery:
@@ -35,12 +38,15 @@ class Delivery:
         self.outbox = outbox
         self.worker = worker
         self.metrics = metrics
-        metrics.bind_outbox(STATES, outbox.counts)
+        metrics.bind_outbox(OPEN_AND_DEAD, outbox.counts)
 
     def enqueue(self, request: DeliveryRequest) -> None:
-        self.outbox.enqueue(request)
+        outbox = self.outbox
+        if not self.worker.take(lambda owner, seconds: outbox.enqueue_leased(
+                request, seconds, owner)):
+            outbox.enqueue(request)
+            self.worker.wake()
         self.metrics.enqueued.labels(request.destination).inc()
-        self.worker.wake()
 
     def note_event(self, customer_id: str, event_type: str, at: float) -> int:
         cancelled = self.outbox.note_event(customer_id, event_type, at)

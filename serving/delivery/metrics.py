@@ -34,10 +34,12 @@ class DeliveryMetrics:
         self.outbox = Gauge("maestro_delivery_outbox", "Requests in the outbox by state",
                             ["state"], registry=r)
 
-    def bind_outbox(self, states: tuple[str, ...], counts: Callable[[], dict[str, int]]) -> None:
-        """Read the per-state gauge from ``counts`` at each scrape."""
+    def bind_outbox(self, states: tuple[str, ...],
+                    counts: Callable[[tuple[str, ...]], dict[str, int]]) -> None:
+        """Read the gauge of each of ``states`` from ``counts(states)`` at each scrape."""
         for state in states:
-            self.outbox.labels(state).set_function(lambda s=state: float(counts().get(s, 0)))
+            self.outbox.labels(state).set_function(
+                lambda s=state: float(counts((s,)).get(s, 0)))
 
 
 def reason_kind(reason: str) -> str:

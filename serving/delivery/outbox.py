@@ -70,6 +70,14 @@ class Outbox(DeliveryQueue, Protocol):
     requests already in flight, only when the customer has an open request (cheap
     otherwise)."""
 
+    def enqueue_leased(
+        self, request: DeliveryRequest, lease_seconds: float, owner: str
+    ) -> Leased | None:
+        """:meth:`enqueue` with the request already leased to ``owner`` (first attempt), in
+        the same write: the worker of the enqueuing process sends it at once. None when the
+        delivery id was enqueued before (nothing changes)."""
+        ...
+
     def lease(self, limit: int, lease_seconds: float, owner: str) -> list[Leased]:
         """Take up to ``limit`` requests due now (pending, or leased and lapsed) for
         ``lease_seconds``; each one's attempt count goes up by one."""
@@ -105,8 +113,9 @@ class Outbox(DeliveryQueue, Protocol):
         return how many were dead letters."""
         ...
 
-    def counts(self) -> dict[str, int]:
-        """Requests per state (:data:`STATES`)."""
+    def counts(self, states: Sequence[str] = STATES) -> dict[str, int]:
+        """Requests in each of ``states`` (the open ones and the dead letters are few and
+        cheap to count; delivered and cancelled grow until pruned)."""
         ...
 
     def close(self) -> None: ...

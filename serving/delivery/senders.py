@@ -62,18 +62,35 @@ def classify(status: int) -> Outcome:
 
 
 class Senders:
-    """One HTTP client and one Redis client per URL, shared by every delivery of a worker."""
+    """One HTTP session and one Redis client per URL, shared by every delivery of a worker.
 
-    def __init__(self, timeout_seconds: float = 5.0) -> None:
-        import httpx
+    Webhooks go through aiohttp's client (locked already, as Ray Serve's dependency) rather
+    than httpx: an httpx POST costs several times the CPU, too much for the delivery rate
+    the benchmark asks for (BENCHMARKS.md, "Delivery").
+    """
 
-        self._httpx = httpx
-        self._client = httpx.AsyncClient(
-            timeout=timeout_seconds,
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
-        )
+    def __init__(self, timeout_seconds: float = 5.0, connections: int = 16) -> None:
         self._timeout = timeout_seconds
+        self._connections = connections
+        self._session: Any = None
+        self._errors: tuple[type[BaseException], ...] = (OSError,)
         self._redis: dict[str, Any] = {}
+
+    def open(self) -> None:
+        """Make the HTTP session on the running loop (aiohttp binds it to the loop). Called
+        when the worker starts, so the import (it builds an SSL context) never stalls a
+        delivery; the serving modules stay light to import."""
+        if self._session is not None:
+            return
+        import aiohttp
+
+        self._errors = (aiohttp.ClientError, OSError)
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self._connections),
+            timeout=aiohttp.ClientTimeout(total=self._timeout),
+            skip_auto_headers=("User-Agent",),
+            headers={"User-Agent": "maestro-delivery"},
+        )
 
     async def send(
         self, destination: Destination, request: DeliveryRequest, delivered_at: float
@@ -92,13 +109,15 @@ class Senders:
             "X-Maestro-Signature": signature(dest.secret, payload),
             "Idempotency-Key": request.delivery_id,
         }
+        self.open()
         try:
-            answer = await self._client.post(dest.url, content=payload, headers=headers)
-        except self._httpx.TimeoutException:
+            async with self._session.post(dest.url, data=payload, headers=headers) as answer:
+                await answer.read()
+                return classify(answer.status)
+        except TimeoutError:
             return Outcome(RETRY, "timeout")
-        except self._httpx.HTTPError:
+        except self._errors:
             return Outcome(RETRY, "connect")
-        return classify(answer.status_code)
 
     async def _xadd(
         self, dest: StreamDestination, request: DeliveryRequest, fields: dict[str, Any]
@@ -120,7 +139,9 @@ class Senders:
         return Outcome(OK)
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
         for client in self._redis.values():
             await client.aclose()
         self._redis.clear()

@@ -38,7 +38,7 @@ class RetryPolicy:
     backoff_max_seconds: float = 60.0
     lease_seconds: float = 30.0
     poll_seconds: float = 0.2
-    concurrency: int = 64
+    concurrency: int = 16
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
@@ -80,11 +80,14 @@ class DeliveryWorker:
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
+        #: the last lease filled every free slot: a landing flight makes room for more
+        self._full = False
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
         """Start draining on the running event loop."""
         self._loop = asyncio.get_running_loop()
+        self.senders.open()
         self._wake = asyncio.Event()
         self._task = self._loop.create_task(self._run(), name="maestro-delivery")
 
@@ -100,10 +103,33 @@ class DeliveryWorker:
                 task.cancel()
         await self.senders.aclose()
 
+    def take(self, enqueue_leased: Callable[[str, float], Leased | None]) -> bool:
+        """Send a request enqueued in this process at once: when called on the worker's loop
+        with a free slot, ``enqueue_leased(owner, lease_seconds)`` stores it leased to this
+        worker and it starts now (no wake-up, no separate lease). False when it was not
+        taken (the caller enqueues it plainly and wakes the worker)."""
+        loop = self._loop
+        if (loop is None or self._task is None or asyncio._get_running_loop() is not loop
+                or len(self._flights) >= self.policy.concurrency):
+            return False
+        item = enqueue_leased(self.owner, self.policy.lease_seconds)
+        if item is not None:
+            self._launch(item)
+        return True
+
+    def _launch(self, item: Leased) -> None:
+        task = asyncio.create_task(self._deliver(item))
+        self._flights.add(task)
+        task.add_done_callback(self._landed)
+
     def wake(self) -> None:
         """Look for due requests now (thread-safe: enqueue calls it from any thread)."""
         loop, event = self._loop, self._wake
-        if loop is not None and event is not None and not loop.is_closed():
+        if loop is None or event is None or loop.is_closed():
+            return
+        if asyncio._get_running_loop() is loop:  # on the loop already: no self-pipe write
+            event.set()
+        else:
             loop.call_soon_threadsafe(event.set)
 
     async def _run(self) -> None:
@@ -119,10 +145,9 @@ class DeliveryWorker:
                     log.exception("delivery outbox: lease failed")
                     batch = []
                 leased = len(batch)
+                self._full = leased == room
                 for item in batch:
-                    task = asyncio.create_task(self._deliver(item))
-                    self._flights.add(task)
-                    task.add_done_callback(self._landed)
+                    self._launch(item)
             if leased and leased == room:
                 await asyncio.sleep(0)  # more may be due: lease again after this batch starts
                 continue
@@ -131,8 +156,9 @@ class DeliveryWorker:
 
     def _landed(self, task: asyncio.Task[None]) -> None:
         self._flights.discard(task)
-        if self._wake is not None:
-            self._wake.set()  # room for more
+        if self._full and self._wake is not None:
+            self._full = False
+            self._wake.set()  # room for what the last lease left behind
 
     # ------------------------------------------------------------------ one request
     async def _deliver(self, item: Leased) -> None:

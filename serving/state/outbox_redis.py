@@ -24,14 +24,17 @@ _SEP = "\x1f"
 #: finished requests (delivered, cancelled) and noted events are kept this long
 KEEP_SECONDS = 7 * 86_400
 
-# KEYS: r, q, c, n; ARGV: id, request, cancel_on, triggered_at, now, customer
+# KEYS: r, q, c, n; ARGV: id, request, cancel_on, triggered_at, now, customer, owner|'',
+# lease_until (enqueued leased to owner when owner is given)
 _ENQUEUE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local leased = ARGV[7] ~= ''
 redis.call('HSET', KEYS[1], 'req', ARGV[2], 'cancel_on', ARGV[3], 'triggered_at', ARGV[4],
-           'enqueued_at', ARGV[5], 'state', 'pending', 'attempts', 0, 'customer', ARGV[6])
-redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
+           'enqueued_at', ARGV[5], 'state', leased and 'leased' or 'pending',
+           'attempts', leased and 1 or 0, 'customer', ARGV[6], 'owner', ARGV[7])
+redis.call('ZADD', KEYS[2], leased and ARGV[8] or ARGV[5], ARGV[1])
 redis.call('SADD', KEYS[3], ARGV[1])
-redis.call('HINCRBY', KEYS[4], 'pending', 1)
+redis.call('HINCRBY', KEYS[4], leased and 'leased' or 'pending', 1)
 return 1
 """
 
@@ -164,12 +167,25 @@ class RedisOutbox:
 
     # ------------------------------------------------------------------ the queue
     def enqueue(self, request: DeliveryRequest) -> None:
-        p, cid = self.prefix, request.customer_id
-        self._call(self._enqueue,
-                   [f"{p}r:{request.delivery_id}", f"{p}q", f"{p}c:{cid}", f"{p}n"],
-                   [request.delivery_id, encode(request),
-                    _SEP + _SEP.join(request.cancel_on) + _SEP, repr(request.triggered_at),
-                    repr(self.clock()), cid])
+        self._insert(request, "", 0.0)
+
+    def enqueue_leased(
+        self, request: DeliveryRequest, lease_seconds: float, owner: str
+    ) -> Leased | None:
+        now = self._insert(request, owner, lease_seconds)
+        return None if now is None else Leased(request, 1, owner, now)
+
+    def _insert(self, request: DeliveryRequest, owner: str, lease_seconds: float) -> float | None:
+        """Store ``request`` (leased to ``owner`` when given); its enqueue time, or None
+        when its delivery id was there already."""
+        p, cid, now = self.prefix, request.customer_id, self.clock()
+        new = self._call(self._enqueue,
+                         [f"{p}r:{request.delivery_id}", f"{p}q", f"{p}c:{cid}", f"{p}n"],
+                         [request.delivery_id, encode(request),
+                          _SEP + _SEP.join(request.cancel_on) + _SEP,
+                          repr(request.triggered_at), repr(now), cid, owner,
+                          repr(now + lease_seconds)])
+        return now if new else None
 
     def note_event(self, customer_id: str, event_type: str, at: float) -> int:
         p = self.prefix
@@ -234,10 +250,10 @@ class RedisOutbox:
         return int(self._call(self._requeue, [f"{p}dead", f"{p}q", f"{p}n"],
                               [repr(self.clock()), p, *delivery_ids]))
 
-    def counts(self) -> dict[str, int]:
+    def counts(self, states: Sequence[str] = STATES) -> dict[str, int]:
         raw = self._do(self._r.hgetall, f"{self.prefix}n")
         found = {k.decode(): int(v) for k, v in raw.items()}
-        return {s: max(0, found.get(s, 0)) for s in STATES}
+        return {s: max(0, found.get(s, 0)) for s in states}
 
     def close(self) -> None:
         self._r.close()

@@ -86,23 +86,44 @@ class SQLiteOutbox:
 
     # ------------------------------------------------------------------ the queue
     def enqueue(self, request: DeliveryRequest) -> None:
+        self._insert(request, None)
+
+    def enqueue_leased(
+        self, request: DeliveryRequest, lease_seconds: float, owner: str
+    ) -> Leased | None:
+        return self._insert(request, (lease_seconds, owner))
+
+    def _insert(
+        self, request: DeliveryRequest, lease: tuple[float, str] | None
+    ) -> Leased | None:
         now = self.clock()
-        row = (request.delivery_id, request.customer_id, PENDING, encode(request),
-               _SEP + _SEP.join(request.cancel_on) + _SEP, request.triggered_at, now, now, now)
+        state, due, attempts, owner = (
+            (PENDING, now, 0, None) if lease is None else (LEASED, now + lease[0], 1, lease[1]))
+        row = (request.delivery_id, request.customer_id, state, encode(request),
+               _SEP + _SEP.join(request.cancel_on) + _SEP, request.triggered_at, now, due,
+               attempts, owner, now)
 
-        def run(db: sqlite3.Connection) -> None:
-            db.execute(
+        def run(db: sqlite3.Connection) -> bool:
+            new = db.execute(
                 "INSERT OR IGNORE INTO outbox (id, customer, state, request, cancel_on, "
-                "triggered_at, enqueued_at, due, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "triggered_at, enqueued_at, due, attempts, owner, updated) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 row,
-            )
-            self._writes += 1
-            if self._writes % PRUNE_EVERY == 0:
-                db.execute(f"DELETE FROM outbox WHERE state IN ('{DELIVERED}', '{CANCELLED}') "
-                           "AND updated < ?", (now - KEEP_SECONDS,))
-                db.execute("DELETE FROM seen WHERE at < ?", (now - KEEP_SECONDS,))
+            ).rowcount == 1
+            self._prune(db, now)
+            return new
 
-        self._write(run)
+        new = self._write(run)
+        return Leased(request, 1, lease[1], now) if new and lease is not None else None
+
+    def _prune(self, db: sqlite3.Connection, now: float) -> None:
+        """Every :data:`PRUNE_EVERY` writes, forget finished requests and noted events older
+        than :data:`KEEP_SECONDS`."""
+        self._writes += 1
+        if self._writes % PRUNE_EVERY == 0:
+            db.execute(f"DELETE FROM outbox WHERE state IN ('{DELIVERED}', '{CANCELLED}') "
+                       "AND updated < ?", (now - KEEP_SECONDS,))
+            db.execute("DELETE FROM seen WHERE at < ?", (now - KEEP_SECONDS,))
 
     def note_event(self, customer_id: str, event_type: str, at: float) -> int:
         if not self._read(f"SELECT 1 FROM outbox WHERE customer = ? AND {_OPEN} LIMIT 1",
@@ -126,6 +147,8 @@ class SQLiteOutbox:
     # ------------------------------------------------------------------ the worker's side
     def lease(self, limit: int, lease_seconds: float, owner: str) -> list[Leased]:
         now = self.clock()
+        if not self._read(f"SELECT 1 FROM outbox WHERE {_OPEN} AND due <= ? LIMIT 1", (now,)):
+            return []  # nothing due: no write lock taken (other processes poll too)
 
         def run(db: sqlite3.Connection) -> list[tuple]:  # type: ignore[type-arg]
             return db.execute(_LEASE, (now + lease_seconds, owner, now, limit)).fetchall()
@@ -190,9 +213,9 @@ class SQLiteOutbox:
 
         return int(self._write(run))  # type: ignore[call-overload]
 
-    def counts(self) -> dict[str, int]:
-        found = dict(self._read("SELECT state, count(*) FROM outbox GROUP BY state"))
-        return {s: int(found.get(s, 0)) for s in STATES}
+    def counts(self, states: Sequence[str] = STATES) -> dict[str, int]:
+        return {s: int(self._read("SELECT count(*) FROM outbox WHERE state = ?", (s,))[0][0])
+                for s in states}
 
     def close(self) -> None:
         with self._lock:

@@ -76,3 +76,21 @@ def test_bad_destinations_fail_with_file_and_line(
     assert message.startswith(f"{path}:{line}: ") and "\n" not in message
     assert caught.value.exit_code == EXIT_USAGE
     assert "secret" not in message.replace("secret_env", "").replace("signing secret", "")
+
+
+@pytest.mark.parametrize(("overrides", "problem"), [
+    ({"delivery_store": "redis"}, "needs MAESTRO_DELIVERY_REDIS_URL"),
+    ({"delivery_redis_url": "http://r"}, "redis://"),
+    ({"delivery_lease_seconds": 5.0, "delivery_timeout_seconds": 5.0}, "must exceed"),
+    ({"delivery_backoff_seconds": 10.0, "delivery_backoff_max_seconds": 1.0}, "at least"),
+    ({"delivery_max_attempts": 0}, "greater than or equal to 1"),
+], ids=["redis-url", "url-scheme", "lease", "backoff", "attempts"])
+def test_delivery_settings_are_checked_once(tmp_path: Path, overrides: dict, problem: str) -> None:
+    from pydantic import ValidationError
+
+    from serving.settings import Settings
+
+    with pytest.raises(ValidationError, match=problem):
+        Settings(home=tmp_path, **overrides)
+    ok = Settings(home=tmp_path, delivery_store="redis", delivery_redis_url="redis://r:6379/0")
+    assert ok.deliveries_db == tmp_path.absolute() / "deliveries.db"

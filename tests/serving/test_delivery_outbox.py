@@ -145,3 +145,17 @@ def test_an_event_cancels_what_names_it(box: Outbox, clock: Clock) -> None:
     assert box.cancelling_event(leased["d3"].request) is None
     assert box.cancel(leased["d2"], "event:page_view") is True
     assert box.counts()["cancelled"] == 2
+
+
+def test_enqueue_leased_hands_the_request_to_its_worker(box: Outbox, clock: Clock) -> None:
+    item = box.enqueue_leased(delivery(1), 30.0, "mine")
+    assert item is not None and (item.attempt, item.owner) == (1, "mine")
+    assert box.enqueue_leased(delivery(1), 30.0, "mine") is None  # enqueued before
+    box.enqueue(delivery(1))  # still one
+    assert box.counts()["leased"] == 1 and box.counts()["pending"] == 0
+    assert box.lease(10, 30.0, "other") == []  # held until its lease lapses
+    assert box.retry(item, clock.now + 1.0, "http_503") is True
+    clock.now += 1.0
+    [again] = box.lease(10, 30.0, "other")
+    assert again.attempt == 2 and box.delivered(again) is True
+    assert box.counts()["delivered"] == 1

@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 from webhook_receiver import WebhookReceiver
 
 from serving.delivery.config import StreamDestination, WebhookDestination
+from serving.delivery.factory import Delivery
 from serving.delivery.metrics import DeliveryMetrics
 from serving.delivery.ports import DeliveryRequest
 from serving.delivery.senders import Senders
@@ -57,12 +58,13 @@ def test_the_receiver_gets_a_signed_body_once_per_request(tmp_path: Path) -> Non
     box = SQLiteOutbox(tmp_path / "d.db")
     hook = WebhookDestination("hook", receiver.url, "S", SECRET)
     worker, metrics = worker_for(box, {"hook": hook}, RetryPolicy())
+    delivery = Delivery(box, worker, metrics)
 
     async def scenario() -> None:
         worker.start()
-        for n in range(20):
-            box.enqueue(req(n))
-            worker.wake()
+        for n in range(20):  # on the worker's loop: handed over leased, sent at once
+            delivery.enqueue(req(n))
+        delivery.enqueue(req(3))  # the same delivery id again: nothing more is sent
         await until(lambda: len(receiver.received) >= 20, 20)
         await asyncio.sleep(0.3)  # nothing more arrives
         await worker.stop()

@@ -40,6 +40,9 @@ class Scripted:
         self.sent.append(request.delivery_id)
         return self.outcomes.pop(0)
 
+    def open(self) -> None:
+        pass
+
     async def aclose(self) -> None:
         pass
 

@@ -36,6 +36,8 @@ class WebhookReceiver:
 
     port: int = field(default_factory=free_port)
     status: int = 200
+    #: seconds each answer waits after the request is recorded (a slow receiver)
+    delay: float = 0.0
     received: list[Received] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -56,6 +58,8 @@ class WebhookReceiver:
                         receiver.received.append(Received(
                             body, self.headers.get("X-Maestro-Signature", ""),
                             self.headers.get("Idempotency-Key", ""), time.time()))
+                if receiver.delay:
+                    time.sleep(receiver.delay)
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
