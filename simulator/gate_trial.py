@@ -36,7 +36,8 @@ from simulator.run import RunLog, run_policy
 from training.candidate import train_candidate
 from training.crossfit import crossfit_gate, take
 from training.gate import GateVerdict
-from training.train import TrainConfig, all_pmfs, batch_pmfs, paired_gate
+from training.heldout import all_pmfs, batch_pmfs, paired_gate
+from training.train import TrainConfig
 
 CANDIDATES = ("vw-cb", "better", "aa", "worse")
 

@@ -38,7 +38,6 @@ from typing import Any
 import numpy as np
 
 from policies.base import BasePolicy
-from policies.bulk import BulkLearner
 from policies.catalog import Catalog
 from policies.draw import raise_floor
 from policies.registry import load_policy, make_policy
@@ -46,12 +45,13 @@ from policies.types import LoggedBatch
 from training import tracking
 from training.candidate import candidate_fitter
 from training.candidate import train_candidate as train_candidate  # re-exported
-from training.columns import shared_features
 from training.crossfit import fold_slices
 from training.data import Activated, TrainingSet, load_training_set
-from training.gate import GateVerdict, gate
-from training.ope import diagnostics_of, evaluate_policy, policy_inputs, table
-from training.paired import paired_difference
+from training.gate import GateVerdict
+from training.heldout import HeldOutScores, evaluate_all, paired_gate
+from training.heldout import all_pmfs as all_pmfs  # re-exported
+from training.heldout import batch_pmfs as batch_pmfs  # re-exported
+from training.ope import diagnostics_of, table
 
 COMPARED = ("candidate", "champion", "uniform", "rules")
 
@@ -119,84 +119,6 @@ def digest(ts: TrainingSet) -> str:
     rows = zip(ts.frame["event_id"].tolist(), ts.frame["reward"].tolist(), strict=True)
     text = "".join([f"{event_id}:{reward!r};" for event_id, reward in rows])
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def evaluate_all(
-    policies: dict[str, Any],
-    holdout: TrainingSet,
-    train: TrainingSet,
-    alpha: float,
-    bulk: bool = True,
-) -> dict[str, dict[str, Any]]:
-    """Every estimator for every compared policy on the same held-out rows (``bulk``:
-    featurise and score the rows in bulk, same numbers as row by row)."""
-    from training.reward_model import RidgeRewardModel
-
-    model = RidgeRewardModel().fit(train.batch) if len(train) >= 20 else None
-    batch = holdout.batch
-    q = None
-    if model is not None and bulk:
-        q = model.predict_rows(batch.contexts, batch.actions)
-    out = {}
-    for name, policy in policies.items():
-        pmfs = batch_pmfs(policy, batch) if bulk else None
-        if pmfs is None and bulk:
-            pmfs = [policy.pmf(c, a) for c, a in zip(batch.contexts, batch.actions, strict=True)]
-        out[name] = evaluate_policy(policy, batch, model, alpha=alpha, pmfs=pmfs, q=q)
-    return out
-
-
-def all_pmfs(policy: Any, batch: LoggedBatch) -> list[np.ndarray]:
-    """``policy.pmf`` of every row of ``batch``: in bulk when the policy can
-    (:func:`batch_pmfs`), row by row otherwise."""
-    pmfs = batch_pmfs(policy, batch)
-    if pmfs is None:
-        pmfs = [policy.pmf(c, a) for c, a in zip(batch.contexts, batch.actions, strict=True)]
-    return pmfs
-
-
-def paired_gate(
-    candidate: Any,
-    champion: Any,
-    holdout: LoggedBatch,
-    train: LoggedBatch,
-    cfg: TrainConfig,
-    champion_is_logging: bool,
-) -> GateVerdict:
-    """The gate's verdict on ``holdout``: the paired difference of :mod:`training.paired`,
-    DR with the reward model fitted on ``train`` (independent of the held-out rewards, so
-    each held-out event's DR term is unbiased), SNIPS when ``train`` is too small for one."""
-    from training.reward_model import RidgeRewardModel
-
-    model = RidgeRewardModel().fit(train) if len(train) >= 20 else None
-    q = model.predict_rows(holdout.contexts, holdout.actions) if model is not None else None
-    inputs = {
-        name: policy_inputs(policy, holdout, model, all_pmfs(policy, holdout), q)
-        for name, policy in (("candidate", candidate), ("champion", champion))
-    }
-    paired = paired_difference(inputs["candidate"], inputs["champion"], cfg.alpha, cfg.min_lift)
-    return gate(paired, len(holdout), cfg.min_events, champion_is_logging, cfg.min_lift)
-
-
-def batch_pmfs(policy: Any, batch: LoggedBatch) -> list[np.ndarray] | None:
-    """``policy.pmf`` of every row of ``batch`` computed in bulk, or ``None`` when the policy
-    has no bulk path. A :class:`~policies.bulk.BulkLearner` scores the whole batch from its
-    columnar shared features; a ``context_free`` policy (``uniform``, ``rules``) depends only
-    on the decision point and the action list, so each distinct pair is asked once."""
-
-    if isinstance(policy, BulkLearner):
-        return policy.pmf_logged(batch, shared_features(batch.contexts))
-    if getattr(policy, "context_free", False):
-        memo: dict[tuple[int, str], tuple[Any, np.ndarray]] = {}
-        out = []
-        for ctx, acts in zip(batch.contexts, batch.actions, strict=True):
-            key = (id(acts), ctx.decision_point)
-            hit = memo.get(key)
-            if hit is None or hit[0] is not acts:
-                hit = memo[key] = (acts, policy.pmf(ctx, acts))
-            out.append(hit[1])
-        return out
-    return None
 
 
 def run_training(
@@ -282,16 +204,13 @@ def _train_point(
         candidate, verdict, shown = _crossfitted(ts, champion, holdout, cfg, fit)
     else:
         candidate = shown = fit(train.batch, champion)
-        verdict = paired_gate(
-            candidate,
-            champion if champion is not None else LoggingPolicy(holdout),
-            holdout.batch,
-            train.batch,
-            cfg,
-            champion is None,
-        )
     compared = _compared(shown, champion, holdout, catalog)
-    estimates = evaluate_all(compared, holdout, train, cfg.alpha)
+    # one reward model, one q̂ and one pmf per policy for the OPE table and the gate
+    scored = HeldOutScores.of(compared.values(), holdout.batch, train.batch)
+    if not crossfit:
+        verdict = paired_gate(candidate, compared["champion"], holdout.batch, train.batch, cfg,
+                              champion is None, scored)  # fmt: skip
+    estimates = evaluate_all(compared, holdout, train, cfg.alpha, scored=scored)
     ope = {name: table(est) for name, est in estimates.items()}
     diagnostics = {name: _diagnostics(est) for name, est in estimates.items()}
     data_digest = digest(ts)
