@@ -7,9 +7,9 @@ Shapes follow Open Bandit Pipeline's conventions: ``n_rounds`` logged decisions,
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from types import MappingProxyType
+from types import MappingProxyType, MemberDescriptorType
 from typing import TypeVar
 
 import numpy as np
@@ -40,13 +40,40 @@ _R = TypeVar("_R")
 def trusted(cls: type[_R], names: tuple[str, ...], values: tuple[object, ...]) -> _R:
     """An instance of the frozen, slotted record ``cls`` with every field ``names[i]`` set
     to ``values[i]``, without ``__init__`` (so without ``__post_init__`` checks): for hot
-    loops building records from values already valid."""
+    loops building records from values already valid. Each ``(cls, names)`` gets its own
+    builder once (:func:`_builder`), so a call is one look-up and one unrolled call."""
+    build = _BUILDERS.get((cls, names))
+    if build is None:
+        build = _BUILDERS[(cls, names)] = _builder(cls, names)
     if len(names) != len(values):
         raise ValueError(f"{cls.__name__}: {len(names)} field names, {len(values)} values")
-    obj = object.__new__(cls)
-    for name, value in zip(names, values, strict=True):
-        object.__setattr__(obj, name, value)
-    return obj
+    return build(*values)  # type: ignore[no-any-return]
+
+
+_BUILDERS: dict[tuple[type, tuple[str, ...]], Callable[..., object]] = {}
+
+
+def _builder(cls: type, names: tuple[str, ...]) -> Callable[..., object]:
+    """A function of ``len(names)`` values that makes a ``cls`` without ``__init__``: the
+    slots' own setters (which a frozen dataclass's ``__setattr__`` does not guard) called
+    in a row, generated once as :mod:`dataclasses` generates ``__init__``; a class without
+    such slots gets the generic loop."""
+    slots = [cls.__dict__.get(name) for name in names]
+    if names and all(isinstance(s, MemberDescriptorType) for s in slots):
+        scope: dict[str, object] = {"_new": object.__new__, "_cls": cls}
+        scope.update({f"_set{i}": s.__set__ for i, s in enumerate(slots)})  # type: ignore[union-attr]
+        args = ", ".join(f"v{i}" for i in range(len(names)))
+        body = "".join(f"    _set{i}(obj, v{i})\n" for i in range(len(names)))
+        exec(f"def build({args}):\n    obj = _new(_cls)\n{body}    return obj\n", scope)
+        return scope["build"]  # type: ignore[return-value]
+
+    def build(*values: object) -> object:
+        obj = object.__new__(cls)
+        for name, value in zip(names, values, strict=True):
+            object.__setattr__(obj, name, value)
+        return obj
+
+    return build
 
 
 _CONTEXT_FIELDS = ("customer_id", "customer", "request", "decision_point", "timestamp")
