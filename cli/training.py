@@ -94,8 +94,9 @@ def train_once(
         if staged and r.decision_point in passed:
             action = "staged as shadow"
         click.echo(
-            f"{r.decision_point}: run {r.run_id} version {r.version} ({r.kind}, "
-            f"{r.n_train} train / {r.n_holdout} held-out) gate {r.verdict.summary()} — {action}"
+            f"{r.decision_point}: run {r.run_id} version {r.version} ({r.kind}; OPE table on "
+            f"{r.n_train} train / {r.n_holdout} held-out; gate on {r.verdict.n} events) "
+            f"gate {r.verdict.summary()} — {action}"
         )
     if staged:
         for line in stage_shadows(settings, passed):
