@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from core.compiled import EXTENSIONS, compiled_module
+from core.errors import MaestroError
 from serving.settings import Settings
 
 INIT = "run `maestro init` (or set MAESTRO_HOME)"
@@ -149,9 +150,16 @@ def check_redis(settings: Settings) -> Check:
     if not wanted or wanted == "sqlite":
         return Check("redis", found="not configured")
     if not wanted.startswith("redis://"):
-        return Check("redis", f"MAESTRO_ONLINE_STORE={wanted!r}: use sqlite or redis://HOST:PORT")
-    address = wanted.removeprefix("redis://").rstrip("/")
-    problem = _redis_problem(address if ":" in address else f"{address}:6379")
+        return Check(
+            "redis", f"MAESTRO_ONLINE_STORE={wanted!r}: use sqlite or redis://HOST:PORT[/DB]"
+        )
+    from features.workspace import online_store_config
+
+    try:
+        address = online_store_config(wanted)["connection_string"]
+    except MaestroError as exc:
+        return Check("redis", f"{exc}: fix MAESTRO_ONLINE_STORE")
+    problem = _redis_problem(address)
     if problem:
         return Check("redis", f"{problem}: start Redis or fix MAESTRO_ONLINE_STORE")
     config = _repo_config(settings) if has_workspace(settings) else {}
@@ -241,7 +249,6 @@ def _existing(path: Path) -> Path:
 
 
 def check_port(host: str, port: int) -> Check:
-    from core.errors import MaestroError
     from serving.engines.runner import ensure_port_free
 
     try:

@@ -73,16 +73,24 @@ def customers_parquet(repo_path: Path | str) -> Path:
 
 
 def online_store_config(online_store: str) -> dict[str, Any]:
-    """The ``online_store`` block for ``"sqlite"`` or ``"redis://HOST:PORT"``."""
+    """The ``online_store`` block for ``"sqlite"`` or ``"redis://HOST:PORT[/DB]"`` (Feast's
+    connection string ``HOST:PORT[,db=DB]``)."""
     if online_store == "sqlite":
         return dict(SQLITE_ONLINE_STORE)
     if online_store.startswith("redis://"):
-        address = online_store.removeprefix("redis://").rstrip("/")
+        address, _, db = online_store.removeprefix("redis://").rstrip("/").partition("/")
         if ":" not in address:
             address += ":6379"
+        if db:
+            if not db.isdigit():
+                raise WorkspaceError(
+                    f"online store {online_store!r}: the database after '/' must be a number",
+                    field="online_store",
+                )
+            address += f",db={int(db)}"
         return {"type": "redis", "connection_string": address}
     raise WorkspaceError(
-        f"unknown online store {online_store!r}: use 'sqlite' or 'redis://HOST:PORT'",
+        f"unknown online store {online_store!r}: use 'sqlite' or 'redis://HOST:PORT[/DB]'",
         field="online_store",
     )
 

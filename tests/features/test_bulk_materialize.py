@@ -20,6 +20,10 @@ NOW = pd.Timestamp("2026-06-01T00:00:00Z").timestamp()
 N = 60
 
 
+#: the Redis database this module's workspaces use
+BULK_DB = 7
+
+
 def _home(path: Path, online: str) -> Path:
     from features.apply import apply_workspace
     from features.workspace import init_feature_workspace
@@ -129,8 +133,10 @@ def test_redis_bulk_materialize_equals_feasts(
     from features.feast.redis_backend import redis_client
     from features.feast.view_writer import RedisViewWriter, bulk_view_writer
 
-    base = _home(tmp_path / "base", f"redis://127.0.0.1:{redis_server}")
-    client = redis_client(f"127.0.0.1:{redis_server}", 5.0)
+    # a database of its own on the session's redis-server: the flushes below must not wipe
+    # what other tests' workspaces keep in database 0
+    base = _home(tmp_path / "base", f"redis://127.0.0.1:{redis_server}/{BULK_DB}")
+    client = redis_client(f"127.0.0.1:{redis_server},db={BULK_DB}", 5.0)
     snapshots = []
     for bulk in (False, True):
         client.flushdb()

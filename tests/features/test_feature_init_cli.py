@@ -78,3 +78,15 @@ def test_init_materialises_again_when_the_online_store_was_deleted(tmp_path: Pat
     src = FeastFeatureSource(home / "feature_repo", timeout=2.0)
     assert src.get("c-000009").known
     src.close()
+
+
+def test_a_redis_online_store_may_name_its_database() -> None:
+    from features.errors import WorkspaceError
+    from features.workspace import online_store_config
+
+    assert online_store_config("redis://10.0.0.5:6380/3")["connection_string"] == (
+        "10.0.0.5:6380,db=3"
+    )
+    assert online_store_config("redis://cache")["connection_string"] == "cache:6379"
+    with pytest.raises(WorkspaceError, match="must be a number"):
+        online_store_config("redis://cache:6379/x")
