@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import nbformat
@@ -28,3 +29,8 @@ def test_training_notebook_executes(tmp_path: Path) -> None:
     assert "candidate − champion" in text and "95% CI [" in text and "events still needed" in text
     assert "cross-fitted over 4 chronological folds" in text
     assert "single split:" in text and "cross-fitted:" in text
+    # the stages: a second version through shadow, canary (a share) and champion (watched)
+    assert "registered version 2" in text
+    assert re.search(r"stage shadow: champion=\S+ shadow=2 canary=None", text)
+    assert re.search(r"stage canary: champion=\S+ shadow=None canary=2 \S+ share=0\.1", text)
+    assert "stage champion: champion=2 " in text
