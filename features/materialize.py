@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.parquet import read_frame
 from features.declared import Declaration
 from features.feast.definitions import LOADED_AT, staged_path
 from features.feast.view_writer import ViewChunk, ViewWriter, bulk_view_writer
@@ -85,7 +86,7 @@ def _plan(path: Path, mark: Any) -> _Plan:
     import numpy as np
     import pandas as pd
 
-    keys = pd.read_parquet(path, columns=["customer_id", "event_timestamp", LOADED_AT])
+    keys = read_frame(path, ["customer_id", "event_timestamp", LOADED_AT])
     keys.index = pd.RangeIndex(len(keys))  # the staged row number
     new = keys[keys[LOADED_AT] > mark]
     if new.empty:
@@ -103,8 +104,10 @@ def _chunks(path: Path, rows: Any, columns: list[str]) -> Iterator[Any]:
     import pyarrow.parquet as pq
 
     offset = 0
-    with pq.ParquetFile(path) as staged:
-        for batch in staged.iter_batches(batch_size=CHUNK_ROWS, columns=columns):
+    # on this thread, Arrow's own file (core.parquet: nothing outlives the command)
+    with pq.ParquetFile(os.fspath(path), pre_buffer=False) as staged:
+        for batch in staged.iter_batches(batch_size=CHUNK_ROWS, columns=columns,
+                                         use_threads=False):
             lo, hi = np.searchsorted(rows, [offset, offset + batch.num_rows])
             if hi > lo:
                 yield batch.take(pa.array(rows[lo:hi] - offset))

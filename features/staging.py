@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.parquet import read_frame
+from core.parquet import read_table as read_parquet_table
 from features.declared import Declaration
 from features.declared_sources import ColumnMap, SourceDecl, file_columns
 from features.errors import SourceLoadError
@@ -84,7 +86,7 @@ def read_source(src: SourceDecl) -> pd.DataFrame:
         return read_table(src.dsn, src.table, list(dict.fromkeys(needed)))
     if src.kind == "csv":
         return pd.read_csv(src.path, dtype=str, keep_default_na=False)
-    return pd.read_parquet(src.path)
+    return read_frame(src.path)
 
 
 def _cast(value: Any, m: ColumnMap) -> tuple[Any, str | None]:
@@ -122,8 +124,6 @@ def _cast(value: Any, m: ColumnMap) -> tuple[Any, str | None]:
 
 def _known_customers(home: Path, decl: Declaration, src: SourceDecl) -> set[str] | None:
     """The customer ids ``src`` may mention (None: any, for the customer master)."""
-    import pyarrow.parquet as pq
-
     if src.defines_customers:
         return None
     master = next((s for s in decl.sources if s.defines_customers), None)
@@ -131,7 +131,7 @@ def _known_customers(home: Path, decl: Declaration, src: SourceDecl) -> set[str]
     path = repo / staged_path(master.name) if master else customers_parquet(repo)
     if not path.exists():
         return set()
-    return set(pq.read_table(path, columns=["customer_id"])["customer_id"].to_pylist())
+    return set(read_parquet_table(path, ["customer_id"])["customer_id"].to_pylist())
 
 
 def _check_rows(
@@ -190,7 +190,7 @@ def _stage(
     # whole microseconds: Feast's conversion to datetime drops nanoseconds
     frame[LOADED_AT] = pd.Timestamp(int(loaded_at * 1_000_000), unit="us", tz="UTC")
     if path.exists():
-        frame = pd.concat([pd.read_parquet(path), frame], ignore_index=True)
+        frame = pd.concat([read_frame(path), frame], ignore_index=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".parquet.tmp")
     frame.to_parquet(tmp, index=False)

@@ -140,6 +140,21 @@ def _vip(values: dict[str, Any]) -> bool:
     return values["tier"] == "vip" or values["churn_risk"] >= 0.7
 
 
+
+def _copy_repo(source: Path, target: Path) -> None:
+    """A copy of the module's Feast repo. Other tests' live roster readers keep its SQLite
+    files open, and a checkpoint may remove a ``-wal`` file between copytree's listing and
+    its copy: copy again then (the files are whole again once the checkpoint is done)."""
+    for attempt in range(5):
+        try:
+            shutil.copytree(source, target)
+            return
+        except shutil.Error:
+            shutil.rmtree(target, ignore_errors=True)
+            if attempt == 4:
+                raise
+            time.sleep(0.05)
+
 def test_init_materialises_a_seeded_roster_once(feast_routing) -> None:
     from feast import FeatureStore
 
@@ -333,7 +348,7 @@ def test_cases_routed_by_another_process_count_towards_load(feast_routing, tmp_p
     from features.routed_cases import SqliteLedger
 
     repo = tmp_path / "feature_repo"
-    shutil.copytree(feast_routing["home"] / "feature_repo", repo)
+    _copy_repo(feast_routing["home"] / "feature_repo", repo)
     roster = _roster(feast_routing["home"])
     agent = next(iter(roster))
     store = FeatureStore(repo_path=str(repo))
@@ -368,7 +383,7 @@ def test_roster_outage_serves_the_last_roster_then_503(feast_routing, tmp_path: 
     from features.errors import FeatureStoreUnavailable
 
     repo = tmp_path / "feature_repo"
-    shutil.copytree(feast_routing["home"] / "feature_repo", repo)
+    _copy_repo(feast_routing["home"] / "feature_repo", repo)
     now = [0.0]
     source = AgentSource(repo, max_age=1.0, max_stale=10.0, clock=lambda: now[0])
     before = source.agents()
@@ -391,7 +406,7 @@ def test_an_agent_pushed_to_feast_joins_the_roster(feast_routing, tmp_path: Path
     from features.agents import AgentSource
 
     repo = tmp_path / "feature_repo"
-    shutil.copytree(feast_routing["home"] / "feature_repo", repo)
+    _copy_repo(feast_routing["home"] / "feature_repo", repo)
     source = AgentSource(repo, max_age=0.0, shared_counts=False)
     assert "agent-new" not in {a.id for a in source.agents()}
     row = {"agent_id": "agent-new", "skills": "billing", "level": 1, "languages": "en",
@@ -414,7 +429,7 @@ def test_the_background_reader_keeps_the_roster_fresh(feast_routing, tmp_path: P
     from features.agents import AgentSource
 
     repo = tmp_path / "feature_repo"
-    shutil.copytree(feast_routing["home"] / "feature_repo", repo)
+    _copy_repo(feast_routing["home"] / "feature_repo", repo)
     roster = _roster(feast_routing["home"])
     agent = next(iter(roster))
     source = AgentSource(repo, max_age=0.1, shared_counts=False).start()
@@ -444,7 +459,7 @@ def test_a_push_of_agents_keeps_the_customer_cache(feast_routing, tmp_path: Path
     from features.feast.source import FeastFeatureSource
 
     repo = tmp_path / "feature_repo"
-    shutil.copytree(feast_routing["home"] / "feature_repo", repo)
+    _copy_repo(feast_routing["home"] / "feature_repo", repo)
     roster = _roster(feast_routing["home"])
     agent = next(iter(roster))
     source = FeastFeatureSource(repo, timeout=2.0)
